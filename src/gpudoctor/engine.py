@@ -1,0 +1,92 @@
+"""Judge facts: run every rule in dependency order and collect their findings.
+
+Rules are pure functions of facts and matrix. A rule is skipped when a fact slot it needs is
+missing or when a rule it `requires` found an error (one root cause, one error). A rule that
+raises becomes a GD002 warning instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping
+
+from gpudoctor.facts import Facts
+from gpudoctor.matrix import Matrix
+from gpudoctor.model import Finding, Report, RuleOutcome, Severity
+from gpudoctor.rules import RULES, Rule
+from gpudoctor.rules.context import RuleContext
+
+CRASH_CODE = "GD002"
+
+
+def ordered(rules: Mapping[str, Rule]) -> list[Rule]:
+    graph = {code: {r for r in rule.requires if r in rules} for code, rule in sorted(rules.items())}
+    return [rules[code] for code in graphlib.TopologicalSorter(graph).static_order()]
+
+
+def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = None) -> Report:
+    rules = RULES if rules is None else rules
+    ctx = RuleContext(facts=facts, matrix=matrix)
+    findings: list[Finding] = []
+    outcomes: dict[str, RuleOutcome] = {}
+    errors: set[str] = set()
+    for rule in ordered(rules):
+        missing = [slot for slot in rule.needs if getattr(facts, slot, None) is None]
+        blocked = [code for code in rule.requires if code in errors]
+        if missing or blocked:
+            why = (
+                f"no {', '.join(missing)} facts" if missing else f"{', '.join(blocked)} found the root cause"
+            )
+            outcomes[rule.code] = RuleOutcome(code=rule.code, state="skip", detail=why)
+            if blocked:
+                errors.add(rule.code)  # whatever depends on this rule is moot as well
+            continue
+        try:
+            verdicts = list(rule.check(ctx))
+        except Exception as exc:  # noqa: BLE001 - a rule bug becomes a GD002 finding  # a rule bug must not hide the other findings
+            outcomes[rule.code] = RuleOutcome(
+                code=rule.code, state="crash", detail=f"{type(exc).__name__}: {exc}"
+            )
+            findings.append(_crash_finding(rule, exc))
+            continue
+        for verdict in verdicts:
+            findings.append(
+                Finding(
+                    code=rule.code,
+                    severity=verdict.severity,
+                    title=rule.title,
+                    message=verdict.message,
+                    why=verdict.why,
+                    seen=verdict.seen,
+                    fixes=verdict.fixes,
+                )
+            )
+            if verdict.severity is Severity.ERROR:
+                errors.add(rule.code)
+        outcomes[rule.code] = RuleOutcome(code=rule.code, state="fail" if verdicts else "pass")
+    return Report(
+        facts=facts,
+        findings=tuple(sorted(findings, key=_finding_order)),
+        outcomes=tuple(outcomes[code] for code in sorted(outcomes)),
+        matrix_source=matrix.source,
+    )
+
+
+def _finding_order(finding: Finding) -> tuple[int, str]:
+    return (finding.severity.rank, finding.code)
+
+
+def _crash_finding(rule: Rule, exc: Exception) -> Finding:
+    return Finding(
+        code=CRASH_CODE,
+        severity=Severity.WARNING,
+        title="Every gpudoctor check runs to completion",
+        message=f"The check {rule.code} ({rule.title}) failed with {type(exc).__name__}: {exc}",
+        why="That check could not judge this machine, so a problem it looks for may go unreported.",
+        seen=(f"rule {rule.code} raised {type(exc).__name__}",),
+        fixes=(),
+    )
+
+
+def codes(findings: Iterable[Finding]) -> list[str]:
+    return [f.code for f in findings]

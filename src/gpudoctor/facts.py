@@ -1,0 +1,284 @@
+"""Typed facts gathered by the probes.
+
+Facts are plain frozen data: probes fill them, rules read them, renderers show them, and
+`gpudoctor check --save-facts` / `--facts` round-trip them through JSON (see `serde.py`).
+Every field has a default so that a saved or hand-written partial facts file loads.
+A probe slot on `Facts` is `None` when that probe did not run or failed; `Facts.probes`
+says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+SCHEMA_VERSION = 1
+
+ProbeState = Literal["ok", "unavailable", "error", "timeout", "crash", "skipped"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeStatus:
+    """How one probe went: `ok`, or why its facts are missing or partial."""
+
+    name: str
+    state: ProbeState = "ok"
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetFacts:
+    """The Python interpreter whose environment is diagnosed, and how it was chosen."""
+
+    python: str = ""
+    selected_by: Literal["--python", "VIRTUAL_ENV", "CONDA_PREFIX", "PATH", "self", "facts-file"] = "self"
+    cwd: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformFacts:
+    system: str = ""  # platform.system(): "Linux", "Windows", "Darwin"
+    release: str = ""  # kernel release / Windows release
+    version: str = ""
+    machine: str = ""  # "x86_64", "AMD64", "arm64", "aarch64"
+    distro: str | None = None  # Linux PRETTY_NAME
+    windows_build: int | None = None  # e.g. 19045; also filled inside WSL from the host when known
+    wsl: int = 0  # 0 = not WSL, 1 = WSL1, 2 = WSL2
+    container: str | None = None  # "docker", "podman", "kubernetes", "lxc", "container"
+    secure_boot: bool | None = None
+    nouveau_loaded: bool | None = None
+    nvidia_module_loaded: bool | None = None
+    device_nodes: tuple[str, ...] = ()  # /dev/nvidia*, /dev/dxg
+    wsl_lib_dir: str | None = None  # /usr/lib/wsl/lib when present
+    wsl_libs: tuple[str, ...] = ()  # file names in wsl_lib_dir (libcuda.so.1, libnvidia-ml.so.1, ...)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuFacts:
+    index: int = 0
+    name: str = ""
+    compute_capability: str | None = None  # "8.6"
+    memory_mib: int | None = None
+    pci_bus_id: str | None = None
+
+
+NvmlState = Literal[
+    "ok",
+    "library_not_found",
+    "driver_not_loaded",
+    "lib_rm_version_mismatch",
+    "no_permission",
+    "gpu_lost",
+    "not_supported",
+    "unknown_error",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverFacts:
+    """The NVIDIA driver as NVML (or, failing that, `nvidia-smi`) reports it."""
+
+    nvml_state: NvmlState = "library_not_found"
+    nvml_message: str = ""
+    source: Literal["nvml", "nvidia-smi"] | None = None
+    driver_version: str | None = None  # "535.104.05"
+    cuda_driver_version: str | None = None  # highest CUDA the driver supports, "12.2"
+    gpus: tuple[GpuFacts, ...] = ()
+    kernel_module_version: str | None = None  # from /proc/driver/nvidia/version
+    nvidia_smi: str | None = None  # path of nvidia-smi, if found
+    nvidia_smi_error: str | None = None  # its error output when it failed
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaInstall:
+    path: str = ""
+    version: str | None = None  # "12.2.140" from version.json, "12.2" from nvcc
+    found_via: tuple[str, ...] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "standard-location", "conda"
+    nvcc: str | None = None  # path of its nvcc
+    nvcc_version: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolkitFacts:
+    installs: tuple[CudaInstall, ...] = ()
+    nvcc_on_path: str | None = None
+    nvcc_version: str | None = None  # of the nvcc first on PATH
+    nvcc_error: str | None = None  # nvcc found but unusable / unparseable
+    cuda_home: str | None = None  # CUDA_HOME, else CUDA_PATH
+    active: str | None = (
+        None  # the install a build would use (nvcc on PATH, else CUDA_HOME, else /usr/local/cuda)
+    )
+
+
+LibraryKind = Literal[
+    "cudart", "cudnn", "cublas", "cufft", "cusolver", "cusparse", "nccl", "nvrtc", "libcuda", "nvml", "other"
+]
+LibraryLocation = Literal[
+    "system", "ld_library_path", "conda", "pip-wheel", "cuda-toolkit", "wsl", "path", "framework", "other"
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibraryFile:
+    """One copy of a CUDA library on disk, or the one the dynamic loader resolves."""
+
+    kind: LibraryKind = "other"
+    name: str = ""  # file name as found, e.g. "libcudart.so.12", "cudnn64_8.dll"
+    path: str = ""
+    location: LibraryLocation = "other"
+    version: str | None = None  # "12.2.140" / "8.9.7"
+    version_source: Literal["call", "header", "file-name", "package"] | None = None
+    loader_default: bool = False  # what a plain dlopen(name) / LoadLibrary(name) gets in the target env
+    load_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibrariesFacts:
+    files: tuple[LibraryFile, ...] = ()
+    ld_library_path: tuple[str, ...] = ()
+    search_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentFacts:
+    """Environment variables that change which GPU, library or interpreter is used."""
+
+    variables: dict[str, str] = field(default_factory=dict)  # only those that are set
+
+
+@dataclass(frozen=True, kw_only=True)
+class CondaPackage:
+    name: str = ""
+    version: str = ""
+    build: str = ""
+    channel: str = ""  # "conda-forge", "pytorch", "nvidia", "pypi", "defaults", ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CondaFacts:
+    prefix: str | None = None
+    env_name: str | None = None
+    is_target: bool = False  # the target interpreter lives in this prefix
+    source: Literal["conda-meta", "conda list"] | None = None
+    packages: tuple[CondaPackage, ...] = ()
+    unreadable: tuple[str, ...] = ()  # conda-meta files that could not be parsed
+    activate_scripts: tuple[str, ...] = ()  # etc/conda/activate.d/* file names
+    activate_sets_library_path: bool = False  # an activate.d script adds $CONDA_PREFIX/lib to LD_LIBRARY_PATH
+    conda_exe: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Distribution:
+    name: str = ""  # canonical (PEP 503) name
+    version: str = ""
+    requires: tuple[str, ...] = ()  # Requires-Dist lines, verbatim
+    installer: str | None = None  # INSTALLER file: "pip", "conda", "uv"
+    location: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonFacts:
+    """The target interpreter and the packages gpudoctor cares about in it."""
+
+    executable: str = ""
+    version: str = ""  # "3.11.7"
+    implementation: str = "CPython"
+    prefix: str = ""
+    base_prefix: str = ""
+    is_venv: bool = False
+    origin: Literal["microsoft-store", "conda", "venv", "system", "pyenv", "other"] = "other"
+    bits: int = 64
+    site_packages: tuple[str, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+    shadowing: tuple[str, ...] = ()  # e.g. "tensorflow.py" in the working directory
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedLibrary:
+    path: str = ""
+    kind: LibraryKind = "other"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFlowFacts:
+    installed: bool = False
+    imported: bool = False
+    import_error: str | None = None
+    version: str | None = None
+    module_path: str | None = None
+    is_cuda_build: bool | None = None
+    is_rocm_build: bool | None = None
+    build_cuda_version: str | None = None
+    build_cudnn_version: str | None = None
+    build_compute_capabilities: tuple[str, ...] = ()  # "sm_60", "compute_90"
+    gpus: tuple[str, ...] = ()  # "/physical_device:GPU:0"
+    log_lines: tuple[str, ...] = ()
+    missing_libraries: tuple[str, ...] = ()  # names TF failed to dlopen
+    loaded_libraries: tuple[LoadedLibrary, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchDevice:
+    index: int = 0
+    name: str = ""
+    capability: str | None = None  # "8.6"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchFacts:
+    installed: bool = False
+    imported: bool = False
+    import_error: str | None = None
+    version: str | None = None  # torch.__version__, e.g. "2.5.1+cu124"
+    module_path: str | None = None
+    cuda_version: str | None = None  # torch.version.cuda
+    hip_version: str | None = None
+    cudnn_version: int | None = None  # torch.backends.cudnn.version()
+    cuda_available: bool | None = None
+    device_count: int | None = None
+    devices: tuple[TorchDevice, ...] = ()
+    arch_list: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    conda_build: str | None = None  # build string when conda installed it
+    conda_channel: str | None = None
+    loaded_libraries: tuple[LoadedLibrary, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxFacts:
+    installed: bool = False
+    imported: bool = False
+    import_error: str | None = None
+    jax_version: str | None = None
+    jaxlib_version: str | None = None
+    module_path: str | None = None
+    plugins: dict[str, str] = field(default_factory=dict)  # distribution name -> version
+    devices: tuple[str, ...] = ()  # "cuda:0", "cpu:0"
+    default_backend: str | None = None
+    backend_error: str | None = None
+    warnings: tuple[str, ...] = ()
+    loaded_libraries: tuple[LoadedLibrary, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """Everything one `gpudoctor check` learned about one machine."""
+
+    schema_version: int = SCHEMA_VERSION
+    gpudoctor_version: str = ""
+    target: TargetFacts = field(default_factory=TargetFacts)
+    platform: PlatformFacts | None = None
+    driver: DriverFacts | None = None
+    toolkit: ToolkitFacts | None = None
+    libraries: LibrariesFacts | None = None
+    environment: EnvironmentFacts | None = None
+    conda: CondaFacts | None = None
+    python: PythonFacts | None = None
+    tensorflow: TensorFlowFacts | None = None
+    torch: TorchFacts | None = None
+    jax: JaxFacts | None = None
+    probes: tuple[ProbeStatus, ...] = ()
+
+    def status(self, name: str) -> ProbeStatus | None:
+        return next((p for p in self.probes if p.name == name), None)

@@ -1,0 +1,99 @@
+"""What rules produce and renderers show: findings with fixes, and the report around them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+from gpudoctor.facts import Facts
+
+
+class Severity(str, Enum):
+    ERROR = "error"  # the GPU will not be used, or the framework will fail
+    WARNING = "warning"  # works today but is fragile, slow or about to break
+    INFO = "info"  # context worth knowing; shown with -v and in JSON
+
+    @property
+    def rank(self) -> int:
+        return {"error": 0, "warning": 1, "info": 2}[self.value]
+
+
+Shell = Literal["bash", "powershell", "cmd"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fix:
+    """One way out: a sentence, and the exact commands for this machine (never run by gpudoctor)."""
+
+    summary: str
+    commands: tuple[str, ...] = ()
+    shell: Shell = "bash"
+    needs_admin: bool = False
+    needs_reboot: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One root cause, as a rule saw it on this machine."""
+
+    code: str
+    severity: Severity
+    title: str  # the rule's title: the healthy state, e.g. "NVIDIA driver is loaded"
+    message: str  # one specific sentence built from the facts
+    why: str = ""  # why it matters
+    seen: tuple[str, ...] = ()  # the facts that led here, one per line
+    fixes: tuple[Fix, ...] = ()
+
+    @property
+    def fix_commands(self) -> tuple[str, ...]:
+        """Every fix's commands in order, with admin/reboot notes as trailing comments."""
+        lines: list[str] = []
+        for fix in self.fixes:
+            note = [
+                n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on
+            ]
+            for i, command in enumerate(fix.commands):
+                suffix = f"  # {', '.join(note)}" if note and i == len(fix.commands) - 1 else ""
+                lines.append(command + suffix)
+        return tuple(lines)
+
+
+RuleState = Literal["pass", "fail", "skip", "crash"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleOutcome:
+    code: str
+    state: RuleState
+    detail: str = ""  # skip reason or crash text
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    facts: Facts
+    findings: tuple[Finding, ...] = ()
+    outcomes: tuple[RuleOutcome, ...] = ()
+    matrix_source: str = ""
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    @property
+    def has_usable_gpu(self) -> bool:
+        driver = self.facts.driver
+        return driver is not None and driver.nvml_state == "ok" and bool(driver.gpus)
+
+    def outcome(self, code: str) -> RuleOutcome | None:
+        return next((o for o in self.outcomes if o.code == code), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """What a rule yields; the engine stamps the rule's code and title on it to make a Finding."""
+
+    severity: Severity
+    message: str
+    why: str = ""
+    seen: tuple[str, ...] = ()
+    fixes: tuple[Fix, ...] = field(default_factory=tuple)

@@ -1,0 +1,62 @@
+"""What every probe is: a name, a collect function that returns facts, and a describe function.
+
+A probe gathers facts and never judges them. It may run programs only through `ctx.runner`
+and read the user's environment only through `ctx.env`, so tests can fake both.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from gpudoctor.facts import TargetFacts
+from gpudoctor.runner import Runner
+
+F = TypeVar("F")
+
+Mark = Literal["ok", "warn", "fail", "none"]
+
+
+class ProbeUnavailable(Exception):
+    """Raised by a probe whose source is absent here (no conda, not Linux); the text says why."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeContext:
+    runner: Runner
+    env: Mapping[str, str]
+    target: TargetFacts
+    child_timeout: float = 60.0  # seconds for one child process of the target interpreter
+    nvml: Any = None  # an NVML module stand-in for tests; None means the real pynvml
+    root: str = "/"  # where /proc, /sys, /dev, /etc, /usr are read from; tests point it at a fake tree
+    system: str | None = None  # platform.system() override for tests ("Linux", "Windows", "Darwin")
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def path(self, absolute: str) -> Path:
+        """An absolute system path, under the (possibly fake) root."""
+        return Path(self.root) / absolute.lstrip("/")
+
+    @property
+    def os_name(self) -> str:
+        return self.system or platform.system()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Description:
+    """How a probe's facts read on one line of the report, with optional detail lines for -v."""
+
+    mark: Mark
+    summary: str
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe(Generic[F]):
+    name: str  # the attribute of `Facts` this probe fills
+    title: str  # shown in the report's left column
+    collect: Callable[[ProbeContext], F]
+    describe: Callable[[F], Description]
+    timeout: float = 10.0  # wall-clock limit for the whole probe

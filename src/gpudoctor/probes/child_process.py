@@ -1,0 +1,70 @@
+"""Run a small stdlib-only script from `probes/child/` inside the target interpreter.
+
+The script prints one line `@@GPUDOCTOR@@ {json}` on stdout; anything else it prints (framework
+logs, warnings) stays in `stdout`/`stderr` for the probe to read. The working directory is the
+user's, so a `tensorflow.py` there shadows the package exactly as it does for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from gpudoctor.probes.base import ProbeContext
+from gpudoctor.runner import CommandResult
+
+MARKER = "@@GPUDOCTOR@@ "
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildRun:
+    result: CommandResult
+    data: dict[str, Any] | None  # the script's JSON, None when it did not get that far
+    problem: str | None  # why `data` is missing: timeout, crash, garbage output
+
+    @property
+    def log_lines(self) -> tuple[str, ...]:
+        lines = [ln for ln in self.result.stderr.splitlines() if ln.strip()]
+        lines += [ln for ln in self.result.stdout.splitlines() if ln.strip() and not ln.startswith(MARKER)]
+        return tuple(lines)
+
+
+def script_source(name: str) -> str:
+    return resources.files("gpudoctor.probes.child").joinpath(f"{name}.py").read_text(encoding="utf-8")
+
+
+def run_child(
+    ctx: ProbeContext,
+    script: str,
+    *,
+    args: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> ChildRun:
+    env = dict(ctx.env)
+    env.update(extra_env or {})
+    env["PYTHONIOENCODING"] = "utf-8"
+    argv = (ctx.target.python, "-c", script_source(script), *args)
+    result = ctx.runner.run(argv, timeout=timeout or ctx.child_timeout, env=env, cwd=ctx.target.cwd or None)
+    data = parse_marker(result.stdout)
+    if data is not None:
+        return ChildRun(result=result, data=data, problem=None)
+    if result.error or result.signal_name or result.returncode != 0:
+        problem = result.describe_failure()
+    else:
+        problem = "the probe script printed no result (unexpected output from the target interpreter)"
+    return ChildRun(result=result, data=None, problem=problem.replace(ctx.target.python, "python", 1))
+
+
+def parse_marker(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARKER):
+            try:
+                value = json.loads(line[len(MARKER) :])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None

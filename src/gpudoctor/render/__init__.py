@@ -1,0 +1,1 @@
+"""Renderers turn a Report into text or JSON; they never judge and never probe."""

@@ -1,0 +1,55 @@
+"""The `--json` document: schema_version, the facts, and the findings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gpudoctor import __version__
+from gpudoctor.facts import SCHEMA_VERSION, Facts
+from gpudoctor.model import Finding, Report, Severity
+from gpudoctor.redact import redact
+from gpudoctor.serde import to_data
+
+
+def finding_data(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "severity": finding.severity.value,
+        "title": finding.title,
+        "message": finding.message,
+        "why": finding.why,
+        "seen": list(finding.seen),
+        "fix": list(finding.fix_commands),
+        "fixes": [to_data(f) for f in finding.fixes],
+        "explain": f"gpudoctor explain {finding.code}",
+    }
+
+
+def report_data(report: Report) -> dict[str, Any]:
+    data: dict[str, Any] = redact(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "gpudoctor_version": __version__,
+            "summary": {
+                "errors": report.count(Severity.ERROR),
+                "warnings": report.count(Severity.WARNING),
+                "info": report.count(Severity.INFO),
+                "usable_gpu": report.has_usable_gpu,
+                "checks": len(report.outcomes),
+            },
+            "matrix": report.matrix_source,
+            "findings": [finding_data(f) for f in report.findings],
+            "checks": [to_data(o) for o in report.outcomes],
+            "facts": to_data(report.facts),
+        }
+    )
+    return data
+
+
+def dumps_report(report: Report) -> str:
+    return json.dumps(report_data(report), indent=2, ensure_ascii=False)
+
+
+def dumps_facts(facts: Facts) -> str:
+    return json.dumps(redact(to_data(facts)), indent=2, ensure_ascii=False)

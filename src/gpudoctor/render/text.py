@@ -1,0 +1,150 @@
+"""The terminal report: one line per probe, then the findings with their fixes, then a summary.
+
+Colour and glyphs only where rich says the terminal takes them; piped output and NO_COLOR get
+plain text that pastes cleanly into a bug report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from gpudoctor import __version__
+from gpudoctor.facts import ProbeStatus
+from gpudoctor.model import Finding, Report, Severity
+from gpudoctor.probes import PROBES
+from gpudoctor.probes.base import Description, Mark
+from gpudoctor.redact import redact
+
+MARKS: dict[Mark, tuple[str, str, str]] = {
+    "ok": ("✓", "[ok]", "green"),
+    "warn": ("!", "[! ]", "yellow"),
+    "fail": ("✗", "[x]", "red"),
+    "none": ("·", "[-]", "dim"),
+}
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "cyan"}
+SEVERITY_MARK: dict[Severity, Mark] = {
+    Severity.ERROR: "fail",
+    Severity.WARNING: "warn",
+    Severity.INFO: "none",
+}
+
+
+def _mark(mark: Mark, console: Console) -> Text:
+    glyph, ascii_glyph, style = MARKS[mark]
+    fancy = console.is_terminal and (console.encoding or "").lower().startswith("utf")
+    return Text(glyph if fancy else ascii_glyph, style=style)
+
+
+def describe_probe(name: str, value: Any, status: ProbeStatus | None) -> Description:
+    probe = next((p for p in PROBES if p.name == name), None)
+    if status is not None and status.state != "ok":
+        mark: Mark = "none" if status.state in ("unavailable", "skipped") else "fail"
+        return Description(mark=mark, summary=f"{status.state}: {status.detail}".rstrip(": "))
+    if value is None or probe is None:
+        return Description(mark="none", summary="not collected")
+    try:
+        return probe.describe(value)
+    except Exception as exc:  # noqa: BLE001 - a describe bug must not cost the report  # a describe bug must not cost the user the report
+        return Description(mark="warn", summary=f"(could not summarise: {type(exc).__name__}: {exc})")
+
+
+def probe_table(report: Report, console: Console, verbose: bool) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    titles = {p.name: p.title for p in PROBES}
+    for status in report.facts.probes:
+        value = getattr(report.facts, status.name, None)
+        desc = describe_probe(status.name, value, status)
+        table.add_row(
+            _mark(desc.mark, console), titles.get(status.name, status.name), escape(redact(desc.summary))
+        )
+        if verbose:
+            for line in desc.details:
+                table.add_row("", "", Text(redact(line), style="dim"))
+            if status.seconds:
+                table.add_row("", "", Text(f"({status.seconds:.2f} s)", style="dim"))
+    return table
+
+
+def finding_block(finding: Finding, console: Console) -> RenderableType:
+    head = Text.assemble(
+        _mark(SEVERITY_MARK[finding.severity], console),
+        " ",
+        (finding.code, "bold"),
+        " ",
+        (finding.severity.value, SEVERITY_STYLE[finding.severity]),
+        "  ",
+        (redact(finding.message), ""),
+    )
+    parts: list[RenderableType] = [head]
+    body: list[RenderableType] = []
+    for line in finding.seen:
+        body.append(Text.assemble(("seen: ", "dim"), redact(line)))
+    if finding.why:
+        body.append(Text.assemble(("why:  ", "dim"), redact(finding.why)))
+    for fix in finding.fixes:
+        notes = [n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on]
+        label = f"fix:  {redact(fix.summary)}" + (f" ({', '.join(notes)})" if notes else "")
+        body.append(Text(label, style="green"))
+        prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
+        for command in fix.commands:
+            body.append(Text("      " + prompt + redact(command), style="bold"))
+    body.append(Text(f"more: gpudoctor explain {finding.code}", style="dim"))
+    parts.append(Padding(Group(*body), (0, 0, 0, 4)))
+    return Group(*parts)
+
+
+def summary_line(report: Report) -> Text:
+    errors, warnings, infos = (report.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
+    checks = sum(1 for o in report.outcomes if o.state in ("pass", "fail"))
+    if errors:
+        head = Text(f"{errors} error{'s' * (errors != 1)}", style="bold red")
+    else:
+        head = Text("No errors", style="bold green")
+    tail = (
+        f", {warnings} warning{'s' * (warnings != 1)}, {infos} note{'s' * (infos != 1)} · {checks} checks ran"
+    )
+    verdict = ""
+    if not errors:
+        verdict = " · a usable NVIDIA GPU was found" if report.has_usable_gpu else " · no usable NVIDIA GPU"
+    return Text.assemble(head, tail, verdict)
+
+
+def render_report(report: Report, console: Console, *, verbose: bool = False) -> None:
+    target = report.facts.target
+    python = report.facts.python
+    version = f" {python.version}" if python and python.version else ""
+    console.print(
+        Text.assemble(
+            (f"gpudoctor {__version__}", "bold"),
+            " · target Python",
+            version,
+            ": ",
+            redact(target.python or "?"),
+            (f" (from {target.selected_by})", "dim"),
+        )
+    )
+    console.print()
+    console.print(probe_table(report, console, verbose))
+    shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
+    hidden = len(report.findings) - len(shown)
+    if shown:
+        console.print()
+        for finding in shown:
+            console.print(finding_block(finding, console))
+            console.print()
+    else:
+        console.print()
+    console.print(summary_line(report))
+    if hidden:
+        console.print(
+            Text(f"{hidden} note{'s' * (hidden != 1)} hidden; run with -v to see them", style="dim")
+        )
