@@ -1,13 +1,26 @@
 """All rules. A new rule goes into the family module for its code range; nothing else to register.
 
-GD0xx gpudoctor itself (probes that failed) · GD1xx driver and GPU · GD2xx CUDA toolkit and
-libraries · GD3xx environment · GD4xx TensorFlow · GD5xx platform (Windows, WSL, macOS,
-containers) · GD6xx PyTorch · GD7xx JAX
+GD0xx gpudoctor itself · GD10x driver and GPU · GD11x driver vs the CUDA a framework needs ·
+GD2xx CUDA toolkit and libraries · GD3xx environment variables · GD40x TensorFlow installation ·
+GD41x–GD42x TensorFlow builds vs this machine · GD50x platform (macOS, containers, WSL) ·
+GD51x native Windows · GD6xx PyTorch · GD7xx JAX
 """
 
 from __future__ import annotations
 
-from gpudoctor.rules import gpudoctor as _gpudoctor  # noqa: F401
+from gpudoctor.rules import (  # noqa: F401 - importing a family module registers its rules
+    cuda,
+    driver,
+    driver_cuda,
+    environment,
+    gpudoctor,
+    jax,
+    platform,
+    tensorflow,
+    tensorflow_builds,
+    torch,
+    windows,
+)
 from gpudoctor.rules.registry import RULES, Rule, rule
 
 __all__ = ["RULES", "Rule", "rule"]

@@ -1,0 +1,3 @@
+"""Rules for this family (being built)."""
+
+from __future__ import annotations
