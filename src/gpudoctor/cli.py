@@ -61,7 +61,9 @@ def _root(
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal  # piped output keeps whole lines for pasting
+    return console
 
 
 def _load_matrix(path: Path | None) -> Matrix:
@@ -261,12 +263,13 @@ def explain(
     console.print(f"[bold]{page.code}: {page.title}[/bold]")
     console.print()
     if facts_file is not None:
-        from gpudoctor.render.text import finding_block
+        from gpudoctor.render.text import finding_lines
 
         if machine_findings:
             console.print("[bold]On this machine[/bold]")
             for finding in machine_findings:
-                console.print(finding_block(finding, console))
+                for line in finding_lines(finding, console):
+                    console.print(line)
         else:
             console.print(f"[green]On this machine: {page.code} found nothing wrong.[/green]")
         console.print()

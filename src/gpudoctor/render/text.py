@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
-from rich.markup import escape
-from rich.padding import Padding
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from gpudoctor import __version__
@@ -23,9 +20,9 @@ from gpudoctor.redact import redact
 
 MARKS: dict[Mark, tuple[str, str, str]] = {
     "ok": ("✓", "[ok]", "green"),
-    "warn": ("!", "[! ]", "yellow"),
-    "fail": ("✗", "[x]", "red"),
-    "none": ("·", "[-]", "dim"),
+    "warn": ("!", "[!!]", "yellow"),
+    "fail": ("✗", "[XX]", "red"),
+    "none": ("·", "[--]", "dim"),
 }
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "bold yellow", Severity.INFO: "cyan"}
 SEVERITY_MARK: dict[Severity, Mark] = {
@@ -54,52 +51,52 @@ def describe_probe(name: str, value: Any, status: ProbeStatus | None) -> Descrip
         return Description(mark="warn", summary=f"(could not summarise: {type(exc).__name__}: {exc})")
 
 
-def probe_table(report: Report, console: Console, verbose: bool) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True, style="bold")
-    table.add_column(overflow="fold")
+def probe_lines(report: Report, console: Console, verbose: bool) -> list[Text]:
     titles = {p.name: p.title for p in PROBES}
+    width = max((len(titles.get(s.name, s.name)) for s in report.facts.probes), default=0)
+    lines: list[Text] = []
     for status in report.facts.probes:
         value = getattr(report.facts, status.name, None)
         desc = describe_probe(status.name, value, status)
-        table.add_row(
-            _mark(desc.mark, console), titles.get(status.name, status.name), escape(redact(desc.summary))
-        )
+        title = titles.get(status.name, status.name).ljust(width)
+        line = Text.assemble(_mark(desc.mark, console), " ", (title, "bold"), "  ", redact(desc.summary))
+        line.rstrip()
+        lines.append(line)
         if verbose:
+            indent = " " * (width + 6)
             for line in desc.details:
-                table.add_row("", "", Text(redact(line), style="dim"))
+                lines.append(Text(indent + redact(line), style="dim"))
             if status.seconds:
-                table.add_row("", "", Text(f"({status.seconds:.2f} s)", style="dim"))
-    return table
+                lines.append(Text(f"{indent}({status.seconds:.2f} s)", style="dim"))
+    return lines
 
 
-def finding_block(finding: Finding, console: Console) -> RenderableType:
-    head = Text.assemble(
-        _mark(SEVERITY_MARK[finding.severity], console),
-        " ",
-        (finding.code, "bold"),
-        " ",
-        (finding.severity.value, SEVERITY_STYLE[finding.severity]),
-        "  ",
-        (redact(finding.message), ""),
-    )
-    parts: list[RenderableType] = [head]
-    body: list[RenderableType] = []
-    for line in finding.seen:
-        body.append(Text.assemble(("seen: ", "dim"), redact(line)))
+def finding_lines(finding: Finding, console: Console) -> list[Text]:
+    lines = [
+        Text.assemble(
+            _mark(SEVERITY_MARK[finding.severity], console),
+            " ",
+            (finding.code, "bold"),
+            " ",
+            (finding.severity.value, SEVERITY_STYLE[finding.severity]),
+            "  ",
+            redact(finding.message),
+        )
+    ]
+    pad = "    "
+    for seen in finding.seen:
+        lines.append(Text.assemble(pad, ("seen: ", "dim"), redact(seen)))
     if finding.why:
-        body.append(Text.assemble(("why:  ", "dim"), redact(finding.why)))
+        lines.append(Text.assemble(pad, ("why:  ", "dim"), redact(finding.why)))
     for fix in finding.fixes:
         notes = [n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on]
         label = f"fix:  {redact(fix.summary)}" + (f" ({', '.join(notes)})" if notes else "")
-        body.append(Text(label, style="green"))
+        lines.append(Text(pad + label, style="green"))
         prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
         for command in fix.commands:
-            body.append(Text("      " + prompt + redact(command), style="bold"))
-    body.append(Text(f"more: gpudoctor explain {finding.code}", style="dim"))
-    parts.append(Padding(Group(*body), (0, 0, 0, 4)))
-    return Group(*parts)
+            lines.append(Text(pad + "      " + prompt + redact(command), style="bold"))
+    lines.append(Text(f"{pad}more: gpudoctor explain {finding.code}", style="dim"))
+    return lines
 
 
 def summary_line(report: Report) -> Text:
@@ -133,13 +130,15 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
         )
     )
     console.print()
-    console.print(probe_table(report, console, verbose))
+    for line in probe_lines(report, console, verbose):
+        console.print(line)
     shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
     hidden = len(report.findings) - len(shown)
     if shown:
         console.print()
         for finding in shown:
-            console.print(finding_block(finding, console))
+            for line in finding_lines(finding, console):
+                console.print(line)
             console.print()
     else:
         console.print()

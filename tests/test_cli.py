@@ -1,0 +1,191 @@
+"""The real CLI, as a user runs it: exit codes, JSON schema, saved facts, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpudoctor.facts import DriverFacts, Facts, GpuFacts, PlatformFacts, ProbeStatus
+from gpudoctor.serde import to_data
+
+
+def gpudoctor(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **(env or {})}
+    full_env.pop("GPUDOCTOR_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "gpudoctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=full_env,
+        check=False,
+    )
+
+
+def write_facts(path: Path, facts: Facts) -> Path:
+    path.write_text(json.dumps(to_data(facts)), encoding="utf-8")
+    return path
+
+
+HEALTHY = Facts(
+    platform=PlatformFacts(system="Linux", machine="x86_64", distro="Ubuntu 22.04.4 LTS"),
+    driver=DriverFacts(
+        nvml_state="ok",
+        source="nvml",
+        driver_version="550.54.14",
+        cuda_driver_version="12.4",
+        gpus=(GpuFacts(index=0, name="NVIDIA GeForce RTX 3090", compute_capability="8.6", memory_mib=24576),),
+    ),
+    probes=(ProbeStatus(name="platform"), ProbeStatus(name="driver")),
+)
+NO_DRIVER = Facts(
+    platform=PlatformFacts(system="Linux", machine="x86_64", distro="Debian GNU/Linux 12 (bookworm)"),
+    driver=DriverFacts(nvml_state="library_not_found", nvml_message="NVML Shared Library Not Found"),
+    probes=(
+        ProbeStatus(name="platform"),
+        ProbeStatus(name="driver"),
+        ProbeStatus(name="toolkit", state="timeout", detail="no answer within 10 s"),
+    ),
+)
+
+
+def test_help_lists_the_commands() -> None:
+    result = gpudoctor("--help")
+    assert result.returncode == 0
+    for word in ("check", "explain", "matrix"):
+        assert word in result.stdout
+
+
+def test_version() -> None:
+    result = gpudoctor("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("gpudoctor ")
+
+
+def test_check_on_this_machine_never_tracebacks(tmp_path: Path) -> None:
+    result = gpudoctor("check", "--timeout", "60", cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "target Python" in result.stdout
+    assert "error" in result.stdout.lower() or "No errors" in result.stdout
+
+
+def test_json_document_schema(tmp_path: Path) -> None:
+    result = gpudoctor("check", "--json", "--facts", str(write_facts(tmp_path / "f.json", NO_DRIVER)))
+    document: dict[str, Any] = json.loads(result.stdout)
+    assert document["schema_version"] == 1
+    assert set(document) >= {"schema_version", "gpudoctor_version", "summary", "findings", "facts", "checks"}
+    for finding in document["findings"]:
+        assert set(finding) >= {"code", "severity", "title", "message", "fix"}
+        assert finding["severity"] in ("error", "warning", "info")
+        assert isinstance(finding["fix"], list)
+    assert document["summary"]["usable_gpu"] is False
+    assert any(f["code"] == "GD001" and "toolkit" in f["message"] for f in document["findings"])
+
+
+def test_save_facts_then_replay(tmp_path: Path) -> None:
+    saved = tmp_path / "saved.json"
+    first = gpudoctor("check", "--json", "--save-facts", str(saved), cwd=tmp_path)
+    assert saved.exists(), first.stderr
+    replay = gpudoctor("check", "--json", "--facts", str(saved))
+    assert replay.returncode == first.returncode
+    codes = lambda out: [f["code"] for f in json.loads(out)["findings"]]
+    assert codes(replay.stdout) == codes(first.stdout)
+
+
+def test_whole_json_report_is_accepted_as_facts(tmp_path: Path) -> None:
+    report = gpudoctor("check", "--json", "--facts", str(write_facts(tmp_path / "f.json", HEALTHY)))
+    (tmp_path / "report.json").write_text(report.stdout, encoding="utf-8")
+    again = gpudoctor("check", "--json", "--facts", str(tmp_path / "report.json"))
+    assert again.returncode == report.returncode
+    assert json.loads(again.stdout)["facts"] == json.loads(report.stdout)["facts"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"driver": {"gpus": 7}}', "$.driver.gpus"),
+        ("[1, 2]", "does not look like gpudoctor facts"),
+    ],
+)
+def test_bad_facts_file_is_a_usage_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content, encoding="utf-8")
+    result = gpudoctor("check", "--facts", str(path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_facts_file(tmp_path: Path) -> None:
+    result = gpudoctor("check", "--facts", str(tmp_path / "nope.json"))
+    assert result.returncode == 2
+    assert "cannot read facts file" in result.stderr
+
+
+def test_unknown_option_is_usage_error() -> None:
+    assert gpudoctor("check", "--frobnicate").returncode == 2
+
+
+def test_require_gpu_and_fail_on(tmp_path: Path) -> None:
+    healthy = str(write_facts(tmp_path / "healthy.json", HEALTHY))
+    no_driver = str(write_facts(tmp_path / "none.json", NO_DRIVER))
+    assert gpudoctor("check", "--facts", healthy, "--require-gpu").returncode == 0
+    result = gpudoctor("check", "--facts", no_driver, "--require-gpu")
+    assert result.returncode == 1
+    assert "no usable NVIDIA GPU" in result.stdout
+
+
+def test_fail_on_warning(tmp_path: Path) -> None:
+    only_warning = Facts(probes=(ProbeStatus(name="toolkit", state="crash", detail="ValueError: x"),))
+    path = str(write_facts(tmp_path / "w.json", only_warning))
+    assert gpudoctor("check", "--facts", path).returncode == 0
+    assert gpudoctor("check", "--facts", path, "--fail-on", "warning").returncode == 1
+
+
+def test_piped_output_is_plain(tmp_path: Path) -> None:
+    result = gpudoctor("check", "--facts", str(write_facts(tmp_path / "f.json", NO_DRIVER)))
+    assert "\x1b[" not in result.stdout
+    assert all(line == line.rstrip() for line in result.stdout.splitlines())
+
+
+def test_python_option_rejects_missing_interpreter(tmp_path: Path) -> None:
+    result = gpudoctor("check", "--python", str(tmp_path / "no-python"))
+    assert result.returncode == 2
+    assert "no such interpreter" in result.stderr
+
+
+def test_explain_list_and_page() -> None:
+    listing = gpudoctor("explain")
+    assert listing.returncode == 0
+    assert "GD001" in listing.stdout
+    page = gpudoctor("explain", "gd001")
+    assert page.returncode == 0
+    assert "What it means" in page.stdout
+    assert gpudoctor("explain", "1").returncode == 0
+
+
+def test_explain_unknown_code_suggests() -> None:
+    result = gpudoctor("explain", "GD00")
+    assert result.returncode == 2
+    assert "not a gpudoctor code" in result.stderr
+
+
+def test_explain_json_with_facts(tmp_path: Path) -> None:
+    path = str(write_facts(tmp_path / "f.json", NO_DRIVER))
+    result = gpudoctor("explain", "GD001", "--json", "--facts", path)
+    document = json.loads(result.stdout)
+    assert document["code"] == "GD001"
+    assert document["sections"]["How to fix"]
+    assert [f["code"] for f in document["on_this_machine"]] == ["GD001"]
+    assert "toolkit" in document["on_this_machine"][0]["message"]

@@ -1,0 +1,66 @@
+"""The command seam: timeouts kill the whole process group; failures come back as data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gpudoctor.runner import SubprocessRunner, which
+from tests.conftest import write_executable
+
+
+def test_ok_output(bin_dir: Path) -> None:
+    exe = write_executable(bin_dir, "tool", stdout="hello\n", stderr="warn\n")
+    result = SubprocessRunner().run([str(exe)], timeout=5)
+    assert result.ok
+    assert result.stdout == "hello\n"
+    assert result.stderr == "warn\n"
+
+
+def test_not_found() -> None:
+    result = SubprocessRunner().run(["/nonexistent/tool"], timeout=5)
+    assert result.error == "not-found"
+    assert not result.ok
+    assert result.describe_failure() == "tool not found"
+
+
+def test_nonzero_exit_names_the_last_error_line(bin_dir: Path) -> None:
+    exe = write_executable(bin_dir, "tool", stderr="first\nNVIDIA-SMI has failed\n", exit_code=9)
+    result = SubprocessRunner().run([str(exe)], timeout=5)
+    assert result.returncode == 9
+    assert result.describe_failure() == "tool exited with status 9: NVIDIA-SMI has failed"
+
+
+def test_timeout_kills_the_process_group(bin_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "child-survived"
+    script = bin_dir / "spawner"
+    script.write_text(f"#!/bin/sh\n(sleep 3; touch '{marker}') &\nsleep 30\n", encoding="utf-8")
+    script.chmod(0o755)
+    started = time.monotonic()
+    result = SubprocessRunner().run([str(script)], timeout=0.5)
+    assert result.error == "timeout"
+    assert time.monotonic() - started < 5
+    time.sleep(3.5)
+    assert not marker.exists(), "the grandchild outlived the timeout"
+
+
+def test_crash_by_signal(bin_dir: Path) -> None:
+    exe = write_executable(bin_dir, "tool", signal="SEGV")
+    result = SubprocessRunner().run([str(exe)], timeout=5)
+    assert result.signal_name == "SIGSEGV"
+    assert "crashed (SIGSEGV)" in result.describe_failure()
+
+
+def test_undecodable_output_is_replaced_not_raised(bin_dir: Path) -> None:
+    exe = bin_dir / "binary"
+    exe.write_text("#!/bin/sh\nprintf '\\377\\376ok'\n", encoding="utf-8")
+    exe.chmod(0o755)
+    result = SubprocessRunner().run([str(exe)], timeout=5)
+    assert result.ok
+    assert result.stdout.endswith("ok")
+
+
+def test_which_uses_the_given_path(bin_dir: Path) -> None:
+    write_executable(bin_dir, "nvcc")
+    assert which("nvcc", {"PATH": str(bin_dir)}) == str(bin_dir / "nvcc")
+    assert which("nvcc", {"PATH": "/nonexistent"}) is None
