@@ -52,6 +52,14 @@ class PlatformFacts:
     device_nodes: tuple[str, ...] = ()  # /dev/nvidia*, /dev/dxg
     wsl_lib_dir: str | None = None  # /usr/lib/wsl/lib when present
     wsl_libs: tuple[str, ...] = ()  # file names in wsl_lib_dir (libcuda.so.1, libnvidia-ml.so.1, ...)
+    wsl_distro: str | None = None  # WSL_DISTRO_NAME, for `wsl --set-version <distro> 2`
+    distro_id: str | None = None  # os-release ID: "ubuntu", "debian", "fedora"
+    distro_id_like: tuple[str, ...] = ()  # os-release ID_LIKE
+    distro_version_id: str | None = None  # os-release VERSION_ID: "22.04"
+    nvidia_pci_devices: tuple[str, ...] | None = None  # "0000:01:00.0 10de:1d10"; None = not scanned
+    nvidia_module_for_kernel: bool | None = None  # modules.dep of the running kernel lists nvidia.ko
+    dkms_nvidia_built: tuple[str, ...] = ()  # nvidia versions DKMS built for the running kernel
+    nvidia_module_sources: tuple[str, ...] = ()  # versions of /usr/src/nvidia-<version> module sources
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +69,7 @@ class GpuFacts:
     compute_capability: str | None = None  # "8.6"
     memory_mib: int | None = None
     pci_bus_id: str | None = None
+    error: str | None = None  # NVML's error for this GPU when it could not be queried
 
 
 NvmlState = Literal[
@@ -88,6 +97,8 @@ class DriverFacts:
     kernel_module_version: str | None = None  # from /proc/driver/nvidia/version
     nvidia_smi: str | None = None  # path of nvidia-smi, if found
     nvidia_smi_error: str | None = None  # its error output when it failed
+    userspace_version: str | None = None  # of the user-space driver libraries (libnvidia-ml.so.<version>)
+    userspace_libraries: tuple[str, ...] = ()  # libnvidia-ml.so.1 / libcuda.so.1 in system dirs, links resolved
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +108,8 @@ class CudaInstall:
     found_via: tuple[str, ...] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "standard-location", "conda"
     nvcc: str | None = None  # path of its nvcc
     nvcc_version: str | None = None
+    version_source: Literal["version.json", "version.txt", "nvcc"] | None = None
+    version_error: str | None = None  # a version.json / version.txt that could not be read or parsed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +119,7 @@ class ToolkitFacts:
     nvcc_version: str | None = None  # of the nvcc first on PATH
     nvcc_error: str | None = None  # nvcc found but unusable / unparseable
     cuda_home: str | None = None  # CUDA_HOME, else CUDA_PATH
+    cuda_home_var: Literal["CUDA_HOME", "CUDA_PATH"] | None = None  # which variable cuda_home came from
     active: str | None = (
         None  # the install a build would use (nvcc on PATH, else CUDA_HOME, else /usr/local/cuda)
     )
@@ -138,6 +152,7 @@ class LibrariesFacts:
     files: tuple[LibraryFile, ...] = ()
     ld_library_path: tuple[str, ...] = ()
     search_error: str | None = None
+    searched: tuple[str, ...] = ()  # folders listed, in search order
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +181,7 @@ class CondaFacts:
     activate_scripts: tuple[str, ...] = ()  # etc/conda/activate.d/* file names
     activate_sets_library_path: bool = False  # an activate.d script adds $CONDA_PREFIX/lib to LD_LIBRARY_PATH
     conda_exe: str | None = None
+    list_error: str | None = None  # `conda list --json` failed or printed something unusable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +208,8 @@ class PythonFacts:
     site_packages: tuple[str, ...] = ()
     distributions: tuple[Distribution, ...] = ()
     shadowing: tuple[str, ...] = ()  # e.g. "tensorflow.py" in the working directory
+    unreadable_metadata: tuple[str, ...] = ()  # *.dist-info folders without a usable METADATA
+    error: str | None = None  # why the interpreter could not be examined (it would not run)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +234,30 @@ class TensorFlowFacts:
     log_lines: tuple[str, ...] = ()
     missing_libraries: tuple[str, ...] = ()  # names TF failed to dlopen
     loaded_libraries: tuple[LoadedLibrary, ...] = ()
+    distributions: dict[str, str] = field(default_factory=dict)  # TF packages installed -> version
+    cuda_drivers_not_found: bool = False  # "Could not find cuda drivers on your machine" (cudart failed)
+    cannot_dlopen_gpu_libraries: bool = False  # "Cannot dlopen some GPU libraries"
+    cuinit_error: str | None = None  # "CUDA_ERROR_NO_DEVICE", "UNKNOWN ERROR (303)"
+    cudnn_loaded_version: str | None = None  # "Loaded runtime CuDNN library: X but source was ..."
+    cudnn_compiled_version: str | None = None  # "... compiled with: Y"
+    list_devices_error: str | None = None
+
+    def no_gpu_reason(self) -> str | None:
+        """Why TensorFlow's own log says it found no GPU, most specific first."""
+        if self.missing_libraries:
+            driver_last = sorted(self.missing_libraries, key=lambda m: m.startswith(("libcuda.so", "nvcuda")))
+            return f"{', '.join(driver_last)} not found"
+        if self.cuinit_error:
+            return f"cuInit failed: {self.cuinit_error}"
+        if self.cuda_drivers_not_found:
+            return "the CUDA runtime library could not be loaded"
+        if self.cannot_dlopen_gpu_libraries:
+            return "some GPU libraries could not be loaded (TensorFlow did not say which)"
+        if self.cudnn_loaded_version and self.cudnn_compiled_version:
+            return f"cuDNN {self.cudnn_loaded_version} loaded, built for {self.cudnn_compiled_version}"
+        if self.list_devices_error:
+            return self.list_devices_error
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +285,22 @@ class TorchFacts:
     conda_build: str | None = None  # build string when conda installed it
     conda_channel: str | None = None
     loaded_libraries: tuple[LoadedLibrary, ...] = ()
+    dist_version: str | None = None  # the torch distribution's metadata version (what `pip show` says)
+    installer: str | None = None  # its INSTALLER file: "pip", "conda", "uv"
+    conda_version: str | None = None  # version of the conda `pytorch` record, when there is one
+    conda_cpuonly: bool = False  # the conda `cpuonly` package is installed
+    cuda_error: str | None = None  # what failed (or crashed) while torch initialised CUDA
+    probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxLibraryCheck:
+    """A CUDA library JAX's own start-up check rejected ("Outdated cuDNN installation found")."""
+
+    name: str = ""  # "cuDNN", "CUDA", "cuBLAS", ...
+    installed: str | None = None  # "8.9.7"
+    minimum: str | None = None  # "9.1.0"
+    built: str | None = None  # the version jaxlib was built against
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,6 +317,10 @@ class JaxFacts:
     backend_error: str | None = None
     warnings: tuple[str, ...] = ()
     loaded_libraries: tuple[LoadedLibrary, ...] = ()
+    library_checks: tuple[JaxLibraryCheck, ...] = ()
+    jaxlib_conda_build: str | None = None  # build string of the conda `jaxlib` record ("cuda120py311h…")
+    jaxlib_conda_channel: str | None = None
+    probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
 
 
 @dataclass(frozen=True, kw_only=True)

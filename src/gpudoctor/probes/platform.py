@@ -8,6 +8,9 @@ import re
 from gpudoctor.facts import PlatformFacts
 from gpudoctor.probes.base import Description, Probe, ProbeContext
 
+VERSION = r"\d+\.\d+(?:\.\d+)?"
+NVIDIA_VENDOR = "0x10de"
+
 
 def _read(ctx: ProbeContext, path: str) -> str:
     try:
@@ -16,19 +19,39 @@ def _read(ctx: ProbeContext, path: str) -> str:
         return ""
 
 
-def _os_release(ctx: ProbeContext) -> str | None:
+def parse_os_release(text: str) -> dict[str, str]:
+    """KEY=value lines of os-release(5); quotes removed, malformed lines skipped."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.fullmatch(r"\s*([A-Z0-9_]+)=(.*?)\s*", line)
+        if not match:
+            continue
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[match.group(1)] = value.replace('\\"', '"')
+    return values
+
+
+def _os_release(ctx: ProbeContext) -> dict[str, str]:
     for path in ("/etc/os-release", "/usr/lib/os-release"):
-        match = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', _read(ctx, path), re.MULTILINE)
-        if match:
-            return match.group(1)
-    return None
+        values = parse_os_release(_read(ctx, path))
+        if values:
+            return values
+    return {}
 
 
-def _wsl(ctx: ProbeContext, release: str) -> int:
-    proc_version = _read(ctx, "/proc/version").lower()
-    if "microsoft" not in proc_version and "microsoft" not in release.lower():
+def wsl_version(proc_version: str, release: str, *, has_dxg: bool, wsl_interop: bool) -> int:
+    """0, 1 or 2 from the kernel's own strings.
+
+    WSL1 reports a fake kernel like "4.4.0-19041-Microsoft"; WSL2 runs a real kernel built by
+    Microsoft ("5.15.133.1-microsoft-standard-WSL2", older "4.19.104-microsoft-standard"), and only
+    WSL2 has the /dev/dxg GPU paravirtualisation device and WSL_INTEROP.
+    """
+    text = f"{proc_version} {release}".lower()
+    if "microsoft" not in text and "wsl" not in text:
         return 0
-    if "wsl2" in proc_version or "wsl2" in release.lower() or ctx.path("/run/WSL").exists():
+    if "microsoft-standard" in text or "wsl2" in text or has_dxg or wsl_interop:
         return 2
     return 1
 
@@ -36,34 +59,46 @@ def _wsl(ctx: ProbeContext, release: str) -> int:
 def _container(ctx: ProbeContext) -> str | None:
     if ctx.env.get("KUBERNETES_SERVICE_HOST"):
         return "kubernetes"
-    if ctx.path("/.dockerenv").exists():
-        return "docker"
     if ctx.path("/run/.containerenv").exists():
         return "podman"
-    cgroup = _read(ctx, "/proc/1/cgroup")
+    if ctx.path("/.dockerenv").exists():
+        return "docker"
+    cgroup = _read(ctx, "/proc/1/cgroup") + _read(ctx, "/proc/self/mountinfo")
     for marker, name in (
         ("kubepods", "kubernetes"),
+        ("/kubelet/pods/", "kubernetes"),
         ("docker", "docker"),
         ("libpod", "podman"),
         ("lxc", "lxc"),
     ):
         if marker in cgroup:
             return name
-    if ctx.env.get("container"):
-        return ctx.env["container"]
-    return None
+    return ctx.env.get("container") or None
+
+
+def secure_boot_state(data: bytes, *, with_attributes: bool = True) -> bool | None:
+    """The SecureBoot EFI variable: efivarfs prefixes its one-byte value with 4 attribute bytes."""
+    expected = 5 if with_attributes else 1
+    if len(data) != expected or data[-1] not in (0, 1):
+        return None
+    return data[-1] == 1
 
 
 def _secure_boot(ctx: ProbeContext) -> bool | None:
-    efivars = ctx.path("/sys/firmware/efi/efivars")
     try:
-        entry = next(iter(efivars.glob("SecureBoot-*")), None)
-        if entry is None:
-            return None if not ctx.path("/sys/firmware/efi").exists() else False
-        data = entry.read_bytes()
+        for entry in ctx.path("/sys/firmware/efi/efivars").glob("SecureBoot-*"):
+            return secure_boot_state(entry.read_bytes())
+        for entry in ctx.path("/sys/firmware/efi/vars").glob("SecureBoot-*"):
+            return secure_boot_state((entry / "data").read_bytes(), with_attributes=False)
     except OSError:
         return None
-    return bool(data[-1]) if data else None
+    if ctx.path("/sys/firmware/efi").is_dir():
+        return None  # EFI without the variable readable: cannot tell
+    try:
+        legacy = any(ctx.path("/sys/firmware").iterdir())  # containers see an empty, masked /sys/firmware
+    except OSError:
+        return None
+    return False if legacy else None  # legacy BIOS boot has no Secure Boot
 
 
 def _module_loaded(ctx: ProbeContext, name: str) -> bool | None:
@@ -75,13 +110,111 @@ def _module_loaded(ctx: ProbeContext, name: str) -> bool | None:
     return None
 
 
-def _windows_build(version: str) -> int | None:
+def windows_build(version: str) -> int | None:
     match = re.match(r"\d+\.\d+\.(\d+)", version)
     return int(match.group(1)) if match else None
 
 
+def _nvidia_pci_devices(ctx: ProbeContext) -> tuple[str, ...] | None:
+    devices = ctx.path("/sys/bus/pci/devices")
+    try:
+        entries = sorted(devices.iterdir())
+    except OSError:
+        return None
+    found: list[str] = []
+    for entry in entries:
+        vendor = _read(ctx, f"/sys/bus/pci/devices/{entry.name}/vendor").strip().lower()
+        device_class = _read(ctx, f"/sys/bus/pci/devices/{entry.name}/class").strip().lower()
+        if vendor != NVIDIA_VENDOR or not device_class.startswith("0x03"):
+            continue  # NVIDIA's audio and USB functions are not GPUs
+        device = _read(ctx, f"/sys/bus/pci/devices/{entry.name}/device").strip().lower().removeprefix("0x")
+        found.append(f"{entry.name} 10de:{device}" if device else entry.name)
+    return tuple(found)
+
+
+def _module_for_kernel(ctx: ProbeContext, release: str) -> bool | None:
+    if not release:
+        return None
+    dep = _read(ctx, f"/lib/modules/{release}/modules.dep")
+    if not dep:
+        return None
+    return re.search(r"(^|/)nvidia\.ko(\.[a-z]+)?:", dep, re.MULTILINE) is not None
+
+
+def _versions_in(ctx: ProbeContext, folder: str, pattern: str) -> list[tuple[str, str]]:
+    try:
+        names = [p.name for p in ctx.path(folder).iterdir()]
+    except OSError:
+        return []
+    return [(name, m.group(1)) for name in sorted(names) if (m := re.fullmatch(pattern, name))]
+
+
+def _dkms_built(ctx: ProbeContext, release: str) -> tuple[str, ...]:
+    if not release:
+        return ()
+    built = []
+    for name, version in _versions_in(ctx, "/var/lib/dkms/nvidia", f"({VERSION})"):
+        if ctx.path(f"/var/lib/dkms/nvidia/{name}/{release}").is_dir():
+            built.append(version)
+    return tuple(built)
+
+
+def _device_nodes(ctx: ProbeContext) -> tuple[str, ...]:
+    try:
+        nodes = sorted(f"/dev/{p.name}" for p in ctx.path("/dev").glob("nvidia*"))
+    except OSError:
+        return ()
+    if ctx.path("/dev/dxg").exists():
+        nodes.append("/dev/dxg")
+    return tuple(nodes)
+
+
+def _linux(ctx: ProbeContext) -> PlatformFacts:
+    release = _read(ctx, "/proc/sys/kernel/osrelease").strip()
+    if not release and ctx.root == "/":
+        release = platform.release()
+    os_release = _os_release(ctx)
+    wsl_lib = ctx.path("/usr/lib/wsl/lib")
+    try:
+        wsl_libs = tuple(sorted(p.name for p in wsl_lib.iterdir())) if wsl_lib.is_dir() else ()
+    except OSError:
+        wsl_libs = ()
+    nodes = _device_nodes(ctx)
+    wsl = wsl_version(
+        _read(ctx, "/proc/version"),
+        release,
+        has_dxg="/dev/dxg" in nodes,
+        wsl_interop=bool(ctx.env.get("WSL_INTEROP")),
+    )
+    return PlatformFacts(
+        system="Linux",
+        release=release,
+        version=platform.version() if ctx.root == "/" else "",
+        machine=platform.machine(),
+        distro=os_release.get("PRETTY_NAME") or os_release.get("NAME"),
+        distro_id=os_release.get("ID") or None,
+        distro_id_like=tuple(os_release.get("ID_LIKE", "").split()),
+        distro_version_id=os_release.get("VERSION_ID") or None,
+        wsl=wsl,
+        wsl_distro=ctx.env.get("WSL_DISTRO_NAME") if wsl else None,
+        container=_container(ctx),
+        secure_boot=None if wsl else _secure_boot(ctx),
+        nouveau_loaded=_module_loaded(ctx, "nouveau"),
+        nvidia_module_loaded=_module_loaded(ctx, "nvidia"),
+        device_nodes=nodes,
+        wsl_lib_dir="/usr/lib/wsl/lib" if wsl_lib.is_dir() else None,
+        wsl_libs=wsl_libs,
+        nvidia_pci_devices=None if wsl else _nvidia_pci_devices(ctx),
+        nvidia_module_for_kernel=None if wsl else _module_for_kernel(ctx, release),
+        dkms_nvidia_built=_dkms_built(ctx, release),
+        nvidia_module_sources=tuple(v for _, v in _versions_in(ctx, "/usr/src", rf"nvidia-({VERSION})")),
+    )
+
+
 def collect(ctx: ProbeContext) -> PlatformFacts:
     system = ctx.os_name
+    if system == "Linux":
+        return _linux(ctx)
     if system == "Windows":
         version = platform.version()
         return PlatformFacts(
@@ -89,46 +222,13 @@ def collect(ctx: ProbeContext) -> PlatformFacts:
             release=platform.release(),
             version=version,
             machine=platform.machine(),
-            windows_build=_windows_build(version),
+            windows_build=windows_build(version),
         )
-    if system != "Linux":
-        return PlatformFacts(
-            system=system,
-            release=platform.release(),
-            version=platform.mac_ver()[0] or platform.version(),
-            machine=platform.machine(),
-        )
-    release = _read(ctx, "/proc/sys/kernel/osrelease").strip() or platform.release()
-    wsl_lib = ctx.path("/usr/lib/wsl/lib")
-    try:
-        wsl_libs = tuple(sorted(p.name for p in wsl_lib.iterdir())) if wsl_lib.is_dir() else ()
-    except OSError:
-        wsl_libs = ()
-    try:
-        nodes = tuple(
-            sorted(
-                str(p).replace(str(ctx.path("/")), "/", 1).replace("//", "/")
-                for p in ctx.path("/dev").glob("nvidia*")
-            )
-        )
-        if ctx.path("/dev/dxg").exists():
-            nodes += ("/dev/dxg",)
-    except OSError:
-        nodes = ()
     return PlatformFacts(
         system=system,
-        release=release,
-        version=platform.version() if ctx.root == "/" else "",
+        release=platform.release(),
+        version=(platform.mac_ver()[0] if system == "Darwin" else "") or platform.version(),
         machine=platform.machine(),
-        distro=_os_release(ctx),
-        wsl=_wsl(ctx, release),
-        container=_container(ctx),
-        secure_boot=_secure_boot(ctx),
-        nouveau_loaded=_module_loaded(ctx, "nouveau"),
-        nvidia_module_loaded=_module_loaded(ctx, "nvidia"),
-        device_nodes=nodes,
-        wsl_lib_dir="/usr/lib/wsl/lib" if wsl_lib.is_dir() else None,
-        wsl_libs=wsl_libs,
     )
 
 
@@ -150,12 +250,27 @@ def describe(facts: PlatformFacts) -> Description:
     if facts.container:
         parts.append(f"in a {facts.container} container")
     details = [f"kernel {facts.release}"] if facts.release else []
+    if facts.nvidia_pci_devices:
+        details.append("NVIDIA PCI devices: " + ", ".join(facts.nvidia_pci_devices))
     if facts.device_nodes:
         details.append("device nodes: " + " ".join(facts.device_nodes))
+    if facts.wsl_lib_dir:
+        details.append(f"{facts.wsl_lib_dir}: " + (" ".join(facts.wsl_libs) or "empty"))
     if facts.secure_boot is not None:
         details.append(f"Secure Boot {'on' if facts.secure_boot else 'off'}")
-    if facts.nouveau_loaded:
-        details.append("nouveau kernel module loaded")
+    modules = [
+        name for name, on in (("nvidia", facts.nvidia_module_loaded), ("nouveau", facts.nouveau_loaded)) if on
+    ]
+    if modules:
+        details.append("kernel modules loaded: " + " ".join(modules))
+    if facts.nvidia_module_for_kernel is not None:
+        details.append(
+            "nvidia.ko installed for this kernel"
+            if facts.nvidia_module_for_kernel
+            else "no nvidia.ko installed for this kernel"
+        )
+    if facts.dkms_nvidia_built:
+        details.append("DKMS built nvidia " + ", ".join(facts.dkms_nvidia_built) + " for this kernel")
     return Description(mark="ok", summary=" · ".join(p for p in parts if p), details=tuple(details))
 
 

@@ -1,3 +1,577 @@
-"""Rules for this family (being built)."""
+"""GD10x: the NVIDIA driver and the GPUs it sees."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gpudoctor.facts import DriverFacts, PlatformFacts
+from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.registry import rule
+
+DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
+PLATFORM_ROOT_CAUSES = ("GD501", "GD503", "GD504", "GD505")
+
+
+def distro_family(p: PlatformFacts | None) -> str:
+    """ "ubuntu", "debian", "fedora", "rhel", "arch" or "other", from os-release ID and ID_LIKE."""
+    if p is None or p.system != "Linux":
+        return "other"
+    ids = (p.distro_id or "", *p.distro_id_like)
+    for family, members in (
+        ("ubuntu", ("ubuntu",)),
+        ("debian", ("debian",)),
+        ("fedora", ("fedora",)),
+        ("rhel", ("rhel", "centos", "rocky", "almalinux")),
+        ("arch", ("arch",)),
+    ):
+        if family == "fedora" and p.distro_id != "fedora":
+            continue  # RHEL clones list fedora in ID_LIKE but have no RPM Fusion akmods
+        if any(i in members for i in ids):
+            return family
+    return "other"
+
+
+def _kernel(p: PlatformFacts | None) -> str:
+    return p.release if p is not None and p.release and p.wsl == 0 else "$(uname -r)"
+
+
+def host_fix(summary: str, *commands: str, needs_admin: bool = True, needs_reboot: bool = False) -> Fix:
+    """A fix run on the Windows side, in PowerShell (for WSL users too)."""
+    return Fix(  # noqa: S604 - `shell` names the shell the commands are written for; nothing runs
+        summary=summary,
+        commands=commands,
+        shell="powershell",
+        needs_admin=needs_admin,
+        needs_reboot=needs_reboot,
+    )
+
+
+def wsl_host_driver_fix() -> Fix:
+    return host_fix(
+        "In Windows, install the current NVIDIA driver for your GPU (it brings libcuda into WSL 2 under "
+        "/usr/lib/wsl/lib); never install a Linux NVIDIA driver inside WSL. Then restart WSL",
+        f"Start-Process {DRIVERS_PAGE}",
+        "wsl --shutdown",
+    )
+
+
+def install_driver_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
+    """Install the NVIDIA driver, the way this platform and distribution do it."""
+    flavor = ctx.flavor
+    if flavor == "windows":
+        return (
+            host_fix(
+                "Download and install the NVIDIA driver for your GPU (or let the NVIDIA App do it), then restart",
+                f"Start-Process {DRIVERS_PAGE}",
+                needs_reboot=True,
+            ),
+        )
+    if flavor == "wsl":
+        return (wsl_host_driver_fix(),)
+    p = ctx.facts.platform
+    family = distro_family(p)
+    if family == "ubuntu":
+        return (
+            ctx.fix(
+                "Install the recommended NVIDIA driver with Ubuntu's tool",
+                "sudo apt update",
+                "sudo ubuntu-drivers install",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    if family == "debian":
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+            p.machine if p else "", "$(dpkg --print-architecture)"
+        )
+        return (
+            ctx.fix(
+                "Enable the contrib, non-free and non-free-firmware components in your apt sources, then "
+                "install Debian's NVIDIA driver",
+                "sudo apt update",
+                f"sudo apt install linux-headers-{arch} nvidia-driver firmware-misc-nonfree",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    if family == "fedora":
+        return (
+            ctx.fix(
+                "Install the driver from RPM Fusion; akmods builds the kernel module (wait a few minutes "
+                "before rebooting)",
+                "sudo dnf install https://mirrors.rpmfusion.org/free/fedora/rpmfusion-free-release-$(rpm -E %fedora).noarch.rpm "
+                "https://mirrors.rpmfusion.org/nonfree/fedora/rpmfusion-nonfree-release-$(rpm -E %fedora).noarch.rpm",
+                "sudo dnf install akmod-nvidia xorg-x11-drv-nvidia-cuda",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    if family == "rhel":
+        major = (p.distro_version_id or "9").split(".")[0] if p else "9"
+        arch = "sbsa" if p is not None and p.machine == "aarch64" else "x86_64"
+        modular = not major.isdigit() or int(major) < 10  # RHEL 10 dropped module streams
+        install = (
+            "sudo dnf module install nvidia-driver:latest-dkms" if modular else "sudo dnf install nvidia-open"
+        )
+        return (
+            ctx.fix(
+                "Install the driver from NVIDIA's repository for your release",
+                f"sudo dnf config-manager --add-repo https://developer.download.nvidia.com/compute/cuda/repos/"
+                f"rhel{major}/{arch}/cuda-rhel{major}.repo",
+                "sudo dnf install kernel-devel-$(uname -r) kernel-headers-$(uname -r)",
+                install,
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    if family == "arch":
+        return (
+            ctx.fix(
+                "Install the NVIDIA driver package (nvidia-open for Turing and newer GPUs)",
+                "sudo pacman -S nvidia-open nvidia-utils",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    return (
+        ctx.fix(
+            f"Install the NVIDIA driver for your GPU with your distribution's packages, or from {DRIVERS_PAGE}",
+            needs_admin=True,
+            needs_reboot=True,
+        ),
+    )
+
+
+def _seen(d: DriverFacts) -> list[str]:
+    seen = [f"NVML: {d.nvml_state}" + (f" ({d.nvml_message})" if d.nvml_message else "")]
+    if d.nvidia_smi_error:
+        seen.append(f"nvidia-smi: {d.nvidia_smi_error.splitlines()[0]}")
+    elif d.nvidia_smi is None:
+        seen.append("nvidia-smi: not found")
+    return seen
+
+
+def _driver(ctx: RuleContext) -> DriverFacts:
+    driver = ctx.facts.driver
+    assert driver is not None  # every rule here has needs=("driver",)
+    return driver
+
+
+def _is_container(ctx: RuleContext) -> bool:
+    return ctx.facts.platform is not None and ctx.facts.platform.container is not None
+
+
+@rule("GD106", "An NVIDIA GPU is present", requires=PLATFORM_ROOT_CAUSES, needs=("driver",))
+def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    p = ctx.facts.platform
+    if ctx.flavor in ("macos", "wsl"):
+        return
+    if d.nvml_state == "ok" and not d.gpus:
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"NVIDIA driver {d.driver_version or ''} is running but reports no GPU".replace(
+                "  ", " "
+            ),
+            why="With no GPU visible to the driver, TensorFlow, PyTorch and JAX fall back to the CPU.",
+            seen=(f"driver {d.driver_version} via {d.source}: 0 GPUs",),
+            fixes=(
+                ctx.fix(
+                    "Check that the GPU is seated, powered and enabled in the firmware setup (an eGPU must be "
+                    "connected before boot), then look for driver errors",
+                    "lspci -nn | grep -i nvidia",
+                    "sudo dmesg | grep -i -E 'nvrm|nvidia'",
+                )
+                if ctx.flavor == "linux"
+                else host_fix(
+                    "Check in Device Manager that the NVIDIA GPU is listed and enabled",
+                    "Get-PnpDevice -Class Display",
+                    needs_admin=False,
+                ),
+            ),
+        )
+        return
+    if (
+        d.nvml_state == "library_not_found"
+        and ctx.flavor == "linux"
+        and p is not None
+        and p.nvidia_pci_devices == ()
+    ):
+        yield Verdict(
+            severity=Severity.ERROR,
+            message="This machine has no NVIDIA GPU: TensorFlow, PyTorch and JAX can only use the CPU here",
+            why=(
+                "CUDA needs an NVIDIA GPU; none is on the PCI bus, and no NVIDIA driver is installed, "
+                "so every framework runs on the CPU."
+            ),
+            seen=("PCI bus: no NVIDIA display device", *_seen(d)),
+            fixes=(
+                ctx.fix(
+                    "Run on a machine with an NVIDIA GPU; if this one should have one, check it is enabled in "
+                    "the firmware setup (hybrid laptops can switch the dGPU off) and visible on the bus",
+                    "lspci -nn | grep -i nvidia",
+                ),
+            ),
+        )
+
+
+@rule("GD101", "NVIDIA driver is installed", requires=(*PLATFORM_ROOT_CAUSES, "GD106"), needs=("driver",))
+def driver_missing(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_state != "library_not_found" or ctx.flavor == "macos":
+        return
+    p = ctx.facts.platform
+    seen = _seen(d)
+    if p is not None and p.nvidia_pci_devices:
+        seen.append("NVIDIA GPU on the PCI bus: " + ", ".join(p.nvidia_pci_devices))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message="No NVIDIA driver is installed: the NVML library (libnvidia-ml / nvml.dll) was not found",
+        why=(
+            "Every CUDA program talks to the GPU through the driver's libraries (libcuda, NVML); without "
+            "them TensorFlow, PyTorch and JAX see no GPU and run on the CPU."
+        ),
+        seen=tuple(seen),
+        fixes=install_driver_fixes(ctx),
+    )
+
+
+def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> tuple[str, tuple[Fix, ...]]:
+    """The likely cause of an absent kernel module, and its fixes."""
+    family = distro_family(p)
+    version = p.nvidia_module_sources[-1] if p.nvidia_module_sources else d.userspace_version
+    if p.secure_boot:
+        if family == "fedora":
+            sign = ctx.fix(
+                "Secure Boot refuses the unsigned NVIDIA module: let akmods sign it with your own key, enrol "
+                "the key (you choose a one-time password, then confirm it in the blue MOK screen at boot), "
+                "and rebuild",
+                "sudo dnf install kmodtool akmods mokutil openssl",
+                "sudo kmodgenca -a",
+                "sudo mokutil --import /etc/pki/akmods/certs/public_key.der",
+                "sudo akmods --force --rebuild",
+                needs_admin=True,
+                needs_reboot=True,
+            )
+        else:
+            sign = ctx.fix(
+                "Secure Boot refuses the unsigned NVIDIA module: enrol the key DKMS signs modules with (you "
+                "choose a one-time password, then confirm it in the blue MOK screen at boot); re-enrol it if "
+                "another OS or a firmware update cleared it",
+                "mokutil --sb-state",
+                "sudo mokutil --import /var/lib/shim-signed/mok/MOK.der",
+                needs_admin=True,
+                needs_reboot=True,
+            )
+        disable = ctx.fix(
+            "Or turn Secure Boot off in the firmware setup, then reinstall the driver so the module is built",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+        cause = "Secure Boot is on and the NVIDIA kernel module is not loaded, so it was most likely refused as unsigned"
+        if p.nouveau_loaded:
+            cause += " (nouveau drives the GPU instead)"
+        return cause, (sign, disable)
+    if p.nouveau_loaded:
+        blacklist = ctx.fix(
+            "Blacklist the open-source nouveau driver so the NVIDIA module can bind to the GPU, rebuild the "
+            "initramfs and reboot",
+            "printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' | sudo tee /etc/modprobe.d/blacklist-nouveau.conf",
+            "sudo dracut --force" if family in ("fedora", "rhel") else "sudo update-initramfs -u",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+        return "The open-source nouveau driver holds the GPU", (blacklist,)
+    kernel = _kernel(p)
+    if p.nvidia_module_for_kernel is False:
+        if family in ("fedora",):
+            build = ctx.fix(
+                "Build the NVIDIA module for the running kernel with akmods",
+                f"sudo dnf install kernel-devel-{kernel}",
+                "sudo akmods --force --kernels " + kernel,
+                "sudo modprobe nvidia",
+                needs_admin=True,
+            )
+        elif family in ("ubuntu", "debian"):
+            build = ctx.fix(
+                "Build the NVIDIA module for the running kernel with DKMS (the source is in /usr/src)",
+                f"sudo apt install dkms linux-headers-{kernel}",
+                f"sudo dkms install -m nvidia -v {version}"
+                if version
+                else f"sudo dkms autoinstall -k {kernel}",
+                "sudo modprobe nvidia",
+                needs_admin=True,
+            )
+        else:
+            build = ctx.fix(
+                "Install the kernel headers for the running kernel and rebuild the NVIDIA module with DKMS",
+                f"sudo dkms autoinstall -k {kernel}",
+                "sudo modprobe nvidia",
+                needs_admin=True,
+            )
+        return f"No NVIDIA kernel module is installed for the running kernel {p.release}", (build,)
+    return "The NVIDIA kernel module is not loaded", (
+        ctx.fix(
+            "Load the module and read the kernel's reason if it refuses",
+            "sudo modprobe nvidia",
+            "sudo dmesg | grep -i -E 'nvrm|nvidia' | tail -20",
+            needs_admin=True,
+        ),
+    )
+
+
+@rule("GD102", "NVIDIA kernel module is loaded", requires=("GD501", "GD504", "GD506"), needs=("driver",))
+def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_state != "driver_not_loaded":
+        return
+    p = ctx.facts.platform or PlatformFacts()
+    seen = _seen(d)
+    if ctx.flavor == "wsl":
+        yield Verdict(
+            severity=Severity.ERROR,
+            message="WSL cannot reach the Windows NVIDIA driver (NVML: driver not loaded)",
+            why="In WSL 2 the GPU is driven by the Windows driver; its libraries in /usr/lib/wsl/lib talk to it.",
+            seen=tuple(seen),
+            fixes=(wsl_host_driver_fix(),),
+        )
+        return
+    if ctx.flavor == "windows":
+        yield Verdict(
+            severity=Severity.ERROR,
+            message="The NVIDIA driver is installed but not running",
+            why="Without the running driver no framework can use the GPU.",
+            seen=tuple(seen),
+            fixes=install_driver_fixes(ctx),
+        )
+        return
+    cause, fixes = _kernel_module_fixes(ctx, d, p)
+    if p.secure_boot is not None:
+        seen.append(f"Secure Boot: {'on' if p.secure_boot else 'off'}")
+    if p.nouveau_loaded:
+        seen.append("nouveau kernel module: loaded")
+    if p.nvidia_module_for_kernel is not None:
+        seen.append(
+            f"nvidia.ko for kernel {p.release}: {'installed' if p.nvidia_module_for_kernel else 'missing'}"
+        )
+    if p.nvidia_module_sources:
+        seen.append("module sources: " + ", ".join(f"/usr/src/nvidia-{v}" for v in p.nvidia_module_sources))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"The NVIDIA driver is installed but its kernel module is not loaded. {cause}.",
+        why=(
+            "The user-space driver (nvidia-smi, libcuda) needs the nvidia kernel module; until it loads, no "
+            "program can use the GPU."
+        ),
+        seen=tuple(seen),
+        fixes=fixes,
+    )
+
+
+@rule("GD103", "NVIDIA kernel module and driver libraries are the same version", needs=("driver",))
+def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_state != "lib_rm_version_mismatch":
+        return
+    p = ctx.facts.platform or PlatformFacts()
+    module, libs = d.kernel_module_version, d.userspace_version
+    seen = _seen(d)
+    if module:
+        seen.append(f"kernel module: {module}")
+    if libs:
+        seen.append(f"user-space libraries: {libs}")
+    versions = f" (kernel module {module or 'unknown'}, libraries {libs or 'unknown'})"
+    why = (
+        "The user-space driver libraries and the loaded kernel module must come from the same driver "
+        "release; NVML and CUDA refuse to start otherwise."
+    )
+    if p.container:
+        yield Verdict(
+            severity=Severity.ERROR,
+            message="Driver libraries inside this container do not match the host's kernel module" + versions,
+            why=why + " A container always uses the host's kernel module; a driver installed inside it only "
+            "adds mismatching libraries.",
+            seen=(*seen, f"container: {p.container}"),
+            fixes=(
+                ctx.fix(
+                    "Remove the driver installed inside the container (the NVIDIA Container Toolkit mounts the "
+                    "host's libraries), then restart the container; pick a framework build the host driver "
+                    "supports instead of upgrading the driver",
+                    "apt purge -y 'nvidia-*' 'libnvidia-*' 'cuda-drivers*'",
+                    "docker restart <container>",
+                ),
+            ),
+        )
+        return
+    if module and libs and module != libs and libs not in p.dkms_nvidia_built and p.dkms_nvidia_built:
+        family = distro_family(p)
+        finish = (
+            ctx.fix(
+                f"The {libs} kernel module was never built for this kernel, so a reboot brings {module} back: "
+                "finish the interrupted upgrade, check that DKMS built the module, then reboot",
+                "sudo apt update",
+                "sudo apt install --fix-broken",
+                "dkms status",
+                needs_admin=True,
+                needs_reboot=True,
+            )
+            if family in ("ubuntu", "debian")
+            else ctx.fix(
+                f"The {libs} kernel module was never built for this kernel: finish the upgrade and rebuild it",
+                "sudo dnf distro-sync 'nvidia*' 'akmod-nvidia*'"
+                if family in ("fedora", "rhel")
+                else "dkms status",
+                "dkms status",
+                needs_admin=True,
+                needs_reboot=True,
+            )
+        )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message="The driver was upgraded but its kernel module was not" + versions,
+            why=why,
+            seen=(*seen, "DKMS built for this kernel: " + ", ".join(p.dkms_nvidia_built)),
+            fixes=(finish,),
+        )
+        return
+    fixes = [
+        ctx.fix(
+            "The driver was updated while the old kernel module stayed loaded: reboot to load the new one",
+            "sudo reboot",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    ]
+    if ctx.flavor == "linux" and distro_family(p) in ("ubuntu", "debian"):
+        fixes.append(
+            ctx.fix(
+                "If the mismatch survives the reboot, the upgrade is unfinished: complete it and check DKMS",
+                "sudo apt update",
+                "sudo apt install --fix-broken",
+                "dkms status",
+                needs_admin=True,
+                needs_reboot=True,
+            )
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message="The NVIDIA driver libraries and the loaded kernel module are different versions" + versions,
+        why=why,
+        seen=tuple(seen),
+        fixes=tuple(fixes),
+    )
+
+
+@rule("GD104", "This user may use the NVIDIA devices", needs=("driver",))
+def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_state != "no_permission":
+        return
+    seen = _seen(d)
+    if ctx.flavor == "windows":
+        fixes: tuple[Fix, ...] = (
+            host_fix(
+                "Run the program from an account allowed to use the GPU", "nvidia-smi", needs_admin=True
+            ),
+        )
+    elif _is_container(ctx):
+        fixes = (
+            ctx.fix(
+                "The container's device cgroup does not allow the GPU: start it through the NVIDIA runtime",
+                "docker run --gpus all <image> ...",
+            ),
+        )
+    else:
+        fixes = (
+            ctx.fix(
+                "Check the device nodes' permissions (normally crw-rw-rw- root) and give your user access",
+                "ls -l /dev/nvidia*",
+                "sudo usermod -aG video $USER",
+                needs_admin=True,
+            ),
+        )
+    p = ctx.facts.platform
+    if p is not None and p.device_nodes:
+        seen.append("device nodes: " + " ".join(p.device_nodes))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message="The NVIDIA driver is running but this user has no permission to use the GPU devices",
+        why="CUDA opens /dev/nvidia* (Linux) for every program; without access the GPU is invisible to it.",
+        seen=tuple(seen),
+        fixes=fixes,
+    )
+
+
+@rule("GD105", "Every GPU is reachable", needs=("driver",))
+def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    lost = [g for g in d.gpus if g.error and "lost" in g.error.lower()]
+    if d.nvml_state != "gpu_lost" and not lost:
+        return
+    which = ", ".join(f"GPU {g.index}" + (f" ({g.pci_bus_id})" if g.pci_bus_id else "") for g in lost)
+    seen = _seen(d) + [f"GPU {g.index}: {g.error}" for g in lost]
+    if ctx.flavor == "windows":
+        fixes: tuple[Fix, ...] = (
+            host_fix(
+                "Restart the machine; if the GPU drops out again, check its power cables, seating and temperature",
+                "Restart-Computer",
+                needs_reboot=True,
+            ),
+        )
+    else:
+        fixes = (
+            ctx.fix(
+                "Read the driver's Xid errors (79 = fallen off the bus), then reboot; if it happens again, "
+                "check the GPU's power cables, seating, riser and temperature",
+                "sudo dmesg | grep -i -E 'xid|fallen off'",
+                "sudo reboot",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"{which or 'A GPU'} has fallen off the bus: the driver lost contact with it",
+        why="A lost GPU cannot run anything until the machine is rebooted; programs touching it hang or fail.",
+        seen=tuple(seen),
+        fixes=fixes,
+    )
+
+
+@rule("GD107", "NVML initialises", needs=("driver",))
+def nvml_other_error(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_state not in ("unknown_error", "not_supported"):
+        return
+    text = d.nvidia_smi_error or d.nvml_message or d.nvml_state
+    if _is_container(ctx):
+        fixes: tuple[Fix, ...] = (
+            ctx.fix(
+                "The container lost its GPU devices (typically after `systemctl daemon-reload` on a host using "
+                "the systemd cgroup driver): restart it, and on the host let the NVIDIA Container Toolkit "
+                "create the device symlinks",
+                "docker restart <container>",
+                "sudo nvidia-ctk system create-dev-char-symlinks --create-all",
+                needs_admin=True,
+            ),
+        )
+    elif ctx.flavor == "windows":
+        fixes = install_driver_fixes(ctx)
+    else:
+        fixes = (
+            ctx.fix(
+                "Read the driver's messages, then reboot; reinstall the driver if the error stays",
+                "sudo dmesg | grep -i -E 'nvrm|nvidia' | tail -20",
+                "sudo reboot",
+                needs_admin=True,
+                needs_reboot=True,
+            ),
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"NVML could not start: {text.splitlines()[0]}",
+        why="NVML is how nvidia-smi and the frameworks' device checks reach the driver; CUDA fails the same way.",
+        seen=tuple(_seen(d)),
+        fixes=fixes,
+    )

@@ -1,3 +1,241 @@
-"""Rules for this family (being built)."""
+"""GD50x: platforms where the usual CUDA route does not apply (macOS, containers, WSL)."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from gpudoctor.facts import PlatformFacts
+from gpudoctor.model import Severity, Verdict
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.driver import distro_family, host_fix, wsl_host_driver_fix
+from gpudoctor.rules.registry import rule
+
+GPU_NODE = re.compile(r"^/dev/nvidia\d+$")
+
+
+def _platform(ctx: RuleContext) -> PlatformFacts:
+    p = ctx.facts.platform
+    assert p is not None  # every rule here has needs=("platform",)
+    return p
+
+
+def _driver_works(ctx: RuleContext) -> bool:
+    d = ctx.facts.driver
+    return d is not None and d.nvml_state == "ok"
+
+
+@rule("GD501", "On macOS the GPU is used through Metal", needs=("platform",))
+def macos(ctx: RuleContext) -> Iterator[Verdict]:
+    if ctx.flavor != "macos":
+        return
+    tf = ctx.distribution("tensorflow") or ctx.distribution("tensorflow-macos")
+    tf_facts = ctx.facts.tensorflow
+    tf_version = tf.version if tf else (tf_facts.version if tf_facts and tf_facts.installed else None)
+    metal = ctx.distribution("tensorflow-metal")
+    why = (
+        "Apple stopped shipping NVIDIA GPUs and CUDA for macOS ended with CUDA 10.2; on a Mac the GPU is "
+        "reached through Apple's Metal: TensorFlow via the tensorflow-metal plug-in, PyTorch via the 'mps' "
+        "device."
+    )
+    if tf_version is not None and metal is None:
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"TensorFlow {tf_version} on macOS uses the GPU only through tensorflow-metal, "
+            "which is not installed",
+            why=why,
+            seen=(f"tensorflow {tf_version}", "tensorflow-metal: not installed"),
+            fixes=(
+                ctx.fix("Install Apple's Metal plug-in for TensorFlow", ctx.pip_install("tensorflow-metal")),
+            ),
+        )
+        return
+    routes = []
+    if tf_version is not None and metal is not None:
+        routes.append(f"TensorFlow {tf_version} with tensorflow-metal {metal.version}")
+    if ctx.distribution("torch") is not None:
+        routes.append("PyTorch through torch.device('mps')")
+    if ctx.distribution("jax") is not None:
+        routes.append("JAX on the CPU (jax-metal is experimental)")
+    yield Verdict(
+        severity=Severity.INFO,
+        message="macOS has no CUDA; the GPU is reached through Metal"
+        + (": " + "; ".join(routes) if routes else ""),
+        why=why,
+        seen=(f"macOS {ctx.facts.platform.version if ctx.facts.platform else ''}".strip(),),
+        fixes=(
+            ctx.fix(
+                "Check that PyTorch sees the Apple GPU",
+                f'{ctx.python_cmd} -c "import torch; print(torch.backends.mps.is_available())"',
+            )
+            if ctx.distribution("torch") is not None
+            else ctx.fix(
+                "For TensorFlow on the Apple GPU, install it with Apple's Metal plug-in",
+                ctx.pip_install("tensorflow", "tensorflow-metal"),
+            ),
+        ),
+    )
+
+
+@rule("GD502", "The container has the CUDA device node /dev/nvidia-uvm", needs=("platform",))
+def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if ctx.flavor != "linux" or not p.container:
+        return
+    gpu_nodes = [n for n in p.device_nodes if GPU_NODE.match(n)]
+    if not gpu_nodes or "/dev/nvidia-uvm" in p.device_nodes:
+        return
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"The {p.container} container has {', '.join(gpu_nodes)} but no /dev/nvidia-uvm: "
+        "nvidia-smi works, CUDA does not",
+        why=(
+            "nvidia-smi needs only /dev/nvidiactl and /dev/nvidiaN, but every CUDA program also opens "
+            "/dev/nvidia-uvm (unified memory); without it torch.cuda.is_available() is False."
+        ),
+        seen=("device nodes: " + " ".join(p.device_nodes),),
+        fixes=(
+            ctx.fix(
+                "On the host, load nvidia-uvm and create its device node, then start the container with "
+                "--gpus all (or pass the node with --device)",
+                "sudo nvidia-modprobe -u -c=0",
+                "docker run --gpus all <image> ...",
+                "docker run --device /dev/nvidia-uvm:/dev/nvidia-uvm --device /dev/nvidia-uvm-tools:"
+                "/dev/nvidia-uvm-tools <other options> <image> ...",
+                needs_admin=True,
+            ),
+        ),
+    )
+
+
+@rule("GD503", "The container was started with GPU access", needs=("platform",))
+def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if ctx.flavor != "linux" or not p.container or _driver_works(ctx):
+        return
+    if any(GPU_NODE.match(n) for n in p.device_nodes) or p.nvidia_pci_devices == ():
+        return  # the GPU is there (other rules judge it), or the host has no NVIDIA GPU at all (GD106)
+    d = ctx.facts.driver
+    seen = ["device nodes: none (/dev/nvidia* absent)", f"container: {p.container}"]
+    if d is not None:
+        seen.append(f"NVML: {d.nvml_state}; nvidia-smi: {d.nvidia_smi or 'not found'}")
+    if p.nvidia_pci_devices:
+        seen.append("host GPUs on the PCI bus: " + ", ".join(p.nvidia_pci_devices))
+    if p.container == "kubernetes":
+        fix = ctx.fix(
+            "Request a GPU in the pod spec (the NVIDIA device plugin must run on the node): "
+            "resources.limits nvidia.com/gpu: 1",
+            "kubectl describe node <node> | grep nvidia.com/gpu",
+        )
+    elif p.container == "podman":
+        fix = ctx.fix(
+            "Generate the CDI spec on the host (NVIDIA Container Toolkit), then start the container with the GPUs",
+            "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+            "podman run --device nvidia.com/gpu=all <image> ...",
+            needs_admin=True,
+        )
+    else:
+        fix = ctx.fix(
+            "Restart the container with GPU access; the host needs the NVIDIA Container Toolkit configured "
+            "for Docker",
+            "docker run --gpus all <image> ...",
+            "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker",
+            needs_admin=True,
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"This {p.container} container was started without GPU access: no /dev/nvidia* devices "
+        "and no NVIDIA driver libraries inside",
+        why=(
+            "A container sees the GPU only when the NVIDIA Container Toolkit passes in the device nodes "
+            "and the host driver's libraries; installing a driver inside the container does not help."
+        ),
+        seen=tuple(seen),
+        fixes=(fix,),
+    )
+
+
+@rule("GD504", "WSL 2 is used (WSL 1 has no GPU support)", needs=("platform",))
+def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if p.wsl != 1:
+        return
+    distro = p.wsl_distro or "<distro>"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"This Linux distribution{f' ({p.wsl_distro})' if p.wsl_distro else ''} runs under WSL 1, "
+        "which has no GPU support",
+        why="CUDA in WSL needs the WSL 2 virtual machine and its /dev/dxg GPU bridge; WSL 1 cannot reach the GPU.",
+        seen=(f"kernel {p.release}: WSL 1",),
+        fixes=(
+            host_fix(
+                "In Windows PowerShell, convert the distribution to WSL 2 (and make WSL 2 the default)",
+                "wsl -l -v",
+                f"wsl --set-version {distro} 2",
+                "wsl --set-default-version 2",
+                needs_admin=False,
+            ),
+        ),
+    )
+
+
+@rule("GD505", "The Windows driver's CUDA libraries are visible in WSL 2", needs=("platform",))
+def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if p.wsl != 2 or "libcuda.so.1" in p.wsl_libs or _driver_works(ctx):
+        return
+    listed = " ".join(p.wsl_libs) if p.wsl_libs else "nothing"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"WSL 2 has no libcuda.so.1 from the Windows NVIDIA driver ({p.wsl_lib_dir or '/usr/lib/wsl/lib'} "
+        f"holds {listed})",
+        why=(
+            "Inside WSL 2, libcuda and libnvidia-ml come from the Windows NVIDIA driver, mounted under "
+            "/usr/lib/wsl/lib; without a WSL-capable Windows driver (and Windows 10 21H2 or later) there is "
+            "no CUDA in Linux."
+        ),
+        seen=(
+            f"/usr/lib/wsl/lib: {listed}",
+            "/dev/dxg: " + ("present" if "/dev/dxg" in p.device_nodes else "absent"),
+        ),
+        fixes=(
+            wsl_host_driver_fix(),
+            host_fix("Update WSL itself", "wsl --update", needs_admin=True),
+        ),
+    )
+
+
+@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform", "driver"))
+def linux_driver_in_wsl(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    d = ctx.facts.driver
+    if p.wsl != 2 or d is None:
+        return
+    foreign = [lib for lib in d.userspace_libraries if not lib.startswith("/usr/lib/wsl/")]
+    if not foreign:
+        return
+    if distro_family(p) in ("ubuntu", "debian"):
+        commands: tuple[str, ...] = (
+            "sudo apt-get remove --purge '^nvidia-.*' '^libnvidia-.*' 'cuda-drivers*'",
+            "sudo ldconfig",
+        )
+    else:
+        commands = ("sudo ldconfig",)
+    yield Verdict(
+        severity=Severity.WARNING if d.nvml_state == "ok" else Severity.ERROR,
+        message="A Linux NVIDIA driver is installed inside WSL and shadows the Windows driver's libraries: "
+        + ", ".join(foreign),
+        why=(
+            "In WSL 2 libcuda and libnvidia-ml must come from /usr/lib/wsl/lib (the Windows driver); a Linux "
+            "driver's copies cannot reach the GPU and typically fail with 'driver not loaded'."
+        ),
+        seen=(f"NVML: {d.nvml_state}", *(f"library: {lib}" for lib in d.userspace_libraries)),
+        fixes=(
+            ctx.fix(
+                "Remove the Linux driver packages (keep the CUDA toolkit: install it as cuda-toolkit-XX-Y, "
+                "never the 'cuda' or 'cuda-drivers' meta-packages)",
+                *commands,
+                needs_admin=True,
+            ),
+        ),
+    )
