@@ -1,20 +1,1183 @@
-"""Placeholder; replaced by the compatibility-matrix loader."""
+"""The compatibility matrix: `compat_matrix.yaml`, validated into frozen rows, and lookups over them.
+
+Rules ask the matrix, never the file. Every row carries the `source` it was taken from and a
+`verified` flag: `False` marks a row that no primary source confirmed, so a rule should soften its
+wording ("probably", a warning instead of an error) when it leans on one.
+"""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
 
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
-@dataclass(frozen=True, kw_only=True)
-class Matrix:
-    source: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+System = Literal["linux", "windows"]
+KernelSupport = Literal["native", "ptx"]
 
-
-def load_matrix(path: str | None = None) -> Matrix:
-    return Matrix(source=path or "builtin")
+MATRIX_FILE = "compat_matrix.yaml"
+SCHEMA_VERSION = 1
 
 
 class MatrixError(ValueError):
     """The matrix file is missing or invalid; the message names the entry."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Row types
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFlowBuild:
+    """One CUDA build of a TensorFlow release for one operating system."""
+
+    cuda: str  # "12.2": the toolkit it was built with (major.minor)
+    cudnn: str  # "8.9": the cuDNN it was compiled with; a runtime needs this major and >= this minor
+    compute_capabilities: tuple[str, ...] = ()  # the wheel's real targets ("sm_60", ..., "compute_90")
+    cudart: str = ""  # the CUDA runtime it dlopens: "libcudart.so.12", "cudart64_110.dll"
+    cudnn_library: str = ""  # "libcudnn.so.8", "cudnn64_8.dll"
+    cudart_build_info: str | None = None  # what build_info says when it differs from what is loaded
+    python: SpecifierSet | None = None  # only when it differs from the release's Linux range
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorFlowRelease:
+    version: str  # "2.15"
+    python: SpecifierSet  # Linux wheels
+    linux: TensorFlowBuild | None = None
+    windows: TensorFlowBuild | None = None  # native Windows GPU build (<= 2.10 only)
+    and_cuda: dict[str, str] = field(default_factory=dict)  # `tensorflow[and-cuda]`: dist -> specifier
+    gpu_packages: tuple[str, ...] = ()  # pip distributions of this release that are CUDA builds (Linux)
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaToolkit:
+    cuda: str  # "12.2"
+    linux: str | None  # minimum driver of the toolkit's GA release
+    windows: str | None  # None: NVIDIA publishes no Windows number (13.x)
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaFamily:
+    """CUDA minor-version compatibility floor of one CUDA major (11 and newer)."""
+
+    major: int
+    linux: str
+    windows: str | None
+    windows_recommended: str | None = None  # a higher number some NVIDIA/TF documents give
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverRequirement:
+    cuda: str  # "12.2"
+    toolkit_minimum: str | None  # the driver the toolkit release itself requires; None where unpublished
+    compat_minimum: str | None  # minor-version-compatibility floor of the major; None for <= 10.x
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Architecture:
+    cc: str  # "8.6"
+    name: str  # "Ampere"
+    first_cuda: str | None  # first toolkit that can target it; None = before CUDA 9.0
+    removed_in: str | None = None  # first toolkit that can no longer target it
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuModel:
+    cc: str
+    names: tuple[str, ...]
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudnnMajor:
+    major: int
+    linux_library: str  # "libcudnn.so.8"
+    windows_library: str  # "cudnn64_8.dll"
+    version_header: str  # header with the CUDNN_MAJOR/MINOR/PATCHLEVEL macros
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudnnRelease:
+    """Which CUDA majors a range of cuDNN releases was built for, and the GPUs it supports."""
+
+    versions: SpecifierSet  # e.g. ">=9.0,<9.11"
+    cuda: tuple[int, ...]  # CUDA majors
+    min_compute_capability: str | None = None
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaRuntime:
+    cuda: str  # "10.1" (exact minor) or "12" (a whole major)
+    linux: str
+    windows: str
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchVariant:
+    name: str  # "cu124", "cpu"
+    cuda: str | None  # "12.4"; None for cpu
+    cudnn: str | None = None  # "9.1.0.70"
+    arch_list: tuple[str, ...] = ()  # Linux x86_64 torch.cuda.get_arch_list(), ascending
+    windows_arch_list: tuple[str, ...] = ()  # empty when unknown
+    index_url: str = ""  # "https://download.pytorch.org/whl/cu124"
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class TorchRelease:
+    version: str  # "2.5"
+    python: SpecifierSet
+    variants: tuple[TorchVariant, ...]
+    pypi_default_linux: str  # the variant plain `pip install torch` gives on Linux x86_64
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+    def variant(self, name: str) -> TorchVariant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxCuda:
+    major: int  # CUDA major of the plugin
+    extra: str  # "cuda12" -> pip install "jax[cuda12]"
+    local_extra: str  # "cuda12-local": use the system CUDA
+    min_driver_linux: str
+    min_cudnn: str
+    min_compute_capability: str
+    min_jax: str  # first jax release where this extra installs a working plugin
+    python: SpecifierSet | None = None
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxRelease:
+    """A run of jax releases with the same GPU story: `version` up to (not including) `until`."""
+
+    version: str  # "0.4.31": first release of the run
+    until: str  # "0.4.34"
+    python: SpecifierSet
+    cuda: tuple[int, ...]  # CUDA majors with NVIDIA GPU wheels
+    min_cudnn: dict[int, str] = field(default_factory=dict)  # CUDA major -> minimum cuDNN
+    extras: tuple[str, ...] = ()  # pip extras for NVIDIA GPUs
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Platform:
+    """Platform facts; `sources[field_name]` says where each came from."""
+
+    tensorflow_last_windows_gpu: str = "2.10"
+    tensorflow_first_and_cuda: str = "2.14"
+    tensorflow_last_macos_gpu: str = "1.1"
+    tensorflow_gpu_stub_from: str = "2.12"
+    tensorflow_last_macos_x86: str = "2.16"
+    tensorflow_wsl_min_driver_windows: str = "528.33"
+    wsl_gpu_min_windows_build: int = 19044
+    wsl_lib_dir: str = "/usr/lib/wsl/lib"
+    torch_last_conda_channel: str = "2.5"
+    jax_windows_native_gpu: str = "no"
+    jax_wsl2_gpu: str = "experimental"
+    jax_macos: str = "CPU only (Apple GPU: experimental jax-metal)"
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure helpers
+
+_TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
+_CC = re.compile(r"^(\d+)\.(\d)$")
+
+
+def _cc(cc: str) -> tuple[int, int]:
+    match = _CC.match(cc.strip())
+    if not match:
+        raise ValueError(f"{cc!r} is not a compute capability like '8.6'")
+    return int(match.group(1)), int(match.group(2))
+
+
+def kernel_support(cc: str, targets: Sequence[str]) -> KernelSupport | None:
+    """Whether code built for `targets` runs on a GPU of compute capability `cc` ("8.6").
+
+    "native": some SASS target `sm_XY` runs on it (same major X, minor >= Y; an arch-specific
+    `sm_XYa` only on exactly X.Y). "ptx": no SASS fits, but some PTX target `compute_XY` with
+    X.Y <= cc can be JIT-compiled by the driver. None: nothing in `targets` runs on it.
+    Unparseable targets are ignored; an unparseable `cc` raises ValueError.
+    """
+    major, minor = _cc(cc)
+    ptx = False
+    for target in targets:
+        match = _TARGET.match(target.strip().lower())
+        if not match:
+            continue
+        kind, t_major, t_minor, suffix = (
+            match.group(1),
+            int(match.group(2)),
+            int(match.group(3)),
+            match.group(4),
+        )
+        if suffix == "a":
+            fits = (t_major, t_minor) == (major, minor)
+        elif kind == "sm":
+            fits = t_major == major and minor >= t_minor
+        else:
+            fits = (major, minor) >= (t_major, t_minor)
+        if fits and kind == "sm":
+            return "native"
+        ptx = ptx or fits
+    return "ptx" if ptx else None
+
+
+def cudnn_version_from_int(n: int) -> str:
+    """cuDNN's CUDNN_VERSION / cudnnGetVersion() integer as "major.minor.patch".
+
+    cuDNN 9 encodes major*10000 + minor*100 + patch (90300 -> "9.3.0"); earlier majors
+    major*1000 + minor*100 + patch (8907 -> "8.9.7").
+    """
+    if n < 0:
+        raise ValueError(f"{n} is not a cuDNN version number")
+    if n >= 90000:
+        return f"{n // 10000}.{n % 10000 // 100}.{n % 100}"
+    return f"{n // 1000}.{n % 1000 // 100}.{n % 100}"
+
+
+def parse_version(version: str) -> Version | None:
+    """A PEP 440 version, or None for garbage."""
+    try:
+        return Version(version.strip())
+    except InvalidVersion:
+        return None
+
+
+def _series(version: str) -> str | None:
+    parsed = parse_version(version)
+    if parsed is None:
+        return None
+    release = (*parsed.release, 0)
+    return f"{release[0]}.{release[1]}"
+
+
+def _at_least(version: str, minimum: str) -> bool:
+    left, right = parse_version(version), parse_version(minimum)
+    return left is not None and right is not None and left >= right
+
+
+def _cuda_key(cuda: str) -> tuple[int, int] | None:
+    parsed = parse_version(cuda)
+    if parsed is None:
+        return None
+    release = (*parsed.release, 0)
+    return release[0], release[1]
+
+
+_NAME_NOISE = frozenset({"nvidia", "geforce", "tesla", "quadro", "gpu", "graphics", "tm", "r", "corporation"})
+
+
+def _name_tokens(name: str) -> tuple[str, ...]:
+    return tuple(t for t in re.split(r"[^a-z0-9]+", name.lower()) if t and t not in _NAME_NOISE)
+
+
+def _is_subsequence(needle: Sequence[str], haystack: Sequence[str]) -> bool:
+    it = iter(haystack)
+    return all(token in it for token in needle)
+
+
+# ----------------------------------------------------------------------------------------------
+# The matrix
+
+
+@dataclass(frozen=True, kw_only=True)
+class Matrix:
+    source: str = ""  # the file this was loaded from
+    tensorflow: tuple[TensorFlowRelease, ...] = ()
+    cuda_toolkits: tuple[CudaToolkit, ...] = ()
+    cuda_families: tuple[CudaFamily, ...] = ()
+    architectures: tuple[Architecture, ...] = ()
+    gpus: tuple[GpuModel, ...] = ()
+    cudnn_majors: tuple[CudnnMajor, ...] = ()
+    cudnn_releases: tuple[CudnnRelease, ...] = ()
+    cuda_runtimes: tuple[CudaRuntime, ...] = ()
+    torch: tuple[TorchRelease, ...] = ()
+    jax_cuda_plugins: tuple[JaxCuda, ...] = ()
+    jax: tuple[JaxRelease, ...] = ()
+    platform: Platform = field(default_factory=Platform)
+
+    # -- TensorFlow --------------------------------------------------------------------------
+
+    def tensorflow_release(self, version: str) -> TensorFlowRelease | None:
+        """The row of the release series `version` belongs to ("2.15.1", "2.15.0.post1" -> "2.15"),
+        or None for an unknown series or an unparseable version."""
+        series = _series(version)
+        return next((r for r in self.tensorflow if r.version == series), None)
+
+    def tensorflow_versions_for_python(self, python_version: str) -> list[str]:
+        """TensorFlow series ("2.12", ...) with Linux wheels for this Python ("3.11" or "3.11.4"),
+        oldest first; empty for an unparseable version."""
+        parsed = parse_version(python_version)
+        if parsed is None:
+            return []
+        rows = [r for r in self.tensorflow if r.python.contains(parsed, prereleases=True)]
+        return [r.version for r in sorted(rows, key=lambda r: Version(r.version))]
+
+    # -- CUDA toolkit and driver -------------------------------------------------------------
+
+    def cuda_toolkit(self, cuda: str) -> CudaToolkit | None:
+        """The toolkit row of `cuda`'s major.minor ("12.2.140" -> the 12.2 row), or None."""
+        key = _cuda_key(cuda)
+        return next((t for t in self.cuda_toolkits if _cuda_key(t.cuda) == key), None)
+
+    def cuda_family(self, major: int) -> CudaFamily | None:
+        """The minor-version-compatibility floor of CUDA `major` (11, 12, 13); None for <= 10."""
+        return next((f for f in self.cuda_families if f.major == major), None)
+
+    def driver_requirement(self, cuda: str, system: System) -> DriverRequirement | None:
+        """What driver CUDA `cuda` ("12.2", "12.2.140") needs on `system`, or None for an unknown
+        toolkit. `toolkit_minimum` is the toolkit's own (GA) row; `compat_minimum` the floor under
+        which nothing of that major runs (minor-version compatibility), None for <= 10.x."""
+        toolkit = self.cuda_toolkit(cuda)
+        if toolkit is None:
+            return None
+        family = self.cuda_family(_major(toolkit.cuda))
+        compat = None
+        if family is not None:
+            compat = family.linux if system == "linux" else family.windows
+        sources = [toolkit.source] + ([family.source] if family and family.source != toolkit.source else [])
+        return DriverRequirement(
+            cuda=toolkit.cuda,
+            toolkit_minimum=toolkit.linux if system == "linux" else toolkit.windows,
+            compat_minimum=compat,
+            source="; ".join(sources),
+            verified=toolkit.verified and (family is None or family.verified),
+        )
+
+    def driver_runs_cuda(self, driver: str, cuda: str, system: System) -> bool | None:
+        """Whether a program built with CUDA `cuda` that ships its own runtime (pip wheels) runs on
+        `driver`: driver >= the toolkit minimum, or (11.x and newer) >= the major's
+        minor-version-compatibility floor. None when the toolkit or a needed number is unknown."""
+        requirement = self.driver_requirement(cuda, system)
+        if requirement is None:
+            return None
+        floor = requirement.compat_minimum or requirement.toolkit_minimum
+        if floor is None or parse_version(driver) is None:
+            return None
+        return _at_least(driver, floor)
+
+    def newest_cuda_for_driver(self, driver: str, system: System) -> str | None:
+        """The highest toolkit ("12.4") whose own minimum driver `driver` meets on `system`;
+        None when it meets none or `driver` does not parse."""
+        if parse_version(driver) is None:
+            return None
+        met = [
+            t
+            for t in self.cuda_toolkits
+            if (minimum := t.linux if system == "linux" else t.windows) and _at_least(driver, minimum)
+        ]
+        if not met:
+            return None
+        return max(met, key=lambda t: _cuda_key(t.cuda) or (0, 0)).cuda
+
+    # -- Compute capability --------------------------------------------------------------------
+
+    def architecture(self, cc: str) -> Architecture | None:
+        """The row of compute capability `cc` ("8.6"), or None."""
+        return next((a for a in self.architectures if a.cc == cc.strip()), None)
+
+    def toolkit_supports_arch(self, cuda: str, cc: str) -> bool:
+        """Whether toolkit `cuda` can compile SASS for `cc`: first_cuda <= cuda < removed_in.
+        False for an unknown `cc` or an unparseable `cuda`."""
+        arch = self.architecture(cc)
+        key = _cuda_key(cuda)
+        if arch is None or key is None:
+            return False
+        if arch.first_cuda is not None and key < (_cuda_key(arch.first_cuda) or (0, 0)):
+            return False
+        return not (arch.removed_in is not None and key >= (_cuda_key(arch.removed_in) or (0, 0)))
+
+    def compute_capability_for(self, gpu_name: str) -> str | None:
+        """The compute capability ("8.6") of a GPU model name as NVML or nvidia-smi print it
+        ("NVIDIA GeForce RTX 3090", "Tesla K80", "NVIDIA A100-SXM4-80GB"), or None when no known
+        model matches or two models match equally well."""
+        tokens = _name_tokens(gpu_name)
+        if not tokens:
+            return None
+        best: list[tuple[int, str]] = []
+        for model in self.gpus:
+            for name in model.names:
+                needle = _name_tokens(name)
+                if needle and _is_subsequence(needle, tokens):
+                    best.append((len(needle), model.cc))
+        if not best:
+            return None
+        top = max(score for score, _ in best)
+        ccs = {cc for score, cc in best if score == top}
+        return ccs.pop() if len(ccs) == 1 else None
+
+    # -- Library names and cuDNN ---------------------------------------------------------------
+
+    def cudart_name(self, cuda: str, system: System) -> str:
+        """The CUDA runtime file name a program built with `cuda` loads ("libcudart.so.11.0",
+        "cudart64_110.dll"). Falls back to the naming pattern for toolkits without a row."""
+        key = _cuda_key(cuda)
+        if key is None:
+            raise ValueError(f"{cuda!r} is not a CUDA version")
+        exact = f"{key[0]}.{key[1]}"
+        row = next((r for r in self.cuda_runtimes if r.cuda == exact), None) or next(
+            (r for r in self.cuda_runtimes if r.cuda == str(key[0])), None
+        )
+        if row is not None:
+            return row.linux if system == "linux" else row.windows
+        if key[0] >= 12:
+            return f"libcudart.so.{key[0]}" if system == "linux" else f"cudart64_{key[0]}.dll"
+        return f"libcudart.so.{exact}" if system == "linux" else f"cudart64_{key[0]}{key[1]}.dll"
+
+    def cudnn_major(self, major: int) -> CudnnMajor | None:
+        return next((c for c in self.cudnn_majors if c.major == major), None)
+
+    def cudnn_library_name(self, major: int, system: System) -> str:
+        """The main cuDNN library of `major` ("libcudnn.so.9", "cudnn64_9.dll")."""
+        row = self.cudnn_major(major)
+        if row is not None:
+            return row.linux_library if system == "linux" else row.windows_library
+        return f"libcudnn.so.{major}" if system == "linux" else f"cudnn64_{major}.dll"
+
+    def cudnn_release(self, cudnn: str) -> CudnnRelease | None:
+        """The row covering cuDNN `cudnn` ("8.9.7", "9.3.0.75"), or None."""
+        parsed = parse_version(cudnn)
+        if parsed is None:
+            return None
+        return next((r for r in self.cudnn_releases if r.versions.contains(parsed, prereleases=True)), None)
+
+    def cudnn_supports(self, cudnn: str, cuda: str) -> bool | None:
+        """Whether cuDNN `cudnn` has builds for CUDA `cuda`'s major; None when either is unknown."""
+        row = self.cudnn_release(cudnn)
+        key = _cuda_key(cuda)
+        if row is None or key is None:
+            return None
+        return key[0] in row.cuda
+
+    # -- PyTorch ------------------------------------------------------------------------------
+
+    def torch_release(self, version: str) -> TorchRelease | None:
+        """The row of the series `version` belongs to ("2.5.1+cu124" -> "2.5"), or None."""
+        series = _series(version)
+        return next((r for r in self.torch if r.version == series), None)
+
+    def torch_variants_for_driver(
+        self, torch_version: str, driver: str, system: System
+    ) -> list[TorchVariant]:
+        """CUDA variants of that torch release that `driver` runs (see `driver_runs_cuda`), newest
+        CUDA first; the cpu variant is never listed. Empty for an unknown release."""
+        release = self.torch_release(torch_version)
+        if release is None:
+            return []
+        runnable = [
+            v
+            for v in release.variants
+            if v.cuda is not None and self.driver_runs_cuda(driver, v.cuda, system)
+        ]
+        return sorted(runnable, key=lambda v: _cuda_key(v.cuda or "") or (0, 0), reverse=True)
+
+    def torch_releases_supporting_arch(self, cc: str) -> list[tuple[str, str]]:
+        """(release, variant) pairs, e.g. ("2.5", "cu124"), whose Linux arch list runs on `cc`
+        natively or through PTX, oldest release first."""
+        pairs = []
+        for release in sorted(self.torch, key=lambda r: Version(r.version)):
+            for variant in release.variants:
+                if variant.arch_list and kernel_support(cc, variant.arch_list) is not None:
+                    pairs.append((release.version, variant.name))
+        return pairs
+
+    # -- JAX ----------------------------------------------------------------------------------
+
+    def jax_cuda(self, major: int) -> JaxCuda | None:
+        """The `jax[cudaNN]` plugin for CUDA `major` (12, 13), or None."""
+        return next((j for j in self.jax_cuda_plugins if j.major == major), None)
+
+    def jax_release(self, version: str) -> JaxRelease | None:
+        """The row whose run [version, until) contains `version` ("0.4.31", "0.4.33"), or None."""
+        parsed = parse_version(version)
+        if parsed is None:
+            return None
+        return next((r for r in self.jax if Version(r.version) <= parsed < Version(r.until)), None)
+
+    # -- Overview -----------------------------------------------------------------------------
+
+    def sections(self) -> dict[str, int]:
+        """Row counts per section, in file order."""
+        return {
+            "tensorflow": len(self.tensorflow),
+            "cuda_toolkits": len(self.cuda_toolkits),
+            "cuda_families": len(self.cuda_families),
+            "architectures": len(self.architectures),
+            "gpus": len(self.gpus),
+            "cudnn_majors": len(self.cudnn_majors),
+            "cudnn_releases": len(self.cudnn_releases),
+            "cuda_runtimes": len(self.cuda_runtimes),
+            "torch": len(self.torch),
+            "jax_cuda": len(self.jax_cuda_plugins),
+            "jax": len(self.jax),
+        }
+
+
+def _major(cuda: str) -> int:
+    key = _cuda_key(cuda)
+    return key[0] if key else 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and validation
+
+
+class _Entry:
+    """One mapping from the file; every read is checked and `close()` rejects unknown keys."""
+
+    def __init__(self, raw: object, where: str, fail: Callable[[str], MatrixError]) -> None:
+        self.where = where
+        self._fail = fail
+        if not isinstance(raw, dict):
+            raise fail(f"{where}: expected a mapping, got {_kind(raw)}")
+        self._raw: dict[Any, Any] = raw
+        self._seen: set[str] = set()
+
+    def error(self, message: str) -> MatrixError:
+        return self._fail(f"{self.where}: {message}")
+
+    def has(self, key: str) -> bool:
+        return self._raw.get(key) is not None
+
+    def get(self, key: str, required: bool = True) -> Any:
+        self._seen.add(key)
+        value = self._raw.get(key)
+        if value is None and required:
+            raise self.error(f"missing '{key}'")
+        return value
+
+    def text(self, key: str, required: bool = True) -> str:
+        value = self.get(key, required)
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(f"{key}: expected text, got {_kind(value)}")
+        text = str(value).strip()
+        if required and not text:
+            raise self.error(f"{key}: is empty")
+        return text
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key, required=False) or None
+
+    def version(self, key: str, required: bool = True) -> str | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.error(f"{key}: {value!r} must be quoted text (YAML reads 12.10 as 12.1)")
+        if parse_version(value) is None:
+            raise self.error(f"{key}: {value!r} is not a version")
+        return value.strip()
+
+    def required_version(self, key: str) -> str:
+        value = self.version(key)
+        assert value is not None
+        return value
+
+    def spec(self, key: str, required: bool = True) -> SpecifierSet | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.error(f"{key}: {value!r} is not a version specifier")
+        try:
+            return SpecifierSet(value)
+        except InvalidSpecifier:
+            raise self.error(f"{key}: {value!r} is not a version specifier") from None
+
+    def required_spec(self, key: str) -> SpecifierSet:
+        value = self.spec(key)
+        assert value is not None
+        return value
+
+    def integer(self, key: str, required: bool = True) -> int | None:
+        value = self.get(key, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"{key}: {value!r} is not a whole number")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key, required=False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(f"{key}: {value!r} is not true or false")
+        return value
+
+    def items(self, key: str, required: bool = True) -> list[Any]:
+        value = self.get(key, required)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.error(f"{key}: expected a list, got {_kind(value)}")
+        return value
+
+    def texts(self, key: str, required: bool = True) -> tuple[str, ...]:
+        values = self.items(key, required)
+        for value in values:
+            if not isinstance(value, str) or not value.strip():
+                raise self.error(f"{key}: {value!r} is not text")
+        return tuple(v.strip() for v in values)
+
+    def source(self) -> str:
+        return self.text("source")
+
+    def close(self) -> None:
+        unknown = sorted(str(k) for k in self._raw if str(k) not in self._seen)
+        if unknown:
+            raise self.error(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}")
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+_TARGET_NAME = re.compile(r"^(sm|compute)_\d+[af]?$")
+
+
+def _targets(entry: _Entry, key: str) -> tuple[str, ...]:
+    targets = entry.texts(key, required=False)
+    for target in targets:
+        if not _TARGET_NAME.match(target):
+            raise entry.error(f"{key}: {target!r} is not a CUDA target like 'sm_80' or 'compute_90'")
+    return targets
+
+
+def _arch_list(entry: _Entry, key: str) -> tuple[str, ...]:
+    """A TORCH_CUDA_ARCH_LIST string ("5.0;6.0;8.6+PTX") as get_arch_list() entries, ascending."""
+    raw = entry.text(key, required=False)
+    if not raw:
+        return ()
+    sm: set[tuple[int, int]] = set()
+    ptx: set[tuple[int, int]] = set()
+    for item in raw.split(";"):
+        cc, _, suffix = item.strip().partition("+")
+        try:
+            key_cc = _cc(cc)
+        except ValueError:
+            raise entry.error(f"{key}: {cc!r} in {raw!r} is not a compute capability") from None
+        if suffix not in ("", "PTX"):
+            raise entry.error(f"{key}: {item!r} in {raw!r}: only '+PTX' may follow a capability")
+        sm.add(key_cc)
+        if suffix:
+            ptx.add(key_cc)
+    return tuple(f"sm_{a}{b}" for a, b in sorted(sm)) + tuple(f"compute_{a}{b}" for a, b in sorted(ptx))
+
+
+def _cc_field(entry: _Entry, key: str, required: bool = True) -> str | None:
+    value = entry.get(key, required)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CC.match(value.strip()):
+        raise entry.error(f"{key}: {value!r} is not a compute capability like '8.6'")
+    return value.strip()
+
+
+def _section(document: dict[str, Any], name: str, fail: Callable[[str], MatrixError]) -> list[Any]:
+    value = document.get(name)
+    if not isinstance(value, list) or not value:
+        raise fail(f"{name}: expected a non-empty list of rows")
+    return value
+
+
+def _label(raw: object, *keys: str) -> str:
+    if isinstance(raw, dict):
+        for key in keys:
+            if raw.get(key) is not None:
+                return str(raw[key])
+    return "?"
+
+
+def _unique(
+    rows: Iterable[Any], key: Callable[[Any], object], what: str, fail: Callable[[str], MatrixError]
+) -> None:
+    seen: set[object] = set()
+    for row in rows:
+        k = key(row)
+        if k in seen:
+            raise fail(f"{what}[{k}]: listed twice")
+        seen.add(k)
+
+
+def _tf_build(raw: object, where: str, fail: Callable[[str], MatrixError]) -> TensorFlowBuild:
+    e = _Entry(raw, where, fail)
+    build = TensorFlowBuild(
+        cuda=e.required_version("cuda"),
+        cudnn=e.required_version("cudnn"),
+        compute_capabilities=_targets(e, "compute_capabilities"),
+        cudart=e.text("cudart"),
+        cudnn_library=e.text("cudnn_library"),
+        cudart_build_info=e.optional_text("cudart_build_info"),
+        python=e.spec("python", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return build
+
+
+def _tensorflow(raw: object, fail: Callable[[str], MatrixError]) -> TensorFlowRelease:
+    e = _Entry(raw, f"tensorflow[{_label(raw, 'version')}]", fail)
+    version = e.required_version("version")
+    builds = {}
+    for system in ("linux", "windows"):
+        value = e.get(system, required=False)
+        builds[system] = None if value is None else _tf_build(value, f"{e.where}: {system}", fail)
+    and_cuda_raw = e.get("and_cuda", required=False) or {}
+    if not isinstance(and_cuda_raw, dict):
+        raise e.error(f"and_cuda: expected a mapping, got {_kind(and_cuda_raw)}")
+    and_cuda = {}
+    for dist, spec in and_cuda_raw.items():
+        try:
+            SpecifierSet(str(spec))
+        except InvalidSpecifier:
+            raise e.error(f"and_cuda: {dist}: {spec!r} is not a version specifier") from None
+        and_cuda[str(dist)] = str(spec)
+    release = TensorFlowRelease(
+        version=version,
+        python=e.required_spec("python"),
+        linux=builds["linux"],
+        windows=builds["windows"],
+        and_cuda=and_cuda,
+        gpu_packages=e.texts("gpu_packages"),
+        notes=e.text("notes", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return release
+
+
+def _toolkit(raw: object, fail: Callable[[str], MatrixError]) -> CudaToolkit:
+    e = _Entry(raw, f"cuda_toolkits[{_label(raw, 'cuda')}]", fail)
+    row = CudaToolkit(
+        cuda=e.required_version("cuda"),
+        linux=e.version("linux", required=False),
+        windows=e.version("windows", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    if row.linux is None and row.windows is None:
+        raise e.error("needs a 'linux' or a 'windows' driver version")
+    return row
+
+
+def _family(raw: object, fail: Callable[[str], MatrixError]) -> CudaFamily:
+    e = _Entry(raw, f"cuda_families[{_label(raw, 'major')}]", fail)
+    major = e.integer("major")
+    assert major is not None
+    row = CudaFamily(
+        major=major,
+        linux=e.required_version("linux"),
+        windows=e.version("windows", required=False),
+        windows_recommended=e.version("windows_recommended", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+def _architecture(raw: object, fail: Callable[[str], MatrixError]) -> Architecture:
+    e = _Entry(raw, f"architectures[{_label(raw, 'cc')}]", fail)
+    cc = _cc_field(e, "cc")
+    assert cc is not None
+    row = Architecture(
+        cc=cc,
+        name=e.text("name"),
+        first_cuda=e.version("first_cuda", required=False),
+        removed_in=e.version("removed_in", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+def _gpu(raw: object, fail: Callable[[str], MatrixError]) -> GpuModel:
+    e = _Entry(raw, f"gpus[{_label(raw, 'cc')}]", fail)
+    cc = _cc_field(e, "cc")
+    assert cc is not None
+    row = GpuModel(cc=cc, names=e.texts("names"), source=e.source(), verified=e.flag("verified", True))
+    e.close()
+    return row
+
+
+def _cudnn_major(raw: object, fail: Callable[[str], MatrixError]) -> CudnnMajor:
+    e = _Entry(raw, f"cudnn_majors[{_label(raw, 'major')}]", fail)
+    major = e.integer("major")
+    assert major is not None
+    row = CudnnMajor(
+        major=major,
+        linux_library=e.text("linux_library"),
+        windows_library=e.text("windows_library"),
+        version_header=e.text("version_header"),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+def _cudnn_release(raw: object, fail: Callable[[str], MatrixError]) -> CudnnRelease:
+    e = _Entry(raw, f"cudnn_releases[{_label(raw, 'versions')}]", fail)
+    cuda = e.items("cuda")
+    if not cuda or not all(isinstance(c, int) and not isinstance(c, bool) for c in cuda):
+        raise e.error(f"cuda: {cuda!r} is not a list of CUDA majors")
+    row = CudnnRelease(
+        versions=e.required_spec("versions"),
+        cuda=tuple(cuda),
+        min_compute_capability=_cc_field(e, "min_compute_capability", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+def _runtime(raw: object, fail: Callable[[str], MatrixError]) -> CudaRuntime:
+    e = _Entry(raw, f"cuda_runtimes[{_label(raw, 'cuda')}]", fail)
+    row = CudaRuntime(
+        cuda=e.required_version("cuda"),
+        linux=e.text("linux"),
+        windows=e.text("windows"),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+_VARIANT = re.compile(r"^cu(\d+)(\d)$")
+TORCH_INDEX = "https://download.pytorch.org/whl/"
+
+
+def _torch_variant(raw: object, where: str, fail: Callable[[str], MatrixError]) -> TorchVariant:
+    e = _Entry(raw, f"{where}: variants[{_label(raw, 'name')}]", fail)
+    name = e.text("name")
+    cuda = None
+    if name != "cpu":
+        match = _VARIANT.match(name)
+        if not match:
+            raise e.error(f"name: {name!r} is not 'cpu' or a CUDA variant like 'cu124'")
+        cuda = f"{int(match.group(1))}.{match.group(2)}"
+    variant = TorchVariant(
+        name=name,
+        cuda=cuda,
+        cudnn=e.version("cudnn", required=False),
+        arch_list=_arch_list(e, "arch_list"),
+        windows_arch_list=_arch_list(e, "windows_arch_list"),
+        index_url=TORCH_INDEX + name,
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    if cuda is not None and not variant.arch_list:
+        raise e.error("missing 'arch_list'")
+    return variant
+
+
+def _torch(raw: object, fail: Callable[[str], MatrixError]) -> TorchRelease:
+    e = _Entry(raw, f"torch[{_label(raw, 'version')}]", fail)
+    version = e.required_version("version")
+    variants = tuple(_torch_variant(v, e.where, fail) for v in e.items("variants"))
+    _unique(variants, lambda v: v.name, f"{e.where}: variants", fail)
+    release = TorchRelease(
+        version=version,
+        python=e.required_spec("python"),
+        variants=variants,
+        pypi_default_linux=e.text("pypi_default_linux"),
+        notes=e.text("notes", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    if release.variant(release.pypi_default_linux) is None:
+        raise e.error(f"pypi_default_linux: {release.pypi_default_linux!r} is not one of its variants")
+    return release
+
+
+def _jax_cuda(raw: object, fail: Callable[[str], MatrixError]) -> JaxCuda:
+    e = _Entry(raw, f"jax_cuda[{_label(raw, 'major')}]", fail)
+    major = e.integer("major")
+    assert major is not None
+    min_cc = _cc_field(e, "min_compute_capability")
+    assert min_cc is not None
+    row = JaxCuda(
+        major=major,
+        extra=e.text("extra"),
+        local_extra=e.text("local_extra"),
+        min_driver_linux=e.required_version("min_driver_linux"),
+        min_cudnn=e.required_version("min_cudnn"),
+        min_compute_capability=min_cc,
+        min_jax=e.required_version("min_jax"),
+        python=e.spec("python", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    return row
+
+
+def _jax(raw: object, fail: Callable[[str], MatrixError]) -> JaxRelease:
+    e = _Entry(raw, f"jax[{_label(raw, 'version')}]", fail)
+    cuda = e.items("cuda", required=False)
+    if not all(isinstance(c, int) and not isinstance(c, bool) for c in cuda):
+        raise e.error(f"cuda: {cuda!r} is not a list of CUDA majors")
+    min_cudnn_raw = e.get("min_cudnn", required=False) or {}
+    if not isinstance(min_cudnn_raw, dict):
+        raise e.error(
+            f"min_cudnn: expected a mapping of CUDA major to cuDNN version, got {_kind(min_cudnn_raw)}"
+        )
+    min_cudnn: dict[int, str] = {}
+    for major, version in min_cudnn_raw.items():
+        if not isinstance(major, int) or not isinstance(version, str) or parse_version(version) is None:
+            raise e.error(f"min_cudnn: {major!r}: {version!r} is not a cuDNN version")
+        min_cudnn[major] = version
+    release = JaxRelease(
+        version=e.required_version("version"),
+        until=e.required_version("until"),
+        python=e.required_spec("python"),
+        cuda=tuple(cuda),
+        min_cudnn=min_cudnn,
+        extras=e.texts("extras", required=False),
+        notes=e.text("notes", required=False),
+        source=e.source(),
+        verified=e.flag("verified", True),
+    )
+    e.close()
+    if Version(release.until) <= Version(release.version):
+        raise e.error(f"until: {release.until!r} is not after {release.version!r}")
+    return release
+
+
+_PLATFORM_VERSIONS = (
+    "tensorflow_last_windows_gpu",
+    "tensorflow_first_and_cuda",
+    "tensorflow_last_macos_gpu",
+    "tensorflow_gpu_stub_from",
+    "tensorflow_last_macos_x86",
+    "tensorflow_wsl_min_driver_windows",
+    "torch_last_conda_channel",
+)
+_PLATFORM_TEXTS = ("wsl_lib_dir", "jax_windows_native_gpu", "jax_wsl2_gpu", "jax_macos")
+_PLATFORM_INTS = ("wsl_gpu_min_windows_build",)
+
+
+def _platform(raw: object, fail: Callable[[str], MatrixError]) -> Platform:
+    if not isinstance(raw, dict):
+        raise fail(f"platform: expected a mapping, got {_kind(raw)}")
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    known = (*_PLATFORM_VERSIONS, *_PLATFORM_TEXTS, *_PLATFORM_INTS)
+    for name in raw:
+        if name not in known:
+            raise fail(f"platform: unknown key {str(name)!r}")
+    for name in known:
+        e = _Entry(raw.get(name), f"platform[{name}]", fail) if name in raw else None
+        if e is None:
+            raise fail(f"platform: missing '{name}'")
+        if name in _PLATFORM_VERSIONS:
+            values[name] = e.required_version("value")
+        elif name in _PLATFORM_INTS:
+            values[name] = e.integer("value")
+        else:
+            values[name] = e.text("value")
+        sources[name] = e.source()
+        e.flag("verified", True)
+        e.close()
+    return Platform(**values, sources=sources)
+
+
+def _no_overlaps(matrix: Matrix, fail: Callable[[str], MatrixError]) -> None:
+    _unique(matrix.tensorflow, lambda r: r.version, "tensorflow", fail)
+    _unique(matrix.cuda_toolkits, lambda r: _cuda_key(r.cuda), "cuda_toolkits", fail)
+    _unique(matrix.cuda_families, lambda r: r.major, "cuda_families", fail)
+    _unique(matrix.architectures, lambda r: r.cc, "architectures", fail)
+    _unique(matrix.cudnn_majors, lambda r: r.major, "cudnn_majors", fail)
+    _unique(matrix.cuda_runtimes, lambda r: r.cuda, "cuda_runtimes", fail)
+    _unique(matrix.torch, lambda r: r.version, "torch", fail)
+    _unique(matrix.jax_cuda_plugins, lambda r: r.major, "jax_cuda", fail)
+    runs = sorted(matrix.jax, key=lambda r: Version(r.version))
+    for before, after in itertools.pairwise(runs):
+        if Version(before.until) > Version(after.version):
+            raise fail(f"jax[{after.version}]: overlaps jax[{before.version}] (until {before.until})")
+    for i, row in enumerate(matrix.cudnn_releases):
+        for other in matrix.cudnn_releases[i + 1 :]:
+            shared = [
+                v
+                for v in (*_probe_versions(row.versions), *_probe_versions(other.versions))
+                if row.versions.contains(v, prereleases=True) and other.versions.contains(v, prereleases=True)
+            ]
+            if shared:
+                raise fail(
+                    f"cudnn_releases[{other.versions}]: overlaps cudnn_releases[{row.versions}] at {shared[0]}"
+                )
+
+
+def _probe_versions(spec: SpecifierSet) -> list[str]:
+    """Boundary versions: two lower-bounded ranges overlap iff one holds a boundary of the other."""
+    return [s.version for s in spec]
+
+
+def parse_matrix(text: str, name: str = MATRIX_FILE, source: str | None = None) -> Matrix:
+    """Validate matrix YAML `text`; `name` prefixes every error message."""
+
+    def fail(message: str) -> MatrixError:
+        return MatrixError(f"{name}: {message}")
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise fail(f"not valid YAML{where}: {problem}") from None
+    if not isinstance(document, dict):
+        raise fail(f"expected a mapping of sections, got {_kind(document)}")
+    schema = document.get("schema")
+    if schema != SCHEMA_VERSION:
+        raise fail(f"schema: {schema!r} is not {SCHEMA_VERSION}")
+    known = {
+        "schema",
+        "sources",  # a list of YAML anchors that rows refer to
+        "platform",
+        "tensorflow",
+        "cuda_toolkits",
+        "cuda_families",
+        "architectures",
+        "gpus",
+        "cudnn_majors",
+        "cudnn_releases",
+        "cuda_runtimes",
+        "torch",
+        "jax_cuda",
+        "jax",
+    }
+    unknown = sorted(str(k) for k in document if k not in known)
+    if unknown:
+        raise fail(f"unknown section {', '.join(map(repr, unknown))}")
+    matrix = Matrix(
+        source=source or name,
+        platform=_platform(document.get("platform"), fail),
+        tensorflow=tuple(_tensorflow(r, fail) for r in _section(document, "tensorflow", fail)),
+        cuda_toolkits=tuple(_toolkit(r, fail) for r in _section(document, "cuda_toolkits", fail)),
+        cuda_families=tuple(_family(r, fail) for r in _section(document, "cuda_families", fail)),
+        architectures=tuple(_architecture(r, fail) for r in _section(document, "architectures", fail)),
+        gpus=tuple(_gpu(r, fail) for r in _section(document, "gpus", fail)),
+        cudnn_majors=tuple(_cudnn_major(r, fail) for r in _section(document, "cudnn_majors", fail)),
+        cudnn_releases=tuple(_cudnn_release(r, fail) for r in _section(document, "cudnn_releases", fail)),
+        cuda_runtimes=tuple(_runtime(r, fail) for r in _section(document, "cuda_runtimes", fail)),
+        torch=tuple(_torch(r, fail) for r in _section(document, "torch", fail)),
+        jax_cuda_plugins=tuple(_jax_cuda(r, fail) for r in _section(document, "jax_cuda", fail)),
+        jax=tuple(_jax(r, fail) for r in _section(document, "jax", fail)),
+    )
+    _no_overlaps(matrix, fail)
+    return matrix
+
+
+def default_matrix_path() -> Path:
+    """The packaged matrix, or the repository-root file in a source checkout."""
+    packaged = resources.files("gpudoctor") / MATRIX_FILE
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / MATRIX_FILE
+
+
+@functools.lru_cache(maxsize=1)
+def _load_default() -> Matrix:
+    path = default_matrix_path()
+    return parse_matrix(path.read_text(encoding="utf-8"), name=path.name, source=str(path))
+
+
+def load_matrix(path: str | None = None) -> Matrix:
+    """Load and validate a matrix file (default: the packaged one, cached).
+
+    Raises MatrixError (message names the file and entry) for an invalid file, OSError when it
+    cannot be read.
+    """
+    if path is None:
+        return _load_default()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MatrixError(f"{path}: not a text file") from None
+    return parse_matrix(text, name=path, source=str(Path(path).resolve()))
+
+
+def clear_cache() -> None:
+    _load_default.cache_clear()
+
+
+__all__ = [
+    "Architecture",
+    "CudaFamily",
+    "CudaRuntime",
+    "CudaToolkit",
+    "CudnnMajor",
+    "CudnnRelease",
+    "DriverRequirement",
+    "GpuModel",
+    "JaxCuda",
+    "JaxRelease",
+    "KernelSupport",
+    "Matrix",
+    "MatrixError",
+    "Platform",
+    "System",
+    "TensorFlowBuild",
+    "TensorFlowRelease",
+    "TorchRelease",
+    "TorchVariant",
+    "clear_cache",
+    "cudnn_version_from_int",
+    "default_matrix_path",
+    "kernel_support",
+    "load_matrix",
+    "parse_matrix",
+]

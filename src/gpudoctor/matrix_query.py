@@ -1,15 +1,41 @@
-"""Placeholder; replaced by the matrix query implementation."""
+"""`gpudoctor matrix`: look things up in the compatibility matrix.
+
+`query` returns plain text (the CLI prints it) and JSON-ready data; it never prints.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from gpudoctor.matrix import Matrix
+from packaging.version import Version
+
+from gpudoctor.matrix import (
+    JaxRelease,
+    Matrix,
+    System,
+    TensorFlowBuild,
+    TensorFlowRelease,
+    TorchRelease,
+    TorchVariant,
+    kernel_support,
+    parse_version,
+)
+
+FRAMEWORKS = {
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "tensorflow-gpu": "tensorflow",
+    "torch": "torch",
+    "pytorch": "torch",
+    "jax": "jax",
+    "jaxlib": "jax",
+}
+SYSTEMS: tuple[System, ...] = ("linux", "windows")
 
 
 class MatrixQueryError(ValueError):
-    pass
+    """A query the matrix cannot answer (unknown framework or release, bad driver version)."""
 
 
 @dataclass(frozen=True)
@@ -19,4 +45,486 @@ class QueryResult:
 
 
 def query(matrix: Matrix, *, framework: str | None, version: str | None, driver: str | None) -> QueryResult:
-    raise MatrixQueryError("the matrix query is not built yet")
+    """Answer `gpudoctor matrix [FRAMEWORK [VERSION]] [--driver VERSION]`."""
+    if driver is not None and parse_version(driver) is None:
+        raise MatrixQueryError(f"--driver {driver!r} is not a driver version like 535.104.05")
+    if framework is None:
+        if version is not None:
+            raise MatrixQueryError(
+                "name a framework before the version, e.g. `gpudoctor matrix tensorflow 2.10`"
+            )
+        return _driver(matrix, driver) if driver else _overview(matrix)
+    name = FRAMEWORKS.get(framework.strip().lower())
+    if name is None:
+        raise MatrixQueryError(f"unknown framework {framework!r}: use tensorflow, torch or jax")
+    if version is None:
+        return _releases(matrix, name)
+    if name == "tensorflow":
+        return _tensorflow(matrix, version, driver)
+    if name == "torch":
+        return _torch(matrix, version, driver)
+    return _jax(matrix, version, driver)
+
+
+# ----------------------------------------------------------------------------------------------
+# Overview and release lists
+
+
+def _span(versions: list[str]) -> str:
+    ordered = sorted(versions, key=Version)
+    return f"{ordered[0]} … {ordered[-1]}" if len(ordered) > 1 else ordered[0]
+
+
+def _overview(matrix: Matrix) -> QueryResult:
+    counts = matrix.sections()
+    unverified = _unverified_counts(matrix)
+    spans = {
+        "tensorflow": _span([r.version for r in matrix.tensorflow]),
+        "cuda_toolkits": _span([t.cuda for t in matrix.cuda_toolkits]),
+        "torch": _span([r.version for r in matrix.torch]),
+        "jax": _span([r.version for r in matrix.jax]),
+    }
+    lines = [f"Compatibility matrix: {matrix.source}", ""]
+    for section, count in counts.items():
+        extra = f"  ({spans[section]})" if section in spans else ""
+        flag = f"  [{unverified[section]} unverified]" if unverified.get(section) else ""
+        lines.append(f"  {section:<16}{count:>4} rows{extra}{flag}")
+    lines += [
+        "",
+        "Look up: gpudoctor matrix tensorflow 2.10 | torch 2.5 | jax 0.4.31 | --driver 470.82",
+    ]
+    data = {
+        "source": matrix.source,
+        "sections": {s: {"rows": c, "unverified": unverified.get(s, 0)} for s, c in counts.items()},
+        "ranges": spans,
+    }
+    return QueryResult("\n".join(lines), data)
+
+
+def _unverified_counts(matrix: Matrix) -> dict[str, int]:
+    rows: dict[str, tuple[Any, ...]] = {
+        "tensorflow": matrix.tensorflow,
+        "cuda_toolkits": matrix.cuda_toolkits,
+        "cuda_families": matrix.cuda_families,
+        "architectures": matrix.architectures,
+        "gpus": matrix.gpus,
+        "cudnn_majors": matrix.cudnn_majors,
+        "cudnn_releases": matrix.cudnn_releases,
+        "cuda_runtimes": matrix.cuda_runtimes,
+        "torch": matrix.torch,
+        "jax_cuda": matrix.jax_cuda_plugins,
+        "jax": matrix.jax,
+    }
+    return {name: sum(1 for r in section if not r.verified) for name, section in rows.items()}
+
+
+def _releases(matrix: Matrix, framework: str) -> QueryResult:
+    rows: list[dict[str, Any]]
+    if framework == "tensorflow":
+        rows = [
+            {
+                "version": r.version,
+                "python": str(r.python),
+                "linux_cuda": r.linux.cuda if r.linux else None,
+                "windows_gpu": r.windows is not None,
+            }
+            for r in matrix.tensorflow
+        ]
+        lines = ["TensorFlow releases (Linux CUDA / native Windows GPU):"] + [
+            f"  {r['version']:<6} Python {r['python']:<40} CUDA {r['linux_cuda'] or '-':<5}"
+            f"{'  + Windows GPU' if r['windows_gpu'] else ''}"
+            for r in rows
+        ]
+    elif framework == "torch":
+        rows = [
+            {
+                "version": r.version,
+                "python": str(r.python),
+                "variants": [v.name for v in r.variants],
+                "pypi_default_linux": r.pypi_default_linux,
+            }
+            for r in matrix.torch
+        ]
+        lines = ["PyTorch releases (variants; * = plain `pip install torch` on Linux):"] + [
+            f"  {r['version']:<6} Python {r['python']:<16} "
+            + " ".join(v + ("*" if v == r["pypi_default_linux"] else "") for v in r["variants"])
+            for r in rows
+        ]
+    else:
+        rows = [
+            {"version": r.version, "until": r.until, "python": str(r.python), "cuda": list(r.cuda)}
+            for r in matrix.jax
+        ]
+        lines = ["JAX releases (runs of releases with the same GPU support):"] + [
+            f"  {r['version']:<7}… <{r['until']:<7} Python {r['python']:<8} CUDA "
+            + (", ".join(str(c) for c in r["cuda"]) or "-")
+            for r in rows
+        ]
+    return QueryResult("\n".join(lines), {"framework": framework, "releases": rows})
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def _gpu_support(matrix: Matrix, targets: tuple[str, ...]) -> dict[str, list[str]]:
+    native: list[str] = []
+    ptx: list[str] = []
+    for arch in sorted(matrix.architectures, key=lambda a: Version(a.cc)):
+        support = kernel_support(arch.cc, targets)
+        if support == "native":
+            native.append(arch.cc)
+        elif support == "ptx":
+            ptx.append(arch.cc)
+    return {"native": native, "ptx": ptx}
+
+
+def _gpu_lines(support: dict[str, list[str]], targets: tuple[str, ...]) -> list[str]:
+    if not targets:
+        return ["GPUs: not recorded for this build"]
+    lines = [f"GPUs: kernels for CC {', '.join(support['native']) or 'none'}"]
+    if support["ptx"]:
+        lines.append(f"      PTX JIT at first start for CC {', '.join(support['ptx'])}")
+    lines.append(f"      (targets {' '.join(targets)})")
+    return lines
+
+
+def _driver_data(matrix: Matrix, cuda: str, system: System) -> dict[str, Any]:
+    requirement = matrix.driver_requirement(cuda, system)
+    if requirement is None:
+        return {"cuda": cuda, "toolkit_minimum": None, "compat_minimum": None, "verified": False}
+    return {
+        "cuda": requirement.cuda,
+        "toolkit_minimum": requirement.toolkit_minimum,
+        "compat_minimum": requirement.compat_minimum,
+        "verified": requirement.verified,
+    }
+
+
+def _driver_text(info: dict[str, Any]) -> str:
+    floor, toolkit = info["compat_minimum"], info["toolkit_minimum"]
+    if floor and toolkit and floor != toolkit:
+        text = f">= {floor} (CUDA {info['cuda'].split('.')[0]}.x minor-version compatibility; {toolkit} for the {info['cuda']} toolkit itself)"
+    elif floor or toolkit:
+        text = f">= {floor or toolkit}"
+    else:
+        text = "unknown"
+    return text + ("" if info["verified"] else "  [unverified]")
+
+
+def _fits(matrix: Matrix, driver: str | None, cuda: str | None, system: System) -> bool | None:
+    if driver is None or cuda is None:
+        return None
+    return matrix.driver_runs_cuda(driver, cuda, system)
+
+
+def _yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "unknown"}[value]
+
+
+def _unknown(framework: str, version: str, known: list[str]) -> MatrixQueryError:
+    return MatrixQueryError(f"{framework} {version} is not in the matrix; known releases: {_span(known)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# TensorFlow
+
+
+def _tensorflow(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
+    release = matrix.tensorflow_release(version)
+    if release is None:
+        raise _unknown("tensorflow", version, [r.version for r in matrix.tensorflow])
+    lines = [
+        f"TensorFlow {release.version}   Python {release.python}"
+        + ("" if release.verified else "   [unverified]"),
+        f"  GPU packages (Linux): {', '.join(release.gpu_packages) or 'none'}",
+    ]
+    builds: dict[str, Any] = {}
+    pairs: tuple[tuple[System, TensorFlowBuild | None], ...] = (
+        ("linux", release.linux),
+        ("windows", release.windows),
+    )
+    for system, build in pairs:
+        label = "Linux" if system == "linux" else "Windows"
+        if build is None:
+            lines.append(f"  {label}: no CUDA build" + _no_build_hint(matrix, release, system))
+            builds[system] = None
+            continue
+        builds[system] = _tf_build_data(matrix, build, system, driver)
+        lines += _tf_build_lines(label, build, builds[system], driver)
+    if release.and_cuda:
+        lines.append("  pip install 'tensorflow[and-cuda]' pins:")
+        lines += [f"    {dist}{spec}" for dist, spec in release.and_cuda.items()]
+    if release.notes:
+        lines.append(f"  Note: {release.notes}")
+    lines.append(f"  Source: {release.source}")
+    data = {
+        "framework": "tensorflow",
+        "version": release.version,
+        "python": str(release.python),
+        "gpu_packages": list(release.gpu_packages),
+        "linux": builds["linux"],
+        "windows": builds["windows"],
+        "and_cuda": dict(release.and_cuda),
+        "notes": release.notes,
+        "source": release.source,
+        "verified": release.verified,
+    }
+    if driver is not None:
+        data["driver"] = driver
+    return QueryResult("\n".join(lines), data)
+
+
+def _no_build_hint(matrix: Matrix, release: TensorFlowRelease, system: str) -> str:
+    last = matrix.platform.tensorflow_last_windows_gpu
+    if system == "windows" and Version(release.version) > Version(last):
+        return f" (native Windows GPU ended with {last}: use WSL2, or tensorflow<{_next_minor(last)})"
+    return ""
+
+
+def _next_minor(version: str) -> str:
+    major, minor = Version(version).release[:2]
+    return f"{major}.{minor + 1}"
+
+
+def _tf_build_data(
+    matrix: Matrix, build: TensorFlowBuild, system: System, driver: str | None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "cuda": build.cuda,
+        "cudnn": build.cudnn,
+        "cudart": build.cudart,
+        "cudnn_library": build.cudnn_library,
+        "cudart_build_info": build.cudart_build_info,
+        "python": str(build.python) if build.python else None,
+        "compute_capabilities": list(build.compute_capabilities),
+        "gpus": _gpu_support(matrix, build.compute_capabilities),
+        "driver": _driver_data(matrix, build.cuda, system),
+        "source": build.source,
+        "verified": build.verified,
+    }
+    if driver is not None:
+        data["driver_ok"] = _fits(matrix, driver, build.cuda, system)
+    return data
+
+
+def _tf_build_lines(
+    label: str, build: TensorFlowBuild, data: dict[str, Any], driver: str | None
+) -> list[str]:
+    pad = " " * (len(label) + 4)
+    lines = [
+        f"  {label}: CUDA {build.cuda}, cuDNN {build.cudnn} (same major, minor >= {build.cudnn.split('.')[1]})"
+        + (f", Python {build.python}" if build.python else ""),
+        f"{pad}loads {build.cudart} and {build.cudnn_library}"
+        + (f" (build_info says {build.cudart_build_info})" if build.cudart_build_info else ""),
+        f"{pad}driver {_driver_text(data['driver'])}",
+    ]
+    if driver is not None:
+        lines.append(f"{pad}driver {driver} is enough: {_yes_no(data['driver_ok'])}")
+    lines += [pad + line for line in _gpu_lines(data["gpus"], build.compute_capabilities)]
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch
+
+
+def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
+    release = matrix.torch_release(version)
+    if release is None:
+        raise _unknown("torch", version, [r.version for r in matrix.torch])
+    lines = [
+        f"PyTorch {release.version}   Python {release.python}"
+        + ("" if release.verified else "   [unverified]"),
+        f"  plain `pip install torch`: {release.pypi_default_linux} on Linux x86_64, cpu on Windows and macOS",
+    ]
+    variants = [_torch_variant_data(matrix, release, v, driver) for v in release.variants]
+    for variant, variant_data in zip(release.variants, variants, strict=True):
+        lines += _torch_variant_lines(release.version, variant, variant_data, driver)
+    if release.notes:
+        lines.append(f"  Note: {release.notes}")
+    lines.append(f"  Source: {release.source}")
+    data: dict[str, Any] = {
+        "framework": "torch",
+        "version": release.version,
+        "python": str(release.python),
+        "pypi_default_linux": release.pypi_default_linux,
+        "variants": variants,
+        "notes": release.notes,
+        "source": release.source,
+        "verified": release.verified,
+    }
+    if driver is not None:
+        data["driver"] = driver
+        data["runnable_variants"] = [
+            v.name for v in matrix.torch_variants_for_driver(release.version, driver, "linux")
+        ]
+    return QueryResult("\n".join(lines), data)
+
+
+def _torch_variant_data(
+    matrix: Matrix, release: TorchRelease, variant: TorchVariant, driver: str | None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": variant.name,
+        "cuda": variant.cuda,
+        "cudnn": variant.cudnn,
+        "arch_list": list(variant.arch_list),
+        "windows_arch_list": list(variant.windows_arch_list),
+        "index_url": variant.index_url,
+        "pypi_default_linux": variant.name == release.pypi_default_linux,
+        "gpus": _gpu_support(matrix, variant.arch_list),
+        "driver": {s: _driver_data(matrix, variant.cuda, s) for s in SYSTEMS} if variant.cuda else None,
+        "verified": variant.verified,
+    }
+    if driver is not None and variant.cuda:
+        data["driver_ok"] = _fits(matrix, driver, variant.cuda, "linux")
+    return data
+
+
+def _torch_variant_lines(
+    version: str, variant: TorchVariant, data: dict[str, Any], driver: str | None
+) -> list[str]:
+    star = "  (PyPI default on Linux)" if data["pypi_default_linux"] else ""
+    flag = "  [unverified]" if not variant.verified else ""
+    if variant.cuda is None:
+        return [f"  cpu: {variant.index_url}{star}"]
+    lines = [
+        f"  {variant.name}: CUDA {variant.cuda}, cuDNN {variant.cudnn or 'unknown'}{star}{flag}",
+        f'      pip install "torch=={version}.*" --index-url {variant.index_url}',
+        f"      Linux driver {_driver_text(data['driver']['linux'])}",
+    ]
+    if driver is not None:
+        lines.append(f"      driver {driver} is enough (Linux): {_yes_no(data.get('driver_ok'))}")
+    lines += ["      " + line for line in _gpu_lines(data["gpus"], variant.arch_list)]
+    if variant.windows_arch_list:
+        lines.append(f"      Windows targets: {' '.join(variant.windows_arch_list)}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# JAX
+
+
+def _jax(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
+    release = matrix.jax_release(version)
+    if release is None:
+        raise _unknown("jax", version, [r.version for r in matrix.jax])
+    lines = [
+        f"JAX {version} (releases {release.version} … <{release.until})   Python {release.python}"
+        + ("" if release.verified else "   [unverified]"),
+        f"  NVIDIA GPU extras: {', '.join(release.extras) or 'none (see note)'}",
+    ]
+    plugins = []
+    for major in release.cuda:
+        plugin = matrix.jax_cuda(major)
+        cudnn = release.min_cudnn.get(major)
+        entry: dict[str, Any] = {"cuda": major, "min_cudnn": cudnn}
+        text = f"  CUDA {major}:" + (f" cuDNN >= {cudnn}" if cudnn else "")
+        if plugin is not None and Version(version) >= Version(plugin.min_jax):
+            entry.update(
+                extra=plugin.extra,
+                local_extra=plugin.local_extra,
+                min_driver_linux=plugin.min_driver_linux,
+                min_compute_capability=plugin.min_compute_capability,
+            )
+            text += (
+                f", Linux driver >= {plugin.min_driver_linux}, GPU CC >= {plugin.min_compute_capability};"
+                f' pip install -U "jax[{plugin.extra}]"'
+            )
+            if driver is not None:
+                entry["driver_ok"] = Version(driver) >= Version(plugin.min_driver_linux)
+                text += f"; driver {driver}: {_yes_no(entry['driver_ok'])}"
+        plugins.append(entry)
+        lines.append(text)
+    platform = matrix.platform
+    lines.append(
+        f"  Windows native GPU: {platform.jax_windows_native_gpu}; WSL2 GPU: {platform.jax_wsl2_gpu};"
+        f" macOS: {platform.jax_macos}"
+    )
+    if release.notes:
+        lines.append(f"  Note: {release.notes}")
+    lines.append(f"  Source: {release.source}")
+    data = _jax_data(release, version, plugins)
+    if driver is not None:
+        data["driver"] = driver
+    return QueryResult("\n".join(lines), data)
+
+
+def _jax_data(release: JaxRelease, version: str, plugins: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "framework": "jax",
+        "version": version,
+        "row": {"from": release.version, "until": release.until},
+        "python": str(release.python),
+        "extras": list(release.extras),
+        "cuda": plugins,
+        "notes": release.notes,
+        "source": release.source,
+        "verified": release.verified,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# What a driver can run
+
+
+def _driver(matrix: Matrix, driver: str) -> QueryResult:
+    data: dict[str, Any] = {"driver": driver}
+    lines = [f"NVIDIA driver {driver}"]
+    for system in SYSTEMS:
+        newest = matrix.newest_cuda_for_driver(driver, system)
+        families = [
+            f.major
+            for f in matrix.cuda_families
+            if (floor := f.linux if system == "linux" else f.windows) and Version(driver) >= Version(floor)
+        ]
+        tensorflow = [
+            r.version
+            for r in matrix.tensorflow
+            if (build := r.linux if system == "linux" else r.windows) is not None
+            and matrix.driver_runs_cuda(driver, build.cuda, system)
+        ]
+        torch = {
+            r.version: [v.name for v in variants]
+            for r in matrix.torch
+            if (variants := matrix.torch_variants_for_driver(r.version, driver, system))
+        }
+        jax = [
+            p.extra
+            for p in matrix.jax_cuda_plugins
+            if system == "linux" and Version(driver) >= Version(p.min_driver_linux)
+        ]
+        data[system] = {
+            "newest_cuda_toolkit": newest,
+            "cuda_majors_by_compatibility": families,
+            "tensorflow": tensorflow,
+            "torch": torch,
+            "jax": jax,
+        }
+        label = "Linux" if system == "linux" else "Windows (numbers as Windows drivers count them)"
+        lines += [
+            "",
+            f"{label}:",
+            f"  newest CUDA toolkit: {newest or 'none in the matrix'}",
+            "  runs any CUDA "
+            + (", ".join(f"{m}.x" for m in families) if families else "— (below every minor-version floor)")
+            + (" build that ships its own runtime" if families else ""),
+            f"  TensorFlow GPU builds: {_compact(tensorflow)}",
+            f"  PyTorch CUDA builds: {_torch_compact(torch)}",
+        ]
+        if system == "linux":
+            lines.append(f"  JAX: {', '.join(f'jax[{e}]' for e in jax) or 'no CUDA plugin'}")
+        else:
+            lines.append(f"  JAX: no native Windows GPU support ({matrix.platform.jax_wsl2_gpu} under WSL2)")
+    return QueryResult("\n".join(lines), data)
+
+
+def _compact(versions: list[str]) -> str:
+    return ", ".join(versions) if versions else "none"
+
+
+def _torch_compact(torch: dict[str, list[str]]) -> str:
+    if not torch:
+        return "none"
+    return "; ".join(f"{version} ({' '.join(names)})" for version, names in torch.items())

@@ -1,0 +1,217 @@
+"""`gpudoctor matrix` through the real command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gpudoctor.cli import app
+from gpudoctor.matrix import load_matrix
+from gpudoctor.matrix_query import MatrixQueryError, query
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["matrix", *args])
+    return result.exit_code, result.output
+
+
+def _json(*args: str) -> dict[str, object]:
+    code, output = _run(*args, "--json")
+    assert code == 0, output
+    data = json.loads(output)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_overview_text() -> None:
+    code, output = _run()
+    assert code == 0
+    assert "compat_matrix.yaml" in output
+    assert "tensorflow" in output and "(1.15 … 2.21)" in output
+    assert "torch" in output and "jax" in output
+
+
+def test_overview_json_counts_match_the_matrix() -> None:
+    data = _json()
+    sections = data["sections"]
+    assert isinstance(sections, dict)
+    assert sections["tensorflow"]["rows"] == len(load_matrix().tensorflow)
+    assert str(data["source"]).endswith("compat_matrix.yaml")
+
+
+def test_tensorflow_210_text() -> None:
+    code, output = _run("tensorflow", "2.10")
+    assert code == 0
+    assert "TensorFlow 2.10" in output
+    assert "Linux: CUDA 11.2, cuDNN 8.1" in output
+    assert "Windows: CUDA 11.2" in output
+    assert "cudart64_110.dll" in output and "build_info says cudart64_112.dll" in output
+    assert "450.80.02" in output and "460.27.03" in output
+    assert "PTX JIT at first start for CC 8.0" in output
+
+
+def test_tensorflow_json_joins_driver_and_gpus() -> None:
+    data = _json("tensorflow", "2.15.1")
+    assert data["version"] == "2.15"
+    assert data["windows"] is None
+    linux = data["linux"]
+    assert isinstance(linux, dict)
+    assert linux["driver"]["toolkit_minimum"] == "535.54.03"
+    assert linux["driver"]["compat_minimum"] == "525.60.13"
+    assert "3.7" not in linux["gpus"]["native"] and "5.0" in linux["gpus"]["native"]
+    assert "8.6" in linux["gpus"]["ptx"]
+    assert data["and_cuda"]["nvidia-cudnn-cu12"] == "==8.9.4.25"
+
+
+def test_tensorflow_windows_hint_after_210() -> None:
+    code, output = _run("tf", "2.12")
+    assert code == 0
+    assert "native Windows GPU ended with 2.10" in output
+
+
+def test_tensorflow_with_driver() -> None:
+    data = _json("tensorflow", "2.15", "--driver", "470.82.01")
+    assert data["linux"]["driver_ok"] is False
+    data = _json("tensorflow", "2.15", "--driver", "535.104.05")
+    assert data["linux"]["driver_ok"] is True
+
+
+def test_torch_25() -> None:
+    code, output = _run("torch", "2.5")
+    assert code == 0
+    assert "PyTorch 2.5" in output
+    assert "cu124: CUDA 12.4" in output and "(PyPI default on Linux)" in output
+    assert "--index-url https://download.pytorch.org/whl/cu118" in output
+    data = _json("pytorch", "2.5.1+cu124")
+    names = [v["name"] for v in data["variants"]]
+    assert names == ["cu118", "cu121", "cu124", "cpu"]
+    assert data["pypi_default_linux"] == "cu124"
+
+
+def test_torch_with_driver_lists_runnable_variants() -> None:
+    data = _json("torch", "2.5", "--driver", "470.82.01")
+    assert data["runnable_variants"] == ["cu118"]
+
+
+def test_jax_0431() -> None:
+    code, output = _run("jax", "0.4.31")
+    assert code == 0
+    assert "jax[cuda12]" in output
+    assert "Windows native GPU: no" in output
+    data = _json("jax", "0.4.31")
+    assert data["python"] == ">=3.10"
+    assert data["cuda"][0]["min_driver_linux"] == "525.60.13"
+
+
+def test_driver_470() -> None:
+    code, output = _run("--driver", "470.82")
+    assert code == 0
+    assert "newest CUDA toolkit: 11.4" in output
+    data = _json("--driver", "470.82")
+    linux = data["linux"]
+    assert linux["newest_cuda_toolkit"] == "11.4"
+    assert linux["cuda_majors_by_compatibility"] == [11]
+    assert "2.14" in linux["tensorflow"] and "2.15" not in linux["tensorflow"]
+    assert linux["torch"]["2.5"] == ["cu118"]
+    assert "2.8" not in linux["torch"]
+    assert linux["jax"] == []
+    assert data["windows"]["tensorflow"][-1] == "2.10"
+
+
+def test_driver_580_runs_cuda_13_and_jax_cuda13() -> None:
+    linux = _json("--driver", "580.65.06")["linux"]
+    assert linux["newest_cuda_toolkit"] == "13.0"
+    assert linux["jax"] == ["cuda12", "cuda13"]
+
+
+def test_framework_without_version_lists_releases() -> None:
+    data = _json("torch")
+    versions = [r["version"] for r in data["releases"]]
+    assert versions[0] == "1.8" and "2.15" in versions
+    code, output = _run("jax")
+    assert code == 0 and "0.4.31" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tensorflow", "3.1"], "tensorflow 3.1 is not in the matrix"),
+        (["torch", "0.4"], "torch 0.4 is not in the matrix"),
+        (["jax", "0.2.1"], "jax 0.2.1 is not in the matrix"),
+        (["caffe", "1.0"], "unknown framework 'caffe'"),
+        (["--driver", "latest"], "--driver 'latest' is not a driver version"),
+        (["tensorflow", "two"], "tensorflow two is not in the matrix"),
+    ],
+)
+def test_bad_queries_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gpudoctor", "matrix", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("gpudoctor: error: ")
+    assert message in lines[0]
+
+
+def test_bad_matrix_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: 1\nplatform: [\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "gpudoctor", "matrix", "--matrix", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"gpudoctor: error: {bad}: not valid YAML")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_matrix_file_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "gpudoctor", "matrix", "--matrix", str(missing)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"gpudoctor: error: cannot read matrix file {missing}: No such file or directory"
+    )
+
+
+def test_custom_matrix_file_is_used(tmp_path: Path) -> None:
+    source = Path(load_matrix().source).read_text(encoding="utf-8")
+    custom = tmp_path / "custom.yaml"
+    custom.write_text(
+        source.replace('{cuda: "11.4", linux: "470.42.01"', '{cuda: "11.4", linux: "470.99.99"'),
+        encoding="utf-8",
+    )
+    data = json.loads(
+        runner.invoke(app, ["matrix", "--driver", "470.82", "--json", "--matrix", str(custom)]).output
+    )
+    assert data["linux"]["newest_cuda_toolkit"] == "11.3"
+
+
+def test_version_without_framework_is_refused() -> None:
+    with pytest.raises(MatrixQueryError, match="name a framework"):
+        query(load_matrix(), framework=None, version="2.10", driver=None)
