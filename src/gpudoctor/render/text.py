@@ -59,13 +59,14 @@ def probe_lines(report: Report, console: Console, verbose: bool) -> list[Text]:
         value = getattr(report.facts, status.name, None)
         desc = describe_probe(status.name, value, status)
         title = titles.get(status.name, status.name).ljust(width)
-        line = Text.assemble(_mark(desc.mark, console), " ", (title, "bold"), "  ", redact(desc.summary))
-        line.rstrip()
-        lines.append(line)
+        mark = _mark(desc.mark, console)
+        head = Text.assemble(mark, " ", (title, "bold"), "  ", redact(desc.summary))
+        head.rstrip()
+        lines.append(head)
         if verbose:
-            indent = " " * (width + 6)
-            for line in desc.details:
-                lines.append(Text(indent + redact(line), style="dim"))
+            indent = " " * (len(mark) + 1 + width + 2)
+            for detail in desc.details:
+                lines.append(Text(indent + redact(detail), style="dim"))
             if status.seconds:
                 lines.append(Text(f"{indent}({status.seconds:.2f} s)", style="dim"))
     return lines

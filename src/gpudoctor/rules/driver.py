@@ -199,7 +199,7 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         and p.nvidia_pci_devices == ()
     ):
         yield Verdict(
-            severity=Severity.ERROR,
+            severity=Severity.WARNING,  # nothing is broken; --require-gpu turns "no usable GPU" into a failure
             message="This machine has no NVIDIA GPU: TensorFlow, PyTorch and JAX can only use the CPU here",
             why=(
                 "CUDA needs an NVIDIA GPU; none is on the PCI bus, and no NVIDIA driver is installed, "
@@ -222,6 +222,8 @@ def driver_missing(ctx: RuleContext) -> Iterator[Verdict]:
     if d.nvml_state != "library_not_found" or ctx.flavor == "macos":
         return
     p = ctx.facts.platform
+    if ctx.flavor == "linux" and p is not None and p.nvidia_pci_devices == ():
+        return  # no NVIDIA hardware at all: GD106 says so, there is no driver to install
     seen = _seen(d)
     if p is not None and p.nvidia_pci_devices:
         seen.append("NVIDIA GPU on the PCI bus: " + ", ".join(p.nvidia_pci_devices))
