@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Generic, NoReturn, TypeVar
 
 import typer
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
     from gpudoctor.facts import Facts
     from gpudoctor.matrix import Matrix
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="gpudoctor",
@@ -127,6 +131,28 @@ def _probe(python: str | None, timeout: float, show_progress: bool) -> Facts:
         return collect(ctx, probes, on_done=done)
 
 
+class _Background(Generic[T]):
+    """Run a function in a thread; `result()` returns its value or re-raises its exception."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], T]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self._error = exc
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+
 @app.command()
 def check(
     python: Annotated[
@@ -172,11 +198,13 @@ def check(
     from gpudoctor.model import Severity
     from gpudoctor.render.json import dumps_facts, dumps_report
 
-    matrix = _load_matrix(matrix_file)
     if facts_file is not None:
         facts = _load_facts(facts_file)
+        matrix = _load_matrix(matrix_file)
     else:
+        matrix_loader = _Background(lambda: _load_matrix(matrix_file))  # parse the YAML while probes run
         facts = _probe(python, timeout, show_progress=not json_output and sys.stderr.isatty())
+        matrix = matrix_loader.result()
     if save_facts is not None:
         try:
             save_facts.write_text(dumps_facts(facts) + "\n", encoding="utf-8")

@@ -1072,7 +1072,7 @@ def parse_matrix(text: str, name: str = MATRIX_FILE, source: str | None = None) 
         return MatrixError(f"{name}: {message}")
 
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
