@@ -105,7 +105,7 @@ class DriverFacts:
 class CudaInstall:
     path: str = ""
     version: str | None = None  # "12.2.140" from version.json, "12.2" from nvcc
-    found_via: tuple[str, ...] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "standard-location", "conda"
+    found_via: tuple[str, ...] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2", "standard-location", "conda"
     nvcc: str | None = None  # path of its nvcc
     nvcc_version: str | None = None
     version_source: Literal["version.json", "version.txt", "nvcc"] | None = None

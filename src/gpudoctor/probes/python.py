@@ -1,17 +1,131 @@
-"""Placeholder probe: Python packages (being built)."""
+"""The target interpreter and the GPU-relevant distributions installed in it (one child process)."""
 
 from __future__ import annotations
 
-from gpudoctor.facts import PythonFacts
-from gpudoctor.probes.base import Description, Probe, ProbeContext, ProbeUnavailable
+from typing import Any, Literal, get_args
+
+from packaging.utils import canonicalize_name
+
+from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext
+from gpudoctor.probes.child_process import run_child
+
+Origin = Literal["microsoft-store", "conda", "venv", "system", "pyenv", "other"]
+ORIGINS: tuple[Origin, ...] = get_args(Origin)
+SUMMARY_ORDER = (
+    "tensorflow",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "tensorflow-intel",
+    "torch",
+    "jax",
+    "jaxlib",
+    "nvidia-cudnn",
+    "nvidia-cuda-runtime",
+    "nvidia-",
+)
+SUMMARY_PACKAGES = 4
+CHILD_TIMEOUT = 25.0  # reading metadata is quick; stay inside the probe's own deadline
 
 
 def collect(ctx: ProbeContext) -> PythonFacts:
-    raise ProbeUnavailable("not built yet")
+    run = run_child(ctx, "python", timeout=min(ctx.child_timeout, CHILD_TIMEOUT))
+    if run.data is None:
+        return PythonFacts(executable=ctx.target.python, error=run.problem)
+    return parse(run.data)
+
+
+def parse(data: dict[str, Any]) -> PythonFacts:
+    """Build facts from the child's JSON, tolerating missing or mistyped fields."""
+    origin: Origin = next((o for o in ORIGINS if o == data.get("origin")), "other")
+    return PythonFacts(
+        executable=_text(data.get("executable")),
+        version=_text(data.get("version")),
+        implementation=_implementation(_text(data.get("implementation"))),
+        prefix=_text(data.get("prefix")),
+        base_prefix=_text(data.get("base_prefix")),
+        is_venv=data.get("is_venv") is True,
+        origin=origin,
+        bits=data["bits"] if isinstance(data.get("bits"), int) else 64,
+        site_packages=_texts(data.get("site_packages")),
+        distributions=_distributions(data.get("distributions")),
+        shadowing=_texts(data.get("shadowing")),
+        unreadable_metadata=_texts(data.get("unreadable_metadata")),
+    )
+
+
+def _distributions(raw: object) -> tuple[Distribution, ...]:
+    if not isinstance(raw, list):
+        return ()
+    found: dict[str, Distribution] = {}
+    for item in raw:
+        if not isinstance(item, dict) or not _text(item.get("name")):
+            continue
+        name = canonicalize_name(_text(item.get("name")))
+        if name in found:
+            continue
+        found[name] = Distribution(
+            name=name,
+            version=_text(item.get("version")),
+            requires=_texts(item.get("requires")),
+            installer=_text(item.get("installer")) or None,
+            location=_text(item.get("location")) or None,
+        )
+    return tuple(sorted(found.values(), key=lambda d: d.name))
+
+
+def _implementation(name: str) -> str:
+    known = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalPy", "ironpython": "IronPython"}
+    return known.get(name.lower(), name or "CPython")
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
 
 
 def describe(facts: PythonFacts) -> Description:
-    return Description(mark="none", summary="")
+    if facts.error:
+        return Description(mark="fail", summary=f"could not run {facts.executable}: {facts.error}")
+    where = "venv" if facts.is_venv and facts.origin == "venv" else facts.origin
+    head = f"Python {facts.version} ({where})" if facts.version else f"Python ({where})"
+    if facts.implementation != "CPython":
+        head += f" {facts.implementation}"
+    if facts.bits != 64:
+        head += f", {facts.bits}-bit"
+    ranked = sorted(facts.distributions, key=_summary_rank)
+    shown = [f"{d.name} {d.version}" for d in ranked if d.name != "numpy"]
+    packages = ", ".join(shown[:SUMMARY_PACKAGES]) + (", …" if len(shown) > SUMMARY_PACKAGES else "")
+    summary = " · ".join(part for part in (head, packages or "no GPU framework installed") if part)
+    mark: Mark = "ok"
+    if facts.shadowing:
+        summary += f" · {', '.join(facts.shadowing)} in the working directory"
+        mark = "warn"
+    details = (
+        f"executable: {facts.executable}",
+        f"prefix: {facts.prefix}" + (f" (base {facts.base_prefix})" if facts.is_venv else ""),
+        *(f"site-packages: {p}" for p in facts.site_packages),
+        *(f"{d.name}=={d.version}" + (f" via {d.installer}" if d.installer else "") for d in ranked),
+        *(f"unreadable metadata: {p}" for p in facts.unreadable_metadata),
+    )
+    return Description(mark=mark, summary=summary, details=details)
 
 
-PROBE = Probe(name="python", title="Python packages", collect=collect, describe=describe, timeout=10)
+def _summary_rank(dist: Distribution) -> tuple[int, str]:
+    rank = next(
+        (
+            i
+            for i, p in enumerate(SUMMARY_ORDER)
+            if dist.name == p or (p.startswith("nvidia-") and dist.name.startswith(p))
+        ),
+        len(SUMMARY_ORDER),
+    )
+    return rank, dist.name
+
+
+PROBE = Probe(name="python", title="Python packages", collect=collect, describe=describe, timeout=30)

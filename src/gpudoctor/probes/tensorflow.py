@@ -1,17 +1,264 @@
-"""Placeholder probe: TensorFlow (being built)."""
+"""TensorFlow as it sees itself: import it in the target interpreter and read what it says and logs.
+
+TensorFlow ≥ 2.11 hides which library it failed to load unless verbose logging is on, so the
+child runs with `TF_CPP_MIN_LOG_LEVEL=0` and `TF_CPP_MAX_VLOG_LEVEL=1`; its log lines are kept
+(bounded, ANSI stripped) and parsed here.
+"""
 
 from __future__ import annotations
 
-from gpudoctor.facts import TensorFlowFacts
-from gpudoctor.probes.base import Description, Probe, ProbeContext, ProbeUnavailable
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from gpudoctor.facts import LibraryKind, LoadedLibrary, TensorFlowFacts
+from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
+from gpudoctor.probes.child_process import ChildRun, run_child
+
+VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
+MAX_LOG_LINES = 200
+MAX_LINE = 500
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# TF ≤ 2.10 (W) and the VLOG(1) line of newer ones; Windows names a DLL.
+COULD_NOT_LOAD = re.compile(r"Could not load dynamic library '([^']+)'")
+# A library hard-linked into the extension (TF 1.x) or a dependency named by dlerror.
+CANNOT_OPEN = re.compile(r"([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file")
+# TF 2.0's own self-check on Windows: "Could not find 'cudart64_100.dll'".
+COULD_NOT_FIND_DLL = re.compile(r"Could not find '([\w.-]+\.dll)'")
+CUDA_DRIVERS = re.compile(r"Could not find cuda drivers on your machine")
+CANNOT_DLOPEN = re.compile(r"Cannot dlopen some GPU libraries")
+CUINIT = re.compile(r"failed call to cuInit:\s*(.*)$")
+CUDA_ERROR_NAME = re.compile(r"(CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\))")
+CUDNN_MISMATCH = re.compile(
+    r"Loaded runtime CuDNN library:\s*([\w.]+)(?:\s*\([^)]*\))?\s*but source was compiled with:?\s*([\w.]+)"
+)
+RELEVANT = re.compile(
+    r"cuda|cudnn|cublas|gpu|dso_loader|dlopen|dlerror|could not|cannot|failed|error|\.so\b|\.dll|numpy",
+    re.IGNORECASE,
+)
+NOTABLE = re.compile(
+    r"Could not|cannot open|cuInit|Cannot dlopen|CuDNN|kernel driver|Error|Traceback|NumPy", re.IGNORECASE
+)
+LIBRARY_KINDS: tuple[tuple[str, LibraryKind], ...] = (
+    ("libcudart", "cudart"),
+    ("cudart64", "cudart"),
+    ("libcudnn", "cudnn"),
+    ("cudnn64", "cudnn"),
+    ("libcublas", "cublas"),
+    ("cublas64", "cublas"),
+    ("cublaslt64", "cublas"),
+    ("libcufft", "cufft"),
+    ("cufft64", "cufft"),
+    ("libcusolver", "cusolver"),
+    ("cusolver64", "cusolver"),
+    ("libcusparse", "cusparse"),
+    ("cusparse64", "cusparse"),
+    ("libnccl", "nccl"),
+    ("libnvrtc", "nvrtc"),
+    ("nvrtc64", "nvrtc"),
+    ("libcuda.so", "libcuda"),
+    ("nvcuda", "libcuda"),
+    ("libnvidia-ml", "nvml"),
+    ("nvml", "nvml"),
+)
+
+
+def library_kind(path_or_name: str) -> LibraryKind:
+    """What kind of CUDA library a file is, from its name (libcublasLt counts as cublas)."""
+    name = re.split(r"[\\/]", path_or_name)[-1].lower()
+    return next((kind for prefix, kind in LIBRARY_KINDS if name.startswith(prefix.lower())), "other")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogFacts:
+    missing_libraries: tuple[str, ...] = ()
+    cuda_drivers_not_found: bool = False
+    cannot_dlopen_gpu_libraries: bool = False
+    cuinit_error: str | None = None
+    cudnn_loaded_version: str | None = None
+    cudnn_compiled_version: str | None = None
+
+
+def parse_log(lines: Sequence[str]) -> LogFacts:
+    """Read TensorFlow's stderr (and an import error's text) for why the GPU was not used."""
+    missing: list[str] = []
+    cuinit: str | None = None
+    cudnn: tuple[str, str] | None = None
+    for line in lines:
+        for pattern in (COULD_NOT_LOAD, COULD_NOT_FIND_DLL, CANNOT_OPEN):
+            match = pattern.search(line)
+            if match:
+                if match.group(1) not in missing:
+                    missing.append(match.group(1))
+                break
+        cuinit_match = CUINIT.search(line)
+        if cuinit_match and cuinit is None:
+            name = CUDA_ERROR_NAME.search(cuinit_match.group(1))
+            cuinit = name.group(1) if name else cuinit_match.group(1).strip()[:MAX_LINE] or "unknown"
+        cudnn_match = CUDNN_MISMATCH.search(line)
+        if cudnn_match and cudnn is None:
+            cudnn = (cudnn_match.group(1), cudnn_match.group(2).rstrip("."))
+    text = "\n".join(lines)
+    return LogFacts(
+        missing_libraries=tuple(missing),
+        cuda_drivers_not_found=bool(CUDA_DRIVERS.search(text)),
+        cannot_dlopen_gpu_libraries=bool(CANNOT_DLOPEN.search(text)),
+        cuinit_error=cuinit,
+        cudnn_loaded_version=cudnn[0] if cudnn else None,
+        cudnn_compiled_version=cudnn[1] if cudnn else None,
+    )
+
+
+def clean_log(lines: Sequence[str], limit: int = MAX_LOG_LINES) -> tuple[str, ...]:
+    """Strip ANSI codes and whitespace, drop blanks, and keep at most `limit` lines in their order,
+    preferring those that mention CUDA, GPUs, libraries or errors."""
+    cleaned = [ANSI.sub("", line).strip()[:MAX_LINE] for line in lines]
+    cleaned = [line for line in cleaned if line]
+    relevant = [i for i, line in enumerate(cleaned) if RELEVANT.search(line)][:limit]
+    rest = [i for i, line in enumerate(cleaned) if not RELEVANT.search(line)][: limit - len(relevant)]
+    return tuple(cleaned[i] for i in sorted(relevant + rest))
 
 
 def collect(ctx: ProbeContext) -> TensorFlowFacts:
-    raise ProbeUnavailable("not built yet")
+    run = run_child(ctx, "tensorflow", extra_env=VERBOSE_LOGGING)
+    if run.data is None:
+        raise ProbeUnavailable(f"the target interpreter could not be examined: {run.problem}")
+    if not run.data.get("installed"):
+        raise ProbeUnavailable("TensorFlow is not installed")
+    return parse(run.data, run)
+
+
+def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
+    log_lines = clean_log(run.log_lines)
+    import_error = _text(data.get("import_error")) or None
+    if data.get("stage") in ("metadata", "imported"):
+        # The child died or was stopped after its first report: during the import, or while listing devices.
+        failure = run.result.describe_failure().replace(run.result.argv[0], "python", 1)
+        where = "importing TensorFlow" if data.get("stage") == "metadata" else "listing TensorFlow's devices"
+        import_error = f"{failure} while {where}"
+    log = parse_log([*log_lines, *(import_error or "").splitlines()])
+    raw_distributions = data.get("distributions")
+    distributions = {
+        str(canonicalize_name(str(name))): str(version)
+        for name, version in (raw_distributions.items() if isinstance(raw_distributions, dict) else ())
+    }
+    version = _text(data.get("version")) or _metadata_version(distributions) or None
+    return TensorFlowFacts(
+        installed=True,
+        imported=data.get("imported") is True and data.get("stage") == "done",
+        import_error=import_error,
+        version=version,
+        module_path=_text(data.get("module_path")) or None,
+        is_cuda_build=_flag(data.get("is_cuda_build")),
+        is_rocm_build=_flag(data.get("is_rocm_build")),
+        build_cuda_version=_windows_build_version(_version_text(data.get("cuda_version")), dotted=True),
+        build_cudnn_version=_windows_build_version(_version_text(data.get("cudnn_version")), dotted=False),
+        build_compute_capabilities=_texts(data.get("cuda_compute_capabilities")),
+        gpus=_texts(data.get("gpus")),
+        log_lines=log_lines,
+        missing_libraries=log.missing_libraries,
+        loaded_libraries=tuple(
+            LoadedLibrary(path=p, kind=library_kind(p)) for p in _texts(data.get("loaded_libraries"))
+        ),
+        distributions=distributions,
+        cuda_drivers_not_found=log.cuda_drivers_not_found,
+        cannot_dlopen_gpu_libraries=log.cannot_dlopen_gpu_libraries,
+        cuinit_error=log.cuinit_error,
+        cudnn_loaded_version=log.cudnn_loaded_version,
+        cudnn_compiled_version=log.cudnn_compiled_version,
+        list_devices_error=_text(data.get("list_devices_error")) or None,
+    )
+
+
+def _metadata_version(distributions: dict[str, str]) -> str | None:
+    for name in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos"):
+        if distributions.get(name):
+            return distributions[name]
+    return next(iter(distributions.values()), None)
+
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    return None
+
+
+def _version_text(value: object) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _windows_build_version(value: str | None, *, dotted: bool) -> str | None:
+    """Windows wheels (2.5–2.10) write the DLL suffix: cuda_version "64_112" is CUDA 11.2, cudnn "64_8" is 8."""
+    match = re.fullmatch(r"64_(\d+)", value or "")
+    if not match:
+        return value
+    digits = match.group(1)
+    return f"{digits[:-1]}.{digits[-1]}" if dotted and len(digits) >= 2 else digits
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def notable_lines(lines: Sequence[str], limit: int = 10) -> tuple[str, ...]:
+    """The log lines worth showing under the summary: failures and what TensorFlow says about CUDA."""
+    return tuple(line for line in lines if NOTABLE.search(line))[-limit:]
 
 
 def describe(facts: TensorFlowFacts) -> Description:
-    return Description(mark="none", summary="")
+    name = f"TensorFlow {facts.version}" if facts.version else "TensorFlow"
+    if not facts.imported:
+        error = (facts.import_error or "unknown error").strip().splitlines()
+        return Description(
+            mark="fail",
+            summary=f"{name} · import fails: {error[-1] if error else 'unknown error'}"[:200],
+            details=notable_lines(facts.log_lines),
+        )
+    if facts.is_cuda_build:
+        parts = [f"CUDA {facts.build_cuda_version}" if facts.build_cuda_version else "CUDA"]
+        if facts.build_cudnn_version:
+            parts.append(f"cuDNN {facts.build_cudnn_version}")
+        build = f"({', '.join(parts)} build)"
+    elif facts.is_rocm_build:
+        build = "(ROCm build)"
+    elif facts.is_cuda_build is False:
+        build = "(CPU-only build)"
+    else:
+        build = ""
+    mark: Mark
+    if facts.gpus:
+        mark = "ok"
+        devices = f"{len(facts.gpus)} GPU{'s' * (len(facts.gpus) != 1)}"
+    else:
+        mark = "warn" if facts.is_cuda_build else "none"
+        reason = facts.no_gpu_reason()
+        devices = f"no GPU: {reason}" if reason else "no GPU"
+    details = (
+        *(f"GPU: {g}" for g in facts.gpus),
+        *(f"loaded: {lib.path}" for lib in facts.loaded_libraries),
+        *(f"build targets: {', '.join(facts.build_compute_capabilities)}",)
+        * bool(facts.build_compute_capabilities),
+        *notable_lines(facts.log_lines),
+    )
+    return Description(
+        mark=mark, summary=" ".join(p for p in (name, build) if p) + f" · {devices}", details=details
+    )
 
 
-PROBE = Probe(name="tensorflow", title="TensorFlow", collect=collect, describe=describe, timeout=10)
+PROBE = Probe(name="tensorflow", title="TensorFlow", collect=collect, describe=describe, timeout=65)

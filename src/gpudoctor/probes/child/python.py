@@ -1,0 +1,247 @@
+"""Runs inside the target interpreter: who it is and which GPU-relevant distributions it has.
+
+Standard library only, Python 3.6 syntax. Prints one line `@@GPUDOCTOR@@ {json}` at the end.
+"""
+
+import json
+import os
+import re
+import struct
+import sys
+
+MARKER = "@@GPUDOCTOR@@ "
+EXACT = {
+    "tensorflow",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-metal",
+    "tensorflow-cpu-aws",
+    "tensorflow-rocm",
+    "tensorflow-directml-plugin",
+    "intel-tensorflow",
+    "tf-nightly",
+    "tf-nightly-gpu",
+    "tf-nightly-cpu",
+    "tf-keras",
+    "keras",
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "pytorch-triton",
+    "triton",
+    "jax",
+    "jaxlib",
+    "numpy",
+}
+PREFIXES = ("nvidia-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
+FRAMEWORKS = ("tensorflow", "torch", "jax")
+STUB_NAME = "tensorflow-gpu"
+MAX_FIELD = 500
+
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wanted(name):
+    return name in EXACT or name.startswith(PREFIXES)
+
+
+def names_stub(requirement):
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return bool(match) and canonical(match.group(1)) == STUB_NAME
+
+
+def clip(text):
+    text = str(text)
+    return text if len(text) <= MAX_FIELD else text[:MAX_FIELD] + "..."
+
+
+def origin_of(executable, prefix, base_prefix, is_venv):
+    places = [executable, prefix, base_prefix, getattr(sys, "_base_executable", "") or ""]
+    if any("WindowsApps" in p or "PythonSoftwareFoundation.Python." in p for p in places):
+        return "microsoft-store"
+    if os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return "conda"
+    if is_venv:
+        return "venv"
+    if any(re.search(r"[\\/]\.?pyenv[\\/]", p) for p in places):
+        return "pyenv"
+    lowered = prefix.replace("\\", "/").lower()
+    system_roots = ("/usr", "/library/frameworks/python.framework", "/system/library", "/opt/homebrew")
+    if lowered.startswith(system_roots) or re.match(r"^[a-z]:/(python\d+|program files)", lowered):
+        return "system"
+    if "/appdata/local/programs/python/" in lowered:
+        return "system"
+    return "other"
+
+
+def site_dirs():
+    found = []
+    try:
+        import site
+
+        candidates = list(getattr(site, "getsitepackages", list)())
+        if getattr(site, "ENABLE_USER_SITE", False):
+            candidates.append(site.getusersitepackages())
+    except Exception:
+        candidates = []
+    candidates += [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    for path in candidates:
+        if path and os.path.isdir(path) and path not in found:
+            found.append(path)
+    return found
+
+
+def read_text(folder, name):
+    try:
+        with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        return None
+
+
+def parse_headers(text):
+    import email.parser
+
+    return email.parser.Parser().parsestr(text, headersonly=True)
+
+
+def scan_dist_infos(broken):
+    """Python 3.6/3.7 without importlib.metadata: read *.dist-info/METADATA on sys.path."""
+    entries = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = sorted(os.listdir(entry))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".dist-info"):
+                continue
+            folder = os.path.join(entry, name)
+            text = read_text(folder, "METADATA")
+            headers = parse_headers(text) if text else None
+            if headers is None or not headers.get("Name"):
+                broken.append(folder)
+                continue
+            entries.append(
+                (
+                    headers.get("Name"),
+                    headers.get("Version") or "",
+                    headers.get_all("Requires-Dist") or [],
+                    read_text(folder, "INSTALLER"),
+                    entry,
+                )
+            )
+    return entries
+
+
+def metadata_entries(broken):
+    try:
+        from importlib import metadata
+    except ImportError:
+        return scan_dist_infos(broken)
+    entries = []
+    for dist in metadata.distributions():
+        folder = str(getattr(dist, "_path", "") or "")
+        try:
+            name = dist.metadata["Name"]
+            if not name:
+                broken.append(folder or "?")
+                continue
+            entries.append(
+                (
+                    name,
+                    dist.version or "",
+                    list(dist.requires or []),
+                    dist.read_text("INSTALLER"),
+                    os.path.dirname(folder) if folder else None,
+                )
+            )
+        except Exception:
+            broken.append(folder or "?")
+    return entries
+
+
+def distributions(broken):
+    seen = {}
+    for name, version, requires, installer, location in metadata_entries(broken):
+        key = canonical(str(name))
+        if key in seen:
+            continue
+        requires = [clip(r) for r in requires]
+        if not (wanted(key) or any(names_stub(r) for r in requires)):
+            continue
+        seen[key] = {
+            "name": key,
+            "version": clip(version),
+            "requires": requires,
+            "installer": (installer or "").strip() or None,
+            "location": location,
+        }
+    return sorted(seen.values(), key=lambda d: d["name"])
+
+
+def shadowing(site_packages):
+    cwd = os.getcwd()
+    if any(os.path.normcase(os.path.abspath(p)) == os.path.normcase(cwd) for p in site_packages):
+        return []
+    found = []
+    try:
+        import importlib.util
+    except ImportError:
+        return found
+    for name in FRAMEWORKS:
+        module_file = os.path.join(cwd, name + ".py")
+        folder = os.path.join(cwd, name)
+        if not (os.path.isfile(module_file) or os.path.isdir(folder)):
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except Exception:
+            spec = None
+        if spec is None:
+            continue
+        origin = spec.origin if spec.origin not in (None, "namespace") else None
+        places = [origin] if origin else list(spec.submodule_search_locations or [])
+        for place in places:
+            here = os.path.normcase(os.path.abspath(place))
+            if here == os.path.normcase(module_file):
+                found.append(name + ".py")
+                break
+            if here == os.path.normcase(folder) or here.startswith(os.path.normcase(folder) + os.sep):
+                found.append(name + "/")
+                break
+    return found
+
+
+def main():
+    broken = []
+    prefix = sys.prefix
+    base_prefix = getattr(sys, "base_prefix", getattr(sys, "real_prefix", prefix))
+    is_venv = prefix != base_prefix or hasattr(sys, "real_prefix")
+    executable = sys.executable or ""
+    sites = site_dirs()
+    result = {
+        "executable": executable,
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "implementation": getattr(getattr(sys, "implementation", None), "name", "cpython"),
+        "prefix": prefix,
+        "base_prefix": base_prefix,
+        "is_venv": is_venv,
+        "origin": origin_of(executable, prefix, base_prefix, is_venv),
+        "bits": struct.calcsize("P") * 8,
+        "site_packages": sites,
+        "distributions": distributions(broken),
+        "shadowing": shadowing(sites),
+        "unreadable_metadata": broken[:50],
+    }
+    sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+main()
