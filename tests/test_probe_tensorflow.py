@@ -444,3 +444,20 @@ def _fake_run() -> probe.ChildRun:
     from gpudoctor.runner import CommandResult
 
     return probe.ChildRun(result=CommandResult(argv=("python",), returncode=0), data={}, problem=None)
+
+
+def test_distribution_lists_agree_with_the_child_scripts() -> None:
+    import ast
+
+    from gpudoctor.probes import tensorflow as probe
+    from gpudoctor.probes.child_process import script_source
+
+    def constant(script: str, name: str) -> set[str]:
+        tree = ast.parse(script_source(script))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+                return set(ast.literal_eval(node.value))
+        raise AssertionError(f"{name} not in {script}.py")
+
+    assert constant("tensorflow", "TF_DISTRIBUTIONS") == set(probe.TF_DISTRIBUTIONS)
+    assert set(probe.TF_DISTRIBUTIONS) <= constant("python", "EXACT")

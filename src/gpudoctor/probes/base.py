@@ -7,6 +7,7 @@ and read the user's environment only through `ctx.env`, so tests can fake both.
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,27 @@ from gpudoctor.facts import TargetFacts
 from gpudoctor.runner import Runner
 
 F = TypeVar("F")
+T = TypeVar("T")
 
 Mark = Literal["ok", "warn", "fail", "none"]
+
+
+class Memo:
+    """Values computed once per check and shared between probes running in parallel threads."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = compute()
+            value: T = self._values[key]
+            return value
 
 
 class ProbeUnavailable(Exception):
@@ -34,6 +54,7 @@ class ProbeContext:
     root: str = "/"  # where /proc, /sys, /dev, /etc, /usr are read from; tests point it at a fake tree
     system: str | None = None  # platform.system() override for tests ("Linux", "Windows", "Darwin")
     extras: Mapping[str, Any] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     def path(self, absolute: str) -> Path:
         """An absolute system path, under the (possibly fake) root."""

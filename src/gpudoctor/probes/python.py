@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, get_args
 
 from packaging.utils import canonicalize_name
@@ -29,10 +30,27 @@ CHILD_TIMEOUT = 25.0  # reading metadata is quick; stay inside the probe's own d
 
 
 def collect(ctx: ProbeContext) -> PythonFacts:
+    return ctx.memo.get("python", lambda: _survey(ctx))
+
+
+def _survey(ctx: ProbeContext) -> PythonFacts:
     run = run_child(ctx, "python", timeout=min(ctx.child_timeout, CHILD_TIMEOUT))
     if run.data is None:
         return PythonFacts(executable=ctx.target.python, error=run.problem)
     return parse(run.data)
+
+
+def none_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:
+    """True when the package survey ran and found none of these distributions.
+
+    Framework probes use it to skip starting a child process of their own; when the survey
+    failed they cannot tell and look for themselves.
+    """
+    facts = collect(ctx)
+    if facts.error:
+        return False
+    wanted = {canonicalize_name(n) for n in names}
+    return not any(canonicalize_name(d.name) in wanted for d in facts.distributions)
 
 
 def parse(data: dict[str, Any]) -> PythonFacts:

@@ -17,6 +17,7 @@ from packaging.utils import canonicalize_name
 from gpudoctor.facts import LibraryKind, LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.python import none_installed
 
 VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
 MAX_LOG_LINES = 200
@@ -123,7 +124,25 @@ def clean_log(lines: Sequence[str], limit: int = MAX_LOG_LINES) -> tuple[str, ..
     return tuple(cleaned[i] for i in sorted(relevant + rest))
 
 
+# The distributions that provide `import tensorflow`; the child script keeps the same list.
+TF_DISTRIBUTIONS = (
+    "tensorflow",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-cpu-aws",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+    "tf-nightly",
+    "tf-nightly-gpu",
+    "tf-nightly-cpu",
+)
+
+
 def collect(ctx: ProbeContext) -> TensorFlowFacts:
+    if none_installed(ctx, TF_DISTRIBUTIONS):
+        raise ProbeUnavailable("TensorFlow is not installed")
     run = run_child(ctx, "tensorflow", extra_env=VERBOSE_LOGGING)
     if run.data is None:
         raise ProbeUnavailable(f"the target interpreter could not be examined: {run.problem}")
