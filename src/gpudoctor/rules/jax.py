@@ -1,3 +1,461 @@
-"""Rules for this family (being built)."""
+"""GD7xx: JAX — imports, has a CUDA plugin that matches jaxlib, finds new enough CUDA libraries."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from packaging.version import InvalidVersion, Version
+
+from gpudoctor.facts import DriverFacts, JaxFacts, JaxLibraryCheck
+from gpudoctor.matrix import JaxCuda
+from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.registry import rule
+from gpudoctor.rules.torch import DRIVER_ROOT_CAUSES, cuda_key, driver_upgrade_fix, gpu_seen, working_driver
+
+JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
+_PLUGIN = re.compile(r"^jax-(cuda|rocm)(\d+)-(plugin|pjrt)$")
+
+
+def jax_facts(ctx: RuleContext) -> JaxFacts:
+    facts = ctx.facts.jax
+    assert facts is not None  # every rule here has needs=("jax",)
+    return facts
+
+
+def version_of(text: str | None) -> Version | None:
+    try:
+        return Version(text) if text else None
+    except InvalidVersion:
+        return None
+
+
+def cuda_plugins(j: JaxFacts) -> dict[str, str]:
+    return {name: v for name, v in j.plugins.items() if (m := _PLUGIN.match(name)) and m.group(1) == "cuda"}
+
+
+def has_cuda_jaxlib(j: JaxFacts) -> bool:
+    """A CUDA plugin, an old monolithic `jaxlib==x+cudaNN` wheel, or a conda-forge CUDA jaxlib."""
+    local = (j.jaxlib_version or "").partition("+")[2]
+    conda_cuda = bool(j.jaxlib_conda_build and j.jaxlib_conda_build.startswith("cuda"))
+    return bool(cuda_plugins(j)) or "cuda" in local or conda_cuda
+
+
+def capabilities(driver: DriverFacts) -> list[tuple[str, str]]:
+    return [(g.name, g.compute_capability) for g in driver.gpus if g.compute_capability]
+
+
+def below(cc: str, minimum: str) -> bool:
+    have, need = cuda_key(cc), cuda_key(minimum)
+    return have is not None and need is not None and have < need
+
+
+def extra_for_machine(ctx: RuleContext, driver: DriverFacts) -> JaxCuda | None:
+    """`jax[cuda13]` where the driver (≥ 580), every GPU and the Python allow it, else `jax[cuda12]`."""
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    ccs = [cc for _, cc in capabilities(driver)]
+    for major in (13, 12):
+        plugin = ctx.matrix.jax_cuda(major)
+        if plugin is None:
+            continue
+        have, need = version_of(driver.driver_version), version_of(plugin.min_driver_linux)
+        if have is not None and need is not None and have < need:
+            continue
+        if any(below(cc, plugin.min_compute_capability) for cc in ccs):
+            continue
+        if python and plugin.python is not None and not plugin.python.contains(python, prereleases=True):
+            continue
+        return plugin
+    return None
+
+
+def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
+    return ctx.fix(summary, ctx.pip_install(f"jax[{plugin.extra}]", options=("-U",)))
+
+
+@rule("GD701", "JAX imports", needs=("jax",))
+def jax_import(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    if j.probe_error:
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"gpudoctor could not examine JAX in this interpreter: {j.probe_error}",
+            why="The target interpreter did not run gpudoctor's small JAX check, so nothing about JAX could be "
+            "judged.",
+            seen=(f"python: {ctx.facts.target.python or '?'}",),
+            fixes=(
+                ctx.fix(
+                    "Run the same import by hand and read its error", f'{ctx.python_cmd} -c "import jax"'
+                ),
+            ),
+        )
+        return
+    if not j.installed or j.imported:
+        return
+    error = j.import_error or "unknown error"
+    pins = [f"jax=={j.jax_version}", f"jaxlib=={j.jax_version}"] if j.jax_version else ["jax", "jaxlib"]
+    pins += [f"{name}=={j.jax_version}" for name in sorted(cuda_plugins(j))] if j.jax_version else []
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"JAX {j.jax_version or '?'} is installed but `import jax` fails: {error}",
+        why="Nothing that uses JAX can run until the import works; jax, jaxlib and the CUDA plugins are "
+        "released together and must be the same version.",
+        seen=(
+            f"jax {j.jax_version or 'not installed'}, jaxlib {j.jaxlib_version or 'not installed'}",
+            *(f"{n} {v}" for n, v in sorted(j.plugins.items())),
+            f"import error: {error}",
+        ),
+        fixes=(
+            ctx.fix(
+                "Reinstall jax, jaxlib and the plugins at one version",
+                ctx.pip_install(*pins, options=("-U",)),
+            ),
+        ),
+    )
+
+
+@rule(
+    "GD702",
+    "JAX has CUDA support on a machine with an NVIDIA GPU",
+    requires=("GD701", "GD705", "GD706"),
+    needs=("jax",),
+)
+def jax_cpu_only(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not j.installed or has_cuda_jaxlib(j) or ctx.flavor in ("windows", "macos"):
+        return
+    plugin = extra_for_machine(ctx, driver)
+    fixes: list[Fix] = []
+    if j.jaxlib_conda_build is not None and ctx.in_conda:
+        fixes.append(
+            ctx.fix(
+                "Install conda-forge's CUDA build of jaxlib",
+                ctx.conda_install("jaxlib=*=*cuda*", "jax", channels=("conda-forge",)),
+            )
+        )
+    if plugin is not None:
+        fixes.append(
+            jax_install_fix(
+                ctx,
+                plugin,
+                f"Install JAX with its CUDA {plugin.major} plugin and NVIDIA's CUDA wheels "
+                f"(needs driver ≥ {plugin.min_driver_linux} and compute capability ≥ {plugin.min_compute_capability})",
+            )
+        )
+    said = [w for w in j.warnings if "CUDA-enabled jaxlib is not installed" in w]
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"JAX {j.jax_version or '?'} has only the CPU jaxlib {j.jaxlib_version or ''}".rstrip()
+        + " and no CUDA plugin, so it runs on the CPU although an NVIDIA GPU is present",
+        why="Since jaxlib 0.4.30 plain `pip install jax` installs the CPU build only; the GPU backend is a "
+        "separate plugin that comes with the `jax[cuda12]` or `jax[cuda13]` extra.",
+        seen=(
+            f"jax {j.jax_version or '?'}, jaxlib {j.jaxlib_version or '?'}, plugins: "
+            + (", ".join(f"{n} {v}" for n, v in sorted(j.plugins.items())) or "none"),
+            f"devices: {', '.join(j.devices) or 'none'}",
+            gpu_seen(driver),
+            *said[:1],
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+@rule("GD703", "JAX's CUDA plugin is the same version as jaxlib", requires=("GD701",), needs=("jax",))
+def jax_plugin_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    if not j.installed or not j.jaxlib_version:
+        return
+    jaxlib = j.jaxlib_version.partition("+")[0]
+    mismatched = {n: v for n, v in j.plugins.items() if _PLUGIN.match(n) and v.partition("+")[0] != jaxlib}
+    if not mismatched:
+        return
+    families = sorted({(m.group(1), m.group(2)) for n in mismatched if (m := _PLUGIN.match(n))})
+    pins = [f"jax-{kind}{major}-{part}=={jaxlib}" for kind, major in families for part in ("plugin", "pjrt")]
+    listed = ", ".join(f"{n} {v}" for n, v in sorted(mismatched.items()))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"{listed} installed with jaxlib {j.jaxlib_version}: JAX ignores a plugin of another version "
+        "and falls back to the CPU",
+        why="jaxlib, the CUDA plugin and its PJRT runtime are built together; JAX refuses a plugin whose version "
+        "differs from jaxlib's ('is not compatible with the installed jaxlib version'), and loose requirement "
+        "pins let pip or pixi pick them separately.",
+        seen=(f"jaxlib {j.jaxlib_version}", *(f"{n} {v}" for n, v in sorted(j.plugins.items()))),
+        fixes=(
+            ctx.fix(
+                f"Pin the plugin and its PJRT runtime to jaxlib's version {jaxlib}", ctx.pip_install(*pins)
+            ),
+        ),
+    )
+
+
+def _newest_jax_for_cudnn(ctx: RuleContext, installed: str, major: int) -> str | None:
+    """The first jax release whose CUDA wheels need a newer cuDNN than `installed`: pin below it."""
+    have = version_of(installed)
+    if have is None:
+        return None
+    for row in sorted(ctx.matrix.jax, key=lambda r: Version(r.version)):
+        minimum = row.min_cudnn.get(major)
+        if minimum is not None and (need := version_of(minimum)) is not None and need > have:
+            return row.version
+    return None
+
+
+def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> list[Fix]:
+    fixes: list[Fix] = []
+    plugins = cuda_plugins(j)
+    local = re.match(r"cuda(\d+)", (j.jaxlib_version or "").partition("+")[2])
+    majors = sorted({int(m.group(2)) for n in plugins if (m := _PLUGIN.match(n))})
+    majors = majors or ([int(local.group(1))] if local else [12])
+    if j.jaxlib_conda_build is not None:
+        if check.name.lower() == "cudnn" and check.minimum:
+            fixes.append(
+                ctx.fix(
+                    f"Install cuDNN {check.minimum} or newer from conda-forge",
+                    ctx.conda_install(f"cudnn>={check.minimum}", channels=("conda-forge",)),
+                )
+            )
+            if check.installed and (first := _newest_jax_for_cudnn(ctx, check.installed, majors[0])):
+                fixes.append(
+                    ctx.fix(
+                        f"Or keep cuDNN {check.installed} and use a JAX release from before {first}",
+                        ctx.conda_install(f"jax<{first}", f"jaxlib<{first}", channels=("conda-forge",)),
+                    )
+                )
+        return fixes
+    release = ctx.matrix.jax_release(j.jax_version or "")
+    extras = release.extras if release else ()
+    if plugins or f"cuda{majors[0]}" in extras:
+        fixes.append(
+            ctx.fix(
+                "Reinstall JAX with NVIDIA's CUDA wheels so it loads their libraries",
+                ctx.pip_install(f"jax[cuda{majors[0]}]", options=("-U",)),
+            )
+        )
+    else:
+        pip_extra = f"cuda{majors[0]}_pip" if f"cuda{majors[0]}_pip" in extras else None
+        if pip_extra:
+            fixes.append(
+                ctx.fix(
+                    "Reinstall JAX with NVIDIA's CUDA wheels (fresh virtual environment recommended)",
+                    ctx.pip_install(f"jax[{pip_extra}]", options=("-U", "-f", JAX_CUDA_RELEASES)),
+                )
+            )
+    env = ctx.facts.environment
+    if env is not None and "LD_LIBRARY_PATH" in env.variables and ctx.shell == "bash":
+        fixes.append(
+            ctx.fix("Stop an older copy on LD_LIBRARY_PATH from being found first", "unset LD_LIBRARY_PATH")
+        )
+    return fixes
+
+
+@rule("GD704", "The CUDA libraries JAX loads are as new as jaxlib needs", requires=("GD701",), needs=("jax",))
+def jax_libraries_too_old(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    for check in j.library_checks:
+        if check.installed is None:
+            message = f"JAX could not load {check.name}, which its CUDA backend needs"
+        else:
+            message = (
+                f"JAX loaded {check.name} {check.installed}, but jaxlib {j.jaxlib_version or '?'} needs "
+                f"{check.minimum or check.built} or newer"
+            )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=message,
+            why="jaxlib checks the CUDA libraries it loads against the versions it was built with and refuses "
+            "to start its CUDA backend on older ones, so JAX falls back to the CPU or fails with 'DNN library "
+            "initialization failed'.",
+            seen=(
+                f"jaxlib {j.jaxlib_version or '?'}"
+                + (
+                    f" (conda {j.jaxlib_conda_channel or ''} {j.jaxlib_conda_build})"
+                    if j.jaxlib_conda_build
+                    else ""
+                ),
+                (
+                    f"{check.name}: installed {check.installed or 'not found'}, "
+                    f"minimum {check.minimum or '?'}, built against {check.built or '?'}"
+                ),
+            ),
+            fixes=tuple(_library_fixes(ctx, j, check)),
+        )
+
+
+@rule("GD705", "JAX can use the GPU on this operating system", needs=("jax",))
+def jax_platform(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    if not j.installed:
+        return
+    if ctx.flavor == "windows" and working_driver(ctx) is not None:
+        yield Verdict(
+            severity=Severity.WARNING,
+            message="JAX has no NVIDIA GPU support on native Windows; it runs on the CPU here",
+            why="JAX publishes CUDA wheels for Linux only. On Windows its GPU route is WSL 2 (experimental), "
+            "where the Windows driver serves CUDA to Linux programs.",
+            seen=(f"Windows, jax {j.jax_version or '?'}", f"devices: {', '.join(j.devices) or 'none'}"),
+            fixes=(
+                ctx.fix(
+                    "Install WSL 2 with Ubuntu (then restart)", "wsl --install -d Ubuntu", needs_admin=True
+                ),
+                ctx.fix(
+                    "Inside WSL, install JAX with CUDA",
+                    'wsl -d Ubuntu -- python3 -m pip install -U "jax[cuda12]"',
+                ),
+            ),
+        )
+    metal = ctx.distribution("jax-metal")
+    if ctx.flavor == "macos" and metal is not None:
+        yield Verdict(
+            severity=Severity.INFO,
+            message=f"jax-metal {metal.version} drives the Apple GPU, but Apple and JAX call it experimental",
+            why="Many JAX operations are missing or slower on Metal; JAX's supported macOS backend is the CPU.",
+            seen=(f"jax {j.jax_version or '?'}, jax-metal {metal.version}",),
+            fixes=(
+                ctx.fix(
+                    "Compare with the CPU backend when results look wrong",
+                    "JAX_PLATFORMS=cpu python3 your_script.py",
+                ),
+            ),
+        )
+
+
+@rule("GD706", "The GPU is supported by JAX's CUDA wheels", requires=("GD701",), needs=("jax",))
+def jax_gpu_too_old(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not j.installed or ctx.flavor in ("windows", "macos"):
+        return
+    cuda12 = ctx.matrix.jax_cuda(12)
+    cuda13 = ctx.matrix.jax_cuda(13)
+    installed_majors = {int(m.group(2)) for n in cuda_plugins(j) if (m := _PLUGIN.match(n))}
+    for name, cc in capabilities(driver):
+        if cuda12 is not None and below(cc, cuda12.min_compute_capability):
+            yield Verdict(
+                severity=Severity.ERROR,
+                message=f"{name} has compute capability {cc}; JAX's CUDA wheels need "
+                f"{cuda12.min_compute_capability} or newer, so JAX cannot use this GPU",
+                why="Released jaxlib CUDA wheels carry no kernels for Kepler (3.x) or older GPUs, and CUDA 12 "
+                "toolkits cannot compile for them any more; the CUDA backend fails ('DNN library initialization "
+                "failed') or JAX runs on the CPU.",
+                seen=(gpu_seen(driver), f"jax {j.jax_version or '?'}, jaxlib {j.jaxlib_version or '?'}"),
+                fixes=(
+                    ctx.fix(
+                        "Run JAX on the CPU explicitly (or move to a GPU with compute capability "
+                        f"{cuda12.min_compute_capability} or newer)",
+                        "export JAX_PLATFORMS=cpu",
+                    ),
+                ),
+            )
+            return
+        if (
+            13 in installed_majors
+            and cuda13 is not None
+            and below(cc, cuda13.min_compute_capability)
+            and cuda12
+        ):
+            yield Verdict(
+                severity=Severity.ERROR,
+                message=f"{name} has compute capability {cc}, but the installed jax CUDA 13 plugin needs "
+                f"{cuda13.min_compute_capability} or newer",
+                why="JAX's CUDA 13 wheels are built for Turing (7.5) and newer only; older GPUs need the CUDA 12 "
+                "wheels.",
+                seen=(gpu_seen(driver), *(f"{n} {v}" for n, v in sorted(cuda_plugins(j).items()))),
+                fixes=(
+                    ctx.fix(
+                        "Switch to the CUDA 12 plugin",
+                        ctx.pip("uninstall", "-y", "jax-cuda13-plugin", "jax-cuda13-pjrt"),
+                        ctx.pip_install("jax[cuda12]", options=("-U",)),
+                    ),
+                ),
+            )
+            return
+
+
+def _uses_pip_ptxas(ctx: RuleContext) -> bool:
+    return any(
+        ctx.distribution(n) is not None
+        for n in ("nvidia-cuda-nvcc-cu12", "nvidia-cuda-nvcc", "nvidia-cuda-nvcc-cu11")
+    )
+
+
+@rule(
+    "GD707",
+    "The ptxas JAX compiles with is not newer than the driver",
+    requires=(*DRIVER_ROOT_CAUSES, "GD701"),
+    needs=("jax", "driver", "toolkit"),
+)
+def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    driver = working_driver(ctx)
+    toolkit = ctx.facts.toolkit
+    if driver is None or toolkit is None or not j.installed or not has_cuda_jaxlib(j) or _uses_pip_ptxas(ctx):
+        return
+    nvcc = toolkit.nvcc_version
+    have, need = cuda_key(driver.cuda_driver_version), cuda_key(nvcc)
+    if have is None or need is None or need <= have:
+        return
+    requirement = ctx.matrix.driver_requirement(
+        nvcc or "", "windows" if ctx.flavor in ("windows", "wsl") else "linux"
+    )
+    driver_cuda = f"{have[0]}.{have[1]}"
+    fixes = [
+        ctx.fix(
+            f"Put a CUDA {driver_cuda} ptxas first on PATH for JAX",
+            ctx.conda_install(f"cuda-nvcc={driver_cuda}", channels=("nvidia",))
+            if ctx.in_conda
+            else f"export PATH=/usr/local/cuda-{driver_cuda}/bin:$PATH",
+        )
+    ]
+    if requirement and requirement.toolkit_minimum:
+        fixes.append(driver_upgrade_fix(ctx, requirement.toolkit_minimum))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"JAX compiles GPU code with the CUDA {nvcc} ptxas on PATH, but driver "
+        f"{driver.driver_version or '?'} only runs code from CUDA {driver_cuda} or older",
+        why="XLA turns every JAX computation into PTX and assembles it with ptxas; code from a ptxas newer than "
+        "the driver cannot be loaded ('no kernel image is available for execution on the device'), even though "
+        "jax.devices() lists the GPU. CUDA's minor-version compatibility does not cover this path.",
+        seen=(
+            f"nvcc on PATH: {toolkit.nvcc_on_path or '?'} ({nvcc})",
+            gpu_seen(driver),
+            f"jaxlib {j.jaxlib_version or '?'}",
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+@rule(
+    "GD708",
+    "JAX sees the GPU the driver reports",
+    requires=(*DRIVER_ROOT_CAUSES, "GD301", "GD701", "GD702", "GD703", "GD704", "GD705", "GD706", "GD707"),
+    needs=("jax", "driver"),
+)
+def jax_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not j.imported or not has_cuda_jaxlib(j):
+        return
+    if any(d.startswith(("cuda", "gpu")) for d in j.devices):
+        return
+    reason = j.backend_error or next(iter(j.warnings), "") or "JAX gave no reason"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"JAX has CUDA support installed and the driver sees {len(driver.gpus)} "
+        f"GPU{'s' * (len(driver.gpus) != 1)}, but JAX's devices are {', '.join(j.devices) or 'none'}: {reason}",
+        why="None of gpudoctor's known causes applies, so the reason is in what JAX itself reported.",
+        seen=(
+            f"jax {j.jax_version or '?'}, jaxlib {j.jaxlib_version or '?'}",
+            gpu_seen(driver),
+            *j.warnings[:2],
+        ),
+        fixes=(
+            ctx.fix(
+                "Make JAX fail loudly on the CUDA backend and read the full error",
+                f'JAX_PLATFORMS=cuda {ctx.python_cmd} -c "import jax; print(jax.devices())"'
+                if ctx.shell == "bash"
+                else f'$env:JAX_PLATFORMS="cuda"; {ctx.python_cmd} -c "import jax; print(jax.devices())"',
+            ),
+        ),
+    )

@@ -1,3 +1,545 @@
-"""Rules for this family (being built)."""
+"""GD6xx: PyTorch — imports, is a CUDA build, runs on this driver, has kernels for this GPU."""
 
 from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+
+from packaging.version import InvalidVersion, Version
+
+from gpudoctor.facts import DriverFacts, TorchFacts
+from gpudoctor.matrix import System, TorchVariant, kernel_support
+from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.driver import install_driver_fixes
+from gpudoctor.rules.registry import rule
+
+DRIVER_ROOT_CAUSES = ("GD101", "GD102", "GD103", "GD104", "GD105", "GD106")
+TORCH_WHL = "https://download.pytorch.org/whl"
+CONDA_PYTORCH_CUDA = ("11.6", "11.7", "11.8", "12.1", "12.4")  # pytorch-cuda on the pytorch channel
+
+
+def torch_facts(ctx: RuleContext) -> TorchFacts:
+    facts = ctx.facts.torch
+    assert facts is not None  # every rule here has needs=("torch",)
+    return facts
+
+
+def working_driver(ctx: RuleContext) -> DriverFacts | None:
+    """The driver facts when NVML works and sees at least one GPU."""
+    d = ctx.facts.driver
+    return d if d is not None and d.nvml_state == "ok" and d.gpus else None
+
+
+def driver_system(ctx: RuleContext) -> System:
+    # WSL runs the Windows driver, so the Windows driver numbers apply.
+    return "windows" if ctx.flavor in ("windows", "wsl") else "linux"
+
+
+def release_of(version: str | None) -> Version | None:
+    if not version:
+        return None
+    try:
+        return Version(version.split("+")[0])
+    except InvalidVersion:
+        return None
+
+
+def public_version(version: str) -> str:
+    return version.split("+")[0]
+
+
+def cuda_tag(cuda: str) -> str:
+    """ "12.4" -> "cu124"."""
+    major, _, minor = cuda.partition(".")
+    return f"cu{major}{minor.split('.')[0] or '0'}"
+
+
+def cuda_key(cuda: str | None) -> tuple[int, int] | None:
+    match = re.match(r"^(\d+)\.(\d+)", cuda or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def local_variant(version: str | None) -> str | None:
+    """The `+cu124` / `+cpu` / `+rocm6.2` local part of a torch version, if any."""
+    if version and "+" in version:
+        return version.split("+", 1)[1]
+    return None
+
+
+def is_cpu_build(t: TorchFacts) -> bool:
+    if t.imported and t.version:
+        return t.cuda_version is None and t.hip_version is None
+    if local_variant(t.version or t.dist_version) == "cpu":
+        return True
+    return bool(t.conda_build and t.conda_build.startswith("cpu")) or t.conda_cpuonly
+
+
+def torch_version(t: TorchFacts) -> str | None:
+    return t.version or t.dist_version or t.conda_version
+
+
+def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) -> Fix:
+    """The exact pip command for torch `version` in CUDA `variant`, in the form that release used."""
+    public = public_version(version)
+    release = release_of(public)
+    if release is not None and release < Version("1.11"):
+        command = ctx.pip_install(
+            f"torch=={public}+{variant}",
+            options=("--force-reinstall", "-f", f"{TORCH_WHL}/torch_stable.html"),
+        )
+    elif release is not None and release < Version("2.0"):
+        command = ctx.pip_install(
+            f"torch=={public}+{variant}",
+            options=("--force-reinstall", "--extra-index-url", f"{TORCH_WHL}/{variant}"),
+        )
+    else:
+        command = ctx.pip_install(
+            f"torch=={public}", options=("--force-reinstall", "--index-url", f"{TORCH_WHL}/{variant}")
+        )
+    return ctx.fix(summary, command)
+
+
+def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> list[TorchVariant]:
+    """CUDA variants of this torch release the driver runs, newest CUDA first."""
+    if driver.driver_version:
+        return ctx.matrix.torch_variants_for_driver(version, driver.driver_version, driver_system(ctx))
+    limit = cuda_key(driver.cuda_driver_version)
+    release = ctx.matrix.torch_release(version)
+    if release is None or limit is None:
+        return []
+    fits = [v for v in release.variants if v.cuda and (cuda_key(v.cuda) or (99, 0)) <= limit]
+    return sorted(fits, key=lambda v: cuda_key(v.cuda) or (0, 0), reverse=True)
+
+
+def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> tuple[str, bool] | None:
+    """The newest CUDA variant tag of `version` this driver runs, and whether the matrix knows it
+    (False: guessed from the driver's CUDA version for a release the matrix does not list)."""
+    variants = runnable_variants(ctx, version, driver)
+    if variants:
+        return variants[0].name, True
+    if ctx.matrix.torch_release(version) is None:
+        cuda = driver.cuda_driver_version
+        if cuda is None and driver.driver_version:
+            cuda = ctx.matrix.newest_cuda_for_driver(driver.driver_version, driver_system(ctx))
+        if cuda:
+            return cuda_tag(cuda), False
+    return None
+
+
+def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:
+    base = install_driver_fixes(ctx)[0]
+    return dataclasses.replace(
+        base, summary=f"Upgrade the NVIDIA driver to {minimum} or newer. {base.summary}"
+    )
+
+
+def gpu_seen(driver: DriverFacts) -> str:
+    gpus = ", ".join(
+        f"{g.name} ({g.compute_capability})" if g.compute_capability else g.name for g in driver.gpus
+    )
+    return f"driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}): {gpus}"
+
+
+@rule("GD601", "PyTorch imports", needs=("torch",))
+def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    if t.probe_error:
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"gpudoctor could not examine PyTorch in this interpreter: {t.probe_error}",
+            why="The target interpreter did not run gpudoctor's small PyTorch check, so nothing about PyTorch "
+            "could be judged.",
+            seen=(f"python: {ctx.facts.target.python or '?'}",),
+            fixes=(
+                ctx.fix(
+                    "Run the same import by hand and read its error", f'{ctx.python_cmd} -c "import torch"'
+                ),
+            ),
+        )
+        return
+    if not t.installed or t.imported:
+        return
+    version = torch_version(t) or "?"
+    error = t.import_error or "unknown error"
+    fixes = [
+        ctx.fix(
+            "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
+            ctx.pip_install(
+                f"torch=={public_version(version)}", options=("--force-reinstall", "--no-cache-dir")
+            )
+            if version != "?"
+            else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
+        )
+    ]
+    if re.search(r"lib\w+\.so|\.dll|DLL load failed|cannot open shared object", error):
+        fixes.insert(
+            0,
+            ctx.fix(
+                "A CUDA library torch links against is missing or a different one is found first: run without "
+                "LD_LIBRARY_PATH overrides and try again",
+                "env -u LD_LIBRARY_PATH " + f'{ctx.python_cmd} -c "import torch"'
+                if ctx.shell == "bash"
+                else f'{ctx.python_cmd} -c "import torch"',
+            ),
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {version} is installed but `import torch` fails: {error}",
+        why="Nothing that uses PyTorch can run until the import works.",
+        seen=(
+            f"torch {version}",
+            f"import error: {error}",
+            *(f"module: {t.module_path}",) * bool(t.module_path),
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+def _cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts, version: str) -> list[Fix]:
+    choice = variant_for_driver(ctx, version, driver)
+    fixes: list[Fix] = []
+    conda_installed = t.conda_build is not None and t.installer not in ("pip", "uv")
+    if conda_installed:
+        if t.conda_cpuonly:
+            fixes.append(
+                ctx.fix(
+                    "Remove the `cpuonly` package that pins PyTorch to CPU builds", "conda remove -y cpuonly"
+                )
+            )
+        fixes.append(
+            ctx.fix(
+                "Install conda-forge's CUDA build of PyTorch (conda picks the CUDA version from the driver)",
+                ctx.conda_install(f"pytorch={public_version(version)}=cuda*", channels=("conda-forge",)),
+            )
+        )
+        release = release_of(version)
+        if choice and release is not None and release <= Version("2.5.99"):
+            usable = [c for c in CONDA_PYTORCH_CUDA if cuda_key(c) is not None and cuda_tag(c) == choice[0]]
+            if usable:
+                fixes.append(
+                    ctx.fix(
+                        "Or take PyTorch's own conda build with CUDA (the pytorch channel; releases up to 2.5)",
+                        ctx.conda_install(
+                            f"pytorch::pytorch={public_version(version)}",
+                            f"pytorch-cuda={usable[0]}",
+                            channels=("pytorch", "nvidia"),
+                        ),
+                    )
+                )
+        return fixes
+    if choice is None:
+        return fixes
+    tag, known = choice
+    summary = (
+        f"Install the {tag} build of PyTorch {public_version(version)} (the newest CUDA this driver runs)"
+        if known
+        else f"Install the {tag} build of PyTorch {public_version(version)}, matching the driver's CUDA "
+        f"{driver.cuda_driver_version or ''}".rstrip()
+    )
+    if ctx.flavor == "windows":
+        summary += "; plain `pip install torch` on Windows always gives the CPU build"
+    fixes.append(pip_torch_fix(ctx, version, tag, summary))
+    return fixes
+
+
+@rule(
+    "GD602", "PyTorch is a CUDA build on a machine with an NVIDIA GPU", requires=("GD601",), needs=("torch",)
+)
+def torch_cpu_build(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not t.installed or not is_cpu_build(t) or ctx.flavor == "macos":
+        return
+    version = torch_version(t) or "?"
+    seen = [f"torch {version}", f"torch.version.cuda: {t.cuda_version}" if t.imported else ""]
+    if t.conda_build:
+        seen.append(
+            f"conda pytorch {t.conda_version or ''} build {t.conda_build} from {t.conda_channel or '?'}"
+        )
+    if t.conda_cpuonly:
+        seen.append("conda package cpuonly is installed")
+    seen.append(gpu_seen(driver))
+    where = ""
+    if t.conda_build and t.conda_channel:
+        where = f" (conda build {t.conda_build} from {t.conda_channel})"
+    elif ctx.flavor == "windows" and local_variant(t.version) in (None, "cpu"):
+        where = " (on Windows the PyPI `torch` wheel is CPU-only)"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {version} is a CPU-only build{where}, so it cannot use the NVIDIA GPU",
+        why="A CPU-only PyTorch has no CUDA code at all: torch.cuda.is_available() is False and every tensor "
+        "stays on the CPU, however well the driver works.",
+        seen=tuple(s for s in seen if s),
+        fixes=tuple(_cpu_build_fixes(ctx, t, driver, version)),
+    )
+
+
+@rule(
+    "GD603",
+    "The NVIDIA driver runs PyTorch's CUDA build",
+    requires=(*DRIVER_ROOT_CAUSES, "GD601"),
+    needs=("torch", "driver"),
+)
+def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not t.cuda_version:
+        return
+    system = driver_system(ctx)
+    runs = (
+        ctx.matrix.driver_runs_cuda(driver.driver_version, t.cuda_version, system)
+        if driver.driver_version
+        else None
+    )
+    if runs is None:
+        have, need = cuda_key(driver.cuda_driver_version), cuda_key(t.cuda_version)
+        runs = None if have is None or need is None else need <= have
+    said = [w for w in t.warnings if "driver on your system is too old" in w]
+    if runs is not False and not said:
+        return
+    version = torch_version(t) or "?"
+    requirement = ctx.matrix.driver_requirement(t.cuda_version, system)
+    minimum = requirement and (requirement.compat_minimum or requirement.toolkit_minimum)
+    fixes: list[Fix] = []
+    choice = variant_for_driver(ctx, version, driver)
+    if choice is not None and choice[0] != local_variant(t.version):
+        tag, known = choice
+        fixes.append(
+            pip_torch_fix(
+                ctx,
+                version,
+                tag,
+                f"Keep this driver and install the {tag} build of PyTorch {public_version(version)}"
+                + ("" if known else f" (matching the driver's CUDA {driver.cuda_driver_version})"),
+            )
+        )
+    if minimum:
+        fixes.append(driver_upgrade_fix(ctx, minimum))
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {version} is built for CUDA {t.cuda_version}, which needs NVIDIA driver "
+        f"{minimum or 'newer than this one'}"
+        + (" or newer" if minimum else "")
+        + f", but the driver is {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'})",
+        why="The CUDA runtime inside the PyTorch wheel refuses to start on a driver older than the CUDA it was "
+        "built with, so torch.cuda.is_available() is False.",
+        seen=(f"torch {version}, torch.version.cuda {t.cuda_version}", gpu_seen(driver), *said[:1]),
+        fixes=tuple(fixes),
+    )
+
+
+def _targets(ctx: RuleContext, t: TorchFacts) -> tuple[str, ...]:
+    if t.arch_list:
+        return t.arch_list
+    version = t.version or ""
+    release = ctx.matrix.torch_release(version) if version else None
+    tag = local_variant(version) or (cuda_tag(t.cuda_version) if t.cuda_version else None)
+    variant = release.variant(tag) if release and tag else None
+    if variant is None:
+        return ()
+    if ctx.flavor == "windows" and variant.windows_arch_list:
+        return variant.windows_arch_list
+    return variant.arch_list
+
+
+def _device_capabilities(t: TorchFacts, driver: DriverFacts | None) -> list[tuple[str, str]]:
+    if t.devices:
+        return [(d.name, d.capability) for d in t.devices if d.capability]
+    if driver is not None:
+        return [(g.name, g.compute_capability) for g in driver.gpus if g.compute_capability]
+    return []
+
+
+_TOO_OLD_WARNING = re.compile(
+    r"which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)", re.IGNORECASE
+)
+_MINIMUM_WARNING = re.compile(
+    r"minimum cuda capability supported by this library is (\d+\.\d+)", re.IGNORECASE
+)
+
+
+def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | None) -> list[Fix]:
+    version = torch_version(t) or ""
+    installed = ctx.matrix.torch_release(version) if version else None
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    candidates: list[tuple[str, TorchVariant]] = []  # oldest release first
+    for release_name, variant_name in ctx.matrix.torch_releases_supporting_arch(cc):
+        release = ctx.matrix.torch_release(release_name)
+        variant = release.variant(variant_name) if release else None
+        if variant is None or kernel_support(cc, variant.arch_list) != "native":
+            continue
+        if python and release is not None and not release.python.contains(python, prereleases=True):
+            continue
+        candidates.append((release_name, variant))
+
+    def driver_runs(variant: TorchVariant) -> bool:
+        if driver is None or not driver.driver_version or variant.cuda is None:
+            return True
+        return (
+            ctx.matrix.driver_runs_cuda(driver.driver_version, variant.cuda, driver_system(ctx)) is not False
+        )
+
+    runnable = [(r, v) for r, v in candidates if driver_runs(v)]
+    same = [v for r, v in runnable if installed is not None and r == installed.version]
+    sm = f"sm_{cc.replace('.', '')}"
+    if same:
+        pick = max(same, key=lambda v: cuda_key(v.cuda) or (0, 0))
+        summary = (
+            f"Install the {pick.name} build of PyTorch {public_version(version)}, which has kernels for {sm}"
+        )
+        return [pip_torch_fix(ctx, version, pick.name, summary)]
+    if runnable or candidates:
+        release_name, pick = (runnable or candidates)[-1]
+        fixes: list[Fix] = []
+        if not runnable and pick.cuda:
+            requirement = ctx.matrix.driver_requirement(pick.cuda, driver_system(ctx))
+            minimum = requirement and (requirement.compat_minimum or requirement.toolkit_minimum)
+            if minimum:
+                fixes.append(driver_upgrade_fix(ctx, minimum))
+        fixes.append(
+            ctx.fix(
+                f"Install PyTorch {release_name} in its {pick.name} build, the newest release with kernels for {sm}",
+                ctx.pip_install(
+                    f"torch=={release_name}.*",
+                    options=(
+                        "--force-reinstall",
+                        "--index-url",
+                        pick.index_url or f"{TORCH_WHL}/{pick.name}",
+                    ),
+                ),
+            )
+        )
+        return fixes
+    tag = f"v{public_version(version)}" if version else "main"
+    clone = f"git clone --recursive --branch {tag} https://github.com/pytorch/pytorch"
+    build = f"{ctx.python_cmd} -m pip install --no-build-isolation -v ."
+    if ctx.shell == "bash":
+        commands: tuple[str, ...] = (clone, f'cd pytorch && TORCH_CUDA_ARCH_LIST="{cc}" {build}')
+    else:
+        commands = (clone, "cd pytorch", f'$env:TORCH_CUDA_ARCH_LIST="{cc}"', build)
+    return [
+        ctx.fix(
+            f"No official PyTorch build has kernels for compute capability {cc}: build PyTorch from source for "
+            "it (with a CUDA toolkit that still supports this GPU), or run on the CPU",
+            *commands,
+        )
+    ]
+
+
+@rule(
+    "GD604",
+    "PyTorch has kernels for this GPU's architecture",
+    requires=(*DRIVER_ROOT_CAUSES, "GD601", "GD602"),
+    needs=("torch",),
+)
+def torch_arch(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    if not t.installed or not t.imported or t.cuda_version is None:
+        return
+    driver = working_driver(ctx)
+    targets = _targets(ctx, t)
+    warned = {m.group(1) for w in t.warnings for m in _TOO_OLD_WARNING.finditer(w)}
+    minimum = next((m.group(1) for w in t.warnings for m in _MINIMUM_WARNING.finditer(w)), None)
+    reported: set[str] = set()
+    for name, cc in _device_capabilities(t, driver):
+        if cc in reported:
+            continue
+        try:
+            support = kernel_support(cc, targets) if targets else None
+        except ValueError:
+            continue
+        if support is not None or (not targets and cc not in warned):
+            continue
+        reported.add(cc)
+        version = torch_version(t) or "?"
+        sm = f"sm_{cc.replace('.', '')}"
+        built = " ".join(x for x in targets if x.startswith(("sm_", "compute_"))) or (
+            f"a minimum of compute capability {minimum}" if minimum else "other architectures"
+        )
+        lowest = min((x for x in targets if x.startswith("sm_")), key=lambda x: int(x[3:]), default=None)
+        too_old = bool(minimum) or (lowest is not None and int(sm[3:]) < int(lowest[3:]))
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"{name} is {sm} (compute capability {cc}), but PyTorch {version} has kernels only for "
+            f"{built}: the GPU is {'too old' if too_old else 'too new'} for this build",
+            why="PyTorch ships compiled kernels (SASS) for a list of architectures; a kernel built for sm_XY runs "
+            "only on GPUs of the same major X with minor ≥ Y. Without one, every CUDA call fails with "
+            "'no kernel image is available for execution on the device'.",
+            seen=(
+                f"torch {version}",
+                f"torch.cuda.get_arch_list(): {' '.join(targets) or 'unknown'}",
+                f"{name}: {cc}",
+            ),
+            fixes=tuple(_arch_fixes(ctx, t, cc, driver)),
+        )
+
+
+@rule("GD605", "PyTorch comes from one package manager", requires=("GD601",), needs=("torch",))
+def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    conda = ctx.facts.conda
+    conda_pkg = None
+    pip_torch = None
+    if conda is not None:
+        conda_pkg = next((p for p in conda.packages if p.name == "pytorch" and p.channel != "pypi"), None)
+        pip_torch = next((p for p in conda.packages if p.name == "torch" and p.channel == "pypi"), None)
+    conda_version = t.conda_version or (conda_pkg.version if conda_pkg else None)
+    conda_build = t.conda_build or (conda_pkg.build if conda_pkg else None)
+    pip_version = (
+        t.dist_version if t.installer in ("pip", "uv") else (pip_torch.version if pip_torch else None)
+    )
+    if not conda_version or not pip_version:
+        return
+    channel = t.conda_channel or (conda_pkg.channel if conda_pkg else "")
+    yield Verdict(
+        severity=Severity.WARNING,
+        message=f"PyTorch is installed twice in this environment: conda's pytorch {conda_version} "
+        f"({conda_build}) and pip's torch {pip_version}",
+        why="pip and conda do not know about each other's files: the second install overwrote parts of the "
+        "first, conda still believes its build is there, and the next `conda install` or `conda update` can "
+        "silently swap in a different (possibly CPU-only) PyTorch.",
+        seen=(
+            f"conda: pytorch {conda_version} {conda_build} from {channel or '?'}",
+            f"pip: torch {pip_version}",
+        ),
+        fixes=(
+            ctx.fix(
+                "Keep one: remove both, then reinstall PyTorch with a single tool (pip shown)",
+                ctx.pip("uninstall", "-y", "torch"),
+                "conda remove -y --force pytorch",
+                ctx.pip_install(f"torch=={public_version(pip_version)}"),
+            ),
+        ),
+    )
+
+
+@rule(
+    "GD606",
+    "PyTorch sees the GPU the driver reports",
+    requires=(*DRIVER_ROOT_CAUSES, "GD301", "GD601", "GD602", "GD603", "GD604"),
+    needs=("torch", "driver"),
+)
+def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not t.imported or t.cuda_version is None:
+        return
+    if t.cuda_available is not False and not t.cuda_error:
+        return
+    reason = t.cuda_error or next(iter(t.warnings), "") or "torch gave no reason"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"The driver sees {len(driver.gpus)} GPU{'s' * (len(driver.gpus) != 1)}, but "
+        f"torch.cuda.is_available() is {t.cuda_available}: {reason}",
+        why="None of gpudoctor's known causes (driver, CUDA build, architecture, CUDA_VISIBLE_DEVICES) "
+        "applies, so the reason is in what torch itself reported.",
+        seen=(f"torch {t.version}, CUDA {t.cuda_version}", gpu_seen(driver), *t.warnings[:2]),
+        fixes=(
+            ctx.fix(
+                "Ask torch directly and read the full error",
+                f'{ctx.python_cmd} -c "import torch; torch.cuda.init(); print(torch.cuda.get_device_name(0))"',
+            ),
+        ),
+    )
