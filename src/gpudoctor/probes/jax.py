@@ -14,6 +14,7 @@ from typing import Any
 from gpudoctor.facts import JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.python import none_installed
 from gpudoctor.probes.torch import (
     channel_name,
     failure,
@@ -101,6 +102,8 @@ def library_checks(texts: Iterable[str]) -> tuple[JaxLibraryCheck, ...]:
 
 
 def collect(ctx: ProbeContext) -> JaxFacts:
+    if none_installed(ctx, ("jax", "jaxlib")):
+        raise ProbeUnavailable("JAX is not installed")
     run = run_child(ctx, "jax")
     if run.data is None:
         if run.result.error == "not-found":

@@ -14,6 +14,7 @@ from typing import Any
 from gpudoctor.facts import LibraryKind, LoadedLibrary, TorchDevice, TorchFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.python import none_installed
 
 # Lines worth keeping from what the framework printed; the rest is noise for the report.
 TORCH_SIGNALS = (
@@ -119,6 +120,8 @@ def stopped_early(run: ChildRun) -> bool:
 
 
 def collect(ctx: ProbeContext) -> TorchFacts:
+    if none_installed(ctx, ("torch",)):
+        raise ProbeUnavailable("PyTorch is not installed")
     run = run_child(ctx, "torch")
     if run.data is None:
         if run.result.error == "not-found":

@@ -162,7 +162,7 @@ def _is_container(ctx: RuleContext) -> bool:
     return ctx.facts.platform is not None and ctx.facts.platform.container is not None
 
 
-@rule("GD106", "An NVIDIA GPU is present", requires=PLATFORM_ROOT_CAUSES, needs=("driver",))
+@rule("GD106", "An NVIDIA GPU is present", requires=(*PLATFORM_ROOT_CAUSES, "GD302"), needs=("driver",))
 def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     p = ctx.facts.platform
