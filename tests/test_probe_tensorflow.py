@@ -12,6 +12,7 @@ import pytest
 from gpudoctor.facts import TensorFlowFacts
 from gpudoctor.probes import tensorflow as probe
 from gpudoctor.probes.base import ProbeUnavailable
+from gpudoctor.probes.libnames import library_kind
 from tests.conftest import OUTPUTS, make_ctx, write_executable
 from tests.standins import install_standin, make_venv, site_packages
 
@@ -397,7 +398,7 @@ def test_clean_log_keeps_relevant_lines_in_order() -> None:
     ],
 )
 def test_library_kind(name: str, kind: str) -> None:
-    assert probe.library_kind(name) == kind
+    assert library_kind(name) == kind
 
 
 @pytest.mark.parametrize(
@@ -449,7 +450,6 @@ def _fake_run() -> probe.ChildRun:
 def test_distribution_lists_agree_with_the_child_scripts() -> None:
     import ast
 
-    from gpudoctor.probes import tensorflow as probe
     from gpudoctor.probes.child_process import script_source
 
     def constant(script: str, name: str) -> set[str]:

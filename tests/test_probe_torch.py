@@ -13,12 +13,12 @@ import pytest
 
 from gpudoctor.probes.base import ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun
+from gpudoctor.probes.libnames import library_kind
 from gpudoctor.probes.torch import (
     channel_name,
     collect,
     cudnn_text,
     describe,
-    library_kind,
     parse,
 )
 from gpudoctor.runner import CommandResult

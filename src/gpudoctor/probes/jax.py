@@ -14,11 +14,11 @@ from typing import Any
 from gpudoctor.facts import JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.libnames import loaded_libraries
 from gpudoctor.probes.python import none_installed
 from gpudoctor.probes.torch import (
     channel_name,
     failure,
-    loaded_libraries,
     mapping,
     signal_lines,
     stopped_early,

@@ -14,9 +14,10 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from gpudoctor.facts import LibraryKind, LoadedLibrary, TensorFlowFacts
+from gpudoctor.facts import LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.libnames import library_kind
 from gpudoctor.probes.python import none_installed
 
 VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
@@ -44,34 +45,6 @@ RELEVANT = re.compile(
 NOTABLE = re.compile(
     r"Could not|cannot open|cuInit|Cannot dlopen|CuDNN|kernel driver|Error|Traceback|NumPy", re.IGNORECASE
 )
-LIBRARY_KINDS: tuple[tuple[str, LibraryKind], ...] = (
-    ("libcudart", "cudart"),
-    ("cudart64", "cudart"),
-    ("libcudnn", "cudnn"),
-    ("cudnn64", "cudnn"),
-    ("libcublas", "cublas"),
-    ("cublas64", "cublas"),
-    ("cublaslt64", "cublas"),
-    ("libcufft", "cufft"),
-    ("cufft64", "cufft"),
-    ("libcusolver", "cusolver"),
-    ("cusolver64", "cusolver"),
-    ("libcusparse", "cusparse"),
-    ("cusparse64", "cusparse"),
-    ("libnccl", "nccl"),
-    ("libnvrtc", "nvrtc"),
-    ("nvrtc64", "nvrtc"),
-    ("libcuda.so", "libcuda"),
-    ("nvcuda", "libcuda"),
-    ("libnvidia-ml", "nvml"),
-    ("nvml", "nvml"),
-)
-
-
-def library_kind(path_or_name: str) -> LibraryKind:
-    """What kind of CUDA library a file is, from its name (libcublasLt counts as cublas)."""
-    name = re.split(r"[\\/]", path_or_name)[-1].lower()
-    return next((kind for prefix, kind in LIBRARY_KINDS if name.startswith(prefix.lower())), "other")
 
 
 @dataclass(frozen=True, kw_only=True)

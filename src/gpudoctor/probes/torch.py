@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gpudoctor.facts import LibraryKind, LoadedLibrary, TorchDevice, TorchFacts
+from gpudoctor.facts import TorchDevice, TorchFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.libnames import loaded_libraries
 from gpudoctor.probes.python import none_installed
 
 # Lines worth keeping from what the framework printed; the rest is noise for the report.
@@ -30,37 +31,6 @@ TORCH_SIGNALS = (
     "CUDA capabilit",
     "Maxwell and Pascal",
 )
-
-_LIBRARY_KINDS: tuple[tuple[str, LibraryKind], ...] = (
-    ("libcudart", "cudart"),
-    ("cudart64", "cudart"),
-    ("libcudnn", "cudnn"),
-    ("cudnn", "cudnn"),
-    ("libcublas", "cublas"),
-    ("cublas", "cublas"),
-    ("libcufft", "cufft"),
-    ("libcusolver", "cusolver"),
-    ("libcusparse", "cusparse"),
-    ("libnccl", "nccl"),
-    ("libnvrtc", "nvrtc"),
-    ("libnvidia-ml", "nvml"),
-    ("libcuda.", "libcuda"),
-    ("nvcuda", "libcuda"),
-)
-
-
-def library_kind(path: str) -> LibraryKind:
-    name = re.split(r"[\\/]", path)[-1]
-    for prefix, kind in _LIBRARY_KINDS:
-        if name.startswith(prefix):
-            return kind
-    return "other"
-
-
-def loaded_libraries(paths: object) -> tuple[LoadedLibrary, ...]:
-    if not isinstance(paths, list):
-        return ()
-    return tuple(LoadedLibrary(path=p, kind=library_kind(p)) for p in paths if isinstance(p, str) and p)
 
 
 def channel_name(channel: str) -> str:
