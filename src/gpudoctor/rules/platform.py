@@ -179,7 +179,12 @@ def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD505", "The Windows driver's CUDA libraries are visible in WSL 2", needs=("platform",))
+@rule(
+    "GD505",
+    "The Windows driver's CUDA libraries are visible in WSL 2",
+    requires=("GD512",),
+    needs=("platform",),
+)
 def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if p.wsl != 2 or "libcuda.so.1" in p.wsl_libs or _driver_works(ctx):

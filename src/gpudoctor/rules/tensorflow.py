@@ -223,7 +223,7 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     return None
 
 
-@rule("GD401", "TensorFlow imports", needs=("tensorflow",), requires=("GD405",))
+@rule("GD401", "TensorFlow imports", needs=("tensorflow",), requires=("GD405", "GD413", "GD513"))
 def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     assert tf is not None
@@ -568,7 +568,11 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
     "GD402",
     "TensorFlow sees the GPU",
     needs=("tensorflow", "driver"),
-    requires=("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD301", "GD403", "GD404", "GD405"),
+    requires=(
+        *("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD301", "GD403", "GD404", "GD405"),
+        *("GD111", "GD201", "GD202", "GD203", "GD204", "GD205", "GD411", "GD412", "GD413", "GD414"),
+        *("GD511", "GD513"),
+    ),
 )
 def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
