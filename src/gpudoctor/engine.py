@@ -1,7 +1,8 @@
 """Judge facts: run every rule in dependency order and collect their findings.
 
 Rules are pure functions of facts and matrix. A rule is skipped when a fact slot it needs is
-missing or when a rule it `requires` found an error (one root cause, one error). A rule that
+missing or when a rule it `requires` found the root cause: an error, or a finding that settles
+the question for its dependents (one root cause, one error). A rule that
 raises becomes a GD002 warning instead of a traceback.
 """
 
@@ -29,17 +30,17 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
     ctx = RuleContext(facts=facts, matrix=matrix)
     findings: list[Finding] = []
     outcomes: dict[str, RuleOutcome] = {}
-    errors: set[str] = set()
+    settled: set[str] = set()
     for rule in ordered(rules):
         missing = [slot for slot in rule.needs if getattr(facts, slot, None) is None]
-        blocked = [code for code in rule.requires if code in errors]
+        blocked = [code for code in rule.requires if code in settled]
         if missing or blocked:
             why = (
                 f"no {', '.join(missing)} facts" if missing else f"{', '.join(blocked)} found the root cause"
             )
             outcomes[rule.code] = RuleOutcome(code=rule.code, state="skip", detail=why)
             if blocked:
-                errors.add(rule.code)  # whatever depends on this rule is moot as well
+                settled.add(rule.code)  # whatever depends on this rule is moot as well
             continue
         try:
             verdicts = list(rule.check(ctx))
@@ -61,8 +62,8 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
                     fixes=verdict.fixes,
                 )
             )
-            if verdict.severity is Severity.ERROR:
-                errors.add(rule.code)
+            if verdict.severity is Severity.ERROR or verdict.settles_dependents:
+                settled.add(rule.code)
         outcomes[rule.code] = RuleOutcome(code=rule.code, state="fail" if verdicts else "pass")
     return Report(
         facts=facts,

@@ -98,14 +98,18 @@ class DriverFacts:
     nvidia_smi: str | None = None  # path of nvidia-smi, if found
     nvidia_smi_error: str | None = None  # its error output when it failed
     userspace_version: str | None = None  # of the user-space driver libraries (libnvidia-ml.so.<version>)
-    userspace_libraries: tuple[str, ...] = ()  # libnvidia-ml.so.1 / libcuda.so.1 in system dirs, links resolved
+    userspace_libraries: tuple[
+        str, ...
+    ] = ()  # libnvidia-ml.so.1 / libcuda.so.1 in system dirs, links resolved
 
 
 @dataclass(frozen=True, kw_only=True)
 class CudaInstall:
     path: str = ""
     version: str | None = None  # "12.2.140" from version.json, "12.2" from nvcc
-    found_via: tuple[str, ...] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2", "standard-location", "conda"
+    found_via: tuple[
+        str, ...
+    ] = ()  # "PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2", "standard-location", "conda"
     nvcc: str | None = None  # path of its nvcc
     nvcc_version: str | None = None
     version_source: Literal["version.json", "version.txt", "nvcc"] | None = None

@@ -97,3 +97,6 @@ class Verdict:
     why: str = ""
     seen: tuple[str, ...] = ()
     fixes: tuple[Fix, ...] = field(default_factory=tuple)
+    # An error always settles the rules that `require` this one; a lesser finding can too when it
+    # makes them moot (no NVIDIA GPU at all: nothing is left to say about CUDA).
+    settles_dependents: bool = False

@@ -200,6 +200,7 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     ):
         yield Verdict(
             severity=Severity.WARNING,  # nothing is broken; --require-gpu turns "no usable GPU" into a failure
+            settles_dependents=True,
             message="This machine has no NVIDIA GPU: TensorFlow, PyTorch and JAX can only use the CPU here",
             why=(
                 "CUDA needs an NVIDIA GPU; none is on the PCI bus, and no NVIDIA driver is installed, "
