@@ -131,6 +131,13 @@ def _probe(python: str | None, timeout: float, show_progress: bool) -> Facts:
         return collect(ctx, probes, on_done=done)
 
 
+def _import_judging_and_rendering() -> None:
+    """Import rules and renderers while the probes wait on their child processes."""
+    import gpudoctor.engine
+    import gpudoctor.render.json
+    import gpudoctor.render.text  # noqa: F401
+
+
 class _Background(Generic[T]):
     """Run a function in a thread; `result()` returns its value or re-raises its exception."""
 
@@ -203,6 +210,7 @@ def check(
         matrix = _load_matrix(matrix_file)
     else:
         matrix_loader = _Background(lambda: _load_matrix(matrix_file))  # parse the YAML while probes run
+        _Background(_import_judging_and_rendering)
         facts = _probe(python, timeout, show_progress=not json_output and sys.stderr.isatty())
         matrix = matrix_loader.result()
     if save_facts is not None:

@@ -446,7 +446,9 @@ def describe(facts: DriverFacts) -> Description:
         if facts.nvml_state == "lib_rm_version_mismatch" and facts.kernel_module_version:
             summary += f" (kernel module {facts.kernel_module_version}"
             summary += f", libraries {facts.userspace_version})" if facts.userspace_version else ")"
-        return Description(mark="fail", summary=summary, details=tuple(details))
+        # Absent is not broken: on a machine without NVIDIA hardware it is simply right; GD101 says when not.
+        mark: Mark = "none" if facts.nvml_state == "library_not_found" else "fail"
+        return Description(mark=mark, summary=summary, details=tuple(details))
     head = f"NVIDIA driver {facts.driver_version or '(version unknown)'}"
     if facts.cuda_driver_version:
         head += f" (CUDA ≤ {facts.cuda_driver_version})"
@@ -456,7 +458,7 @@ def describe(facts: DriverFacts) -> Description:
         gpus = f"1 GPU: {_gpu_summary(facts.gpus[0])}"
     else:
         gpus = f"{len(facts.gpus)} GPUs: " + "; ".join(_gpu_summary(g) for g in facts.gpus)
-    mark: Mark = "warn" if any(g.error for g in facts.gpus) else "ok"
+    mark = "warn" if any(g.error for g in facts.gpus) else "ok"
     return Description(mark=mark, summary=f"{head} · {gpus}", details=tuple(details))
 
 
