@@ -189,3 +189,68 @@ def test_explain_json_with_facts(tmp_path: Path) -> None:
     assert document["sections"]["How to fix"]
     assert [f["code"] for f in document["on_this_machine"]] == ["GD001"]
     assert "toolkit" in document["on_this_machine"][0]["message"]
+
+
+def test_explain_piped_keeps_every_word() -> None:
+    from gpudoctor import explain as explanations
+
+    result = gpudoctor("explain", "GD101", env={"COLUMNS": "60"})
+    page = explanations.load("GD101")
+    assert page is not None
+    for line in page.body.splitlines():
+        assert line in result.stdout
+
+
+def test_python_that_is_not_executable(tmp_path: Path) -> None:
+    not_python = tmp_path / "python"
+    not_python.write_text("not a program", encoding="utf-8")
+    result = gpudoctor("check", "--python", str(not_python))
+    assert result.returncode == 2
+    assert "not an executable program" in result.stderr
+
+
+def test_python_that_crashes_is_one_error(tmp_path: Path) -> None:
+    crashing = tmp_path / "python"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n", encoding="utf-8")
+    crashing.chmod(0o755)
+    result = gpudoctor("check", "--json", "--python", str(crashing))
+    document = json.loads(result.stdout)
+    errors = [f["code"] for f in document["findings"] if f["severity"] == "error"]
+    assert result.returncode == 1
+    assert errors == ["GD003"]
+
+
+def test_facts_from_a_newer_gpudoctor_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps({"schema_version": 99}), encoding="utf-8")
+    result = gpudoctor("check", "--facts", str(path))
+    assert result.returncode == 2
+    assert "newer gpudoctor" in result.stderr
+
+
+def test_gpu_hidden_by_cuda_visible_devices_is_not_usable(tmp_path: Path) -> None:
+    from gpudoctor.facts import EnvironmentFacts
+
+    hidden = Facts(
+        platform=HEALTHY.platform,
+        driver=HEALTHY.driver,
+        environment=EnvironmentFacts(variables={"CUDA_VISIBLE_DEVICES": "-1"}),
+        probes=HEALTHY.probes,
+    )
+    path = str(write_facts(tmp_path / "hidden.json", hidden))
+    result = gpudoctor("check", "--json", "--facts", path, "--require-gpu")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["summary"]["usable_gpu"] is False
+    assert (
+        json.loads(
+            gpudoctor("check", "--json", "--facts", str(write_facts(tmp_path / "h.json", HEALTHY))).stdout
+        )["summary"]["usable_gpu"]
+        is True
+    )
+
+
+def test_explain_with_facts_says_when_a_check_did_not_apply(tmp_path: Path) -> None:
+    path = str(write_facts(tmp_path / "f.json", NO_DRIVER))
+    result = gpudoctor("explain", "GD402", "--facts", path)
+    assert result.returncode == 0
+    assert "On this machine: GD402 did not apply (no tensorflow facts)" in result.stdout

@@ -84,7 +84,7 @@ def _load_matrix(path: Path | None) -> Matrix:
 def _load_facts(path: Path) -> Facts:
     import json
 
-    from gpudoctor.facts import Facts
+    from gpudoctor.facts import SCHEMA_VERSION, Facts
     from gpudoctor.serde import SerdeError, from_data
 
     try:
@@ -95,6 +95,15 @@ def _load_facts(path: Path) -> Facts:
         raise UsageError(f"facts file {path} is not valid JSON: {exc}") from exc
     if isinstance(raw, dict) and "facts" in raw and "findings" in raw:
         raw = raw["facts"]  # a whole `--json` report works too
+    if (
+        isinstance(raw, dict)
+        and isinstance(raw.get("schema_version"), int)
+        and raw["schema_version"] > SCHEMA_VERSION
+    ):
+        raise UsageError(
+            f"facts file {path} was written by a newer gpudoctor (schema {raw['schema_version']}; this one reads "
+            f"{SCHEMA_VERSION}): upgrade with `pip install -U gpudoctor`"
+        )
     try:
         return from_data(Facts, raw)
     except SerdeError as exc:
@@ -110,8 +119,20 @@ def _probe(python: str | None, timeout: float, show_progress: bool) -> Facts:
 
     env = dict(os.environ)
     target = select_target(python, env, str(Path.cwd()))
-    if python and not Path(target.python).exists():
-        raise UsageError(f"--python {python}: no such interpreter")
+    if python:
+        path = Path(target.python)
+        if not path.exists():
+            broken = path.is_symlink()
+            raise UsageError(
+                f"--python {python}: "
+                + (
+                    "a link to an interpreter that no longer exists (recreate the environment)"
+                    if broken
+                    else "no such interpreter"
+                )
+            )
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise UsageError(f"--python {python}: not an executable program")
     ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
     probes = tuple(
         p if p.timeout <= timeout + 5 else p.__class__(**{**p.__dict__, "timeout": timeout + 5})
@@ -270,16 +291,15 @@ def explain(
     if page is None:
         close = explanations.suggest(code)
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        _console(stderr=True).print(
-            f"error: {code} is not a gpudoctor code.{hint} Run `gpudoctor explain` for the list.", style="red"
-        )
-        raise typer.Exit(2)
+        raise UsageError(f"{code} is not a gpudoctor code.{hint} Run `gpudoctor explain` for the list.")
     machine_findings = []
+    outcome = None
     if facts_file is not None:
         from gpudoctor.engine import diagnose
 
         report = diagnose(_load_facts(facts_file), _load_matrix(matrix_file))
         machine_findings = [f for f in report.findings if f.code == page.code]
+        outcome = report.outcome(page.code)
     if json_output:
         from gpudoctor.render.json import finding_data
 
@@ -291,6 +311,7 @@ def explain(
         }
         if facts_file is not None:
             document["on_this_machine"] = [finding_data(f) for f in machine_findings]
+            document["check"] = {"state": outcome.state, "detail": outcome.detail} if outcome else None
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     from rich.markdown import Markdown
@@ -306,10 +327,15 @@ def explain(
             for finding in machine_findings:
                 for line in finding_lines(finding, console):
                     console.print(line)
+        elif outcome is not None and outcome.state == "skip":
+            console.print(f"On this machine: {page.code} did not apply ({outcome.detail}).", markup=False)
         else:
             console.print(f"[green]On this machine: {page.code} found nothing wrong.[/green]")
         console.print()
-    console.print(Markdown(page.body))
+    if console.is_terminal:
+        console.print(Markdown(page.body))
+    else:  # piped: the Markdown source itself, never cropped to a terminal width
+        console.print(page.body, markup=False, highlight=False)
 
 
 @app.command("matrix")

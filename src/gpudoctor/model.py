@@ -21,6 +21,9 @@ class Severity(str, Enum):
 
 Shell = Literal["bash", "powershell", "cmd"]
 
+# Code prefixes whose errors mean no CUDA program can use the GPU: driver, environment, platform.
+GPU_LEVEL_PREFIXES = ("GD1", "GD3", "GD50")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Fix:
@@ -81,8 +84,21 @@ class Report:
 
     @property
     def has_usable_gpu(self) -> bool:
+        """The driver sees a GPU and no error stands between it and CUDA programs.
+
+        Errors about one framework's build (GD2xx, GD4xx, GD51x, GD6xx, GD7xx) do not count: the GPU
+        itself is usable by a program built to match it.
+        """
         driver = self.facts.driver
-        return driver is not None and driver.nvml_state == "ok" and bool(driver.gpus)
+        if driver is None or driver.nvml_state != "ok" or not driver.gpus:
+            return False
+        return not any(
+            f.severity is Severity.ERROR and f.code.startswith(GPU_LEVEL_PREFIXES) for f in self.findings
+        )
+
+    @property
+    def checks_run(self) -> int:
+        return sum(1 for o in self.outcomes if o.state in ("pass", "fail"))
 
     def outcome(self, code: str) -> RuleOutcome | None:
         return next((o for o in self.outcomes if o.code == code), None)

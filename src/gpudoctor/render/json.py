@@ -36,7 +36,7 @@ def report_data(report: Report) -> dict[str, Any]:
                 "warnings": report.count(Severity.WARNING),
                 "info": report.count(Severity.INFO),
                 "usable_gpu": report.has_usable_gpu,
-                "checks": len(report.outcomes),
+                "checks_run": report.checks_run,
             },
             "matrix": report.matrix_source,
             "findings": [finding_data(f) for f in report.findings],

@@ -95,14 +95,17 @@ def finding_lines(finding: Finding, console: Console) -> list[Text]:
         lines.append(Text(pad + label, style="green"))
         prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
         for command in fix.commands:
-            lines.append(Text(pad + "      " + prompt + redact(command), style="bold"))
+            # never wrapped by us: the terminal folds it, and a copy stays one runnable line
+            lines.append(
+                Text(pad + "      " + prompt + redact(command), style="bold", no_wrap=True, overflow="ignore")
+            )
     lines.append(Text(f"{pad}more: gpudoctor explain {finding.code}", style="dim"))
     return lines
 
 
 def summary_line(report: Report) -> Text:
     errors, warnings, infos = (report.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
-    checks = sum(1 for o in report.outcomes if o.state in ("pass", "fail"))
+    checks = report.checks_run
     if errors:
         head = Text(f"{errors} error{'s' * (errors != 1)}", style="bold red")
     else:

@@ -1,8 +1,9 @@
-"""GD0xx: gpudoctor itself — probes that could not finish."""
+"""GD0xx: gpudoctor itself — probes that could not finish, an interpreter that would not run."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import PurePath
 
 from gpudoctor.model import Severity, Verdict
 from gpudoctor.rules.context import RuleContext
@@ -35,3 +36,32 @@ def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
                 ),
             ),
         )
+
+
+@rule("GD003", "The target Python interpreter runs", needs=("python",))
+def target_python_broken(ctx: RuleContext) -> Iterator[Verdict]:
+    python = ctx.facts.python
+    if python is None or not python.error:
+        return
+    target = ctx.facts.target.python or python.executable
+    prefix = str(PurePath(target).parent.parent) if target else ""
+    fixes = [
+        ctx.fix(
+            "If it is a virtual environment whose base Python was removed or upgraded, recreate it in place "
+            "(then reinstall its packages)",
+            f"python3 -m venv --clear {prefix}" if ctx.shell == "bash" else f"py -m venv --clear {prefix}",
+        ),
+        ctx.fix(
+            "Or point gpudoctor at the interpreter you run your code with", "gpudoctor check --python PATH"
+        ),
+    ]
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"The target Python could not be run: {python.error}",
+        why=(
+            "Every framework and package check runs inside this interpreter; if it does not start, nothing "
+            "you install into it can work either."
+        ),
+        seen=(f"target: {target} (chosen by {ctx.facts.target.selected_by})",),
+        fixes=tuple(fixes),
+    )
