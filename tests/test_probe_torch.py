@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gpudoctor.facts import TorchFacts
 from gpudoctor.probes.base import ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun
 from gpudoctor.probes.libnames import library_kind
@@ -170,6 +171,23 @@ def test_cpu_build(tmp_path: Path) -> None:
     assert facts.cuda_version is None and facts.cuda_available is False and facts.device_count == 0
     assert facts.devices == () and facts.arch_list == ()
     assert describe(facts).summary == "PyTorch 2.5.1+cpu (CPU-only build)"
+    assert describe(facts).mark == "warn"
+
+
+@pytest.mark.parametrize(
+    ("facts", "mark"),
+    [
+        (TorchFacts(installed=True, imported=True, version="2.5.1+cpu"), "warn"),
+        (
+            TorchFacts(installed=True, imported=True, version="2.5.1", conda_build="cpu_generic_py311h1"),
+            "warn",
+        ),
+        (TorchFacts(installed=True, imported=True, version="2.5.1", conda_cpuonly=True), "warn"),
+        (TorchFacts(installed=True, imported=True, version="2.5.1"), "ok"),  # macOS wheel: MPS, not CUDA
+    ],
+)
+def test_cpu_only_build_is_marked(facts: TorchFacts, mark: str) -> None:
+    assert describe(facts).mark == mark
 
 
 def test_driver_too_old_warning_is_kept(tmp_path: Path) -> None:

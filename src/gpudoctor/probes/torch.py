@@ -221,9 +221,19 @@ def describe(facts: TorchFacts) -> Description:
     elif facts.cuda_version or facts.hip_version:
         summary += " · no GPU usable"
         mark = "warn"
+    elif cpu_only_build(facts):
+        mark = "warn"  # a GPU machine needs a CUDA build; the rules say whether this one has a GPU
     else:
         mark = "warn" if facts.warnings else "ok"
     return Description(mark=mark, summary=summary, details=details)
+
+
+def cpu_only_build(facts: TorchFacts) -> bool:
+    """A build that says it is CPU-only (`+cpu`, a conda `cpu_*` build, `cpuonly`), unlike macOS's plain
+    wheels, whose GPU backend is MPS."""
+    local = (facts.version or facts.dist_version or "").partition("+")[2]
+    conda_cpu = bool(facts.conda_build and facts.conda_build.startswith("cpu"))
+    return local == "cpu" or conda_cpu or facts.conda_cpuonly
 
 
 PROBE = Probe(name="torch", title="PyTorch", collect=collect, describe=describe, timeout=3600)

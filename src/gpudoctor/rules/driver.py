@@ -11,6 +11,8 @@ from gpudoctor.rules.registry import rule
 
 DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
 PLATFORM_ROOT_CAUSES = ("GD501", "GD503", "GD504", "GD505")
+# The driver series each Debian release packages as `nvidia-driver` (packages.debian.org).
+DEBIAN_DRIVER_BRANCH = {"11": "470", "12": "535", "13": "550"}
 
 
 def distro_family(p: PlatformFacts | None) -> str:
@@ -56,8 +58,29 @@ def wsl_host_driver_fix() -> Fix:
     )
 
 
-def install_driver_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
-    """Install the NVIDIA driver, the way this platform and distribution do it."""
+def _branch(minimum: str | None) -> str | None:
+    """The driver branch ("580") of a minimum driver version ("580.65.06")."""
+    head = (minimum or "").split(".")[0]
+    return head if head.isdigit() else None
+
+
+def _cuda_repository_fix(ctx: RuleContext, distro: str, arch: str, summary: str) -> Fix:
+    """NVIDIA's own apt repository for Debian or Ubuntu, which carries the newest driver branches."""
+    repository = f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}"
+    return ctx.fix(
+        summary,
+        f"wget {repository}/cuda-keyring_1.1-1_all.deb",
+        "sudo dpkg -i cuda-keyring_1.1-1_all.deb",
+        "sudo apt update",
+        "sudo apt install cuda-drivers",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def install_driver_fixes(ctx: RuleContext, minimum: str | None = None) -> tuple[Fix, ...]:
+    """Install the NVIDIA driver, the way this platform and distribution do it; at least `minimum`
+    ("580.65.06") where a rule needs a newer driver than the distribution may pick."""
     flavor = ctx.flavor
     if flavor == "windows":
         return (
@@ -71,12 +94,25 @@ def install_driver_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
         return (wsl_host_driver_fix(),)
     p = ctx.facts.platform
     family = distro_family(p)
+    branch = _branch(minimum)
     if family == "ubuntu":
+        if branch is None:
+            return (
+                ctx.fix(
+                    "Install the recommended NVIDIA driver with Ubuntu's tool",
+                    "sudo apt update",
+                    "sudo ubuntu-drivers install",
+                    needs_admin=True,
+                    needs_reboot=True,
+                ),
+            )
         return (
             ctx.fix(
-                "Install the recommended NVIDIA driver with Ubuntu's tool",
+                f"Install the NVIDIA {branch} driver branch with Ubuntu's tool (the recommended driver may be "
+                f"older than the {minimum} needed; if `ubuntu-drivers list` offers no {branch} for your "
+                "release, pick a newer branch it lists)",
                 "sudo apt update",
-                "sudo ubuntu-drivers install",
+                f"sudo ubuntu-drivers install nvidia:{branch}",
                 needs_admin=True,
                 needs_reboot=True,
             ),
@@ -85,6 +121,24 @@ def install_driver_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
             p.machine if p else "", "$(dpkg --print-architecture)"
         )
+        release = (p.distro_version_id or "").split(".")[0] if p else ""
+        packaged = DEBIAN_DRIVER_BRANCH.get(release)
+        if branch is not None and (packaged is None or int(packaged) < int(branch)):
+            series = (
+                f"Debian {release}'s own nvidia-driver is the {packaged} series, older than the {minimum} needed"
+                if packaged
+                else f"Debian's own nvidia-driver may be older than the {minimum} needed"
+            )
+            repo_arch = "sbsa" if arch == "arm64" else "x86_64"
+            return (
+                _cuda_repository_fix(
+                    ctx,
+                    f"debian{release or '12'}",
+                    repo_arch,
+                    f"{series}: install the current driver from NVIDIA's CUDA repository instead (remove "
+                    "Debian's nvidia-* packages first if they are installed)",
+                ),
+            )
         return (
             ctx.fix(
                 "Enable the contrib, non-free and non-free-firmware components in your apt sources, then "
@@ -134,17 +188,41 @@ def install_driver_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
                 needs_reboot=True,
             ),
         )
+    at_least = f" ({minimum} or newer)" if minimum else ""
     return (
         ctx.fix(
-            f"Install the NVIDIA driver for your GPU with your distribution's packages, or from {DRIVERS_PAGE}",
+            f"Install the NVIDIA driver{at_least} for your GPU with your distribution's packages, or from "
+            f"{DRIVERS_PAGE}",
             needs_admin=True,
             needs_reboot=True,
         ),
     )
 
 
+# NVML's own messages, for the NVML line when nvidia-smi's words decided the state.
+_NVML_MESSAGES = (
+    ("library not found", "library not found"),
+    ("driver not loaded", "driver not loaded"),
+    ("version mismatch", "driver/library version mismatch"),
+    ("insufficient permissions", "no permission"),
+    ("no permission", "no permission"),
+    ("gpu is lost", "GPU lost"),
+    ("not supported", "not supported"),
+)
+
+
+def _nvml_line(d: DriverFacts) -> str:
+    """What NVML itself said: its message names its own state, which may differ from the state judged
+    from nvidia-smi's words."""
+    if not d.nvml_message:
+        return f"NVML: {d.nvml_state.replace('_', ' ')}"
+    lowered = d.nvml_message.lower()
+    own = next((state for words, state in _NVML_MESSAGES if words in lowered), None)
+    return f"NVML: {own} ({d.nvml_message})" if own else f"NVML: {d.nvml_message}"
+
+
 def _seen(d: DriverFacts) -> list[str]:
-    seen = [f"NVML: {d.nvml_state}" + (f" ({d.nvml_message})" if d.nvml_message else "")]
+    seen = [_nvml_line(d)]
     if d.nvidia_smi_error:
         seen.append(f"nvidia-smi: {d.nvidia_smi_error.splitlines()[0]}")
     elif d.nvidia_smi is None:
@@ -244,6 +322,28 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
     """The likely cause of an absent kernel module, and its fixes."""
     family = distro_family(p)
     version = p.nvidia_module_sources[-1] if p.nvidia_module_sources else d.userspace_version
+    if p.nvidia_pci_devices == ():
+        fixes: list[Fix] = []
+        if p.container:
+            fixes.append(
+                ctx.fix(
+                    "In a container the GPU must be passed in: start it with the NVIDIA Container Toolkit",
+                    "docker run --gpus all <image> ...",
+                )
+            )
+        fixes.append(
+            ctx.fix(
+                "Check that the GPU is seated, powered and enabled in the firmware setup (hybrid laptops can "
+                "switch the dGPU off; a VM needs the GPU passed through), then look for it on the bus",
+                "lspci -nn | grep -i nvidia",
+                "sudo dmesg | grep -i -E 'nvrm|nvidia|pci' | tail -20",
+            )
+        )
+        cause = (
+            "No NVIDIA GPU is visible on the PCI bus, so the kernel module has nothing to drive "
+            "(`modprobe nvidia` would fail with 'No such device')"
+        )
+        return cause, tuple(fixes)
     if p.secure_boot:
         if family == "fedora":
             sign = ctx.fix(
@@ -314,7 +414,7 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
                 needs_admin=True,
             )
         return f"No NVIDIA kernel module is installed for the running kernel {p.release}", (build,)
-    return "The NVIDIA kernel module is not loaded", (
+    return "", (
         ctx.fix(
             "Load the module and read the kernel's reason if it refuses",
             "sudo modprobe nvidia",
@@ -360,9 +460,12 @@ def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
         )
     if p.nvidia_module_sources:
         seen.append("module sources: " + ", ".join(f"/usr/src/nvidia-{v}" for v in p.nvidia_module_sources))
+    if p.nvidia_pci_devices is not None:
+        seen.append("NVIDIA GPU on the PCI bus: " + (", ".join(p.nvidia_pci_devices) or "none"))
     yield Verdict(
         severity=Severity.ERROR,
-        message=f"The NVIDIA driver is installed but its kernel module is not loaded. {cause}.",
+        message="The NVIDIA driver is installed but its kernel module is not loaded"
+        + (f". {cause}." if cause else ""),
         why=(
             "The user-space driver (nvidia-smi, libcuda) needs the nvidia kernel module; until it loads, no "
             "program can use the GPU."

@@ -78,7 +78,7 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
     if complaint:
         seen.append(f"log: {complaint[:200]}")
     cuda = requirement.cuda if requirement else framework.cuda
-    upgrade = _upgrade_fixes(ctx, framework, version, system)
+    upgrade = _upgrade_fixes(ctx, framework, version, system, toolkit_min or floor)
     why_old = (
         "Every CUDA runtime asks the driver for a minimum version; below it, initialisation fails with "
         "'CUDA driver version is insufficient for CUDA runtime version' and the framework runs on the CPU."
@@ -146,9 +146,10 @@ def _safe_support(cc: str, targets: tuple[str, ...]) -> str | None:
 
 
 def _upgrade_fixes(
-    ctx: RuleContext, framework: FrameworkCuda, version: str, system: System
+    ctx: RuleContext, framework: FrameworkCuda, version: str, system: System, minimum: str | None
 ) -> tuple[Fix, ...]:
-    fixes = list(install_driver_fixes(ctx))
+    below = minimum is not None and not _at_least(version, minimum)
+    fixes = list(install_driver_fixes(ctx, minimum=minimum if below else None))
     if fixes:
         first = fixes[0]
         fixes[0] = Fix(

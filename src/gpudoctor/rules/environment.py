@@ -117,9 +117,9 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
         seen.append("GPUs the driver sees: " + ", ".join(f"{g.index} {g.name}".strip() for g in gpus))
     keep = ",".join(str(i) for i in parsed.visible) or "0"
     fixes = (
+        ctx.fix("Unset it to use every GPU", _unset_variable(ctx, "CUDA_VISIBLE_DEVICES")),
         ctx.fix(
-            "Unset it to use every GPU, or set it to the GPUs you mean (indices as nvidia-smi numbers them)",
-            _unset_variable(ctx, "CUDA_VISIBLE_DEVICES"),
+            "Or set it to the GPUs you mean (indices as nvidia-smi numbers them)",
             _set_variable(ctx, "CUDA_VISIBLE_DEVICES", keep),
         ),
         _find_where_set(ctx, "CUDA_VISIBLE_DEVICES"),
@@ -166,7 +166,7 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
             f"(index {shown}); the framework numbers them from 0",
             why="Choosing GPUs this way is normal on shared machines; it is reported so the choice is visible.",
             seen=tuple(seen),
-            fixes=fixes[:1],
+            fixes=fixes[:2],
         )
 
 

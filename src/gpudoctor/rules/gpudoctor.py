@@ -12,6 +12,8 @@ from gpudoctor.rules.registry import rule
 
 @rule("GD001", "Every probe finished")
 def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
+    # python_cmd is the quoted path exactly when the user chose the interpreter with --python
+    by_option = ctx.facts.target.selected_by == "--python" and bool(ctx.facts.target.python)
     for status in ctx.facts.probes:
         if status.state not in ("timeout", "crash", "error"):
             continue
@@ -32,7 +34,9 @@ def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx.fix(
                     "Run the check again with a longer limit and verbose output, and include the saved facts "
                     "when you report it",
-                    "gpudoctor check --timeout 300 -v --save-facts gpudoctor-facts.json",
+                    "gpudoctor check"
+                    + (f" --python {ctx.python_cmd}" if by_option else "")
+                    + " --timeout 300 -v --save-facts gpudoctor-facts.json",
                 ),
             ),
         )
@@ -52,7 +56,10 @@ def target_python_broken(ctx: RuleContext) -> Iterator[Verdict]:
             f"python3 -m venv --clear {prefix}" if ctx.shell == "bash" else f"py -m venv --clear {prefix}",
         ),
         ctx.fix(
-            "Or point gpudoctor at the interpreter you run your code with", "gpudoctor check --python PATH"
+            "Or point gpudoctor at the interpreter you run your code with",
+            'gpudoctor check --python "$(command -v python3)"'
+            if ctx.shell == "bash"
+            else "gpudoctor check --python (Get-Command python).Source",
         ),
     ]
     yield Verdict(

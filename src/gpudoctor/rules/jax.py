@@ -12,10 +12,22 @@ from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.torch import DRIVER_ROOT_CAUSES, cuda_key, driver_upgrade_fix, gpu_seen, working_driver
+from gpudoctor.rules.torch import (
+    DRIVER_ROOT_CAUSES,
+    cuda_key,
+    driver_system,
+    driver_upgrade_fix,
+    gpu_seen,
+    working_driver,
+)
 
 JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
+# jaxlib 0.4.26 dropped CUDA 11, so 0.4.25 is the last release with CUDA 11 wheels (jax CHANGELOG);
+# its wheels exist for CPython 3.9 to 3.12.
+LAST_CUDA11_JAX = "0.4.25"
+LAST_CUDA11_PYTHON = "3.13"
 _PLUGIN = re.compile(r"^jax-(cuda|rocm)(\d+)-(plugin|pjrt)$")
+_LOCAL_CUDA = re.compile(r"cuda(1\d)")
 
 
 def jax_facts(ctx: RuleContext) -> JaxFacts:
@@ -74,7 +86,7 @@ def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
     return ctx.fix(summary, ctx.pip_install(f"jax[{plugin.extra}]", options=("-U",)))
 
 
-@rule("GD701", "JAX imports", needs=("jax",))
+@rule("GD701", "JAX imports", requires=("GD003",), needs=("jax",))
 def jax_import(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     if j.probe_error:
@@ -429,7 +441,18 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD708",
     "JAX sees the GPU the driver reports",
-    requires=(*DRIVER_ROOT_CAUSES, "GD301", "GD701", "GD702", "GD703", "GD704", "GD705", "GD706", "GD707"),
+    requires=(
+        *DRIVER_ROOT_CAUSES,
+        "GD301",
+        "GD701",
+        "GD702",
+        "GD703",
+        "GD704",
+        "GD705",
+        "GD706",
+        "GD707",
+        "GD709",
+    ),
     needs=("jax", "driver"),
 )
 def jax_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
@@ -458,4 +481,111 @@ def jax_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 else f'$env:JAX_PLATFORMS="cuda"; {ctx.python_cmd} -c "import jax; print(jax.devices())"',
             ),
         ),
+    )
+
+
+def installed_cuda_majors(j: JaxFacts) -> dict[int, str]:
+    """CUDA major -> what brought it: a `jax-cudaNN-plugin`/`-pjrt`, a monolithic `jaxlib+cudaNN`, or a
+    conda-forge `cudaNNN` jaxlib build."""
+    majors: dict[int, str] = {}
+    for name, version in sorted(cuda_plugins(j).items(), key=lambda item: item[0].endswith("pjrt")):
+        if (m := _PLUGIN.match(name)) is not None:
+            major = int(m.group(2))
+            majors[major] = ", ".join(filter(None, (majors.get(major), f"{name} {version}")))
+    if (m := _LOCAL_CUDA.match((j.jaxlib_version or "").partition("+")[2])) is not None:
+        majors.setdefault(int(m.group(1)), f"jaxlib {j.jaxlib_version}")
+    if j.jaxlib_conda_build and (m := _LOCAL_CUDA.match(j.jaxlib_conda_build)) is not None:
+        majors.setdefault(int(m.group(1)), f"jaxlib {j.jaxlib_version or '?'} (conda {j.jaxlib_conda_build})")
+    return majors
+
+
+def jax_min_driver(ctx: RuleContext, major: int) -> str | None:
+    """The oldest driver that runs JAX's CUDA `major` wheels: JAX's own documented floor on Linux, else the
+    major's minor-version-compatibility floor (what the bundled runtime accepts)."""
+    system = driver_system(ctx)
+    plugin = ctx.matrix.jax_cuda(major)
+    if plugin is not None and system == "linux":
+        return plugin.min_driver_linux
+    family = ctx.matrix.cuda_family(major)
+    if family is None:
+        return None
+    return family.linux if system == "linux" else family.windows
+
+
+def _driver_too_old(driver: DriverFacts, major: int, minimum: str | None) -> bool:
+    have, need = version_of(driver.driver_version), version_of(minimum)
+    if have is not None and need is not None:
+        return have < need
+    reported = cuda_key(driver.cuda_driver_version)
+    return reported is not None and reported[0] < major
+
+
+def _cuda11_fix(ctx: RuleContext, driver: DriverFacts, j: JaxFacts, installed: list[int]) -> Fix | None:
+    """The last JAX with CUDA 11 wheels, where this driver and Python can run it."""
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    if python and (version_of(python) or Version("0")) >= Version(LAST_CUDA11_PYTHON):
+        return None
+    if _driver_too_old(driver, 11, jax_min_driver(ctx, 11)):
+        return None
+    uninstall = [f"jax-cuda{m}-{part}" for m in installed for part in ("plugin", "pjrt")]
+    uninstall = [name for name in uninstall if name in j.plugins]
+    commands = [ctx.pip("uninstall", "-y", *uninstall)] if uninstall else []
+    commands.append(ctx.pip_install(f"jax[cuda11_pip]=={LAST_CUDA11_JAX}", options=("-f", JAX_CUDA_RELEASES)))
+    return ctx.fix(
+        f"Or keep this driver and install JAX {LAST_CUDA11_JAX}, the last release with CUDA 11 wheels, which "
+        f"driver {driver.driver_version or '?'} runs (a fresh virtual environment is cleanest)",
+        *commands,
+    )
+
+
+@rule(
+    "GD709",
+    "The NVIDIA driver is new enough for JAX's CUDA plugin",
+    requires=(*DRIVER_ROOT_CAUSES, "GD701", "GD705"),
+    needs=("jax", "driver"),
+)
+def jax_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
+    j = jax_facts(ctx)
+    driver = working_driver(ctx)
+    if driver is None or not j.installed or ctx.flavor in ("windows", "macos"):
+        return
+    majors = installed_cuda_majors(j)
+    needs = {major: jax_min_driver(ctx, major) for major in majors}
+    old = sorted(major for major in majors if _driver_too_old(driver, major, needs[major]))
+    if not old:
+        return
+    major = old[-1]
+    minimum = needs[major]
+    fixes = [driver_upgrade_fix(ctx, minimum)] if minimum else []
+    runnable = extra_for_machine(ctx, driver)
+    if runnable is not None and runnable.major < major:
+        stale = [
+            f"jax-cuda{m}-{part}"
+            for m in old
+            for part in ("plugin", "pjrt")
+            if f"jax-cuda{m}-{part}" in j.plugins
+        ]
+        fixes.append(
+            ctx.fix(
+                f"Or keep driver {driver.driver_version or '?'} and switch to JAX's CUDA {runnable.major} wheels "
+                f"(they need driver {runnable.min_driver_linux} or newer)",
+                *([ctx.pip("uninstall", "-y", *stale)] if stale else []),
+                ctx.pip_install(f"jax[{runnable.extra}]", options=("-U",)),
+            )
+        )
+    elif runnable is None and ctx.flavor == "linux" and (fix := _cuda11_fix(ctx, driver, j, old)) is not None:
+        fixes.append(fix)
+    seen = [gpu_seen(driver), *(majors[m] for m in sorted(majors))]
+    if j.backend_error:
+        seen.append(f"JAX: {j.backend_error.splitlines()[0][:200]}")
+    need = f"{minimum} or newer" if minimum else f"a driver that supports CUDA {major}"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"NVIDIA driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}) is too "
+        f"old for JAX's CUDA {major} wheels ({majors[major]}): they need driver {need}",
+        why=f"JAX's CUDA {major} plugin carries its own CUDA {major} runtime, which refuses to start on an older "
+        "driver; JAX then cannot initialise its CUDA backend and falls back to the CPU (or fails with "
+        "JAX_PLATFORMS=cuda).",
+        seen=tuple(seen),
+        fixes=tuple(fixes),
     )

@@ -102,6 +102,30 @@ def _framework_of(entry: str) -> str:
     return entry.rstrip("/\\").removesuffix(".py")
 
 
+# The distributions that install each framework's import package.
+FRAMEWORK_DISTRIBUTIONS = {
+    "tensorflow": (
+        "tensorflow",
+        "tensorflow-gpu",
+        "tensorflow-cpu",
+        "tensorflow-intel",
+        "tensorflow-macos",
+        "tensorflow-cpu-aws",
+        "tensorflow-rocm",
+        "intel-tensorflow",
+        "tf-nightly",
+        "tf-nightly-gpu",
+        "tf-nightly-cpu",
+    ),
+    "torch": ("torch",),
+    "jax": ("jax",),
+}
+
+
+def _framework_installed(ctx: RuleContext, name: str) -> bool:
+    return any(ctx.distribution(d) is not None for d in FRAMEWORK_DISTRIBUTIONS.get(name, (name,)))
+
+
 # --- GD405 -----------------------------------------------------------------------------------------
 
 
@@ -113,6 +137,8 @@ def shadowing_file(ctx: RuleContext) -> Iterator[Verdict]:
     path_type = PureWindowsPath if ctx.flavor == "windows" else PurePosixPath
     for entry in python.shadowing:
         name = _framework_of(entry)
+        if not _framework_installed(ctx, name):
+            continue  # nothing to shadow: most likely the user's own project folder
         is_folder = entry.endswith(("/", "\\"))
         here = path_type(cwd) if cwd else path_type(".")
         original = here / (name if is_folder else f"{name}.py")
@@ -223,7 +249,7 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     return None
 
 
-@rule("GD401", "TensorFlow imports", needs=("tensorflow",), requires=("GD405", "GD413", "GD513"))
+@rule("GD401", "TensorFlow imports", needs=("tensorflow",), requires=("GD003", "GD405", "GD413", "GD513"))
 def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     assert tf is not None
@@ -258,7 +284,14 @@ def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
             message=f"Importing {name} did not finish in time: {last}",
             why="A hanging import usually waits on a wedged driver or a slow network file system; it may also just be slow.",
             seen=seen,
-            fixes=(ctx.fix("Run the check again with a longer limit", "gpudoctor check --timeout 300"),),
+            fixes=(
+                ctx.fix(
+                    "Run the check again with a longer limit",
+                    "gpudoctor check"
+                    + (f" --python {ctx.python_cmd}" if ctx.facts.target.selected_by == "--python" else "")
+                    + " --timeout 300",
+                ),
+            ),
         )
         return
     if re.search(r"crashed \(SIG", error):

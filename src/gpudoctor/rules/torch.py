@@ -129,7 +129,7 @@ def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> t
 
 
 def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:
-    base = install_driver_fixes(ctx)[0]
+    base = install_driver_fixes(ctx, minimum=minimum)[0]
     return dataclasses.replace(
         base, summary=f"Upgrade the NVIDIA driver to {minimum} or newer. {base.summary}"
     )
@@ -142,7 +142,7 @@ def gpu_seen(driver: DriverFacts) -> str:
     return f"driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}): {gpus}"
 
 
-@rule("GD601", "PyTorch imports", needs=("torch",))
+@rule("GD601", "PyTorch imports", requires=("GD003",), needs=("torch",))
 def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     if t.probe_error:
