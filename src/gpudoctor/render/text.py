@@ -53,9 +53,13 @@ def describe_probe(name: str, value: Any, status: ProbeStatus | None) -> Descrip
 
 def probe_lines(report: Report, console: Console, verbose: bool) -> list[Text]:
     titles = {p.name: p.title for p in PROBES}
-    width = max((len(titles.get(s.name, s.name)) for s in report.facts.probes), default=0)
+    # Hand-written or trimmed facts may carry no probe statuses: show the slots they do have.
+    statuses = report.facts.probes or tuple(
+        ProbeStatus(name=p.name) for p in PROBES if getattr(report.facts, p.name, None) is not None
+    )
+    width = max((len(titles.get(s.name, s.name)) for s in statuses), default=0)
     lines: list[Text] = []
-    for status in report.facts.probes:
+    for status in statuses:
         value = getattr(report.facts, status.name, None)
         desc = describe_probe(status.name, value, status)
         title = titles.get(status.name, status.name).ljust(width)
@@ -129,8 +133,8 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
             " · target Python",
             version,
             ": ",
-            redact(target.python or "?"),
-            (f" (from {target.selected_by})", "dim"),
+            redact(target.python) if target.python else ("not recorded in these facts", "dim"),
+            (f" (from {target.selected_by})" if target.python else "", "dim"),
         )
     )
     console.print()
