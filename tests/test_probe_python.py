@@ -203,3 +203,17 @@ def test_parse_canonicalises_and_deduplicates() -> None:
     assert facts.distributions == (
         Distribution(name="tensorflow-cpu", version="2.15.0", requires=("numpy",)),
     )
+
+
+def test_surely_installed_looks_in_the_target_prefix(tmp_path: Path) -> None:
+    from gpudoctor.probes.python import surely_installed
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "tensorflow_cpu-2.20.0.dist-info").mkdir(parents=True)
+    (site / "numpy-2.1.0.dist-info").mkdir()
+    ctx = make_ctx(python=str(tmp_path / "venv" / "bin" / "python"))
+    assert surely_installed(ctx, ["tensorflow", "tensorflow-cpu"])
+    assert not surely_installed(ctx, ["torch"])
+    assert not surely_installed(
+        make_ctx(python=str(tmp_path / "elsewhere" / "bin" / "python")), ["tensorflow-cpu"]
+    )

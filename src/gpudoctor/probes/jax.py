@@ -15,7 +15,7 @@ from gpudoctor.facts import JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
 from gpudoctor.probes.libnames import loaded_libraries
-from gpudoctor.probes.python import none_installed
+from gpudoctor.probes.python import none_installed, surely_installed
 from gpudoctor.probes.torch import (
     channel_name,
     failure,
@@ -102,7 +102,7 @@ def library_checks(texts: Iterable[str]) -> tuple[JaxLibraryCheck, ...]:
 
 
 def collect(ctx: ProbeContext) -> JaxFacts:
-    if none_installed(ctx, ("jax", "jaxlib")):
+    if not surely_installed(ctx, ("jax", "jaxlib")) and none_installed(ctx, ("jax", "jaxlib")):
         raise ProbeUnavailable("JAX is not installed")
     run = run_child(ctx, "jax")
     if run.data is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from packaging.utils import canonicalize_name
@@ -38,6 +39,28 @@ def _survey(ctx: ProbeContext) -> PythonFacts:
     if run.data is None:
         return PythonFacts(executable=ctx.target.python, error=run.problem)
     return parse(run.data)
+
+
+def surely_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:
+    """True when one of these distributions sits in the target's own prefix (a venv or conda env).
+
+    A cheap look at `<prefix>/lib/python3.*/site-packages` (`Lib/site-packages` on Windows) that lets a
+    framework probe start at once instead of waiting for the package survey; False proves nothing.
+    """
+    if not ctx.target.python:
+        return False
+    prefix = Path(ctx.target.python).parent.parent
+    wanted = {canonicalize_name(n) for n in names}
+    for site in (*prefix.glob("lib/python3*/site-packages"), prefix / "Lib" / "site-packages"):
+        try:
+            entries = list(site.glob("*.dist-info"))
+        except OSError:
+            continue
+        if any(
+            canonicalize_name(e.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wanted for e in entries
+        ):
+            return True
+    return False
 
 
 def none_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:

@@ -18,7 +18,7 @@ from gpudoctor.facts import LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
 from gpudoctor.probes.libnames import library_kind
-from gpudoctor.probes.python import none_installed
+from gpudoctor.probes.python import none_installed, surely_installed
 
 VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
 MAX_LOG_LINES = 200
@@ -114,7 +114,7 @@ TF_DISTRIBUTIONS = (
 
 
 def collect(ctx: ProbeContext) -> TensorFlowFacts:
-    if none_installed(ctx, TF_DISTRIBUTIONS):
+    if not surely_installed(ctx, TF_DISTRIBUTIONS) and none_installed(ctx, TF_DISTRIBUTIONS):
         raise ProbeUnavailable("TensorFlow is not installed")
     run = run_child(ctx, "tensorflow", extra_env=VERBOSE_LOGGING)
     if run.data is None:

@@ -15,7 +15,7 @@ from gpudoctor.facts import TorchDevice, TorchFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
 from gpudoctor.probes.libnames import loaded_libraries
-from gpudoctor.probes.python import none_installed
+from gpudoctor.probes.python import none_installed, surely_installed
 
 # Lines worth keeping from what the framework printed; the rest is noise for the report.
 TORCH_SIGNALS = (
@@ -90,7 +90,7 @@ def stopped_early(run: ChildRun) -> bool:
 
 
 def collect(ctx: ProbeContext) -> TorchFacts:
-    if none_installed(ctx, ("torch",)):
+    if not surely_installed(ctx, ("torch",)) and none_installed(ctx, ("torch",)):
         raise ProbeUnavailable("PyTorch is not installed")
     run = run_child(ctx, "torch")
     if run.data is None:
