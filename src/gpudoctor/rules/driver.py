@@ -287,6 +287,11 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
             seen=("PCI bus: no NVIDIA display device", *_seen(d)),
             fixes=(
                 ctx.fix(
+                    "If the host has an NVIDIA GPU, start this container with it (NVIDIA Container Toolkit)",
+                    "docker run --gpus all <image> ...",
+                )
+                if p.container
+                else ctx.fix(
                     "Run on a machine with an NVIDIA GPU; if this one should have one, check it is enabled in "
                     "the firmware setup (hybrid laptops can switch the dGPU off) and visible on the bus",
                     "lspci -nn | grep -i nvidia",
