@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gpudoctor.distributions import JAX
 from gpudoctor.facts import JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
@@ -102,7 +103,7 @@ def library_checks(texts: Iterable[str]) -> tuple[JaxLibraryCheck, ...]:
 
 
 def collect(ctx: ProbeContext) -> JaxFacts:
-    if not surely_installed(ctx, ("jax", "jaxlib")) and none_installed(ctx, ("jax", "jaxlib")):
+    if not surely_installed(ctx, JAX) and none_installed(ctx, JAX):
         raise ProbeUnavailable("JAX is not installed")
     run = run_child(ctx, "jax")
     if run.data is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from gpudoctor.distributions import TENSORFLOW
 from gpudoctor.facts import LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
@@ -97,20 +98,7 @@ def clean_log(lines: Sequence[str], limit: int = MAX_LOG_LINES) -> tuple[str, ..
     return tuple(cleaned[i] for i in sorted(relevant + rest))
 
 
-# The distributions that provide `import tensorflow`; the child script keeps the same list.
-TF_DISTRIBUTIONS = (
-    "tensorflow",
-    "tensorflow-gpu",
-    "tensorflow-cpu",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tensorflow-cpu-aws",
-    "tensorflow-rocm",
-    "intel-tensorflow",
-    "tf-nightly",
-    "tf-nightly-gpu",
-    "tf-nightly-cpu",
-)
+TF_DISTRIBUTIONS = TENSORFLOW  # the child script keeps the same list
 
 
 def collect(ctx: ProbeContext) -> TensorFlowFacts:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gpudoctor.distributions import TORCH
 from gpudoctor.facts import TorchDevice, TorchFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child
@@ -90,7 +91,7 @@ def stopped_early(run: ChildRun) -> bool:
 
 
 def collect(ctx: ProbeContext) -> TorchFacts:
-    if not surely_installed(ctx, ("torch",)) and none_installed(ctx, ("torch",)):
+    if not surely_installed(ctx, TORCH) and none_installed(ctx, TORCH):
         raise ProbeUnavailable("PyTorch is not installed")
     run = run_child(ctx, "torch")
     if run.data is None:

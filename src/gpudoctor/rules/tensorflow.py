@@ -11,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
 from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
@@ -100,26 +101,6 @@ def _gpu_tensorflow_fix(ctx: RuleContext, version: str | None, *, remove: tuple[
 
 def _framework_of(entry: str) -> str:
     return entry.rstrip("/\\").removesuffix(".py")
-
-
-# The distributions that install each framework's import package.
-FRAMEWORK_DISTRIBUTIONS = {
-    "tensorflow": (
-        "tensorflow",
-        "tensorflow-gpu",
-        "tensorflow-cpu",
-        "tensorflow-intel",
-        "tensorflow-macos",
-        "tensorflow-cpu-aws",
-        "tensorflow-rocm",
-        "intel-tensorflow",
-        "tf-nightly",
-        "tf-nightly-gpu",
-        "tf-nightly-cpu",
-    ),
-    "torch": ("torch",),
-    "jax": ("jax",),
-}
 
 
 def _framework_installed(ctx: RuleContext, name: str) -> bool:
