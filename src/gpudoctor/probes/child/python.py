@@ -45,8 +45,11 @@ def canonical(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+NOT_CUDA = {"nvidia-ml-py", "nvidia-ml-py3", "pynvml"}  # NVML bindings, not CUDA library wheels
+
+
 def wanted(name):
-    return name in EXACT or name.startswith(PREFIXES)
+    return name not in NOT_CUDA and (name in EXACT or name.startswith(PREFIXES))
 
 
 def names_stub(requirement):
