@@ -540,6 +540,24 @@ def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         )
         where = "on PATH"
+    elif any(f.location == "pip-wheel" for _, c in stranded for f in c):
+        # TensorFlow needs every nvidia/*/lib folder of the [and-cuda] wheels, not just the ones it named
+        every_wheel_lib = (
+            f"{ctx.python_cmd} -c \"import glob, os, nvidia; "
+            "print(':'.join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '*', 'lib')))))\""
+        )
+        fixes = (
+            ctx.fix(
+                "Put every lib folder of the nvidia-* wheels on LD_LIBRARY_PATH (add the line to the venv's "
+                "activate script to keep it)",
+                f"export LD_LIBRARY_PATH=$({every_wheel_lib}):$LD_LIBRARY_PATH",
+            ),
+            ctx.fix(
+                "Or move to a TensorFlow release that finds its own wheels, with its pinned CUDA wheels",
+                ctx.pip_install("--upgrade", "tensorflow[and-cuda]"),
+            ),
+        )
+        where = "on the loader path"
     else:
         joined = ":".join(folders)
         fixes = (
