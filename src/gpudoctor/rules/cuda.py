@@ -321,6 +321,17 @@ def _cudnn_verdict(
                 ctx.pip_install(f"{wheel}{pins[wheel]}"),
             )
         )
+    elif ctx.flavor in ("linux", "wsl") and not ctx.in_conda and need[:1].isdigit() and cuda[:2].isdigit():
+        major = need.split(".")[0]
+        cudnn_dir = f"{ctx.python_cmd} -c \"import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])\""
+        fixes.append(
+            ctx.fix(
+                f"Install cuDNN {need} or newer as a pip wheel and put its lib folder first on LD_LIBRARY_PATH "
+                "(add the line to the venv's activate script to keep it)",
+                ctx.pip_install(f"nvidia-cudnn-cu{cuda.split('.')[0]}>={need},<{int(major) + 1}"),
+                f"export LD_LIBRARY_PATH=$({cudnn_dir})/lib:$LD_LIBRARY_PATH",
+            )
+        )
     if ctx.in_conda:
         fixes.append(
             ctx.fix(f"Install cuDNN {need} into this conda environment", ctx.conda_install(f"cudnn={need}"))
@@ -328,13 +339,13 @@ def _cudnn_verdict(
     placement = (
         f"copy its bin\\cudnn*.dll into {WINDOWS_CUDA_ROOT}\\v{cuda}\\bin"
         if ctx.flavor == "windows"
-        else f"put its lib folder on LD_LIBRARY_PATH (or into /usr/local/cuda-{cuda}/lib64)"
+        else "put its lib folder first on LD_LIBRARY_PATH, ahead of any older cuDNN"
     )
     fixes.append(
         ctx.fix(
-            f"Download cuDNN {need} for CUDA {cuda} from NVIDIA's archive and {placement}; do not rename "
+            f"Or download cuDNN {need} for CUDA {cuda} from {CUDNN_ARCHIVE} and {placement}; do not rename "
             "another version's library to the expected name",
-            f"Start-Process {CUDNN_ARCHIVE}" if ctx.shell == "powershell" else f"echo {CUDNN_ARCHIVE}",
+            *((f"Start-Process {CUDNN_ARCHIVE}",) if ctx.shell == "powershell" else ()),
         )
     )
     return Verdict(
