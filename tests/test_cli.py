@@ -254,3 +254,12 @@ def test_explain_with_facts_says_when_a_check_did_not_apply(tmp_path: Path) -> N
     result = gpudoctor("explain", "GD402", "--facts", path)
     assert result.returncode == 0
     assert "On this machine: GD402 did not apply (no tensorflow facts)" in result.stdout
+
+
+def test_redaction_keeps_paths_usable() -> None:
+    from gpudoctor.redact import redact
+
+    assert redact({"a": ["/home/ana/x", "/home/common_modules/cuda"]}, home="/home/ana") == {
+        "a": ["~/x", "/home/common_modules/cuda"]
+    }
+    assert redact("C:\\Users\\ana\\venv", home="C:\\Users\\ana") == "~\\venv"

@@ -1,12 +1,13 @@
-"""Shorten what a pasted report should not carry: the home folder and other users' names in paths."""
+"""Shorten what a pasted report should not carry: the user's home folder becomes `~`.
+
+Only the running user's home is replaced: `~` keeps a path usable in a shell, whereas rewriting every
+`/home/<name>` would also rewrite shared folders such as `/home/common_modules` and break commands.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
-
-_USER_DIR = re.compile(r"(/home/|/Users/|[A-Za-z]:\\Users\\)([^/\\\s'\"]+)")
 
 
 def _home() -> str:
@@ -20,9 +21,7 @@ def _home() -> str:
 def redact(data: Any, home: str | None = None) -> Any:
     home = _home() if home is None else home
     if isinstance(data, str):
-        if home:
-            data = data.replace(home, "~")
-        return _USER_DIR.sub(r"\1<user>", data)
+        return data.replace(home, "~") if home else data
     if isinstance(data, list):
         return [redact(v, home) for v in data]
     if isinstance(data, dict):

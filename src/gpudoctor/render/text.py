@@ -101,7 +101,8 @@ def finding_lines(finding: Finding, console: Console) -> list[Text]:
         for command in fix.commands:
             # never wrapped by us: the terminal folds it, and a copy stays one runnable line
             lines.append(
-                Text(pad + "      " + prompt + redact(command), style="bold", no_wrap=True, overflow="ignore")
+                # not redacted: a command must run as printed on this machine
+                Text(pad + "      " + prompt + command, style="bold", no_wrap=True, overflow="ignore")
             )
     lines.append(Text(f"{pad}more: gpudoctor explain {finding.code}", style="dim"))
     return lines

@@ -323,7 +323,7 @@ def _cudnn_verdict(
         )
     elif ctx.flavor in ("linux", "wsl") and not ctx.in_conda and need[:1].isdigit() and cuda[:2].isdigit():
         major = need.split(".")[0]
-        cudnn_dir = f"{ctx.python_cmd} -c \"import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])\""
+        cudnn_dir = f'{ctx.python_cmd} -c "import nvidia.cudnn; print(list(nvidia.cudnn.__path__)[0])"'
         fixes.append(
             ctx.fix(
                 f"Install cuDNN {need} or newer as a pip wheel and put its lib folder first on LD_LIBRARY_PATH "
@@ -554,7 +554,7 @@ def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     elif any(f.location == "pip-wheel" for _, c in stranded for f in c):
         # TensorFlow needs every nvidia/*/lib folder of the [and-cuda] wheels, not just the ones it named
         every_wheel_lib = (
-            f"{ctx.python_cmd} -c \"import glob, os, nvidia; "
+            f'{ctx.python_cmd} -c "import glob, os, nvidia; '
             "print(':'.join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], '*', 'lib')))))\""
         )
         fixes = (
@@ -817,4 +817,79 @@ def which_cuda(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         seen=seen,
         fixes=(confirm,),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD209: LD_LIBRARY_PATH shadows the CUDA libraries a framework installed as pip wheels
+
+
+def _shadowed(ctx: RuleContext) -> list[tuple[LibraryFile, LibraryFile]]:
+    """(copy on LD_LIBRARY_PATH that the loader picks, newer copy from a pip wheel) pairs."""
+    libs = ctx.facts.libraries
+    if libs is None:
+        return []
+    pairs = []
+    for first in libs.files:
+        if not (first.loader_default and first.location == "ld_library_path" and first.version):
+            continue
+        wheel = next(
+            (
+                f
+                for f in libs.files
+                if f.location == "pip-wheel" and f.name == first.name and f.version and f.path != first.path
+            ),
+            None,
+        )
+        older = wheel is not None and _version_key(first.version) < _version_key(wheel.version or "")
+        if wheel is not None and older:
+            pairs.append((first, wheel))
+    return pairs
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:4])
+
+
+@rule(
+    "GD209",
+    "LD_LIBRARY_PATH does not put older CUDA libraries ahead of the framework's own wheels",
+    requires=DRIVER_ROOT_CAUSES,
+    needs=("libraries",),
+)
+def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
+    if ctx.flavor not in ("linux", "wsl"):
+        return
+    pairs = _shadowed(ctx)
+    if not pairs:
+        return
+    folders = list(dict.fromkeys(str(PurePosixPath(first.path).parent) for first, _ in pairs))
+    names = ", ".join(dict.fromkeys(first.name for first, _ in pairs))
+    drop = " ".join(f"-e '{folder}'" for folder in folders)
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"LD_LIBRARY_PATH makes the loader take older {names} from {', '.join(folders)} instead of "
+        "the newer copies the framework installed as pip wheels",
+        why=(
+            "LD_LIBRARY_PATH is searched before a library's own RUNPATH, so an older CUDA library there is "
+            "loaded into pip-installed PyTorch, JAX or TensorFlow instead of the wheel it was built against; "
+            "the result is 'undefined symbol' import errors, 'Unable to load cuSPARSE' or a silent fall-back "
+            "to the CPU."
+        ),
+        seen=tuple(
+            f"{first.name}: {first.version} at {first.path} (loaded) vs {wheel.version} at {wheel.path}"
+            for first, wheel in pairs
+        ),
+        fixes=(
+            ctx.fix(
+                "Take those folders out of LD_LIBRARY_PATH (and out of ~/.bashrc or the `module load` lines "
+                "that add them)",
+                f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | "
+                "paste -sd: -)",
+            ),
+            ctx.fix(
+                "Or run without LD_LIBRARY_PATH: pip wheels find their libraries themselves",
+                "unset LD_LIBRARY_PATH",
+            ),
+        ),
     )

@@ -262,7 +262,12 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
     return fixes
 
 
-@rule("GD704", "The CUDA libraries JAX loads are as new as jaxlib needs", requires=("GD701",), needs=("jax",))
+@rule(
+    "GD704",
+    "The CUDA libraries JAX loads are as new as jaxlib needs",
+    requires=("GD701", "GD209"),
+    needs=("jax",),
+)
 def jax_libraries_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     for check in j.library_checks:
@@ -443,6 +448,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     "JAX sees the GPU the driver reports",
     requires=(
         *DRIVER_ROOT_CAUSES,
+        "GD209",
         "GD301",
         "GD701",
         "GD702",

@@ -142,7 +142,7 @@ def gpu_seen(driver: DriverFacts) -> str:
     return f"driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}): {gpus}"
 
 
-@rule("GD601", "PyTorch imports", requires=("GD003",), needs=("torch",))
+@rule("GD601", "PyTorch imports", requires=("GD003", "GD209"), needs=("torch",))
 def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     if t.probe_error:
@@ -518,7 +518,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD606",
     "PyTorch sees the GPU the driver reports",
-    requires=(*DRIVER_ROOT_CAUSES, "GD301", "GD601", "GD602", "GD603", "GD604"),
+    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD301", "GD601", "GD602", "GD603", "GD604"),
     needs=("torch", "driver"),
 )
 def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
