@@ -8,6 +8,7 @@ internal error.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -134,10 +135,9 @@ def _probe(python: str | None, timeout: float, show_progress: bool) -> Facts:
         if path.is_dir() or not os.access(path, os.X_OK):
             raise UsageError(f"--python {python}: not an executable program")
     ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
-    probes = tuple(
-        p if p.timeout <= timeout + 5 else p.__class__(**{**p.__dict__, "timeout": timeout + 5})
-        for p in PROBES
-    )
+    # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
+    # no probe may outlast that.
+    probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
     if not show_progress:
         return collect(ctx, probes)
     console = _console(stderr=True)

@@ -241,4 +241,4 @@ def describe(facts: TensorFlowFacts) -> Description:
     )
 
 
-PROBE = Probe(name="tensorflow", title="TensorFlow", collect=collect, describe=describe, timeout=65)
+PROBE = Probe(name="tensorflow", title="TensorFlow", collect=collect, describe=describe, timeout=3600)
