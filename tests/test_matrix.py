@@ -168,7 +168,7 @@ def test_tensorflow_release_matches_the_series(matrix: Matrix, version: str, ser
     assert release.version == series
 
 
-@pytest.mark.parametrize("version", ["3.0.0", "2.99", "garbage", "", "1.14.0"])
+@pytest.mark.parametrize("version", ["3.0.0", "2.99", "garbage", "", "1.12.0"])
 def test_tensorflow_release_unknown(matrix: Matrix, version: str) -> None:
     assert matrix.tensorflow_release(version) is None
 
@@ -192,11 +192,35 @@ def test_tensorflow_rows_hold_the_reference_facts(matrix: Matrix) -> None:
     assert kernel_support("6.1", tf217.linux.compute_capabilities) == "native"
 
 
+def test_tensorflow_1x_rows(matrix: Matrix) -> None:
+    for version, gpu_packages in (("1.13.1", ("tensorflow-gpu",)), ("1.14.0", ("tensorflow-gpu",))):
+        release = matrix.tensorflow_release(version)
+        assert release is not None and release.gpu_packages == gpu_packages
+        assert release.linux is not None and release.windows is not None
+        assert (release.linux.cuda, release.linux.cudnn, release.linux.cudart) == (
+            "10.0",
+            "7.4",
+            "libcudart.so.10.0",
+        )
+        assert release.windows.cudart == "cudart64_100.dll"
+        assert release.windows.python is not None and not release.windows.python.contains("3.4")
+    for series in ("1.13", "1.14", "1.15"):
+        release = matrix.tensorflow_release(series)
+        assert release is not None and release.linux is not None and release.windows is not None
+        for build in (release.linux, release.windows):
+            assert kernel_support("5.2", build.compute_capabilities) == "native"
+            assert kernel_support("5.0", build.compute_capabilities) == "ptx"  # compute_37 JIT
+            assert kernel_support("3.0", build.compute_capabilities) is None
+            assert build.compute_capabilities_verified is False  # build scripts, not the wheels
+    tf23 = matrix.tensorflow_release("2.3")
+    assert tf23 is not None and tf23.linux is not None and tf23.linux.compute_capabilities_verified
+
+
 def test_tensorflow_versions_for_python(matrix: Matrix) -> None:
     assert matrix.tensorflow_versions_for_python("3.12") == ["2.16", "2.17", "2.18", "2.19", "2.20", "2.21"]
     assert matrix.tensorflow_versions_for_python("3.13.1")[0] == "2.20"
     assert "2.1" in matrix.tensorflow_versions_for_python("2.7")
-    assert matrix.tensorflow_versions_for_python("3.4") == ["1.15", "2.0"]
+    assert matrix.tensorflow_versions_for_python("3.4") == ["1.13", "1.14", "1.15", "2.0"]
     assert matrix.tensorflow_versions_for_python("3.2") == []
     assert matrix.tensorflow_versions_for_python("three") == []
 
@@ -558,6 +582,12 @@ def test_bad_target(tmp_path: Path, text: str) -> None:
         text, "compute_capabilities: [sm_50, sm_60, sm_70, sm_75, compute_80]", "compute_capabilities: [sm50]"
     )
     assert "tensorflow[2.15]: linux: compute_capabilities: 'sm50'" in str(_load_broken(tmp_path, broken))
+
+
+def test_bad_compute_capabilities_verified_flag(tmp_path: Path, text: str) -> None:
+    broken = _with(text, "compute_capabilities_verified: false", 'compute_capabilities_verified: "no"')
+    error = str(_load_broken(tmp_path, broken))
+    assert "tensorflow[1.13]: linux: compute_capabilities_verified: 'no' is not true or false" in error
 
 
 def test_duplicate_row(tmp_path: Path, text: str) -> None:

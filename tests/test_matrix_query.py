@@ -34,7 +34,7 @@ def test_overview_text() -> None:
     code, output = _run()
     assert code == 0
     assert "compat_matrix.yaml" in output
-    assert "tensorflow" in output and "(1.15 … 2.21)" in output
+    assert "tensorflow" in output and "(1.13 … 2.21)" in output
     assert "torch" in output and "jax" in output
 
 
@@ -89,10 +89,28 @@ def test_torch_25() -> None:
     assert "PyTorch 2.5" in output
     assert "cu124: CUDA 12.4" in output and "(PyPI default on Linux)" in output
     assert "--index-url https://download.pytorch.org/whl/cu118" in output
-    data = _json("pytorch", "2.5.1+cu124")
+    data = _json("pytorch", "2.5")
     names = [v["name"] for v in data["variants"]]
     assert names == ["cu118", "cu121", "cu124", "cpu"]
-    assert data["pypi_default_linux"] == "cu124"
+    assert data["pypi_default_linux"] == "cu124" and data["variant"] is None
+    assert 'pip install "torch==2.5.*" --index-url https://download.pytorch.org/whl/cu121' in output
+
+
+def test_torch_local_version_picks_its_variant() -> None:
+    code, output = _run("torch", "2.5.1+cu121")
+    assert code == 0
+    assert "cu121: CUDA 12.1" in output
+    assert "cu118" not in output and "cu124:" not in output
+    assert 'pip install "torch==2.5.1" --index-url https://download.pytorch.org/whl/cu121' in output
+    data = _json("pytorch", "2.5.1+cu121", "--driver", "535.104.05")
+    assert data["variant"] == "cu121"
+    assert [v["name"] for v in data["variants"]] == ["cu121"]
+    assert data["runnable_variants"] == ["cu121"]
+
+
+def test_torch_unknown_local_variant_is_refused() -> None:
+    with pytest.raises(MatrixQueryError, match=r"torch 2.5 has no cu999 variant.*cu118, cu121, cu124, cpu"):
+        query(load_matrix(), framework="torch", version="2.5.1+cu999", driver=None)
 
 
 def test_torch_with_driver_lists_runnable_variants() -> None:
@@ -103,11 +121,84 @@ def test_torch_with_driver_lists_runnable_variants() -> None:
 def test_jax_0431() -> None:
     code, output = _run("jax", "0.4.31")
     assert code == 0
-    assert "jax[cuda12]" in output
+    assert 'pip install "jax[cuda12]==0.4.31"' in output
+    assert '-U "jax[cuda12]"' not in output
     assert "Windows native GPU: no" in output
     data = _json("jax", "0.4.31")
     assert data["python"] == ">=3.10"
     assert data["cuda"][0]["min_driver_linux"] == "525.60.13"
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("0.4.1", ["CUDA 11: Linux driver >= 450.80.02", "jaxlib==0.4.1+cuda11"]),
+        (
+            "0.4.16",
+            [
+                (
+                    "CUDA 11: Linux driver >= 450.80.02 (CUDA 11.x minor-version compatibility); "
+                    'pip install "jax[cuda11_pip]==0.4.16" -f https://storage.googleapis.com/jax-releases/'
+                ),
+                (
+                    "CUDA 12: Linux driver >= 525.60.13 (CUDA 12.x minor-version compatibility); "
+                    'pip install "jax[cuda12_pip]==0.4.16"'
+                ),
+            ],
+        ),
+    ],
+)
+def test_jax_before_plugins_has_no_empty_cuda_lines(version: str, expected: list[str]) -> None:
+    code, output = _run("jax", version)
+    assert code == 0
+    for text in expected:
+        assert text in output
+    cuda_lines = [line.strip() for line in output.splitlines() if line.strip().startswith("CUDA ")]
+    assert cuda_lines and all(len(line) > len("CUDA 11:") + 10 for line in cuda_lines)
+
+
+def test_jax_with_driver_judges_cuda_11_by_its_floor() -> None:
+    data = _json("jax", "0.4.16", "--driver", "470.82")
+    by_major = {entry["cuda"]: entry for entry in data["cuda"]}
+    assert by_major[11]["driver_ok"] is True and by_major[11]["extras"] == ["cuda11_pip", "cuda11_local"]
+    assert by_major[12]["driver_ok"] is False
+
+
+def test_python_ranges_read_like_people_write_them() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from gpudoctor.matrix_query import python_text
+
+    assert python_text(SpecifierSet(">=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,<3.8")) == "2.7, 3.5–3.7"
+    assert python_text(SpecifierSet(">=3.9,<3.13")) == "3.9–3.12"
+    assert python_text(SpecifierSet(">=3.10")) == "3.10+"
+    assert python_text(SpecifierSet("==3.11.*")) == "3.11"
+    assert python_text(SpecifierSet(">=3.8,!=3.9.*,<3.11")) == "3.8, 3.10"
+    assert python_text(SpecifierSet("<2.0")) == "<2.0"
+
+
+def test_release_lists_print_python_ranges_in_line() -> None:
+    code, output = _run("tensorflow")
+    assert code == 0
+    assert "!=" not in output and ">=" not in output
+    row = next(line for line in output.splitlines() if line.strip().startswith("2.1 "))
+    assert "Python 2.7, 3.5–3.7" in row
+    cuda_columns = {line.index("CUDA") for line in output.splitlines()[1:]}
+    assert len(cuda_columns) == 1
+    code, output = _run("tensorflow", "2.1")
+    assert output.splitlines()[0] == "TensorFlow 2.1   Python 2.7, 3.5–3.7"
+
+
+def test_tensorflow_1x_rows_flag_their_targets() -> None:
+    code, output = _run("tensorflow", "1.13")
+    assert code == 0
+    assert "GPU packages (Linux): tensorflow-gpu" in output
+    assert "kernels for CC 3.5, 3.7, 5.2" in output
+    assert "[targets unverified" in output
+    data = _json("tensorflow", "1.13.1")
+    assert data["windows"]["compute_capabilities_verified"] is False
+    assert data["windows"]["cudart"] == "cudart64_100.dll"
+    assert _json("tensorflow", "2.15")["linux"]["compute_capabilities_verified"] is True
 
 
 def test_driver_470() -> None:
@@ -123,6 +214,31 @@ def test_driver_470() -> None:
     assert "2.8" not in linux["torch"]
     assert linux["jax"] == []
     assert data["windows"]["tensorflow"][-1] == "2.10"
+    assert linux["jax_before_plugins"]["until"] == "0.4.26"
+    assert linux["jax_before_plugins"]["min_driver_linux"] == {"11": "450.80.02"}
+    assert "jax[cuda11_pip] / jax[cuda11_local]" in output and "before 0.4.26" not in output
+    assert "<0.4.26 with CUDA 11 (driver >= 450.80.02)" in output
+    assert "JAX: no CUDA plugin" not in output
+
+
+@pytest.mark.parametrize("driver", ["0", "300.1", "384.80"])
+def test_driver_below_every_toolkit_says_so(driver: str) -> None:
+    code, output = _run("--driver", driver)
+    assert code == 0
+    assert output.count("runs no CUDA release gpudoctor knows") == 2
+    assert "(the oldest, CUDA 9.0, needs >= 384.81)" in output
+    assert "below every minor-version floor" not in output and "runs any CUDA" not in output
+    data = _json("--driver", driver)
+    assert data["linux"]["runs_known_cuda"] is False
+    assert data["linux"]["tensorflow"] == [] and data["linux"]["torch"] == {}
+
+
+def test_driver_between_toolkits_and_floors() -> None:
+    code, output = _run("--driver", "418.40")
+    assert code == 0
+    assert "runs any CUDA build up to 10.1 (no minor-version compatibility below 450.80.02)" in output
+    assert "JAX: no CUDA plugin (jax[cuda12] needs >= 525.60.13" in output
+    assert _json("--driver", "418.40")["linux"]["runs_known_cuda"] is True
 
 
 def test_driver_580_runs_cuda_13_and_jax_cuda13() -> None:

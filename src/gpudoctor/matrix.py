@@ -42,6 +42,7 @@ class TensorFlowBuild:
     cuda: str  # "12.2": the toolkit it was built with (major.minor)
     cudnn: str  # "8.9": the cuDNN it was compiled with; a runtime needs this major and >= this minor
     compute_capabilities: tuple[str, ...] = ()  # the wheel's real targets ("sm_60", ..., "compute_90")
+    compute_capabilities_verified: bool = True  # False: targets from release build scripts, not the wheel
     cudart: str = ""  # the CUDA runtime it dlopens: "libcudart.so.12", "cudart64_110.dll"
     cudnn_library: str = ""  # "libcudnn.so.8", "cudnn64_8.dll"
     cudart_build_info: str | None = None  # what build_info says when it differs from what is loaded
@@ -750,6 +751,7 @@ def _tf_build(raw: object, where: str, fail: Callable[[str], MatrixError]) -> Te
         cuda=e.required_version("cuda"),
         cudnn=e.required_version("cudnn"),
         compute_capabilities=_targets(e, "compute_capabilities"),
+        compute_capabilities_verified=e.flag("compute_capabilities_verified", True),
         cudart=e.text("cudart"),
         cudnn_library=e.text("cudnn_library"),
         cudart_build_info=e.optional_text("cudart_build_info"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from gpudoctor.matrix import (
@@ -68,6 +69,32 @@ def query(matrix: Matrix, *, framework: str | None, version: str | None, driver:
 
 # ----------------------------------------------------------------------------------------------
 # Overview and release lists
+
+
+_PYTHON_MINORS = tuple(f"3.{m}" for m in range(30))
+
+
+def python_text(spec: SpecifierSet) -> str:
+    """The Python versions a specifier admits, as people write them: "2.7, 3.5–3.7", "3.10+"."""
+    minors = [v for v in ("2.7", *_PYTHON_MINORS) if spec.contains(f"{v}.0", prereleases=True)]
+    if not minors:
+        return str(spec) or "any"
+    runs: list[list[str]] = []
+    for minor in minors:
+        if runs and _adjacent(runs[-1][-1], minor):
+            runs[-1].append(minor)
+        else:
+            runs.append([minor])
+    parts = [run[0] if len(run) == 1 else f"{run[0]}–{run[-1]}" for run in runs]
+    if minors[-1] == _PYTHON_MINORS[-1]:
+        last = runs[-1]
+        parts[-1] = f"{last[0]}+"
+    return ", ".join(parts)
+
+
+def _adjacent(left: str, right: str) -> bool:
+    (l_major, l_minor), (r_major, r_minor) = (tuple(int(x) for x in v.split(".")) for v in (left, right))
+    return l_major == r_major and r_minor == l_minor + 1
 
 
 def _span(versions: list[str]) -> str:
@@ -131,9 +158,9 @@ def _releases(matrix: Matrix, framework: str) -> QueryResult:
             for r in matrix.tensorflow
         ]
         lines = ["TensorFlow releases (Linux CUDA / native Windows GPU):"] + [
-            f"  {r['version']:<6} Python {r['python']:<40} CUDA {r['linux_cuda'] or '-':<5}"
+            f"  {row.version:<6} Python {python_text(row.python):<16} CUDA {r['linux_cuda'] or '-':<5}"
             f"{'  + Windows GPU' if r['windows_gpu'] else ''}"
-            for r in rows
+            for row, r in zip(matrix.tensorflow, rows, strict=True)
         ]
     elif framework == "torch":
         rows = [
@@ -146,9 +173,9 @@ def _releases(matrix: Matrix, framework: str) -> QueryResult:
             for r in matrix.torch
         ]
         lines = ["PyTorch releases (variants; * = plain `pip install torch` on Linux):"] + [
-            f"  {r['version']:<6} Python {r['python']:<16} "
+            f"  {row.version:<6} Python {python_text(row.python):<16} "
             + " ".join(v + ("*" if v == r["pypi_default_linux"] else "") for v in r["variants"])
-            for r in rows
+            for row, r in zip(matrix.torch, rows, strict=True)
         ]
     else:
         rows = [
@@ -156,9 +183,9 @@ def _releases(matrix: Matrix, framework: str) -> QueryResult:
             for r in matrix.jax
         ]
         lines = ["JAX releases (runs of releases with the same GPU support):"] + [
-            f"  {r['version']:<7}… <{r['until']:<7} Python {r['python']:<8} CUDA "
-            + (", ".join(str(c) for c in r["cuda"]) or "-")
-            for r in rows
+            f"  {row.version:<7}… <{row.until:<7} Python {python_text(row.python):<8} CUDA "
+            + (", ".join(str(c) for c in row.cuda) or "-")
+            for row in matrix.jax
         ]
     return QueryResult("\n".join(lines), {"framework": framework, "releases": rows})
 
@@ -235,7 +262,7 @@ def _tensorflow(matrix: Matrix, version: str, driver: str | None) -> QueryResult
     if release is None:
         raise _unknown("tensorflow", version, [r.version for r in matrix.tensorflow])
     lines = [
-        f"TensorFlow {release.version}   Python {release.python}"
+        f"TensorFlow {release.version}   Python {python_text(release.python)}"
         + ("" if release.verified else "   [unverified]"),
         f"  GPU packages (Linux): {', '.join(release.gpu_packages) or 'none'}",
     ]
@@ -298,6 +325,7 @@ def _tf_build_data(
         "cudart_build_info": build.cudart_build_info,
         "python": str(build.python) if build.python else None,
         "compute_capabilities": list(build.compute_capabilities),
+        "compute_capabilities_verified": build.compute_capabilities_verified,
         "gpus": _gpu_support(matrix, build.compute_capabilities),
         "driver": _driver_data(matrix, build.cuda, system),
         "source": build.source,
@@ -314,7 +342,7 @@ def _tf_build_lines(
     pad = " " * (len(label) + 4)
     lines = [
         f"  {label}: CUDA {build.cuda}, cuDNN {build.cudnn} (same major, minor >= {build.cudnn.split('.')[1]})"
-        + (f", Python {build.python}" if build.python else ""),
+        + (f", Python {python_text(build.python)}" if build.python else ""),
         f"{pad}loads {build.cudart} and {build.cudnn_library}"
         + (f" (build_info says {build.cudart_build_info})" if build.cudart_build_info else ""),
         f"{pad}driver {_driver_text(data['driver'])}",
@@ -322,6 +350,10 @@ def _tf_build_lines(
     if driver is not None:
         lines.append(f"{pad}driver {driver} is enough: {_yes_no(data['driver_ok'])}")
     lines += [pad + line for line in _gpu_lines(data["gpus"], build.compute_capabilities)]
+    if build.compute_capabilities and not build.compute_capabilities_verified:
+        lines.append(
+            f"{pad}      [targets unverified: from TensorFlow's release build scripts, not the wheel]"
+        )
     return lines
 
 
@@ -333,14 +365,25 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     release = matrix.torch_release(version)
     if release is None:
         raise _unknown("torch", version, [r.version for r in matrix.torch])
+    parsed = parse_version(version)
+    wanted = parsed.local if parsed is not None else None
+    shown = release.variants
+    if wanted:
+        shown = tuple(v for v in release.variants if v.name == wanted)
+        if not shown:
+            raise MatrixQueryError(
+                f"torch {release.version} has no {wanted} variant in the matrix; its variants: "
+                + ", ".join(v.name for v in release.variants)
+            )
+    pin = parsed.public if parsed is not None and len(parsed.release) >= 3 else f"{release.version}.*"
     lines = [
-        f"PyTorch {release.version}   Python {release.python}"
+        f"PyTorch {release.version}   Python {python_text(release.python)}"
         + ("" if release.verified else "   [unverified]"),
         f"  plain `pip install torch`: {release.pypi_default_linux} on Linux x86_64, cpu on Windows and macOS",
     ]
-    variants = [_torch_variant_data(matrix, release, v, driver) for v in release.variants]
-    for variant, variant_data in zip(release.variants, variants, strict=True):
-        lines += _torch_variant_lines(release.version, variant, variant_data, driver)
+    variants = [_torch_variant_data(matrix, release, v, driver) for v in shown]
+    for variant, variant_data in zip(shown, variants, strict=True):
+        lines += _torch_variant_lines(pin, variant, variant_data, driver)
     if release.notes:
         lines.append(f"  Note: {release.notes}")
     lines.append(f"  Source: {release.source}")
@@ -349,6 +392,7 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
         "version": release.version,
         "python": str(release.python),
         "pypi_default_linux": release.pypi_default_linux,
+        "variant": wanted or None,
         "variants": variants,
         "notes": release.notes,
         "source": release.source,
@@ -357,7 +401,7 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     if driver is not None:
         data["driver"] = driver
         data["runnable_variants"] = [
-            v.name for v in matrix.torch_variants_for_driver(release.version, driver, "linux")
+            v.name for v in matrix.torch_variants_for_driver(release.version, driver, "linux") if v in shown
         ]
     return QueryResult("\n".join(lines), data)
 
@@ -383,7 +427,7 @@ def _torch_variant_data(
 
 
 def _torch_variant_lines(
-    version: str, variant: TorchVariant, data: dict[str, Any], driver: str | None
+    pin: str, variant: TorchVariant, data: dict[str, Any], driver: str | None
 ) -> list[str]:
     star = "  (PyPI default on Linux)" if data["pypi_default_linux"] else ""
     flag = "  [unverified]" if not variant.verified else ""
@@ -391,7 +435,7 @@ def _torch_variant_lines(
         return [f"  cpu: {variant.index_url}{star}"]
     lines = [
         f"  {variant.name}: CUDA {variant.cuda}, cuDNN {variant.cudnn or 'unknown'}{star}{flag}",
-        f'      pip install "torch=={version}.*" --index-url {variant.index_url}',
+        f'      pip install "torch=={pin}" --index-url {variant.index_url}',
         f"      Linux driver {_driver_text(data['driver']['linux'])}",
     ]
     if driver is not None:
@@ -406,35 +450,21 @@ def _torch_variant_lines(
 # JAX
 
 
+JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
+
+
 def _jax(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     release = matrix.jax_release(version)
     if release is None:
         raise _unknown("jax", version, [r.version for r in matrix.jax])
     lines = [
-        f"JAX {version} (releases {release.version} … <{release.until})   Python {release.python}"
+        f"JAX {version} (releases {release.version} … <{release.until})   Python {python_text(release.python)}"
         + ("" if release.verified else "   [unverified]"),
         f"  NVIDIA GPU extras: {', '.join(release.extras) or 'none (see note)'}",
     ]
     plugins = []
     for major in release.cuda:
-        plugin = matrix.jax_cuda(major)
-        cudnn = release.min_cudnn.get(major)
-        entry: dict[str, Any] = {"cuda": major, "min_cudnn": cudnn}
-        text = f"  CUDA {major}:" + (f" cuDNN >= {cudnn}" if cudnn else "")
-        if plugin is not None and Version(version) >= Version(plugin.min_jax):
-            entry.update(
-                extra=plugin.extra,
-                local_extra=plugin.local_extra,
-                min_driver_linux=plugin.min_driver_linux,
-                min_compute_capability=plugin.min_compute_capability,
-            )
-            text += (
-                f", Linux driver >= {plugin.min_driver_linux}, GPU CC >= {plugin.min_compute_capability};"
-                f' pip install -U "jax[{plugin.extra}]"'
-            )
-            if driver is not None:
-                entry["driver_ok"] = Version(driver) >= Version(plugin.min_driver_linux)
-                text += f"; driver {driver}: {_yes_no(entry['driver_ok'])}"
+        entry, text = _jax_cuda_entry(matrix, release, version, major, driver)
         plugins.append(entry)
         lines.append(text)
     platform = matrix.platform
@@ -449,6 +479,41 @@ def _jax(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     if driver is not None:
         data["driver"] = driver
     return QueryResult("\n".join(lines), data)
+
+
+def _jax_cuda_entry(
+    matrix: Matrix, release: JaxRelease, version: str, major: int, driver: str | None
+) -> tuple[dict[str, Any], str]:
+    """One CUDA major of a jax run: what it needs and how to install that exact release."""
+    plugin = matrix.jax_cuda(major)
+    family = matrix.cuda_family(major)
+    cudnn = release.min_cudnn.get(major)
+    entry: dict[str, Any] = {"cuda": major, "min_cudnn": cudnn}
+    needs = [f"cuDNN >= {cudnn}"] if cudnn else []
+    if plugin is not None and Version(version) >= Version(plugin.min_jax):
+        entry.update(
+            extra=plugin.extra,
+            local_extra=plugin.local_extra,
+            min_driver_linux=plugin.min_driver_linux,
+            min_compute_capability=plugin.min_compute_capability,
+        )
+        needs += [f"Linux driver >= {plugin.min_driver_linux}", f"GPU CC >= {plugin.min_compute_capability}"]
+        install = f'pip install "jax[{plugin.extra}]=={version}"'
+    else:
+        extras = [e for e in release.extras if e.replace("-", "_").startswith(f"cuda{major}_")]
+        entry["extras"] = extras
+        if family is not None:
+            entry["min_driver_linux"] = family.linux
+            needs.append(f"Linux driver >= {family.linux} (CUDA {major}.x minor-version compatibility)")
+        if extras:
+            install = f'pip install "jax[{extras[0]}]=={version}" -f {JAX_CUDA_RELEASES}'
+        else:
+            install = f"a jaxlib=={version}+cuda{major}.cudnnNN wheel from {JAX_CUDA_RELEASES}"
+    text = f"  CUDA {major}: " + ", ".join(needs or ["no driver floor recorded"]) + f"; {install}"
+    if driver is not None and "min_driver_linux" in entry:
+        entry["driver_ok"] = Version(driver) >= Version(entry["min_driver_linux"])
+        text += f"; driver {driver}: {_yes_no(entry['driver_ok'])}"
+    return entry, text
 
 
 def _jax_data(release: JaxRelease, version: str, plugins: list[dict[str, Any]]) -> dict[str, Any]:
@@ -495,6 +560,7 @@ def _driver(matrix: Matrix, driver: str) -> QueryResult:
             for p in matrix.jax_cuda_plugins
             if system == "linux" and Version(driver) >= Version(p.min_driver_linux)
         ]
+        legacy = _jax_without_plugin(matrix, driver) if system == "linux" and not jax else None
         data[system] = {
             "newest_cuda_toolkit": newest,
             "cuda_majors_by_compatibility": families,
@@ -502,22 +568,101 @@ def _driver(matrix: Matrix, driver: str) -> QueryResult:
             "torch": torch,
             "jax": jax,
         }
+        if legacy is not None:
+            data[system]["jax_before_plugins"] = legacy
         label = "Linux" if system == "linux" else "Windows (numbers as Windows drivers count them)"
+        lines += ["", f"{label}:"]
+        if newest is None and not families:
+            lines.append(f"  runs no CUDA release gpudoctor knows{_oldest_toolkit_text(matrix, system)}")
+            data[system]["runs_known_cuda"] = False
+            continue
+        data[system]["runs_known_cuda"] = True
         lines += [
-            "",
-            f"{label}:",
             f"  newest CUDA toolkit: {newest or 'none in the matrix'}",
             "  runs any CUDA "
-            + (", ".join(f"{m}.x" for m in families) if families else "— (below every minor-version floor)")
-            + (" build that ships its own runtime" if families else ""),
+            + (
+                ", ".join(f"{m}.x" for m in families) + " build that ships its own runtime"
+                if families
+                else f"build up to {newest} (no minor-version compatibility below "
+                f"{_lowest_family_floor(matrix, system)})"
+            ),
             f"  TensorFlow GPU builds: {_compact(tensorflow)}",
             f"  PyTorch CUDA builds: {_torch_compact(torch)}",
         ]
         if system == "linux":
-            lines.append(f"  JAX: {', '.join(f'jax[{e}]' for e in jax) or 'no CUDA plugin'}")
+            lines.append(f"  JAX: {_jax_driver_text(matrix, jax, legacy)}")
         else:
             lines.append(f"  JAX: no native Windows GPU support ({matrix.platform.jax_wsl2_gpu} under WSL2)")
     return QueryResult("\n".join(lines), data)
+
+
+def _jax_without_plugin(matrix: Matrix, driver: str) -> dict[str, Any] | None:
+    """The jax runs that `driver` runs through CUDA majors with no `jax[cudaNN]` plugin (CUDA 11: up to
+    0.4.25), judged by the minor-version-compatibility floor of that major."""
+    plugin_majors = {p.major for p in matrix.jax_cuda_plugins}
+    runs = []
+    for run in sorted(matrix.jax, key=lambda r: Version(r.version)):
+        majors = [
+            m
+            for m in run.cuda
+            if m not in plugin_majors
+            and (family := matrix.cuda_family(m)) is not None
+            and Version(driver) >= Version(family.linux)
+        ]
+        if majors:
+            runs.append((run, majors))
+    if not runs:
+        return None
+    majors = sorted({m for _, ms in runs for m in ms})
+    extras = list(
+        dict.fromkeys(
+            e
+            for run, ms in runs
+            for e in run.extras
+            for m in ms
+            if e.replace("-", "_").startswith(f"cuda{m}_")
+        )
+    )
+    floors = {str(m): family.linux for m in majors if (family := matrix.cuda_family(m)) is not None}
+    with_extras = next((run.version for run, _ in runs if run.extras), None)
+    return {
+        "from": runs[0][0].version,
+        "until": runs[-1][0].until,
+        "cuda": majors,
+        "extras": extras,
+        "extras_from": with_extras,
+        "min_driver_linux": floors,
+    }
+
+
+def _jax_driver_text(matrix: Matrix, jax: list[str], legacy: dict[str, Any] | None) -> str:
+    if jax:
+        return ", ".join(f"jax[{e}]" for e in jax)
+    plugins = ", ".join(f"jax[{p.extra}] needs >= {p.min_driver_linux}" for p in matrix.jax_cuda_plugins)
+    if legacy is None:
+        return f"no CUDA plugin ({plugins})"
+    cuda = ", ".join(f"CUDA {m} (driver >= {floor})" for m, floor in legacy["min_driver_linux"].items())
+    extras = " / ".join(f"jax[{e}]" for e in legacy["extras"]) or "monolithic jaxlib CUDA wheels"
+    if legacy["extras"] and legacy["extras_from"] != legacy["from"]:
+        extras += f" from {legacy['extras_from']}, monolithic jaxlib CUDA wheels before"
+    return f"releases {legacy['from']} … <{legacy['until']} with {cuda}: {extras}; no CUDA plugin ({plugins})"
+
+
+def _oldest_toolkit_text(matrix: Matrix, system: System) -> str:
+    known = [
+        (t.cuda, minimum)
+        for t in matrix.cuda_toolkits
+        if (minimum := t.linux if system == "linux" else t.windows) is not None
+    ]
+    if not known:
+        return ""
+    cuda, minimum = min(known, key=lambda item: Version(item[0]))
+    return f" (the oldest, CUDA {cuda}, needs >= {minimum})"
+
+
+def _lowest_family_floor(matrix: Matrix, system: System) -> str:
+    floors = [floor for f in matrix.cuda_families if (floor := f.linux if system == "linux" else f.windows)]
+    return min(floors, key=Version) if floors else "any driver"
 
 
 def _compact(versions: list[str]) -> str:

@@ -672,9 +672,79 @@ def releases_with_kernels(ctx: RuleContext, cc: str, system: System) -> list[str
     return sorted(found, key=_series_key)
 
 
-def tf_install_spec(ctx: RuleContext, series: str) -> str:
-    extra = "[and-cuda]" if ctx.flavor in ("linux", "wsl") and _series_key(series) >= Version("2.14") else ""
-    return f"tensorflow{extra}=={series}.*"
+def tf_install_spec(ctx: RuleContext, series: str, installed_package: str = "tensorflow") -> str:
+    """What to pip install for TensorFlow `series` with GPU support: the installed distribution when that
+    series publishes it as a CUDA build, else the series' first CUDA distribution."""
+    release = ctx.matrix.tensorflow_release(series)
+    package = "tensorflow"
+    if release is not None and release.gpu_packages:
+        package = installed_package if installed_package in release.gpu_packages else release.gpu_packages[0]
+    extra = (
+        "[and-cuda]"
+        if package == "tensorflow"
+        and ctx.flavor in ("linux", "wsl")
+        and _series_key(series) >= Version("2.14")
+        else ""
+    )
+    return f"{package}{extra}=={series}.*"
+
+
+_IGNORED_GPU = re.compile(
+    r"Ignoring visible gpu device .*compute capability: (\d+\.\d+)\).*"
+    r"minimum required Cuda capability is (\d+\.\d+)"
+)
+
+
+def ignored_for_capability(ctx: RuleContext) -> dict[str, tuple[str, str]]:
+    """TensorFlow's own log: compute capability -> (its minimum, the log line) for GPUs it ignored
+    as too old ("Ignoring visible gpu device ... The minimum required Cuda capability is 3.5.")."""
+    tf = ctx.facts.tensorflow
+    found: dict[str, tuple[str, str]] = {}
+    for line in tf.log_lines if tf else ():
+        match = _IGNORED_GPU.search(line)
+        if match:
+            found.setdefault(match.group(1), (match.group(2), line.strip()))
+    return found
+
+
+def _series_row(ctx: RuleContext, series: str, system: System) -> TensorFlowBuild | None:
+    release = ctx.matrix.tensorflow_release(series)
+    if release is None:
+        return None
+    return release.windows if system == "windows" else release.linux
+
+
+def _keeps_libraries(row: TensorFlowBuild | None, build: TfBuild) -> bool:
+    """`row` loads the same CUDA runtime and cuDNN major as the installed build: no library changes."""
+    return (
+        row is not None
+        and build.cudart is not None
+        and row.cudart == build.cudart
+        and build.cudnn_major is not None
+        and _major(row.cudnn) == build.cudnn_major
+    )
+
+
+def _kernel_candidates(ctx: RuleContext, build: TfBuild, cc: str) -> tuple[str | None, str | None]:
+    """(the newest release with kernels for `cc` that keeps this build's CUDA runtime and cuDNN major,
+    preferring this TensorFlow major; the newest release with kernels for `cc` for this Python)."""
+    installed = parse_version(build.version)
+    series = releases_with_kernels(ctx, cc, build.system)
+    if installed is None or not installed.is_prerelease:
+        series = [s for s in series if s != build.release_series]
+    keeping = [s for s in series if _keeps_libraries(_series_row(ctx, s, build.system), build)]
+    same_major = [s for s in keeping if installed is not None and _series_key(s).major == installed.major]
+    preferred = same_major or keeping
+    return (preferred[-1] if preferred else None), (series[-1] if series else None)
+
+
+def _libraries_text(row: TensorFlowBuild | None) -> str:
+    return f"CUDA {row.cuda} and cuDNN {row.cudnn}" if row is not None else "other CUDA libraries"
+
+
+def _targets_verified(ctx: RuleContext, series: str, system: System) -> bool:
+    row = _series_row(ctx, series, system)
+    return row is None or row.compute_capabilities_verified
 
 
 @rule(
@@ -687,14 +757,25 @@ def kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)
     if build is None or not build.targets or build.gpu_build is False:
         return
+    from_table = build.targets_from != "TensorFlow's build info"
+    table_unverified = from_table and build.row is not None and not build.row.compute_capabilities_verified
+    ignored = ignored_for_capability(ctx)
     for name, cc in gpu_capabilities(ctx):
         support = kernel_support(cc, build.targets)
         if support == "native":
             continue
+        logged = ignored.get(cc)
+        targets_unverified = table_unverified and logged is None
         native = [s for s in releases_with_kernels(ctx, cc, build.system) if s != build.release_series]
         seen = (
             f"{name}: compute capability {cc}",
-            f"{build.label} targets {', '.join(build.targets)} ({build.targets_from})",
+            *((f"TensorFlow's log: {logged[1]}",) if logged else ()),
+            f"{build.label} targets {', '.join(build.targets)} ({build.targets_from}"
+            + (
+                ", taken from TensorFlow's release build scripts, not read from the wheel)"
+                if targets_unverified
+                else ")"
+            ),
         )
         if support == "ptx":
             fixes = [
@@ -711,7 +792,7 @@ def kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                     0,
                     ctx.fix(
                         f"Install TensorFlow {newer[-1]}, which has native kernels for compute capability {cc}",
-                        ctx.pip_install(tf_install_spec(ctx, newer[-1])),
+                        ctx.pip_install(tf_install_spec(ctx, newer[-1], build.package)),
                     ),
                 )
             yield Verdict(
@@ -727,29 +808,67 @@ def kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 fixes=tuple(fixes),
             )
             continue
+        keep, newest = _kernel_candidates(ctx, build, cc)
+        python = python_series(ctx)
+        for_python = f" that has wheels for Python {python}" if python else ""
         fixes = []
-        if native:
+        if keep is not None:
             fixes.append(
                 ctx.fix(
-                    f"Install TensorFlow {native[-1]}, the newest release with kernels for compute capability {cc}",
-                    ctx.pip_install(tf_install_spec(ctx, native[-1])),
+                    f"Install TensorFlow {keep}: the same {_libraries_text(_series_row(ctx, keep, build.system))} "
+                    f"as this build, with kernels for compute capability {cc}"
+                    + (
+                        ""
+                        if _targets_verified(ctx, keep, build.system)
+                        else " (per TensorFlow's release build scripts)"
+                    ),
+                    ctx.pip_install(tf_install_spec(ctx, keep, build.package)),
+                )
+            )
+        if newest is not None and newest != keep:
+            fixes.append(
+                ctx.fix(
+                    f"{'Or install' if keep else 'Install'} TensorFlow {newest}, the newest release with kernels for "
+                    f"compute capability {cc}{for_python}; it needs "
+                    f"{_libraries_text(_series_row(ctx, newest, build.system))}",
+                    ctx.pip_install(tf_install_spec(ctx, newest, build.package)),
                 )
             )
         fixes.append(
             ctx.fix(
-                "Or run on a GPU this build supports, or build TensorFlow from source with "
-                f"TF_CUDA_COMPUTE_CAPABILITIES={cc}",
+                f"{'Or run' if fixes else 'Run'} on a GPU this build supports, or build TensorFlow from source "
+                f"with TF_CUDA_COMPUTE_CAPABILITIES={cc}",
             )
         )
+        if keep is not None:
+            hint = (
+                f"; TensorFlow {keep} {'has' if _targets_verified(ctx, keep, build.system) else 'should have'} "
+                "them and keeps "
+                f"{_libraries_text(_series_row(ctx, keep, build.system))}"
+            )
+        elif newest is not None:
+            hint = (
+                f"; TensorFlow {newest} is the newest release with them"
+                + (f" for Python {python}" if python else "")
+                + f" (it needs {_libraries_text(_series_row(ctx, newest, build.system))})"
+            )
+        else:
+            hint = ""
         yield Verdict(
-            severity=Severity.ERROR,
-            message=f"{build.label} has no kernels for the {name} (compute capability {cc})"
-            + (f"; TensorFlow {native[-1]} is the newest release that has" if native else ""),
+            severity=Severity.WARNING if targets_unverified else Severity.ERROR,
+            message=f"{build.label} {'probably has' if targets_unverified else 'has'} no kernels for the "
+            f"{name} (compute capability {cc}){hint}",
             why=(
                 "GPU code runs only on the architectures a build compiled it for (SASS of the same major "
                 "and a lower or equal minor) or can JIT-compile from PTX of an older architecture; this "
                 "build has neither for this GPU, so TensorFlow ignores it or fails with "
                 "'device kernel image is invalid'."
+                + (
+                    " This build's targets come from TensorFlow's release build scripts, not from the wheel "
+                    "itself, so treat them as likely rather than certain."
+                    if targets_unverified
+                    else ""
+                )
             ),
             seen=seen,
             fixes=tuple(fixes),
