@@ -856,6 +856,8 @@ def kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
             hint = ""
         yield Verdict(
             severity=Severity.WARNING if targets_unverified else Severity.ERROR,
+            # even when only likely, it is the best explanation of "TensorFlow lists no GPU" (GD402)
+            settles_dependents=True,
             message=f"{build.label} {'probably has' if targets_unverified else 'has'} no kernels for the "
             f"{name} (compute capability {cc}){hint}",
             why=(
