@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 from gpudoctor.facts import PlatformFacts
-from gpudoctor.model import Severity, Verdict
+from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.driver import distro_family, host_fix, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
@@ -142,17 +142,88 @@ def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
             "sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker",
             needs_admin=True,
         )
+    fixes = [fix]
+    why = (
+        "A container sees the GPU only when the NVIDIA Container Toolkit passes in the device nodes "
+        "and the host driver's libraries; installing a driver inside the container does not help."
+    )
+    toolkit = _container_toolkit(ctx)
+    if toolkit is not None and p.container != "kubernetes":
+        path, nvcc_version = toolkit
+        seen.append(f"CUDA toolkit: {path}" + (f" (nvcc {nvcc_version})" if nvcc_version else ""))
+        why += (
+            " With a CUDA toolkit here this may be an image build: build steps get no GPU unless the "
+            "builder is set up for it (`docker build` has no --gpus), so a build that asks "
+            "torch.cuda.is_available() or probes the GPU for its architectures finds none, although "
+            "compiling CUDA code needs no GPU."
+        )
+        fixes += _build_without_gpu_fixes(ctx, p.container, nvcc_version)
     yield Verdict(
         severity=Severity.ERROR,
         message=f"This {p.container} container was started without GPU access: no /dev/nvidia* devices "
         "and no NVIDIA driver libraries inside",
-        why=(
-            "A container sees the GPU only when the NVIDIA Container Toolkit passes in the device nodes "
-            "and the host driver's libraries; installing a driver inside the container does not help."
-        ),
+        why=why,
         seen=tuple(seen),
-        fixes=(fix,),
+        fixes=tuple(fixes),
     )
+
+
+def _container_toolkit(ctx: RuleContext) -> tuple[str, str | None] | None:
+    """The CUDA toolkit in the container (its folder and nvcc version), when nvcc or CUDA_HOME is there."""
+    tk = ctx.facts.toolkit
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    home = (tk.cuda_home if tk else None) or env.get("CUDA_HOME") or env.get("CUDA_PATH")
+    if tk is None or not (tk.nvcc_on_path or home or any(i.nvcc for i in tk.installs)):
+        return (home, None) if home else None
+    path = tk.active or home or tk.nvcc_on_path or tk.installs[0].path
+    version = tk.nvcc_version or next((i.nvcc_version or i.version for i in tk.installs if i.nvcc), None)
+    return path, version
+
+
+# (oldest nvcc, the architectures it compiles), newest nvcc first; the lists skip GPUs older than Volta/Turing.
+_ARCHS_BY_NVCC: tuple[tuple[tuple[int, int], str], ...] = (
+    ((12, 8), "7.5;8.0;8.6;8.9;9.0;10.0;12.0"),
+    ((11, 8), "7.5;8.0;8.6;8.9;9.0"),
+    ((11, 1), "7.5;8.0;8.6"),
+    ((11, 0), "7.0;7.5;8.0"),
+    ((10, 0), "6.0;7.0;7.5"),
+)
+_DEFAULT_ARCHS = "7.5;8.0;8.6;8.9;9.0"
+
+
+def build_arch_list(nvcc_version: str | None) -> str:
+    """A TORCH_CUDA_ARCH_LIST of current data-centre and desktop GPUs that this nvcc can compile for."""
+    match = re.match(r"^(\d+)\.(\d+)", nvcc_version or "")
+    if match is None:
+        return _DEFAULT_ARCHS
+    key = (int(match.group(1)), int(match.group(2)))
+    return next((archs for floor, archs in _ARCHS_BY_NVCC if key >= floor), _DEFAULT_ARCHS)
+
+
+def _build_without_gpu_fixes(ctx: RuleContext, container: str, nvcc_version: str | None) -> list[Fix]:
+    archs = build_arch_list(nvcc_version)
+    fixes = [
+        ctx.fix(
+            f"If this runs in a `{'podman' if container == 'podman' else 'docker'} build` step: building CUDA "
+            "extensions needs no GPU, only the target architectures named in advance. Add these two "
+            "Dockerfile lines before the step that compiles them (trim the list to your GPUs)",
+            f'ENV TORCH_CUDA_ARCH_LIST="{archs}"',
+            "ENV FORCE_CUDA=1",
+        )
+    ]
+    if container == "docker":
+        fixes.append(
+            ctx.fix(
+                "Or give build steps the GPU: on the host make the NVIDIA runtime Docker's default "
+                '("default-runtime": "nvidia" in /etc/docker/daemon.json), restart dockerd and build with the '
+                "classic builder (BuildKit ignores the default runtime)",
+                "sudo nvidia-ctk runtime configure --runtime=docker --set-as-default",
+                "sudo systemctl restart docker",
+                "DOCKER_BUILDKIT=0 docker build .",
+                needs_admin=True,
+            )
+        )
+    return fixes
 
 
 @rule("GD504", "WSL 2 is used (WSL 1 has no GPU support)", needs=("platform",))
@@ -210,37 +281,59 @@ def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform", "driver"))
+@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform",))
 def linux_driver_in_wsl(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     d = ctx.facts.driver
-    if p.wsl != 2 or d is None:
+    if p.wsl not in (1, 2):
         return
-    foreign = [lib for lib in d.userspace_libraries if not lib.startswith("/usr/lib/wsl/")]
-    if not foreign:
+    libraries = d.userspace_libraries if d is not None else ()
+    foreign = [lib for lib in libraries if not lib.startswith("/usr/lib/wsl/")]
+    # Module sources or DKMS builds come only from Linux driver packages; WSL 2 shows them too, but
+    # there its shadowing libraries are the harm, so only they count.
+    packages = [*p.nvidia_module_sources, *p.dkms_nvidia_built] if p.wsl == 1 else []
+    if not foreign and not packages:
         return
     if distro_family(p) in ("ubuntu", "debian"):
         commands: tuple[str, ...] = (
-            "sudo apt-get remove --purge '^nvidia-.*' '^libnvidia-.*' 'cuda-drivers*'",
+            "sudo apt purge 'nvidia-*' 'libnvidia-*'",
             "sudo ldconfig",
         )
     else:
         commands = ("sudo ldconfig",)
+    evidence = ", ".join(foreign) if foreign else "driver " + ", ".join(sorted(set(packages)))
+    seen = [*(f"library: {lib}" for lib in libraries)]
+    if packages:
+        seen.append("Linux driver module sources / DKMS builds: nvidia " + ", ".join(sorted(set(packages))))
+    fix = ctx.fix(
+        "Inside WSL, remove the Linux driver packages (keep the CUDA toolkit: install it as cuda-toolkit-XX-Y, "
+        "never the 'cuda' or 'cuda-drivers' meta-packages)",
+        *commands,
+        needs_admin=True,
+    )
+    if p.wsl == 1:
+        yield Verdict(
+            severity=Severity.WARNING,
+            message="A Linux NVIDIA driver is installed inside this WSL 1 distribution "
+            f"({evidence}): once it runs under WSL 2, it will shadow the Windows driver's libraries",
+            why=(
+                "WSL 1 cannot reach the GPU at all (GD504), but converting it to WSL 2 is not enough: in WSL 2 "
+                "libcuda and libnvidia-ml must come from /usr/lib/wsl/lib (the Windows driver), and a Linux "
+                "driver's copies found first fail with 'driver not loaded'."
+            ),
+            seen=(f"kernel {p.release}: WSL 1", *seen),
+            fixes=(fix,),
+        )
+        return
+    state = d.nvml_state if d is not None else "?"
     yield Verdict(
-        severity=Severity.WARNING if d.nvml_state == "ok" else Severity.ERROR,
+        severity=Severity.WARNING if state == "ok" else Severity.ERROR,
         message="A Linux NVIDIA driver is installed inside WSL and shadows the Windows driver's libraries: "
         + ", ".join(foreign),
         why=(
             "In WSL 2 libcuda and libnvidia-ml must come from /usr/lib/wsl/lib (the Windows driver); a Linux "
             "driver's copies cannot reach the GPU and typically fail with 'driver not loaded'."
         ),
-        seen=(f"NVML: {d.nvml_state}", *(f"library: {lib}" for lib in d.userspace_libraries)),
-        fixes=(
-            ctx.fix(
-                "Remove the Linux driver packages (keep the CUDA toolkit: install it as cuda-toolkit-XX-Y, "
-                "never the 'cuda' or 'cuda-drivers' meta-packages)",
-                *commands,
-                needs_admin=True,
-            ),
-        ),
+        seen=(f"NVML: {state}", *seen),
+        fixes=(fix,),
     )

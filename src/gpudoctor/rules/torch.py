@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 from packaging.version import InvalidVersion, Version
 
-from gpudoctor.facts import DriverFacts, TorchFacts
-from gpudoctor.matrix import System, TorchVariant, kernel_support
+from gpudoctor.facts import CondaPackage, DriverFacts, TorchFacts
+from gpudoctor.matrix import System, TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.driver import install_driver_fixes
@@ -73,7 +73,8 @@ def is_cpu_build(t: TorchFacts) -> bool:
         return t.cuda_version is None and t.hip_version is None
     if local_variant(t.version or t.dist_version) == "cpu":
         return True
-    return bool(t.conda_build and t.conda_build.startswith("cpu")) or t.conda_cpuonly
+    # conda-forge names CPU builds "cpu_…", the pytorch channel "py3.8_cpu_0"
+    return bool(t.conda_build and re.search(r"(?:^|_)cpu(?:_|$)", t.conda_build)) or t.conda_cpuonly
 
 
 def torch_version(t: TorchFacts) -> str | None:
@@ -197,38 +198,196 @@ def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-def _cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts, version: str) -> list[Fix]:
-    choice = variant_for_driver(ctx, version, driver)
+def _minor(version: str) -> str | None:
+    """ "11.3.1" -> "11.3"."""
+    key = cuda_key(version)
+    return f"{key[0]}.{key[1]}" if key else None
+
+
+def conda_cuda_package(ctx: RuleContext) -> CondaPackage | None:
+    """The conda package that picks the CUDA of a pytorch-channel build: pytorch-cuda (1.13-2.5),
+    else cudatoolkit (up to 1.12)."""
+    conda = ctx.facts.conda
+    if conda is None:
+        return None
+    by_name = {p.name: p for p in conda.packages if p.version and cuda_key(p.version)}
+    return by_name.get("pytorch-cuda") or by_name.get("cudatoolkit")
+
+
+def conda_forge_env(ctx: RuleContext, t: TorchFacts) -> bool:
+    """The environment is built from conda-forge (its PyTorch, or else its Python, came from there)."""
+    if t.conda_channel:
+        return t.conda_channel == "conda-forge"
+    conda = ctx.facts.conda
+    python = next((p for p in conda.packages if p.name == "python"), None) if conda else None
+    return python is not None and python.channel == "conda-forge"
+
+
+def built_cudas(release: TorchRelease) -> list[str]:
+    """The CUDA versions a release was built for, oldest first."""
+    cudas = [v.cuda for v in release.variants if v.cuda and cuda_key(v.cuda)]
+    return sorted(cudas, key=lambda c: cuda_key(c) or (0, 0))
+
+
+def on_pytorch_channel(ctx: RuleContext, release: Version) -> bool:
+    last = release_of(ctx.matrix.platform.torch_last_conda_channel)
+    return last is not None and release < Version(f"{last.major}.{last.minor + 1}")
+
+
+def pytorch_channel_fix(ctx: RuleContext, version: str, cuda: str, summary: str) -> Fix | None:
+    """PyTorch's own conda build of `version` (a release "1.9.0" or a series "1.10") for CUDA `cuda`,
+    written the way the pytorch channel's install pages did for that release."""
+    release = release_of(version)
+    if release is None or not on_pytorch_channel(ctx, release):
+        return None
+    pinned = version if version.count(".") >= 2 else f"{version}.*"
+    if release >= Version("1.13"):
+        if cuda not in CONDA_PYTORCH_CUDA:
+            return None
+        command = ctx.conda_install(
+            f"pytorch::pytorch={pinned}", f"pytorch-cuda={cuda}", channels=("pytorch", "nvidia")
+        )
+    else:
+        # cudatoolkit 11.1 and 11.6 (and 11.3 before 1.11) were not on the defaults channel; and the
+        # build pin makes conda fail loudly instead of falling back to the CPU build.
+        needs_forge = cuda in ("11.1", "11.6") or (cuda == "11.3" and release < Version("1.11"))
+        command = ctx.conda_install(
+            f"pytorch::pytorch={pinned}=*cuda*",
+            f"cudatoolkit={cuda}",
+            channels=("pytorch", "conda-forge") if needs_forge else ("pytorch",),
+        )
+    return ctx.fix(summary, command)
+
+
+def _driver_runs(ctx: RuleContext, driver: DriverFacts, cuda: str) -> bool:
+    if driver.driver_version:
+        return ctx.matrix.driver_runs_cuda(driver.driver_version, cuda, driver_system(ctx)) is not False
+    have, need = cuda_key(driver.cuda_driver_version), cuda_key(cuda)
+    return have is None or need is None or need <= have
+
+
+def _closest_cuda(cudas: list[str], wanted: tuple[int, int] | None) -> str | None:
+    """The newest of `cudas` not above `wanted`, else the oldest; the newest when nothing is wanted."""
+    ordered = sorted(cudas, key=lambda c: cuda_key(c) or (0, 0))
+    if not ordered:
+        return None
+    if wanted is None:
+        return ordered[-1]
+    below = [c for c in ordered if (cuda_key(c) or (0, 0)) <= wanted]
+    return below[-1] if below else ordered[0]
+
+
+def _nearest_release_for_cuda(ctx: RuleContext, version: Version, cuda: str) -> str | None:
+    """The pytorch-channel release series nearest to `version` that was built for `cuda`: the first
+    newer one, else the newest older one."""
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    series: list[Version] = []
+    for release in ctx.matrix.torch:
+        number = release_of(release.version)
+        if number is None or not on_pytorch_channel(ctx, number):
+            continue
+        if cuda_key(cuda) not in {cuda_key(c) for c in built_cudas(release)}:
+            continue
+        if python and not release.python.contains(python, prereleases=True):
+            continue
+        series.append(number)
+    newer = sorted(s for s in series if s > version)
+    older = sorted(s for s in series if s < version)
+    pick = newer[0] if newer else (older[-1] if older else None)
+    return None if pick is None else f"{pick.major}.{pick.minor}"
+
+
+def channel_mismatch(
+    ctx: RuleContext, t: TorchFacts, version: str
+) -> tuple[CondaPackage, str, list[str]] | None:
+    """A pytorch-channel CPU build next to a cudatoolkit / pytorch-cuda that release was never built
+    for: the package, its CUDA ("11.3"), and the CUDA versions the release was built for."""
+    if t.conda_channel != "pytorch" or t.conda_cpuonly:
+        return None
+    package = conda_cuda_package(ctx)
+    release = ctx.matrix.torch_release(version)
+    if package is None or release is None:
+        return None
+    cuda = _minor(package.version)
+    built = built_cudas(release)
+    if cuda is None or not built or cuda_key(cuda) in {cuda_key(c) for c in built}:
+        return None
+    return package, cuda, built
+
+
+def _conda_cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts, version: str) -> list[Fix]:
+    public = public_version(version)
+    release = release_of(public)
+    matrix_release = ctx.matrix.torch_release(public)
     fixes: list[Fix] = []
+    if t.conda_cpuonly:
+        fixes.append(
+            ctx.fix("Remove the `cpuonly` package that pins PyTorch to CPU builds", "conda remove -y cpuonly")
+        )
+    forge = ctx.fix(
+        "Install conda-forge's CUDA build of PyTorch (conda picks the CUDA version from the driver)",
+        ctx.conda_install(f"pytorch={public}=cuda*", channels=("conda-forge",)),
+    )
+    if conda_forge_env(ctx, t) and release is not None:
+        fixes.append(forge)
+    if release is None:
+        return fixes  # no version to name in a command
+    if not on_pytorch_channel(ctx, release):
+        choice = variant_for_driver(ctx, public, driver)
+        if choice is not None:
+            pip_fix = pip_torch_fix(
+                ctx,
+                public,
+                choice[0],
+                f"PyTorch {public} is not on the pytorch conda channel (it ended with "
+                f"{ctx.matrix.platform.torch_last_conda_channel}): remove conda's CPU build, then install the "
+                f"{choice[0]} build with pip",
+            )
+            fixes.append(
+                dataclasses.replace(pip_fix, commands=("conda remove -y --force pytorch", *pip_fix.commands))
+            )
+        return fixes if fixes else [forge]
+    mismatch = channel_mismatch(ctx, t, public)
+    package = conda_cuda_package(ctx)
+    wanted = cuda_key(package.version) if package else None
+    cudas = built_cudas(matrix_release) if matrix_release else []
+    runnable = [c for c in cudas if _driver_runs(ctx, driver, c)]
+    if release >= Version("1.13"):
+        runnable = [c for c in runnable if c in CONDA_PYTORCH_CUDA]
+    same = _closest_cuda(runnable, wanted)
+    package_name = "pytorch-cuda" if release >= Version("1.13") else "cudatoolkit"
+    if same is not None:
+        summary = (
+            f"Keep PyTorch {public} from the pytorch channel with {package_name} {same}, a CUDA it was built for"
+            if mismatch
+            else f"Take PyTorch's own conda build with CUDA {same} (the pytorch channel; releases up to "
+            f"{ctx.matrix.platform.torch_last_conda_channel})"
+        )
+        fix = pytorch_channel_fix(ctx, public, same, summary)
+        if fix is not None:
+            fixes.append(fix)
+    if mismatch is not None:
+        package, cuda, _ = mismatch
+        nearest = _nearest_release_for_cuda(ctx, release, cuda) if _driver_runs(ctx, driver, cuda) else None
+        if nearest is not None:
+            fix = pytorch_channel_fix(
+                ctx,
+                nearest,
+                cuda,
+                f"Or keep {package.name} {cuda} and take PyTorch {nearest}, the nearest release the pytorch "
+                f"channel built for CUDA {cuda}",
+            )
+            if fix is not None:
+                fixes.append(fix)
+    return fixes if fixes else [forge]
+
+
+def _cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts, version: str) -> list[Fix]:
     conda_installed = t.conda_build is not None and t.installer not in ("pip", "uv")
     if conda_installed:
-        if t.conda_cpuonly:
-            fixes.append(
-                ctx.fix(
-                    "Remove the `cpuonly` package that pins PyTorch to CPU builds", "conda remove -y cpuonly"
-                )
-            )
-        fixes.append(
-            ctx.fix(
-                "Install conda-forge's CUDA build of PyTorch (conda picks the CUDA version from the driver)",
-                ctx.conda_install(f"pytorch={public_version(version)}=cuda*", channels=("conda-forge",)),
-            )
-        )
-        release = release_of(version)
-        if choice and release is not None and release <= Version("2.5.99"):
-            usable = [c for c in CONDA_PYTORCH_CUDA if cuda_key(c) is not None and cuda_tag(c) == choice[0]]
-            if usable:
-                fixes.append(
-                    ctx.fix(
-                        "Or take PyTorch's own conda build with CUDA (the pytorch channel; releases up to 2.5)",
-                        ctx.conda_install(
-                            f"pytorch::pytorch={public_version(version)}",
-                            f"pytorch-cuda={usable[0]}",
-                            channels=("pytorch", "nvidia"),
-                        ),
-                    )
-                )
-        return fixes
+        return _conda_cpu_build_fixes(ctx, t, driver, version)
+    fixes: list[Fix] = []
+    choice = variant_for_driver(ctx, version, driver)
     if choice is None:
         return fixes
     tag, known = choice
@@ -266,11 +425,30 @@ def torch_cpu_build(ctx: RuleContext) -> Iterator[Verdict]:
         where = f" (conda build {t.conda_build} from {t.conda_channel})"
     elif ctx.flavor == "windows" and local_variant(t.version) in (None, "cpu"):
         where = " (on Windows the PyPI `torch` wheel is CPU-only)"
+    message = f"PyTorch {version} is a CPU-only build{where}, so it cannot use the NVIDIA GPU"
+    why = (
+        "A CPU-only PyTorch has no CUDA code at all: torch.cuda.is_available() is False and every tensor "
+        "stays on the CPU, however well the driver works."
+    )
+    mismatch = channel_mismatch(ctx, t, public_version(version)) if t.conda_build else None
+    if mismatch is not None:
+        package, cuda, built = mismatch
+        series = ".".join(public_version(version).split(".")[:2])
+        message = (
+            f"PyTorch {version} is a CPU-only build{where}: the pytorch channel has no PyTorch {series} build "
+            f"for {package.name} {cuda} (only CUDA {', '.join(built)}), so conda installed the CPU build"
+        )
+        why = (
+            f"Asked for PyTorch {public_version(version)} next to {package.name} {cuda}, conda found no CUDA "
+            f"build of that release that fits and silently took the CPU build, which goes with any "
+            f"{package.name}. " + why
+        )
+        seen.insert(-1, f"conda {package.name} {package.version} from {package.channel or '?'}")
+        seen.insert(-1, f"PyTorch {series} CUDA builds: {', '.join(built)}")
     yield Verdict(
         severity=Severity.ERROR,
-        message=f"PyTorch {version} is a CPU-only build{where}, so it cannot use the NVIDIA GPU",
-        why="A CPU-only PyTorch has no CUDA code at all: torch.cuda.is_available() is False and every tensor "
-        "stays on the CPU, however well the driver works.",
+        message=message,
+        why=why,
         seen=tuple(s for s in seen if s),
         fixes=tuple(_cpu_build_fixes(ctx, t, driver, version)),
     )
