@@ -320,13 +320,12 @@ def explain(
     console.print(f"[bold]{page.code}: {page.title}[/bold]")
     console.print()
     if facts_file is not None:
-        from gpudoctor.render.text import finding_lines
+        from gpudoctor.render.text import finding_lines, print_lines
 
         if machine_findings:
             console.print("[bold]On this machine[/bold]")
             for finding in machine_findings:
-                for line in finding_lines(finding, console):
-                    console.print(line)
+                print_lines(console, finding_lines(finding, console))
         elif outcome is not None and outcome.state == "skip":
             console.print(f"On this machine: {page.code} did not apply ({outcome.detail}).", markup=False)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from gpudoctor import __version__
@@ -51,60 +52,77 @@ def describe_probe(name: str, value: Any, status: ProbeStatus | None) -> Descrip
         return Description(mark="warn", summary=f"(could not summarise: {type(exc).__name__}: {exc})")
 
 
-def probe_lines(report: Report, console: Console, verbose: bool) -> list[Text]:
+Line = tuple[Text, Text]  # a prefix (mark, title, label) and the text after it
+
+
+def print_lines(console: Console, lines: list[Line]) -> None:
+    """On a terminal, wrapped text hangs under its column; piped, each line is printed whole."""
+    for prefix, body in lines:
+        if console.is_terminal and not body.no_wrap:
+            grid = Table.grid()
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            grid.add_row(prefix, body)
+            console.print(grid)
+        else:
+            line = Text.assemble(prefix, body, no_wrap=body.no_wrap, overflow=body.overflow)
+            line.rstrip()
+            console.print(line)
+
+
+def probe_lines(report: Report, console: Console, verbose: bool) -> list[Line]:
     titles = {p.name: p.title for p in PROBES}
     # Hand-written or trimmed facts may carry no probe statuses: show the slots they do have.
     statuses = report.facts.probes or tuple(
         ProbeStatus(name=p.name) for p in PROBES if getattr(report.facts, p.name, None) is not None
     )
     width = max((len(titles.get(s.name, s.name)) for s in statuses), default=0)
-    lines: list[Text] = []
+    lines: list[Line] = []
     for status in statuses:
         value = getattr(report.facts, status.name, None)
         desc = describe_probe(status.name, value, status)
         title = titles.get(status.name, status.name).ljust(width)
         mark = _mark(desc.mark, console)
-        head = Text.assemble(mark, " ", (title, "bold"), "  ", redact(desc.summary))
-        head.rstrip()
-        lines.append(head)
+        lines.append((Text.assemble(mark, " ", (title, "bold"), "  "), Text(redact(desc.summary))))
         if verbose:
-            indent = " " * (len(mark) + 1 + width + 2)
+            indent = Text(" " * (len(mark) + 1 + width + 2))
             for detail in desc.details:
-                lines.append(Text(indent + redact(detail), style="dim"))
+                lines.append((indent, Text(redact(detail), style="dim")))
             if status.seconds:
-                lines.append(Text(f"{indent}({status.seconds:.2f} s)", style="dim"))
+                lines.append((indent, Text(f"({status.seconds:.2f} s)", style="dim")))
     return lines
 
 
-def finding_lines(finding: Finding, console: Console) -> list[Text]:
-    lines = [
-        Text.assemble(
-            _mark(SEVERITY_MARK[finding.severity], console),
-            " ",
-            (finding.code, "bold"),
-            " ",
-            (finding.severity.value, SEVERITY_STYLE[finding.severity]),
-            "  ",
-            redact(finding.message),
-        )
-    ]
+def finding_lines(finding: Finding, console: Console) -> list[Line]:
+    head = Text.assemble(
+        _mark(SEVERITY_MARK[finding.severity], console),
+        " ",
+        (finding.code, "bold"),
+        " ",
+        (finding.severity.value, SEVERITY_STYLE[finding.severity]),
+        "  ",
+    )
+    lines: list[Line] = [(head, Text(redact(finding.message)))]
     pad = "    "
     for seen in finding.seen:
-        lines.append(Text.assemble(pad, ("seen: ", "dim"), redact(seen)))
+        lines.append((Text.assemble(pad, ("seen: ", "dim")), Text(redact(seen))))
     if finding.why:
-        lines.append(Text.assemble(pad, ("why:  ", "dim"), redact(finding.why)))
+        lines.append((Text.assemble(pad, ("why:  ", "dim")), Text(redact(finding.why))))
     for fix in finding.fixes:
         notes = [n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on]
-        label = f"fix:  {redact(fix.summary)}" + (f" ({', '.join(notes)})" if notes else "")
-        lines.append(Text(pad + label, style="green"))
+        summary = redact(fix.summary) + (f" ({', '.join(notes)})" if notes else "")
+        lines.append((Text(pad + "fix:  ", style="green"), Text(summary, style="green")))
         prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
         for command in fix.commands:
-            # never wrapped by us: the terminal folds it, and a copy stays one runnable line
+            # Never wrapped by us (the terminal folds it, and a copy stays one runnable line) and not
+            # redacted: a command must run as printed on this machine.
             lines.append(
-                # not redacted: a command must run as printed on this machine
-                Text(pad + "      " + prompt + command, style="bold", no_wrap=True, overflow="ignore")
+                (
+                    Text(pad + "      " + prompt, style="bold"),
+                    Text(command, style="bold", no_wrap=True, overflow="ignore"),
+                )
             )
-    lines.append(Text(f"{pad}more: gpudoctor explain {finding.code}", style="dim"))
+    lines.append((Text(pad), Text(f"more: gpudoctor explain {finding.code}", style="dim")))
     return lines
 
 
@@ -116,7 +134,8 @@ def summary_line(report: Report) -> Text:
     else:
         head = Text("No errors", style="bold green")
     tail = (
-        f", {warnings} warning{'s' * (warnings != 1)}, {infos} note{'s' * (infos != 1)} · {checks} checks ran"
+        f", {warnings} warning{'s' * (warnings != 1)}, {infos} note{'s' * (infos != 1)}"
+        f" · {checks} check{'s' * (checks != 1)} ran"
     )
     verdict = ""
     if not errors:
@@ -139,15 +158,13 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
         )
     )
     console.print()
-    for line in probe_lines(report, console, verbose):
-        console.print(line)
+    print_lines(console, probe_lines(report, console, verbose))
     shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
     hidden = len(report.findings) - len(shown)
     if shown:
         console.print()
         for finding in shown:
-            for line in finding_lines(finding, console):
-                console.print(line)
+            print_lines(console, finding_lines(finding, console))
             console.print()
     else:
         console.print()
