@@ -380,3 +380,13 @@ def test_small_parsers() -> None:
     assert library_kind("C:\\Windows\\System32\\nvcuda.dll") == "libcuda"
     assert library_kind("/usr/lib/libcublasLt.so.12") == "cublas"
     assert library_kind("/usr/lib/libfoo.so") == "other"
+
+
+def test_cudnn_check_failure_is_kept() -> None:
+    message = "RuntimeError: cuDNN version incompatibility: PyTorch was compiled  against (9, 1, 0) but found runtime version (8, 9, 2)"
+    facts = parse(
+        {"installed": True, "imported": True, "version": "2.4.1+cu121", "cudnn_error": message}, _run()
+    )
+    assert facts.cudnn_error == message
+    assert facts.cudnn_version is None
+    assert parse({"installed": True, "imported": True, "cudnn_error": 7}, _run()).cudnn_error is None

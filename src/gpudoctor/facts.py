@@ -294,6 +294,9 @@ class TorchFacts:
     conda_version: str | None = None  # version of the conda `pytorch` record, when there is one
     conda_cpuonly: bool = False  # the conda `cpuonly` package is installed
     cuda_error: str | None = None  # what failed (or crashed) while torch initialised CUDA
+    cudnn_error: str | None = (
+        None  # torch.backends.cudnn.version() raised: e.g. "cuDNN version incompatibility"
+    )
     probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
 
 

@@ -142,6 +142,7 @@ def parse(data: Mapping[str, Any], run: ChildRun) -> TorchFacts:
         installer=text(dist.get("installer")),
         loaded_libraries=loaded_libraries(data.get("loaded_libraries")),
         cuda_error=cuda_error,
+        cudnn_error=text(data.get("cudnn_error")),
     )
 
 

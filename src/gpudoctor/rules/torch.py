@@ -696,7 +696,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD606",
     "PyTorch sees the GPU the driver reports",
-    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD301", "GD601", "GD602", "GD603", "GD604"),
+    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD301", "GD601", "GD602", "GD603", "GD604", "GD607"),
     needs=("torch", "driver"),
 )
 def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
@@ -720,4 +720,72 @@ def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 f'{ctx.python_cmd} -c "import torch; torch.cuda.init(); print(torch.cuda.get_device_name(0))"',
             ),
         ),
+    )
+
+
+_CUDNN_TUPLES = re.compile(
+    r"compiled\s+against\s+\(([\d, ]+)\)\s+but\s+found\s+runtime\s+version\s+\(([\d, ]+)\)"
+)
+
+
+def _dotted(numbers: str) -> str:
+    return ".".join(p.strip() for p in numbers.split(",") if p.strip())
+
+
+@rule(
+    "GD607",
+    "PyTorch loads the cuDNN it was built with",
+    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD601"),
+    needs=("torch",),
+)
+def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
+    t = torch_facts(ctx)
+    if not t.imported or not t.cudnn_error or "cudnn" not in t.cudnn_error.lower():
+        return
+    found = _CUDNN_TUPLES.search(t.cudnn_error)
+    built, runtime = (_dotted(found.group(1)), _dotted(found.group(2))) if found else (None, None)
+    what = (
+        f"was built with cuDNN {built} but loads cuDNN {runtime}" if found else "rejects the cuDNN it loads"
+    )
+    dist = ctx.distribution("torch")
+    pin = next(
+        (
+            r.split(";")[0].strip().replace(" ", "")
+            for r in (dist.requires if dist else ())
+            if r.lower().startswith("nvidia-cudnn")
+        ),
+        None,
+    )
+    fixes = []
+    if ctx.flavor in ("linux", "wsl"):
+        fixes.append(
+            ctx.fix(
+                "Let torch load its own cuDNN: take foreign cuDNN folders off LD_LIBRARY_PATH for good "
+                "(~/.bashrc, module files, conda activate.d), or run without it",
+                "unset LD_LIBRARY_PATH",
+            )
+        )
+    if pin:
+        fixes.append(
+            ctx.fix("Reinstall the cuDNN wheel this torch pins", ctx.pip_install("--force-reinstall", pin))
+        )
+    elif t.version:
+        fixes.append(
+            ctx.fix(
+                "Reinstall this torch so its own cuDNN comes back",
+                ctx.pip_install("--force-reinstall", f"torch=={public_version(t.version)}"),
+            )
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {t.version or ''} {what}; convolutions and cuDNN-backed layers fail".replace(
+            "  ", " "
+        ),
+        why=(
+            "torch checks cuDNN when it first uses it and refuses a runtime of another major version or an "
+            "older minor ('cuDNN version incompatibility'); the runtime comes from whatever the loader finds "
+            "first, usually an older cuDNN on LD_LIBRARY_PATH."
+        ),
+        seen=(f"torch.backends.cudnn.version(): {t.cudnn_error}",),
+        fixes=tuple(fixes),
     )
