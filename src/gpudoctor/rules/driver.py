@@ -454,6 +454,9 @@ def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
             fixes=install_driver_fixes(ctx),
         )
         return
+    if p.nvidia_module_loaded or d.kernel_module_version:
+        yield _module_loaded_but_unreachable(ctx, d, p, seen)
+        return
     cause, fixes = _kernel_module_fixes(ctx, d, p)
     if p.secure_boot is not None:
         seen.append(f"Secure Boot: {'on' if p.secure_boot else 'off'}")
@@ -685,4 +688,67 @@ def nvml_other_error(ctx: RuleContext) -> Iterator[Verdict]:
         why="NVML is how nvidia-smi and the frameworks' device checks reach the driver; CUDA fails the same way.",
         seen=tuple(_seen(d)),
         fixes=fixes,
+    )
+
+
+def _module_loaded_but_unreachable(
+    ctx: RuleContext, d: DriverFacts, p: PlatformFacts, seen: list[str]
+) -> Verdict:
+    """NVML says "driver not loaded" although the module is there: this process may not open the GPU."""
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    seen = [
+        *seen,
+        f"nvidia kernel module: loaded{f' ({d.kernel_module_version})' if d.kernel_module_version else ''}",
+    ]
+    seen.append("device nodes: " + (" ".join(p.device_nodes) or "none visible"))
+    slurm_gpus = [n for n in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE") if env.get(n)]
+    if env.get("SLURM_JOB_ID") and not slurm_gpus:
+        seen.append(f"Slurm job {env['SLURM_JOB_ID']}: no GPU allocated (SLURM_JOB_GPUS unset)")
+        return Verdict(
+            severity=Severity.ERROR,
+            message=f"This Slurm job ({env['SLURM_JOB_ID']}) was given no GPU: the node's NVIDIA driver is "
+            "loaded, but the job may not open the GPU devices",
+            why=(
+                "Slurm hides the GPUs of a node from jobs that did not request them (device cgroups), so NVML and "
+                "CUDA see no usable driver inside the job although the node has one."
+            ),
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Resubmit asking for a GPU (or add the line `#SBATCH --gres=gpu:1` to the batch script)",
+                    "sbatch --gres=gpu:1 job.sh",
+                ),
+                ctx.fix("Or for an interactive session", "srun --gres=gpu:1 --pty bash"),
+            ),
+        )
+    fixes = [
+        ctx.fix(
+            "Check that the GPU device files exist and that you may open them",
+            "ls -l /dev/nvidia*",
+            "id -nG",
+        )
+    ]
+    if p.container:
+        fixes.insert(
+            0,
+            ctx.fix(
+                "The host's driver is loaded but the container was given no GPU devices: start it with them",
+                "docker run --gpus all <image> ...",
+            ),
+        )
+    else:
+        fixes.append(
+            ctx.fix(
+                "Create missing device files (needs admin)", "sudo nvidia-modprobe -u -c=0", needs_admin=True
+            )
+        )
+    return Verdict(
+        severity=Severity.ERROR,
+        message="The nvidia kernel module is loaded, but this process cannot reach the GPU through it",
+        why=(
+            "NVML reports 'driver not loaded' when it cannot open /dev/nvidiactl and /dev/nvidia0: missing device "
+            "files, a container or scheduler that withholds them, or permissions."
+        ),
+        seen=tuple(seen),
+        fixes=tuple(fixes),
     )

@@ -710,7 +710,13 @@ def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     yield Verdict(
         severity=Severity.ERROR,
         message=f"The driver sees {len(driver.gpus)} GPU{'s' * (len(driver.gpus) != 1)}, but "
-        f"torch.cuda.is_available() is {t.cuda_available}: {reason}",
+        + (
+            f"torch.cuda.is_available() is {t.cuda_available}: {reason}"
+            if t.cuda_available is not True
+            else "PyTorch fails when it initialises CUDA"
+            + (f" (it counts {t.device_count})" if t.device_count is not None else "")
+            + f": {reason}"
+        ),
         why="None of gpudoctor's known causes (driver, CUDA build, architecture, CUDA_VISIBLE_DEVICES) "
         "applies, so the reason is in what torch itself reported.",
         seen=(f"torch {t.version}, CUDA {t.cuda_version}", gpu_seen(driver), *t.warnings[:2]),
