@@ -15,7 +15,7 @@ from gpudoctor.probes.platform import (
     windows_build,
     wsl_version,
 )
-from tests.conftest import make_ctx
+from tests.conftest import make_ctx, write_executable
 
 WSL1_PROC_VERSION = (
     "Linux version 4.4.0-19041-Microsoft (Microsoft@Microsoft.com) (gcc version 5.4.0 (GCC) ) "
@@ -271,3 +271,23 @@ def test_real_machine() -> None:
     facts = collect(make_ctx())
     assert facts.system
     assert describe(facts).summary
+
+
+def test_windows_display_adapters_from_powershell(bin_dir: Path) -> None:
+    from gpudoctor.probes.platform import collect
+
+    write_executable(
+        bin_dir, "powershell", stdout="Intel(R) Iris(R) Xe Graphics\r\nNVIDIA GeForce RTX 3050 Laptop GPU\r\n"
+    )
+    facts = collect(make_ctx(env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, system="Windows"))
+    assert facts.display_adapters == ("Intel(R) Iris(R) Xe Graphics", "NVIDIA GeForce RTX 3050 Laptop GPU")
+    assert facts.nvidia_pci_devices == ("NVIDIA GeForce RTX 3050 Laptop GPU",)
+
+
+def test_windows_without_powershell_answer_is_not_scanned(bin_dir: Path) -> None:
+    from gpudoctor.probes.platform import collect
+
+    write_executable(bin_dir, "powershell", stderr="Get-CimInstance : Access denied", exit_code=1)
+    facts = collect(make_ctx(env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, system="Windows"))
+    assert facts.nvidia_pci_devices is None and facts.display_adapters == ()
+    assert collect(make_ctx(env={"PATH": "/nonexistent"}, system="Windows")).nvidia_pci_devices is None

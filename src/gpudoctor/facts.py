@@ -57,6 +57,7 @@ class PlatformFacts:
     distro_id_like: tuple[str, ...] = ()  # os-release ID_LIKE
     distro_version_id: str | None = None  # os-release VERSION_ID: "22.04"
     nvidia_pci_devices: tuple[str, ...] | None = None  # "0000:01:00.0 10de:1d10"; None = not scanned
+    display_adapters: tuple[str, ...] = ()  # Windows: every video controller's name, NVIDIA or not
     nvidia_module_for_kernel: bool | None = None  # modules.dep of the running kernel lists nvidia.ko
     dkms_nvidia_built: tuple[str, ...] = ()  # nvidia versions DKMS built for the running kernel
     nvidia_module_sources: tuple[str, ...] = ()  # versions of /usr/src/nvidia-<version> module sources

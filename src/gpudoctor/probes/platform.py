@@ -7,6 +7,7 @@ import re
 
 from gpudoctor.facts import PlatformFacts
 from gpudoctor.probes.base import Description, Probe, ProbeContext
+from gpudoctor.runner import which
 
 VERSION = r"\d+\.\d+(?:\.\d+)?"
 NVIDIA_VENDOR = "0x10de"
@@ -211,18 +212,44 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
     )
 
 
+def _windows_display_adapters(ctx: ProbeContext) -> tuple[str, ...] | None:
+    """The video controllers Windows knows (NVIDIA or not); None when PowerShell could not say."""
+    powershell = which("powershell", ctx.env) or which("pwsh", ctx.env)
+    if powershell is None:
+        return None
+    result = ctx.runner.run(
+        [
+            powershell,
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            "Get-CimInstance Win32_VideoController | ForEach-Object { $_.Name }",
+        ],
+        timeout=8,
+        env=ctx.env,
+    )
+    if not result.ok:
+        return None
+    return tuple(line.strip() for line in result.stdout.splitlines() if line.strip())
+
+
 def collect(ctx: ProbeContext) -> PlatformFacts:
     system = ctx.os_name
     if system == "Linux":
         return _linux(ctx)
     if system == "Windows":
         version = platform.version()
+        adapters = _windows_display_adapters(ctx)
         return PlatformFacts(
             system=system,
             release=platform.release(),
             version=version,
             machine=platform.machine(),
             windows_build=windows_build(version),
+            display_adapters=adapters or (),
+            nvidia_pci_devices=None
+            if adapters is None
+            else tuple(a for a in adapters if "nvidia" in a.lower()),
         )
     return PlatformFacts(
         system=system,

@@ -272,25 +272,41 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         return
     if (
         d.nvml_state == "library_not_found"
-        and ctx.flavor == "linux"
+        and ctx.flavor in ("linux", "windows")
         and p is not None
         and p.nvidia_pci_devices == ()
     ):
+        where = (
+            "Windows lists no NVIDIA display adapter"
+            + (f" (only {', '.join(p.display_adapters)})" if p.display_adapters else "")
+            if ctx.flavor == "windows"
+            else "none is on the PCI bus"
+        )
         yield Verdict(
             severity=Severity.WARNING,  # nothing is broken; --require-gpu turns "no usable GPU" into a failure
             settles_dependents=True,
             message="This machine has no NVIDIA GPU: TensorFlow, PyTorch and JAX can only use the CPU here",
             why=(
-                "CUDA needs an NVIDIA GPU; none is on the PCI bus, and no NVIDIA driver is installed, "
+                f"CUDA needs an NVIDIA GPU; {where}, and no NVIDIA driver is installed, "
                 "so every framework runs on the CPU."
             ),
-            seen=("PCI bus: no NVIDIA display device", *_seen(d)),
+            seen=(
+                "display adapters: " + (", ".join(p.display_adapters) or "none")
+                if ctx.flavor == "windows"
+                else "PCI bus: no NVIDIA display device",
+                *_seen(d),
+            ),
             fixes=(
                 ctx.fix(
                     "If the host has an NVIDIA GPU, start this container with it (NVIDIA Container Toolkit)",
                     "docker run --gpus all <image> ...",
                 )
                 if p.container
+                else ctx.fix(
+                    "Use the CPU, or another GPU through DirectML: PyTorch has a DirectML build for Windows",
+                    ctx.pip_install("torch-directml"),
+                )
+                if ctx.flavor == "windows"
                 else ctx.fix(
                     "Run on a machine with an NVIDIA GPU; if this one should have one, check it is enabled in "
                     "the firmware setup (hybrid laptops can switch the dGPU off) and visible on the bus",
@@ -306,7 +322,7 @@ def driver_missing(ctx: RuleContext) -> Iterator[Verdict]:
     if d.nvml_state != "library_not_found" or ctx.flavor == "macos":
         return
     p = ctx.facts.platform
-    if ctx.flavor == "linux" and p is not None and p.nvidia_pci_devices == ():
+    if ctx.flavor in ("linux", "windows") and p is not None and p.nvidia_pci_devices == ():
         return  # no NVIDIA hardware at all: GD106 says so, there is no driver to install
     seen = _seen(d)
     if p is not None and p.nvidia_pci_devices:
