@@ -893,3 +893,106 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         ),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD210: libcuda.so.1 resolves to the toolkit's link-time stub
+
+STUB_SIGNS = re.compile(
+    r"stub library|cuda_error_stub_library|cudaerrorstublibrary|\berror\W{0,3}34\b", re.IGNORECASE
+)
+
+
+def framework_errors(ctx: RuleContext) -> list[tuple[str, str]]:
+    """(framework, text) for everything a framework said went wrong while it started CUDA."""
+    said: list[tuple[str, str]] = []
+    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
+    if torch is not None:
+        said += [("PyTorch", t) for t in (torch.cuda_error, *torch.warnings) if t]
+    if tf is not None:
+        said += [("TensorFlow", t) for t in (tf.cuinit_error, tf.list_devices_error, *tf.log_lines) if t]
+    if jax is not None:
+        said += [("JAX", t) for t in (jax.backend_error, *jax.warnings) if t]
+    return said
+
+
+def ld_library_path_without(folders: list[str]) -> str:
+    """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
+    drop = " ".join(f"-e '{folder}'" for folder in folders)
+    return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"
+
+
+def _is_stub(path: str) -> bool:
+    return "stubs" in re.split(r"[\\/]", path)
+
+
+@rule(
+    "GD210",
+    "The libcuda.so.1 programs load is the driver's, not the CUDA toolkit's stub",
+    requires=EARLY,
+)
+def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
+    if ctx.flavor in ("windows", "macos"):
+        return
+    stubs = [f for f in _files_of_kind(ctx, "libcuda") if f.loader_default and _is_stub(f.path)]
+    said = [(who, text) for who, text in framework_errors(ctx) if STUB_SIGNS.search(text)]
+    if not stubs and not said:
+        return
+    libs = ctx.facts.libraries
+    on_path = [p for p in (libs.ld_library_path if libs else ()) if _is_stub(p)]
+    folders = list(dict.fromkeys([*(_folder(ctx, f.path) for f in stubs), *on_path]))
+    in_ld_path = [f for f in folders if f in on_path] or [
+        _folder(ctx, f.path) for f in stubs if f.location == "ld_library_path"
+    ]
+    seen = [f"libcuda.so.1 resolves to {f.path} (the toolkit's stub)" for f in stubs]
+    seen += [f"LD_LIBRARY_PATH has {p}" for p in on_path]
+    seen += [f"{who}: {text[:200]}" for who, text in said]
+    fixes: list[Fix] = []
+    if in_ld_path:
+        fixes.append(
+            ctx.fix(
+                f"Take {', '.join(in_ld_path)} out of LD_LIBRARY_PATH (and out of ~/.bashrc, the Dockerfile's "
+                "ENV line or the `module load` that adds it)",
+                ld_library_path_without(in_ld_path),
+            )
+        )
+    fixes.append(
+        ctx.fix(
+            "Take the stubs folder out of the loader's configuration and rebuild its cache; then "
+            "libcuda.so.1 must point into the driver's folder",
+            "grep -rl stubs /etc/ld.so.conf.d/",
+            "grep -rl stubs /etc/ld.so.conf.d/ | xargs -r sudo sed -i '/stubs/d'",
+            "sudo ldconfig",
+            "ldconfig -p | grep libcuda.so.1",
+            needs_admin=True,
+        )
+    )
+    folder = folders[0] if folders else "/usr/local/cuda/lib64/stubs"
+    platform = ctx.facts.platform
+    fixes.append(
+        ctx.fix(
+            (
+                "In this container's image"
+                if platform is not None and platform.container
+                else "In a container image"
+            )
+            + ", link against the stub only at build time (LIBRARY_PATH, -L), never put it on the runtime "
+            "path; or drop it from the final image",
+            f"ENV LIBRARY_PATH={folder}",
+            f"RUN rm -rf {folder} && ldconfig",
+        )
+    )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message="The loader gives programs the CUDA toolkit's stub libcuda"
+        + (f" from {folders[0]}" if folders else "")
+        + " instead of the NVIDIA driver's, so CUDA fails to start (Error 34: CUDA driver is a stub library)",
+        why=(
+            "The toolkit ships an empty libcuda.so under lib64/stubs so that programs can be linked on machines "
+            "without a driver; it is never meant to be loaded. When that folder is on LD_LIBRARY_PATH or in "
+            "/etc/ld.so.conf.d, it is found before the driver's libcuda.so.1 and every CUDA call fails with "
+            "CUDA_ERROR_STUB_LIBRARY."
+        ),
+        seen=tuple(seen),
+        fixes=tuple(fixes),
+    )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from packaging.version import Version
 
+from gpudoctor.facts import LibraryFile
 from gpudoctor.matrix import System, kernel_support, parse_version
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.driver import install_driver_fixes
+from gpudoctor.rules.cuda import framework_errors, ld_library_path_without
+from gpudoctor.rules.driver import distro_family, install_driver_fixes
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.tensorflow_builds import (
     DRIVER_ROOT_CAUSES,
@@ -224,3 +228,216 @@ def driver_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
     if framework is None:
         return
     yield from driver_verdicts(ctx, framework)
+
+
+# ----------------------------------------------------------------------------------------------
+# GD112: a CUDA forward-compatibility libcuda is loaded instead of the driver's own
+
+COMPAT_UNSUPPORTED = re.compile(
+    r"\berror\W{0,3}804\b|forward compatibility was attempted|cuda_error_compat_not_supported_on_device"
+    r"|cudaerrorcompatnotsupportedondevice",
+    re.IGNORECASE,
+)
+DRIVER_MISMATCH = re.compile(
+    r"\berror\W{0,3}803\b|unsupported display driver\s*/\s*cuda driver combination"
+    r"|cuda_error_system_driver_mismatch|cudaerrorsystemdrivermismatch",
+    re.IGNORECASE,
+)
+DATACENTER_MODEL = re.compile(
+    r"^(?:[abhlt]\d{1,3}[a-z]?|gh\d{3}|gb\d{3}|[bv]\d{3}s?|[pkm]\d{1,3})$",
+    re.IGNORECASE,
+)
+CONSUMER_WORDS = ("geforce", "quadro", "titan", "rtx", "gtx", "nvs")
+COMPAT_CUDA = re.compile(r"cuda-(\d+)\.(\d+)[\\/]compat\b")
+
+
+def is_datacenter_gpu(name: str) -> bool | None:
+    """Whether a GPU model name is a data-center part, the only kind CUDA forward compatibility runs on;
+    None when the name says neither."""
+    words = [w for w in re.split(r"[^0-9a-z]+", name.lower()) if w]
+    if "tesla" in words:
+        return True
+    if any(w in CONSUMER_WORDS for w in words):
+        return False
+    if any(DATACENTER_MODEL.match(w) for w in words):
+        return True
+    return None
+
+
+def _is_compat(path: str) -> bool:
+    return "compat" in re.split(r"[\\/]", path)
+
+
+def _foreign_libcuda(ctx: RuleContext) -> LibraryFile | None:
+    """The libcuda.so.1 a plain dlopen gets, when it is a forward-compatibility copy or another
+    version than the running driver."""
+    libs = ctx.facts.libraries
+    driver = ctx.facts.driver
+    running = driver.driver_version if driver is not None and driver.nvml_state == "ok" else None
+    for f in libs.files if libs else ():
+        if f.kind != "libcuda" or not f.loader_default:
+            continue
+        if _is_compat(f.path) and not (f.version and running and f.version == running):
+            return f
+        if (
+            f.version
+            and running
+            and f.version != running
+            and f.location in ("cuda-toolkit", "ld_library_path")
+        ):
+            return f
+    return None
+
+
+@rule(
+    "GD112",
+    "The loaded libcuda is the running NVIDIA driver's own, not a forward-compatibility copy",
+    requires=DRIVER_ROOT_CAUSES,
+)
+def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
+    if ctx.flavor not in ("linux", "unknown"):
+        return
+    lib = _foreign_libcuda(ctx)
+    errors = framework_errors(ctx)
+    said_804 = [(who, t) for who, t in errors if COMPAT_UNSUPPORTED.search(t)]
+    said_803 = [(who, t) for who, t in errors if DRIVER_MISMATCH.search(t)]
+    driver = ctx.facts.driver
+    running = driver.driver_version if driver is not None and driver.nvml_state == "ok" else None
+    gpus = [g.name for g in driver.gpus] if driver is not None else []
+    consumer = [name for name in gpus if is_datacenter_gpu(name) is False]
+    older = bool(lib and lib.version and running and _older(lib.version, running))
+    unsupported_hw = bool(said_804 or (lib is not None and consumer and not older))
+    mismatch = bool(said_803 or older)
+    if not (unsupported_hw or mismatch):
+        return
+    seen: list[str] = []
+    if lib is not None:
+        seen.append(
+            f"libcuda.so.1 resolves to {lib.path}" + (f" (driver {lib.version})" if lib.version else "")
+        )
+    if running:
+        seen.append(f"running NVIDIA driver {running}" + (f": {', '.join(gpus)}" if gpus else ""))
+    seen += [f"{who}: {text[:200]}" for who, text in (*said_804, *said_803)]
+    folder = str(PurePosixPath(lib.path).parent) if lib is not None else None
+    cuda = _compat_cuda(lib.path) if lib is not None else None
+    if unsupported_hw:
+        what = (
+            f"the {', '.join(consumer)} is not a data-center GPU"
+            if consumer
+            else "this GPU does not support it"
+        )
+        message = (
+            "CUDA forward compatibility is in use"
+            + (f" ({lib.path})" if lib is not None else "")
+            + f", but {what}: CUDA fails with Error 804 (forward compatibility was attempted on non supported HW)"
+        )
+        why = (
+            "A cuda-compat package replaces the driver's libcuda.so.1 with a newer one so that a new CUDA runs "
+            "on an old driver; NVIDIA supports that only on data-center GPUs (and a few NGC-ready RTX cards). "
+            "On a GeForce or Quadro the newer libcuda refuses to start."
+        )
+    else:
+        message = (
+            "The loader gives programs "
+            + (
+                "a forward-compatibility libcuda"
+                if lib is None or _is_compat(lib.path)
+                else "another driver's libcuda"
+            )
+            + (f" {lib.version}" if lib is not None and lib.version else "")
+            + (f" older than the running driver {running}" if running and older else "")
+            + ": CUDA fails with Error 803 (unsupported display driver / cuda driver combination)"
+        )
+        why = (
+            "The libcuda.so.1 of a cuda-compat package only works above an older kernel driver; next to a newer "
+            "driver (the host was upgraded, or the image carries an old compat package) the user-space and "
+            "kernel parts disagree and every CUDA call fails."
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=message,
+        why=why,
+        seen=tuple(seen),
+        fixes=_compat_fixes(ctx, folder, cuda, upgrade=unsupported_hw, running=running, lib=lib),
+    )
+
+
+def _older(left: str, right: str) -> bool:
+    a, b = parse_version(left), parse_version(right)
+    return a is not None and b is not None and a < b
+
+
+def _compat_cuda(path: str) -> str | None:
+    match = COMPAT_CUDA.search(path)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
+def _compat_fixes(
+    ctx: RuleContext,
+    folder: str | None,
+    cuda: str | None,
+    *,
+    upgrade: bool,
+    running: str | None,
+    lib: LibraryFile | None,
+) -> tuple[Fix, ...]:
+    fixes: list[Fix] = []
+    libs = ctx.facts.libraries
+    if folder and (
+        (libs is not None and folder in libs.ld_library_path)
+        or (lib is not None and lib.location == "ld_library_path")
+    ):
+        fixes.append(ctx.fix(f"Take {folder} out of LD_LIBRARY_PATH", ld_library_path_without([folder])))
+    pattern = folder or "compat"
+    fixes.append(
+        ctx.fix(
+            "Take the compat folder out of the loader's configuration and rebuild its cache; then libcuda.so.1 "
+            "must be the driver's own",
+            f"grep -rlF '{pattern}' /etc/ld.so.conf.d/",
+            f"grep -rlF '{pattern}' /etc/ld.so.conf.d/ | xargs -r sudo sed -i '\\#{pattern}#d'",
+            "sudo ldconfig",
+            "ldconfig -p | grep libcuda.so.1",
+            needs_admin=True,
+        )
+    )
+    if cuda is not None:
+        package = f"cuda-compat-{cuda.replace('.', '-')}"
+        family = distro_family(ctx.facts.platform)
+        remove = (
+            f"sudo dnf remove -y {package}"
+            if family in ("rhel", "fedora")
+            else f"sudo apt-get remove -y {package}"
+        )
+        platform = ctx.facts.platform
+        if platform is not None and platform.container:
+            fixes.append(
+                ctx.fix(
+                    f"Or remove the {package} package in the image: this line in its Dockerfile, then rebuild",
+                    f"RUN apt-get remove -y {package} && ldconfig"
+                    if family not in ("rhel", "fedora")
+                    else f"RUN dnf remove -y {package} && ldconfig",
+                )
+            )
+        else:
+            fixes.append(
+                ctx.fix(f"Or remove the {package} package", remove, "sudo ldconfig", needs_admin=True)
+            )
+    if upgrade:
+        requirement = ctx.matrix.driver_requirement(cuda, "linux") if cuda else None
+        minimum = requirement.toolkit_minimum if requirement else None
+        if minimum is None and lib is not None and lib.version:
+            minimum = lib.version
+        if minimum is not None and (running is None or _older(running, minimum)):
+            for fix in install_driver_fixes(ctx, minimum=minimum):
+                fixes.append(
+                    Fix(
+                        summary=f"Or upgrade the host's NVIDIA driver to {minimum} or newer, which runs CUDA "
+                        f"{cuda or 'this'} without the compat package (still remove it): "
+                        f"{fix.summary[0].lower()}{fix.summary[1:]}",
+                        commands=fix.commands,
+                        shell=fix.shell,
+                        needs_admin=fix.needs_admin,
+                        needs_reboot=True,
+                    )
+                )
+    return tuple(fixes)

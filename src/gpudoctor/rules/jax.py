@@ -448,7 +448,9 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     "JAX sees the GPU the driver reports",
     requires=(
         *DRIVER_ROOT_CAUSES,
+        "GD112",
         "GD209",
+        "GD210",
         "GD301",
         "GD701",
         "GD702",

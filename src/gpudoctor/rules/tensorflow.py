@@ -585,7 +585,7 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
     requires=(
         *("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD301", "GD403", "GD404", "GD405"),
         *("GD111", "GD201", "GD202", "GD203", "GD204", "GD205", "GD411", "GD412", "GD413", "GD414"),
-        *("GD511", "GD513"),
+        *("GD511", "GD513", "GD112", "GD210"),
     ),
 )
 def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:

@@ -696,7 +696,18 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD606",
     "PyTorch sees the GPU the driver reports",
-    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD301", "GD601", "GD602", "GD603", "GD604", "GD607"),
+    requires=(
+        *DRIVER_ROOT_CAUSES,
+        "GD112",
+        "GD209",
+        "GD210",
+        "GD301",
+        "GD601",
+        "GD602",
+        "GD603",
+        "GD604",
+        "GD607",
+    ),
     needs=("torch", "driver"),
 )
 def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
