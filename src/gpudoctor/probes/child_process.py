@@ -68,3 +68,15 @@ def parse_marker(stdout: str) -> dict[str, Any] | None:
                 return None
             return value if isinstance(value, dict) else None
     return None
+
+
+def string(value: object) -> str:
+    """A string field of the child's JSON, or "" when it is missing or of another type."""
+    return value if isinstance(value, str) else ""
+
+
+def strings(value: object) -> tuple[str, ...]:
+    """A list-of-strings field of the child's JSON, keeping only the strings."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))

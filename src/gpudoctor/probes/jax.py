@@ -14,16 +14,15 @@ from typing import Any
 from gpudoctor.distributions import JAX
 from gpudoctor.facts import JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
-from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.child_process import ChildRun, run_child, strings
 from gpudoctor.probes.libnames import loaded_libraries
-from gpudoctor.probes.python import none_installed, surely_installed
+from gpudoctor.probes.python import absent
 from gpudoctor.probes.torch import (
     channel_name,
     failure,
     mapping,
     signal_lines,
     stopped_early,
-    strings,
     text,
 )
 
@@ -103,7 +102,7 @@ def library_checks(texts: Iterable[str]) -> tuple[JaxLibraryCheck, ...]:
 
 
 def collect(ctx: ProbeContext) -> JaxFacts:
-    if not surely_installed(ctx, JAX) and none_installed(ctx, JAX):
+    if absent(ctx, JAX):
         raise ProbeUnavailable("JAX is not installed")
     run = run_child(ctx, "jax")
     if run.data is None:

@@ -10,7 +10,7 @@ from packaging.utils import canonicalize_name
 
 from gpudoctor.facts import Distribution, PythonFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext
-from gpudoctor.probes.child_process import run_child
+from gpudoctor.probes.child_process import run_child, string, strings
 
 Origin = Literal["microsoft-store", "conda", "venv", "system", "pyenv", "other"]
 ORIGINS: tuple[Origin, ...] = get_args(Origin)
@@ -63,6 +63,12 @@ def surely_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:
     return False
 
 
+def absent(ctx: ProbeContext, names: Iterable[str]) -> bool:
+    """None of these distributions is installed: a quick look at the prefix first, then the survey."""
+    names = tuple(names)
+    return not surely_installed(ctx, names) and none_installed(ctx, names)
+
+
 def none_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:
     """True when the package survey ran and found none of these distributions.
 
@@ -80,18 +86,18 @@ def parse(data: dict[str, Any]) -> PythonFacts:
     """Build facts from the child's JSON, tolerating missing or mistyped fields."""
     origin: Origin = next((o for o in ORIGINS if o == data.get("origin")), "other")
     return PythonFacts(
-        executable=_text(data.get("executable")),
-        version=_text(data.get("version")),
-        implementation=_implementation(_text(data.get("implementation"))),
-        prefix=_text(data.get("prefix")),
-        base_prefix=_text(data.get("base_prefix")),
+        executable=string(data.get("executable")),
+        version=string(data.get("version")),
+        implementation=_implementation(string(data.get("implementation"))),
+        prefix=string(data.get("prefix")),
+        base_prefix=string(data.get("base_prefix")),
         is_venv=data.get("is_venv") is True,
         origin=origin,
         bits=data["bits"] if isinstance(data.get("bits"), int) else 64,
-        site_packages=_texts(data.get("site_packages")),
+        site_packages=strings(data.get("site_packages")),
         distributions=_distributions(data.get("distributions")),
-        shadowing=_texts(data.get("shadowing")),
-        unreadable_metadata=_texts(data.get("unreadable_metadata")),
+        shadowing=strings(data.get("shadowing")),
+        unreadable_metadata=strings(data.get("unreadable_metadata")),
     )
 
 
@@ -100,17 +106,17 @@ def _distributions(raw: object) -> tuple[Distribution, ...]:
         return ()
     found: dict[str, Distribution] = {}
     for item in raw:
-        if not isinstance(item, dict) or not _text(item.get("name")):
+        if not isinstance(item, dict) or not string(item.get("name")):
             continue
-        name = canonicalize_name(_text(item.get("name")))
+        name = canonicalize_name(string(item.get("name")))
         if name in found:
             continue
         found[name] = Distribution(
             name=name,
-            version=_text(item.get("version")),
-            requires=_texts(item.get("requires")),
-            installer=_text(item.get("installer")) or None,
-            location=_text(item.get("location")) or None,
+            version=string(item.get("version")),
+            requires=strings(item.get("requires")),
+            installer=string(item.get("installer")) or None,
+            location=string(item.get("location")) or None,
         )
     return tuple(sorted(found.values(), key=lambda d: d.name))
 
@@ -118,16 +124,6 @@ def _distributions(raw: object) -> tuple[Distribution, ...]:
 def _implementation(name: str) -> str:
     known = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalPy", "ironpython": "IronPython"}
     return known.get(name.lower(), name or "CPython")
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _texts(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
 
 
 def describe(facts: PythonFacts) -> Description:

@@ -17,9 +17,9 @@ from packaging.utils import canonicalize_name
 from gpudoctor.distributions import TENSORFLOW
 from gpudoctor.facts import LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
-from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.child_process import ChildRun, run_child, string, strings
 from gpudoctor.probes.libnames import library_kind
-from gpudoctor.probes.python import none_installed, surely_installed
+from gpudoctor.probes.python import absent
 
 VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
 MAX_LOG_LINES = 200
@@ -102,7 +102,7 @@ TF_DISTRIBUTIONS = TENSORFLOW  # the child script keeps the same list
 
 
 def collect(ctx: ProbeContext) -> TensorFlowFacts:
-    if not surely_installed(ctx, TF_DISTRIBUTIONS) and none_installed(ctx, TF_DISTRIBUTIONS):
+    if absent(ctx, TF_DISTRIBUTIONS):
         raise ProbeUnavailable("TensorFlow is not installed")
     run = run_child(ctx, "tensorflow", extra_env=VERBOSE_LOGGING)
     if run.data is None:
@@ -114,7 +114,7 @@ def collect(ctx: ProbeContext) -> TensorFlowFacts:
 
 def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
     log_lines = clean_log(run.log_lines)
-    import_error = _text(data.get("import_error")) or None
+    import_error = string(data.get("import_error")) or None
     if data.get("stage") in ("metadata", "imported"):
         # The child died or was stopped after its first report: during the import, or while listing devices.
         failure = run.result.describe_failure().replace(run.result.argv[0], "python", 1)
@@ -126,23 +126,23 @@ def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
         str(canonicalize_name(str(name))): str(version)
         for name, version in (raw_distributions.items() if isinstance(raw_distributions, dict) else ())
     }
-    version = _text(data.get("version")) or _metadata_version(distributions) or None
+    version = string(data.get("version")) or _metadata_version(distributions) or None
     return TensorFlowFacts(
         installed=True,
         imported=data.get("imported") is True and data.get("stage") == "done",
         import_error=import_error,
         version=version,
-        module_path=_text(data.get("module_path")) or None,
+        module_path=string(data.get("module_path")) or None,
         is_cuda_build=_flag(data.get("is_cuda_build")),
         is_rocm_build=_flag(data.get("is_rocm_build")),
         build_cuda_version=_windows_build_version(_version_text(data.get("cuda_version")), dotted=True),
         build_cudnn_version=_windows_build_version(_version_text(data.get("cudnn_version")), dotted=False),
-        build_compute_capabilities=_texts(data.get("cuda_compute_capabilities")),
-        gpus=_texts(data.get("gpus")),
+        build_compute_capabilities=strings(data.get("cuda_compute_capabilities")),
+        gpus=strings(data.get("gpus")),
         log_lines=log_lines,
         missing_libraries=log.missing_libraries,
         loaded_libraries=tuple(
-            LoadedLibrary(path=p, kind=library_kind(p)) for p in _texts(data.get("loaded_libraries"))
+            LoadedLibrary(path=p, kind=library_kind(p)) for p in strings(data.get("loaded_libraries"))
         ),
         distributions=distributions,
         cuda_drivers_not_found=log.cuda_drivers_not_found,
@@ -150,7 +150,7 @@ def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
         cuinit_error=log.cuinit_error,
         cudnn_loaded_version=log.cudnn_loaded_version,
         cudnn_compiled_version=log.cudnn_compiled_version,
-        list_devices_error=_text(data.get("list_devices_error")) or None,
+        list_devices_error=string(data.get("list_devices_error")) or None,
     )
 
 
@@ -184,16 +184,6 @@ def _windows_build_version(value: str | None, *, dotted: bool) -> str | None:
         return value
     digits = match.group(1)
     return f"{digits[:-1]}.{digits[-1]}" if dotted and len(digits) >= 2 else digits
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _texts(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
 
 
 def notable_lines(lines: Sequence[str], limit: int = 10) -> tuple[str, ...]:

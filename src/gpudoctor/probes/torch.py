@@ -14,9 +14,9 @@ from typing import Any
 from gpudoctor.distributions import TORCH
 from gpudoctor.facts import TorchDevice, TorchFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
-from gpudoctor.probes.child_process import ChildRun, run_child
+from gpudoctor.probes.child_process import ChildRun, run_child, strings
 from gpudoctor.probes.libnames import loaded_libraries
-from gpudoctor.probes.python import none_installed, surely_installed
+from gpudoctor.probes.python import absent
 
 # Lines worth keeping from what the framework printed; the rest is noise for the report.
 TORCH_SIGNALS = (
@@ -56,12 +56,6 @@ def mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def strings(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
-
-
 def signal_lines(lines: Iterable[str], signals: tuple[str, ...]) -> tuple[str, ...]:
     """The framework's own warnings, once each, in order (a warning can span several lines)."""
     kept: list[str] = []
@@ -91,7 +85,7 @@ def stopped_early(run: ChildRun) -> bool:
 
 
 def collect(ctx: ProbeContext) -> TorchFacts:
-    if not surely_installed(ctx, TORCH) and none_installed(ctx, TORCH):
+    if absent(ctx, TORCH):
         raise ProbeUnavailable("PyTorch is not installed")
     run = run_child(ctx, "torch")
     if run.data is None:
