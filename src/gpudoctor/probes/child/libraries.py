@@ -405,6 +405,19 @@ def load_error_text(exc):
     return str(exc).strip() or type(exc).__name__
 
 
+def pathless(kind, soname):
+    """An entry for a library known only by name: the loader failed on it, or loading it crashed us."""
+    return {
+        "kind": kind,
+        "name": soname,
+        "path": "",
+        "location": "other",
+        "version": None,
+        "version_source": None,
+        "names": [soname],
+    }
+
+
 def main(argv):
     skip = set()
     for i, arg in enumerate(argv):
@@ -457,17 +470,8 @@ def main(argv):
         )
         for soname in candidates:
             if soname in skip:
-                entry = {
-                    "kind": kind,
-                    "name": soname,
-                    "path": "",
-                    "location": "other",
-                    "version": None,
-                    "version_source": None,
-                    "loader_default": True,
-                    "names": [soname],
-                    "load_error": "loading it crashed the process",
-                }
+                entry = pathless(kind, soname)
+                entry.update(loader_default=True, load_error="loading it crashed the process")
                 files["skip:" + soname] = entry
                 order.append("skip:" + soname)
                 continue
@@ -490,15 +494,7 @@ def main(argv):
                     None,
                 )
                 if holder is None:
-                    holder = {
-                        "kind": kind,
-                        "name": soname,
-                        "path": "",
-                        "location": "other",
-                        "version": None,
-                        "version_source": None,
-                        "names": [soname],
-                    }
+                    holder = pathless(kind, soname)
                     files["error:" + soname] = holder
                     order.append("error:" + soname)
                 holder["loader_default"] = True
