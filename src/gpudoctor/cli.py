@@ -269,6 +269,7 @@ def fleet_command(
 ) -> None:
     """Many nodes at once: their findings grouped by root cause, the healthy nodes, the unreadable ones."""
     from gpudoctor.fleet_cli import run_fleet
+    from gpudoctor.pipeline import load_matrix
 
     try:
         code = run_fleet(
@@ -276,7 +277,7 @@ def fleet_command(
             output_format=output_format.value,
             output=output,
             verbose=verbose,
-            matrix_loader=lambda: _load_matrix(matrix_file),
+            matrix_loader=lambda: load_matrix(matrix_file),
             fail_on_warning=fail_on is FailOn.warning,
         )
     except ValueError as exc:  # FleetUsageError and a failed write
