@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from gpudoctor.facts import DriverFacts, GpuFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.driver import distro_family
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import distro_family
 
 NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
@@ -59,7 +59,7 @@ def _reinstall_driver_library(ctx: RuleContext, d: DriverFacts) -> Fix:
     )
 
 
-@rule("GD121", "NVML answers without crashing or hanging", needs=("driver",))
+@rule("GD121", "NVML answers without crashing or hanging", needs=("driver",), blocks_gpu=True)
 def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_failure is None:
@@ -195,7 +195,7 @@ def mig_pending(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD124", "A GPU in MIG mode has MIG devices for CUDA to use", needs=("driver",))
+@rule("GD124", "A GPU in MIG mode has MIG devices for CUDA to use", needs=("driver",), blocks_gpu=True)
 def mig_without_instances(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     empty = [g for g in d.gpus if g.mig_current and not g.mig_devices and not g.error]
