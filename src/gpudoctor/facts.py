@@ -367,6 +367,94 @@ class JaxFacts:
     probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
 
 
+# --- hardware: the machine below the driver (issue #10 items 2-5) ------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceNode:
+    path: str = ""  # "/dev/nvidia0"
+    opened: bool | None = None  # this process could open it read-write; None = not tried
+    error: str | None = None  # "EPERM: Operation not permitted" when it could not
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelModule:
+    name: str = ""  # "nvidia", "nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nouveau"
+    loaded: bool = False
+    version: str | None = None  # /sys/module/<name>/version
+
+
+@dataclass(frozen=True, kw_only=True)
+class PciDevice:
+    address: str = ""  # "0000:01:00.0"
+    device_id: str = ""  # "10de:1b80"
+    pci_class: str = ""  # "0x030000"
+    kind: Literal["gpu", "nvswitch", "other"] = "other"
+    driver: str | None = None  # the kernel driver bound to it: "nvidia", "nouveau", "vfio-pci"; None = none
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevicesFacts:
+    """NVIDIA device nodes, kernel modules and PCI devices, read from /dev, /sys and /proc (Linux)."""
+
+    nodes: tuple[DeviceNode, ...] = ()
+    modules: tuple[KernelModule, ...] = ()
+    pci_scanned: bool = False  # /sys/bus/pci/devices could be listed
+    pci: tuple[PciDevice, ...] = ()  # NVIDIA (vendor 0x10de) functions only
+    nvswitch_proc: tuple[str, ...] = ()  # /proc/driver/nvidia-nvswitch/devices/* entries
+    proc_driver_version: str | None = None  # first line of /proc/driver/nvidia/version
+
+    def module(self, name: str) -> KernelModule | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+    def node(self, path: str) -> DeviceNode | None:
+        return next((n for n in self.nodes if n.path == path), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class XidEvent:
+    code: int = 0
+    pci: str = ""  # "0000:3b:00"
+    text: str = ""  # the line after "Xid (PCI:...): "
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelLogFacts:
+    """The kernel's own NVRM/Xid lines for this boot (journalctl -k, else dmesg), read-only."""
+
+    source: Literal["journalctl", "dmesg"] | None = None
+    lines: tuple[str, ...] = ()  # NVIDIA-related lines, newest last, bounded
+    xids: tuple[XidEvent, ...] = ()
+    legacy_gpus: tuple[tuple[str, str], ...] = ()  # (GPU name, legacy branch "470") the driver ignores
+    ignoring_driver: str | None = None  # the driver version that said it will ignore them
+    open_module_unsupported: tuple[str, ...] = ()  # PCI ids the open kernel module cannot drive (no GSP)
+    rm_init_failed: tuple[str, ...] = ()  # "0000:01:00.0": RmInitAdapter failed
+    api_mismatch: tuple[str, str] | None = None  # (client version, kernel module version)
+    module_rejected: str | None = None  # "Lockdown: ... unsigned module loading is restricted" etc.
+    bar_problem: str | None = None  # "This PCI I/O region assigned to your NVIDIA device is invalid"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FabricFacts:
+    """NVSwitch systems: the switches and NVIDIA Fabric Manager (the service that sets up NVLink)."""
+
+    nvswitch_nodes: tuple[str, ...] = ()  # /dev/nvidia-nvswitch0...
+    nvswitch_pci: tuple[str, ...] = ()  # NVSwitch PCI functions (class 0x0680, vendor 0x10de)
+    systemd: bool = False  # systemd is PID 1 here (/run/systemd/system)
+    unit_load_state: str | None = None  # systemctl show: "loaded", "not-found"
+    unit_active_state: str | None = None  # "active", "failed", "inactive", "activating"
+    unit_sub_state: str | None = None  # "running", "dead", "failed"
+    unit_file_state: str | None = None  # "enabled", "disabled"
+    binary: str | None = None  # path of nv-fabricmanager
+    version: str | None = None  # `nv-fabricmanager --version`
+    log_errors: tuple[str, ...] = ()  # recent error lines of /var/log/fabricmanager.log
+    error: str | None = None  # systemctl or nv-fabricmanager could not be asked
+
+    @property
+    def has_nvswitch(self) -> bool:
+        return bool(self.nvswitch_nodes or self.nvswitch_pci)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Facts:
     """Everything one `gpudoctor check` learned about one machine."""
@@ -384,6 +472,10 @@ class Facts:
     tensorflow: TensorFlowFacts | None = None
     torch: TorchFacts | None = None
     jax: JaxFacts | None = None
+    # hardware: device nodes/modules/PCI, the kernel log, NVSwitch and Fabric Manager
+    devices: DevicesFacts | None = None
+    kernel_log: KernelLogFacts | None = None
+    fabric: FabricFacts | None = None
     probes: tuple[ProbeStatus, ...] = ()
 
     def status(self, name: str) -> ProbeStatus | None:

@@ -530,7 +530,9 @@ def describe(facts: DriverFacts) -> Description:
     if len(facts.gpus) == 1:
         gpus = f"1 GPU: {_gpu_summary(facts.gpus[0])}"
     else:
-        gpus = f"{len(facts.gpus)} GPUs: " + "; ".join(_gpu_summary(g) for g in facts.gpus)
+        kinds = list(dict.fromkeys(_gpu_summary(g) for g in facts.gpus))  # 8 identical GPUs read as one
+        counted = [f"{sum(_gpu_summary(g) == k for g in facts.gpus)} × {k}" for k in kinds]
+        gpus = f"{len(facts.gpus)} GPUs: " + "; ".join(counted if len(kinds) < len(facts.gpus) else kinds)
     mark = "warn" if any(g.error for g in facts.gpus) else "ok"
     return Description(mark=mark, summary=f"{head} · {gpus}", details=tuple(details))
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from gpudoctor.rules import (  # noqa: F401 - importing a family module registers its rules
     cuda,
+    devices,
     driver,
     driver_cuda,
     environment,
+    fabric,
     gpudoctor,
     gpus,
     jax,

@@ -36,8 +36,20 @@ BROKEN_PYTHON = ("GD003",)
 # LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels.
 SHADOWED_WHEELS = ("GD209",)
 
+# hardware: the kernel driver refuses the GPU itself: a driver branch that dropped it (GD135), open
+# kernel modules on a GPU without GSP (GD136), a GPU that does not initialise (GD138), a module Secure
+# Boot refused (GD139).
+KERNEL_REFUSES_GPU = ("GD135", "GD136", "GD138", "GD139")
+
+# hardware: the driver runs but CUDA still cannot start on this machine: NVML crashes or hangs (GD121),
+# MIG without MIG devices (GD124), no nvidia_uvm (GD131), device nodes this process may not open
+# (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142).
+CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142")
+
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
-NO_GPU_FOR_ANY_FRAMEWORK = tuple(sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS}))
+NO_GPU_FOR_ANY_FRAMEWORK = tuple(
+    sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS, *KERNEL_REFUSES_GPU, *CUDA_CANNOT_START})
+)
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "PLATFORM": PLATFORM,
@@ -47,5 +59,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "TENSORFLOW_WITHOUT_CUDA": TENSORFLOW_WITHOUT_CUDA,
     "BROKEN_PYTHON": BROKEN_PYTHON,
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
+    "KERNEL_REFUSES_GPU": KERNEL_REFUSES_GPU,
+    "CUDA_CANNOT_START": CUDA_CANNOT_START,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }

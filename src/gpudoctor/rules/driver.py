@@ -61,7 +61,7 @@ def _is_container(ctx: RuleContext) -> bool:
 @rule(
     "GD106",
     "An NVIDIA GPU is present",
-    requires=(*causes.PLATFORM, "GD302"),
+    requires=(*causes.PLATFORM, "GD302", *causes.KERNEL_REFUSES_GPU),
     needs=("driver",),
     blocks_gpu=True,
 )
@@ -278,7 +278,7 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
 @rule(
     "GD102",
     "NVIDIA kernel module is loaded",
-    requires=("GD501", "GD504", "GD506"),
+    requires=("GD501", "GD504", "GD506", *causes.KERNEL_REFUSES_GPU),
     needs=("driver",),
     blocks_gpu=True,
 )
@@ -434,7 +434,9 @@ def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD104", "This user may use the NVIDIA devices", needs=("driver",), blocks_gpu=True)
+@rule(
+    "GD104", "This user may use the NVIDIA devices", requires=("GD133",), needs=("driver",), blocks_gpu=True
+)
 def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "no_permission":
@@ -510,7 +512,7 @@ def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD107", "NVML initialises", needs=("driver",), blocks_gpu=True)
+@rule("GD107", "NVML initialises", requires=("GD133",), needs=("driver",), blocks_gpu=True)
 def nvml_other_error(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state not in ("unknown_error", "not_supported"):
