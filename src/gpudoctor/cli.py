@@ -415,6 +415,15 @@ def fleet_command(
     raise typer.Exit(code)
 
 
+def _register_plan() -> None:
+    from gpudoctor.plan_cli import plan
+
+    app.command("plan")(plan)
+
+
+_register_plan()
+
+
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"gpudoctor: error: {message}\n")
     raise SystemExit(2)
