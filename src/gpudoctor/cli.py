@@ -285,15 +285,6 @@ def fleet_command(
     raise typer.Exit(code)
 
 
-def _register_plan() -> None:
-    from gpudoctor.plan_cli import plan
-
-    app.command("plan")(plan)
-
-
-_register_plan()
-
-
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"gpudoctor: error: {message}\n")
     raise SystemExit(2)
@@ -326,4 +317,4 @@ def _register(module: str, name: str) -> None:
 
 # fleet (fleet helper): _register("fleet", "fleet")
 
-# plan (plan helper): _register("plan", "plan")
+_register("plan", "plan")

@@ -170,12 +170,29 @@ def _is_jetson(platform: PlatformFacts | None, gpus: Iterable[tuple[str, str | N
     return any(re.search(r"\b(orin|xavier|jetson|thor|tegra)\b", name, re.IGNORECASE) for name, _ in gpus)
 
 
-def _read_driver(text: str) -> str:
-    """A driver version as typed: "535.54" means any 535.54 release, so it compares as 535.54.x."""
-    parts = text.strip().split(".")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return f"{text.strip()}.999"
-    return text.strip()
+def _short(version: str) -> bool:
+    """A driver typed as "535.54": any 535.54 release, so it meets a 535.54.03 minimum."""
+    parts = version.strip().split(".")
+    return len(parts) == 2 and all(p.isdigit() for p in parts)
+
+
+def _full_driver(matrix: Matrix, typed: str) -> str:
+    """ "535.54" as typed means a 535.54 release: the first the matrix names (535.54.03), else as typed."""
+    if not _short(typed):
+        return typed
+    named = [
+        v
+        for t in matrix.cuda_toolkits
+        for v in (t.linux, t.windows)
+        if v and v.split(".")[:2] == typed.split(".") and v.count(".") == 2
+    ]
+    named += [
+        v
+        for f in matrix.cuda_families
+        for v in (f.linux, f.windows)
+        if v and v.split(".")[:2] == typed.split(".") and v.count(".") == 2
+    ]
+    return min(named, key=_key) if named else typed
 
 
 def machine_from_facts(
@@ -220,12 +237,14 @@ def machine_from_facts(
     if driver is not None:
         if parse_version(driver) is None:
             raise PlanError(f"--driver {driver}: not a driver version like 550.54.14")
-        driver_version = _read_driver(driver)
+        driver_version = _full_driver(matrix, driver.strip())
         driver_cuda = matrix.newest_cuda_for_driver(
-            driver_version, "windows" if flavor == "wsl" else _sys(flavor)
+            f"{driver_version}.999" if _short(driver_version) else driver_version, _sys(flavor)
         )
         origins["driver"] = "--driver" + (
-            f" (read as {driver}.x)" if driver_version != driver.strip() else ""
+            f" ({driver.strip()} read as {driver_version}, the first such release the matrix names)"
+            if driver_version != driver.strip()
+            else ""
         )
 
     gpus: list[tuple[str, str | None]] = []
@@ -591,6 +610,8 @@ def known_releases(matrix: Matrix, framework: Framework) -> list[str]:
 
 
 def _at_least(version: str, minimum: str) -> bool:
+    if _short(version) and minimum.split(".")[:2] == version.strip().split("."):
+        return True
     left, right = parse_version(version), parse_version(minimum)
     return left is not None and right is not None and left >= right
 
@@ -748,7 +769,7 @@ def _requirements(
                         need="driver",
                         text=f"NVIDIA {where}driver ≥ {minimum}"
                         + (f" (CUDA {candidate.cuda})" if candidate.cuda and "." in candidate.cuda else ""),
-                        have=_shown_driver(machine.driver),
+                        have=machine.driver,
                         ok=ok,
                         change=() if ok else (_driver_step(matrix, machine, minimum),),
                         after=None if ok else minimum,
@@ -756,10 +777,6 @@ def _requirements(
                 )
     reqs.extend(_platform_requirements(matrix, candidate, machine))
     return reqs, support
-
-
-def _shown_driver(driver: str) -> str:
-    return driver.removesuffix(".999")
 
 
 def _platform_requirements(matrix: Matrix, candidate: _Candidate, machine: Machine) -> list[Requirement]:
@@ -834,7 +851,7 @@ def _platform_requirements(matrix: Matrix, candidate: _Candidate, machine: Machi
 
 def _driver_step(matrix: Matrix, machine: Machine, minimum: str) -> Step:
     from gpudoctor.rules.context import RuleContext
-    from gpudoctor.rules.driver import install_driver_fixes
+    from gpudoctor.rules.recipes import install_driver_fixes
 
     ctx = RuleContext(facts=Facts(platform=machine.platform), matrix=matrix)
     fixes: tuple[Fix, ...] = install_driver_fixes(ctx, minimum=minimum)

@@ -232,7 +232,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
             "arch": machine.arch,
             "windows_build": machine.platform.windows_build,
             "jetson": machine.jetson,
-            "driver": machine.driver.removesuffix(".999") if machine.driver else None,
+            "driver": machine.driver,
             "driver_cuda": machine.driver_cuda,
             "gpus": [{"name": n, "compute_capability": cc} for n, cc in machine.gpus],
             "python": machine.python,

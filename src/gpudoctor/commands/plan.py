@@ -43,6 +43,7 @@ def _this_machine(python: str | None, timeout: float) -> Facts:
     """The few facts a plan needs, probed here: platform, driver, environment, conda, the Python."""
     import dataclasses
 
+    from gpudoctor import pipeline
     from gpudoctor.collect import collect
     from gpudoctor.probes import PROBES
     from gpudoctor.probes.base import ProbeContext
@@ -51,6 +52,8 @@ def _this_machine(python: str | None, timeout: float) -> Facts:
 
     env = dict(os.environ)
     target = select_target(python, env, str(Path.cwd()))
+    if python and not os.access(target.python, os.X_OK):
+        raise pipeline.UsageError(f"--python {python}: no such interpreter")
     ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
     probes = tuple(
         dataclasses.replace(p, timeout=min(p.timeout, timeout)) for p in PROBES if p.name in PLAN_PROBES
@@ -117,22 +120,22 @@ def plan(
     ] = None,
 ) -> None:
     """Say which TensorFlow, PyTorch or JAX release will use this machine's GPU, and the exact commands."""
-    from gpudoctor import cli
+    from gpudoctor import pipeline
     from gpudoctor import plan as planning
     from gpudoctor.facts import Facts
     from gpudoctor.render.plan import render
 
     if all_frameworks and (version is not None or framework is not None):
-        raise cli.UsageError(
+        raise pipeline.UsageError(
             "--all plans the newest release of every framework: give no framework or VERSION"
         )
     if not all_frameworks and framework is None:
-        raise cli.UsageError("name a framework (tensorflow, torch or jax) or use --all")
+        raise pipeline.UsageError("name a framework (tensorflow, torch or jax) or use --all")
     if all_frameworks and planned_facts_file is not None:
-        raise cli.UsageError("--planned-facts writes one planned machine: name one framework, not --all")
+        raise pipeline.UsageError("--planned-facts writes one planned machine: name one framework, not --all")
     try:
         chosen = planning.normalise_framework(framework) if framework is not None else None
-        matrix = cli._load_matrix(matrix_file)
+        matrix = pipeline.load_matrix(matrix_file)
         if version is not None and chosen is not None:
             planning.check_requested(matrix, chosen, version)
 
@@ -151,7 +154,7 @@ def plan(
 
         machine_of(Facts(), "")  # bad options fail before any probing
         if facts_file is not None:
-            machine = machine_of(cli._load_facts(facts_file), f"facts file {facts_file.name}")
+            machine = machine_of(pipeline.load_facts(facts_file), f"facts file {facts_file.name}")
         else:
             machine = machine_of(_this_machine(python, 30.0), "this machine")
         if chosen is None:
@@ -159,17 +162,19 @@ def plan(
         else:
             plans = [planning.make_plan(matrix, machine, chosen, version)]
     except planning.PlanError as exc:
-        raise cli.UsageError(str(exc)) from exc
+        raise pipeline.UsageError(str(exc)) from exc
     if planned_facts_file is not None:
         _write_planned(plans[0], matrix, planned_facts_file)
-    typer.echo(render(plans, output_format.value, table=chosen is None), nl=False)
+    from gpudoctor.output import write_stdout
+
+    write_stdout(render(plans, output_format.value, table=chosen is None))
     raise typer.Exit(planning.exit_code(plans))
 
 
 def _write_planned(plan: Plan, matrix: Matrix, path: Path) -> None:
     import sys
 
-    from gpudoctor import cli
+    from gpudoctor.output import write_file
     from gpudoctor.plan import planned_facts
     from gpudoctor.render.json import dumps_facts
 
@@ -177,7 +182,4 @@ def _write_planned(plan: Plan, matrix: Matrix, path: Path) -> None:
     if facts is None:
         sys.stderr.write(f"gpudoctor: {path} not written: the plan installs nothing on this machine\n")
         return
-    try:
-        path.write_text(dumps_facts(facts) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise cli.UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_file(dumps_facts(facts) + "\n", path)
