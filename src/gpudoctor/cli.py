@@ -397,6 +397,14 @@ def fleet_command(
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 on a node with errors only, or with warnings too.")
     ] = FailOn.error,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="NODELIST",
+            help="Nodes that must have reported, as a Slurm node list (gpu-[01-16]); absent ones fail.",
+        ),
+    ] = None,
 ) -> None:
     """Many nodes at once: their findings grouped by root cause, the healthy nodes, the unreadable ones."""
     from gpudoctor.fleet_cli import run_fleet
@@ -409,6 +417,7 @@ def fleet_command(
             verbose=verbose,
             matrix_loader=lambda: _load_matrix(matrix_file),
             fail_on_warning=fail_on is FailOn.warning,
+            expect=expect,
         )
     except ValueError as exc:  # FleetUsageError and a failed write
         raise UsageError(str(exc)) from exc

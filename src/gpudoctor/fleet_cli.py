@@ -43,12 +43,13 @@ def run_fleet(
     verbose: bool,
     matrix_loader: Callable[[], Matrix],
     fail_on_warning: bool,
+    expect: str | None = None,
 ) -> int:
     from gpudoctor.fleet import FleetUsageError, exit_code, gather
     from gpudoctor.render import fleet as render
 
     try:
-        fleet = gather(arguments, matrix_loader)
+        fleet = gather(arguments, matrix_loader, expect=expect)
     except FleetUsageError as exc:
         raise FleetCommandError(str(exc)) from exc
     if output_format == "json":
