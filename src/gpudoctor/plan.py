@@ -148,7 +148,7 @@ class Machine:
         if self.driver and self.driver_cuda:
             driver += f" (CUDA {self.driver_cuda})"
         python = f"Python {self.python}" if self.python else "Python unknown"
-        return f"{where} {self.arch}; {gpus}; {driver}; {python}; {self.manager}"
+        return f"{where} {self.platform.machine or self.arch}; {gpus}; {driver}; {python}; {self.manager}"
 
 
 def _flavor(platform: PlatformFacts | None) -> Flavor:
@@ -709,8 +709,8 @@ def _requirements(
             need="python",
             text=f"Python {_python_text(minors)}",
             have=(have_py or "unknown")
-            + ("" if have_py == python or have_py is None else f" (the plan uses {python})"),
-            ok=True if have_py is None or have_py == python else None,
+            + ("" if have_py == python or have_py is None else f" (the plan's environment gets {python})"),
+            ok=True if have_py is None or have_py == python or machine.manager == "conda" else None,
         )
     )
     support, missing = _gpu_support(candidate, machine)
