@@ -116,7 +116,9 @@ def _convert(tp: Any, data: Any, path: str) -> Any:
         raise SerdeError(f"{path}: expected int, got bool")
     if isinstance(tp, type) and isinstance(data, tp):
         return data
-    raise SerdeError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(data).__name__} {excerpt(data)}")
+    raise SerdeError(
+        f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(data).__name__} {excerpt(data)}"
+    )
 
 
 def _key(key: object) -> str:
