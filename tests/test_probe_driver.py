@@ -43,8 +43,18 @@ class Gpu:
         capability: tuple[int, int] | int = (6, 1),
         total: int = 2048 * 1024 * 1024,
         bus_id: str | bytes = "00000000:01:00.0",
+        *,
+        uuid: str | None = None,
+        used: int = 0,
+        device_id: int = 0x1D1010DE,
+        persistence: int | None = None,
+        mig: tuple[int, int] | None = None,
+        migs: tuple[Gpu, ...] = (),
+        processes: tuple[tuple[int, int | None], ...] = (),
     ) -> None:
         self.name, self.capability, self.total, self.bus_id = name, capability, total, bus_id
+        self.uuid, self.used, self.device_id, self.persistence = uuid, used, device_id, persistence
+        self.mig, self.migs, self.processes = mig, migs, processes
 
 
 def fake_nvml(
@@ -55,7 +65,10 @@ def fake_nvml(
     driver: str | bytes = "535.104.05",
     cuda: int = 12020,
 ) -> Any:
-    """A stand-in pynvml module; an int in `gpus` is the NVML error code that GPU's handle raises."""
+    """A stand-in pynvml module; an int in `gpus` is the NVML error code that GPU's handle raises.
+
+    A feature a Gpu leaves at None (UUID, persistence, MIG) raises NVML_ERROR_NOT_SUPPORTED, as NVML does.
+    """
     calls: list[str] = []
 
     def raising(code: int | None, value: Any) -> Callable[..., Any]:
@@ -77,6 +90,20 @@ def fake_nvml(
             raise pynvml.NVMLError(gpu.capability)
         return gpu.capability
 
+    def supported(attribute: str) -> Callable[[Gpu], Any]:
+        def call(gpu: Gpu) -> Any:
+            value = getattr(gpu, attribute)
+            if value is None:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            return value
+
+        return call
+
+    def mig_handle(gpu: Gpu, index: int) -> Gpu:
+        if index >= len(gpu.migs):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return gpu.migs[index]
+
     def init() -> None:
         calls.append("init")
         if init_error is not None:
@@ -92,9 +119,17 @@ def fake_nvml(
         nvmlDeviceGetCount=raising(count_error, len(gpus)),
         nvmlDeviceGetHandleByIndex=handle,
         nvmlDeviceGetName=lambda g: g.name,
+        nvmlDeviceGetUUID=supported("uuid"),
         nvmlDeviceGetCudaComputeCapability=capability,
-        nvmlDeviceGetMemoryInfo=lambda g: SimpleNamespace(total=g.total, free=0, used=0),
-        nvmlDeviceGetPciInfo=lambda g: SimpleNamespace(busId=g.bus_id),
+        nvmlDeviceGetMemoryInfo=lambda g: SimpleNamespace(total=g.total, free=g.total - g.used, used=g.used),
+        nvmlDeviceGetPciInfo=lambda g: SimpleNamespace(busId=g.bus_id, pciDeviceId=g.device_id),
+        nvmlDeviceGetPersistenceMode=supported("persistence"),
+        nvmlDeviceGetMigMode=supported("mig"),
+        nvmlDeviceGetMaxMigDeviceCount=lambda g: 7,
+        nvmlDeviceGetMigDeviceHandleByIndex=mig_handle,
+        nvmlDeviceGetComputeRunningProcesses=lambda g: [
+            SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in g.processes
+        ],
     )
 
 
@@ -152,6 +187,8 @@ def test_healthy_single_gpu_from_nvml_with_bytes_returns(tmp_path: Path, bin_dir
             compute_capability="6.1",
             memory_mib=2048,
             pci_bus_id="00000000:01:00.0",
+            pci_device_id="10de:1d10",
+            memory_used_mib=0,
         ),
     )
     assert facts.nvidia_smi == str(smi)
@@ -163,7 +200,9 @@ def test_healthy_single_gpu_from_nvml_with_bytes_returns(tmp_path: Path, bin_dir
         desc.summary
         == "NVIDIA driver 535.104.05 (CUDA ≤ 12.2) · 1 GPU: NVIDIA GeForce MX150, compute 6.1, 2 GiB"
     )
-    assert "GPU 0: NVIDIA GeForce MX150, compute 6.1, 2 GiB · PCI 00000000:01:00.0" in desc.details
+    assert (
+        "GPU 0: NVIDIA GeForce MX150, compute 6.1, 2 GiB · PCI 00000000:01:00.0 [10de:1d10]" in desc.details
+    )
 
 
 def test_two_gpus_and_a_per_device_error_keeps_the_others(tmp_path: Path) -> None:
