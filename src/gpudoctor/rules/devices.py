@@ -53,7 +53,7 @@ def _gpu_at(ctx: RuleContext, address: str) -> GpuFacts | None:
 @rule(
     "GD131",
     "CUDA's unified-memory module nvidia_uvm is loaded",
-    requires=(*causes.DRIVER, *causes.PLATFORM),
+    requires=(*causes.DRIVER, *causes.PLATFORM, *causes.KERNEL_REFUSES_GPU),
     needs=("devices",),
     blocks_gpu=True,
 )
