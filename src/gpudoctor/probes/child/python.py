@@ -34,11 +34,21 @@ EXACT = {
     "jax",
     "jaxlib",
     "numpy",
+    "protobuf",
+    "ml-dtypes",
 }
-PREFIXES = ("nvidia-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
+PREFIXES = ("nvidia-", "cuda-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
 FRAMEWORKS = ("tensorflow", "torch", "jax")
 STUB_NAME = "tensorflow-gpu"
 MAX_FIELD = 500
+HEAD_BYTES = 16384
+# Distributions whose RECORD is read: the CUDA library wheels and the frameworks that bundle libraries.
+RECORD_PREFIXES = ("nvidia-", "cuda-", "tensorflow", "tf-nightly", "jax-cuda", "jax-rocm", "tensorrt", "cupy")
+RECORD_EXACT = {"torch", "jax", "jaxlib", "triton", "pytorch-triton", "intel-tensorflow"}
+FRAMEWORK_MODULES = ("tensorflow", "torch", "jax", "jaxlib")
+TOOL_FILES = {"ptxas", "ptxas.exe", "nvcc", "nvcc.exe", "nvlink", "fatbinary"}
+MAX_SHARED = 400
+HASH_BUDGET = 64 << 20  # bytes hashed at most to tell two owners of one file apart
 
 
 def canonical(name):
@@ -106,15 +116,67 @@ def read_text(folder, name):
         return None
 
 
-def parse_headers(text):
-    import email.parser
+def read_headers(path):
+    """The header block of a METADATA / PKG-INFO file: only the bytes before the first blank line."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(HEAD_BYTES)
+            while b"\n\n" not in data and b"\r\n\r\n" not in data:
+                more = handle.read(HEAD_BYTES)
+                if not more:
+                    break
+                data += more
+    except (OSError, ValueError):
+        return None
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    head = text.split("\n\n", 1)[0]
+    if "\x00" in head:
+        return None
+    headers = {}
+    key = None
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and key is not None:
+            headers[key][-1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or " " in name:
+            key = None
+            continue
+        key = name.lower()
+        headers.setdefault(key, []).append(value.strip())
+    return headers
 
-    return email.parser.Parser().parsestr(text, headersonly=True)
+
+def egg_requires(folder):
+    """An egg-info's requires.txt as Requires-Dist strings (sections become markers)."""
+    text = read_text(folder, "requires.txt") or ""
+    found = []
+    marker = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            extra, _, condition = line[1:-1].partition(":")
+            parts = []
+            if condition.strip():
+                parts.append("(" + condition.strip() + ")")
+            if extra.strip():
+                parts.append('extra == "' + extra.strip() + '"')
+            marker = " and ".join(parts)
+            continue
+        found.append(line + ("; " + marker if marker else ""))
+    return found
 
 
-def scan_dist_infos(broken):
-    """Python 3.6/3.7 without importlib.metadata: read *.dist-info/METADATA on sys.path."""
+def metadata_entries(broken):
+    """Every distribution on sys.path, first copy first: (name, version, requires, installer, location, folder).
+
+    One directory listing per sys.path entry and one read of each METADATA header block: no
+    importlib.metadata, whose per-distribution parsing costs more than the whole survey may.
+    """
     entries = []
+    seen_folders = set()
     for entry in sys.path:
         if not entry or not os.path.isdir(entry):
             continue
@@ -123,61 +185,56 @@ def scan_dist_infos(broken):
         except OSError:
             continue
         for name in names:
-            if not name.endswith(".dist-info"):
+            if name.endswith(".dist-info"):
+                meta_name = "METADATA"
+            elif name.endswith(".egg-info"):
+                meta_name = "PKG-INFO"
+            else:
                 continue
             folder = os.path.join(entry, name)
-            text = read_text(folder, "METADATA")
-            headers = parse_headers(text) if text else None
-            if headers is None or not headers.get("Name"):
+            key = os.path.normcase(os.path.realpath(folder))
+            if key in seen_folders:
+                continue
+            seen_folders.add(key)
+            is_dir = os.path.isdir(folder)
+            if not is_dir and meta_name == "METADATA":
+                continue
+            headers = read_headers(os.path.join(folder, meta_name) if is_dir else folder)
+            if not headers or not headers.get("name") or not headers["name"][0]:
                 broken.append(folder)
                 continue
+            requires = headers.get("requires-dist") or []
+            if meta_name == "PKG-INFO" and is_dir and not requires:
+                requires = egg_requires(folder)
             entries.append(
                 (
-                    headers.get("Name"),
-                    headers.get("Version") or "",
-                    headers.get_all("Requires-Dist") or [],
-                    read_text(folder, "INSTALLER"),
+                    headers["name"][0],
+                    (headers.get("version") or [""])[0],
+                    requires,
+                    read_text(folder, "INSTALLER") if is_dir else None,
                     entry,
+                    folder if is_dir else None,
                 )
             )
     return entries
 
 
-def metadata_entries(broken):
-    try:
-        from importlib import metadata
-    except ImportError:
-        return scan_dist_infos(broken)
-    entries = []
-    for dist in metadata.distributions():
-        folder = str(getattr(dist, "_path", "") or "")
-        try:
-            name = dist.metadata["Name"]
-            if not name:
-                broken.append(folder or "?")
-                continue
-            entries.append(
-                (
-                    name,
-                    dist.version or "",
-                    list(dist.requires or []),
-                    dist.read_text("INSTALLER"),
-                    os.path.dirname(folder) if folder else None,
-                )
-            )
-        except Exception:
-            broken.append(folder or "?")
-    return entries
+def wants_record(name):
+    return name.startswith(RECORD_PREFIXES) or name in RECORD_EXACT
 
 
 def distributions(broken):
     seen = {}
-    for name, version, requires, installer, location in metadata_entries(broken):
+    folders = {}
+    for name, version, requires, installer, location, folder in metadata_entries(broken):
         key = canonical(str(name))
-        if key in seen:
-            continue
         requires = [clip(r) for r in requires]
         if not (wanted(key) or any(names_stub(r) for r in requires)):
+            continue
+        if key in seen:
+            copies = seen[key].setdefault("shadowed", [])
+            if len(copies) < 5:
+                copies.append({"version": clip(version), "location": location})
             continue
         seen[key] = {
             "name": key,
@@ -186,7 +243,167 @@ def distributions(broken):
             "installer": (installer or "").strip() or None,
             "location": location,
         }
-    return sorted(seen.values(), key=lambda d: d["name"])
+        if folder and wants_record(key):
+            folders[key] = folder
+    return sorted(seen.values(), key=lambda d: d["name"]), folders
+
+
+def read_record(folder, location):
+    """RECORD rows as {absolute path: (hash, size)}, without the dist-info folder's own files."""
+    text = read_text(folder, "RECORD")
+    if not text:
+        return {}
+    rows = {}
+    own = os.path.basename(folder) + "/"
+    for line in text.splitlines():
+        # A path may itself contain commas (csv quoting); hash and size never do.
+        parts = line.rsplit(",", 2)
+        if len(parts) != 3 or not parts[0]:
+            continue
+        relative = parts[0]
+        if relative.startswith('"') and relative.endswith('"'):
+            relative = relative[1:-1].replace('""', '"')
+        if relative.startswith(own) or "__pycache__" in relative:
+            continue
+        size = int(parts[2]) if parts[2].isdigit() else None
+        path = os.path.normpath(os.path.join(location, relative))
+        rows[path] = (parts[1] or None, size)
+    return rows
+
+
+def file_digest(path, budget):
+    """sha256 of a file in RECORD's urlsafe-base64 form, or None when it is beyond the hashing budget."""
+    import base64
+    import hashlib
+
+    try:
+        size = os.path.getsize(path)
+        if size > budget[0]:
+            return None
+        budget[0] -= size
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, ValueError):
+        return None
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
+
+
+def on_disk(path, owners, budget):
+    """Which owners' RECORD entry the file on disk matches: by size when sizes tell them apart, else by hash."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None, []
+    candidates = [(name, row) for name, row in owners if row[1] == size] or [
+        (name, row) for name, row in owners if row[1] is None
+    ]
+    if len(candidates) <= 1 or len({row[0] for _, row in candidates}) == 1:
+        return size, [name for name, _ in candidates]
+    digest = file_digest(path, budget)
+    if digest is None:
+        return size, [name for name, _ in candidates]
+    return size, [name for name, row in candidates if row[0] == digest]
+
+
+def library_like(path):
+    base = os.path.basename(path).lower()
+    return ".so" in base or base.endswith((".dll", ".dylib", ".pyd")) or os.sep + "bin" + os.sep in path
+
+
+def shared_files(records):
+    """Paths that two or more distributions' RECORD list: the same file written twice."""
+    owners = {}
+    for name in sorted(records):
+        for path, row in records[name].items():
+            owners.setdefault(path, []).append((name, row))
+    shared = [(path, rows) for path, rows in owners.items() if len(rows) > 1]
+    shared.sort(key=lambda item: (not library_like(item[0]), item[0]))
+    budget = [HASH_BUDGET]
+    found = []
+    for path, rows in shared[:MAX_SHARED]:
+        size, matches = on_disk(path, rows, budget)
+        found.append(
+            {
+                "path": path,
+                "owners": [
+                    {"name": name, "hash": h, "size": s, "matches": name in matches} for name, (h, s) in rows
+                ],
+                "disk_size": size,
+            }
+        )
+    return found, len(shared)
+
+
+def wheel_tools(records):
+    """Compilers and device libraries the CUDA wheels ship (ptxas, nvcc, libdevice), where RECORD puts them."""
+    found = []
+    for name in sorted(records):
+        if not name.startswith(("nvidia-", "cuda-")):
+            continue
+        for path in records[name]:
+            base = os.path.basename(path).lower()
+            if base in TOOL_FILES or (base.startswith("libdevice") and base.endswith(".bc")):
+                found.append(
+                    {"name": base, "path": path, "distribution": name, "exists": os.path.exists(path)}
+                )
+    return found[:50]
+
+
+def framework_modules(records):
+    """What `import X` would load for each framework, found without importing it, and who installed it."""
+    try:
+        import importlib.util
+    except ImportError:
+        return []
+    found = []
+    for module in FRAMEWORK_MODULES:
+        try:
+            spec = importlib.util.find_spec(module)
+        except Exception:
+            spec = None
+        if spec is None:
+            continue
+        origin = spec.origin if spec.origin not in (None, "namespace", "built-in") else None
+        if origin is None:
+            locations = list(spec.submodule_search_locations or [])
+            origin = locations[0] if locations else None
+        if not origin:
+            continue
+        path = os.path.normpath(os.path.abspath(origin))
+        rows = [(name, records[name][path]) for name in sorted(records) if path in records[name]]
+        _, matches = on_disk(path, rows, [HASH_BUDGET]) if rows else (None, [])
+        found.append(
+            {"module": module, "path": path, "owners": [name for name, _ in rows], "matches": matches}
+        )
+    return found
+
+
+def marker_environment():
+    """PEP 508's marker variables for this interpreter, computed as `packaging` computes them."""
+    import platform
+
+    implementation = getattr(sys, "implementation", None)
+    info = getattr(implementation, "version", None)
+    version = "0"
+    if info is not None:
+        version = "%d.%d.%d" % (info.major, info.minor, info.micro)
+        if info.releaselevel != "final":
+            version += info.releaselevel[0] + str(info.serial)
+    return {
+        "implementation_name": getattr(implementation, "name", "cpython"),
+        "implementation_version": version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": clip(platform.version()),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
 
 
 def shadowing(site_packages):
@@ -229,6 +446,12 @@ def main():
     is_venv = prefix != base_prefix or hasattr(sys, "real_prefix")
     executable = sys.executable or ""
     sites = site_dirs()
+    found, record_folders = distributions(broken)
+    records = {}
+    for name, folder in record_folders.items():
+        location = os.path.dirname(folder)
+        records[name] = read_record(folder, location)
+    shared, shared_total = shared_files(records)
     result = {
         "executable": executable,
         "version": "%d.%d.%d" % sys.version_info[:3],
@@ -239,7 +462,12 @@ def main():
         "origin": origin_of(executable, prefix, base_prefix, is_venv),
         "bits": struct.calcsize("P") * 8,
         "site_packages": sites,
-        "distributions": distributions(broken),
+        "distributions": found,
+        "marker_environment": marker_environment(),
+        "shared_files": shared,
+        "shared_files_total": shared_total,
+        "framework_modules": framework_modules(records),
+        "wheel_tools": wheel_tools(records),
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
