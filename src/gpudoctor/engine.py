@@ -60,6 +60,7 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
                     why=verdict.why,
                     seen=verdict.seen,
                     fixes=verdict.fixes,
+                    blocks_gpu=rule.blocks_gpu,
                 )
             )
             if verdict.severity is Severity.ERROR or verdict.settles_dependents:

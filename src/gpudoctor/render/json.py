@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpudoctor import __version__
 from gpudoctor.facts import SCHEMA_VERSION, Facts
 from gpudoctor.model import Finding, Report, Severity
 from gpudoctor.redact import redact
+from gpudoctor.render import RenderOptions
 from gpudoctor.serde import to_data
+
+if TYPE_CHECKING:
+    from gpudoctor.pipeline import Run
 
 
 def finding_data(finding: Finding) -> dict[str, Any]:
@@ -53,3 +57,7 @@ def dumps_report(report: Report) -> str:
 
 def dumps_facts(facts: Facts) -> str:
     return json.dumps(redact(to_data(facts)), indent=2, ensure_ascii=False)
+
+
+def render(run: Run, options: RenderOptions) -> str:
+    return dumps_report(run.report) + "\n"

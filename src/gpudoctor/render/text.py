@@ -6,7 +6,7 @@ plain text that pastes cleanly into a bug report.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -15,9 +15,15 @@ from rich.text import Text
 from gpudoctor import __version__
 from gpudoctor.facts import ProbeStatus
 from gpudoctor.model import Finding, Report, Severity
+from gpudoctor.overview import describe_probe
 from gpudoctor.probes import PROBES
-from gpudoctor.probes.base import Description, Mark
+from gpudoctor.probes.base import Mark
 from gpudoctor.redact import redact
+from gpudoctor.render import RenderOptions
+from gpudoctor.render.screen import PLAIN
+
+if TYPE_CHECKING:
+    from gpudoctor.pipeline import Run
 
 MARKS: dict[Mark, tuple[str, str, str]] = {
     "ok": ("✓", "[ok]", "green"),
@@ -37,19 +43,6 @@ def _mark(mark: Mark, console: Console) -> Text:
     glyph, ascii_glyph, style = MARKS[mark]
     fancy = console.is_terminal and (console.encoding or "").lower().startswith("utf")
     return Text(glyph if fancy else ascii_glyph, style=style)
-
-
-def describe_probe(name: str, value: Any, status: ProbeStatus | None) -> Description:
-    probe = next((p for p in PROBES if p.name == name), None)
-    if status is not None and status.state != "ok":
-        mark: Mark = "none" if status.state in ("unavailable", "skipped") else "fail"
-        return Description(mark=mark, summary=f"{status.state}: {status.detail}".rstrip(": "))
-    if value is None or probe is None:
-        return Description(mark="none", summary="not collected")
-    try:
-        return probe.describe(value)
-    except Exception as exc:  # noqa: BLE001 - a describe bug must not cost the report  # a describe bug must not cost the user the report
-        return Description(mark="warn", summary=f"(could not summarise: {type(exc).__name__}: {exc})")
 
 
 Line = tuple[Text, Text]  # a prefix (mark, title, label) and the text after it
@@ -173,3 +166,11 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
         console.print(
             Text(f"{hidden} note{'s' * (hidden != 1)} hidden; run with -v to see them", style="dim")
         )
+
+
+def render(run: Run, options: RenderOptions) -> str:
+    console, buffer = (options.screen or PLAIN).console()
+    render_report(run.report, console, verbose=options.verbose)
+    if run.policy.require_gpu and not run.report.has_usable_gpu:
+        console.print("--require-gpu: no usable NVIDIA GPU was found", style="bold red")
+    return buffer.getvalue()

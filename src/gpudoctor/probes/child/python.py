@@ -3,13 +3,13 @@
 Standard library only, Python 3.6 syntax. Prints one line `@@GPUDOCTOR@@ {json}` at the end.
 """
 
-import json
 import os
 import re
 import struct
 import sys
 
-MARKER = "@@GPUDOCTOR@@ "
+from _prelude import canonical, emit, installed_distributions, read_text
+
 EXACT = {
     "tensorflow",
     "tensorflow-gpu",
@@ -41,7 +41,6 @@ PREFIXES = ("nvidia-", "cuda-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
 FRAMEWORKS = ("tensorflow", "torch", "jax")
 STUB_NAME = "tensorflow-gpu"
 MAX_FIELD = 500
-HEAD_BYTES = 16384
 # Distributions whose RECORD is read: the CUDA library wheels and the frameworks that bundle libraries.
 RECORD_PREFIXES = ("nvidia-", "cuda-", "tensorflow", "tf-nightly", "jax-cuda", "jax-rocm", "tensorrt", "cupy")
 RECORD_EXACT = {"torch", "jax", "jaxlib", "triton", "pytorch-triton", "intel-tensorflow"}
@@ -49,10 +48,7 @@ FRAMEWORK_MODULES = ("tensorflow", "torch", "jax", "jaxlib")
 TOOL_FILES = {"ptxas", "ptxas.exe", "nvcc", "nvcc.exe", "nvlink", "fatbinary"}
 MAX_SHARED = 400
 HASH_BUDGET = 64 << 20  # bytes hashed at most to tell two owners of one file apart
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
+MAX_RECORD = 1 << 25  # bytes read from one RECORD (torch's is ~2 MB)
 
 
 NOT_CUDA = {"nvidia-ml-py", "nvidia-ml-py3", "pynvml"}  # NVML bindings, not CUDA library wheels
@@ -108,117 +104,6 @@ def site_dirs():
     return found
 
 
-def read_text(folder, name):
-    try:
-        with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return None
-
-
-def read_headers(path):
-    """The header block of a METADATA / PKG-INFO file: only the bytes before the first blank line."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(HEAD_BYTES)
-            while b"\n\n" not in data and b"\r\n\r\n" not in data:
-                more = handle.read(HEAD_BYTES)
-                if not more:
-                    break
-                data += more
-    except (OSError, ValueError):
-        return None
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-    head = text.split("\n\n", 1)[0]
-    if "\x00" in head:
-        return None
-    headers = {}
-    key = None
-    for line in head.split("\n"):
-        if line[:1] in (" ", "\t") and key is not None:
-            headers[key][-1] += " " + line.strip()
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not name or " " in name:
-            key = None
-            continue
-        key = name.lower()
-        headers.setdefault(key, []).append(value.strip())
-    return headers
-
-
-def egg_requires(folder):
-    """An egg-info's requires.txt as Requires-Dist strings (sections become markers)."""
-    text = read_text(folder, "requires.txt") or ""
-    found = []
-    marker = ""
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            extra, _, condition = line[1:-1].partition(":")
-            parts = []
-            if condition.strip():
-                parts.append("(" + condition.strip() + ")")
-            if extra.strip():
-                parts.append('extra == "' + extra.strip() + '"')
-            marker = " and ".join(parts)
-            continue
-        found.append(line + ("; " + marker if marker else ""))
-    return found
-
-
-def metadata_entries(broken):
-    """Every distribution on sys.path, first copy first: (name, version, requires, installer, location, folder).
-
-    One directory listing per sys.path entry and one read of each METADATA header block: no
-    importlib.metadata, whose per-distribution parsing costs more than the whole survey may.
-    """
-    entries = []
-    seen_folders = set()
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        try:
-            names = sorted(os.listdir(entry))
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith(".dist-info"):
-                meta_name = "METADATA"
-            elif name.endswith(".egg-info"):
-                meta_name = "PKG-INFO"
-            else:
-                continue
-            folder = os.path.join(entry, name)
-            key = os.path.normcase(os.path.realpath(folder))
-            if key in seen_folders:
-                continue
-            seen_folders.add(key)
-            is_dir = os.path.isdir(folder)
-            if not is_dir and meta_name == "METADATA":
-                continue
-            headers = read_headers(os.path.join(folder, meta_name) if is_dir else folder)
-            if not headers or not headers.get("name") or not headers["name"][0]:
-                broken.append(folder)
-                continue
-            requires = headers.get("requires-dist") or []
-            if meta_name == "PKG-INFO" and is_dir and not requires:
-                requires = egg_requires(folder)
-            entries.append(
-                (
-                    headers["name"][0],
-                    (headers.get("version") or [""])[0],
-                    requires,
-                    read_text(folder, "INSTALLER") if is_dir else None,
-                    entry,
-                    folder if is_dir else None,
-                )
-            )
-    return entries
-
-
 def wants_record(name):
     return name.startswith(RECORD_PREFIXES) or name in RECORD_EXACT
 
@@ -226,31 +111,52 @@ def wants_record(name):
 def distributions(broken):
     seen = {}
     folders = {}
-    for name, version, requires, installer, location, folder in metadata_entries(broken):
-        key = canonical(str(name))
-        requires = [clip(r) for r in requires]
+    for dist in installed_distributions(broken=broken):
+        key = dist["name"]
+        requires = [clip(r) for r in dist["requires"]]
         if not (wanted(key) or any(names_stub(r) for r in requires)):
-            continue
-        if key in seen:
-            copies = seen[key].setdefault("shadowed", [])
-            if len(copies) < 5:
-                copies.append({"version": clip(version), "location": location})
             continue
         seen[key] = {
             "name": key,
-            "version": clip(version),
+            "version": clip(dist["version"]),
             "requires": requires,
-            "installer": (installer or "").strip() or None,
-            "location": location,
+            "installer": dist["installer"],
+            "location": dist["location"],
         }
-        if folder and wants_record(key):
-            folders[key] = folder
+        if wants_record(key) and os.path.isdir(dist["path"]) and dist["path"].endswith(".dist-info"):
+            folders[key] = dist["path"]
+    add_shadowed(seen)
     return sorted(seen.values(), key=lambda d: d["name"]), folders
+
+
+def add_shadowed(seen):
+    """Copies of a surveyed distribution further down sys.path (a user-site torch under a venv's), by folder name."""
+    first = {}
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for folder in names:
+            if not folder.endswith(".dist-info"):
+                continue
+            name, _, version = folder[: -len(".dist-info")].partition("-")
+            key = canonical(name)
+            if key not in seen:
+                continue
+            if key not in first:
+                first[key] = entry
+            elif first[key] != entry:
+                copies = seen[key].setdefault("shadowed", [])
+                if len(copies) < 5:
+                    copies.append({"version": clip(version), "location": entry})
 
 
 def read_record(folder, location):
     """RECORD rows as {absolute path: (hash, size)}, without the dist-info folder's own files."""
-    text = read_text(folder, "RECORD")
+    text = read_text(os.path.join(folder, "RECORD"), MAX_RECORD)
     if not text:
         return {}
     rows = {}
@@ -407,21 +313,23 @@ def marker_environment():
 
 
 def shadowing(site_packages):
+    """Framework names that a file or folder in the working directory would shadow for the user's scripts."""
     cwd = os.getcwd()
     if any(os.path.normcase(os.path.abspath(p)) == os.path.normcase(cwd) for p in site_packages):
         return []
     found = []
     try:
-        import importlib.util
+        from importlib.machinery import PathFinder
     except ImportError:
         return found
+    search = [cwd] + sys.path  # what the user's own `python script.py` or `python -c` in this folder sees
     for name in FRAMEWORKS:
         module_file = os.path.join(cwd, name + ".py")
         folder = os.path.join(cwd, name)
         if not (os.path.isfile(module_file) or os.path.isdir(folder)):
             continue
         try:
-            spec = importlib.util.find_spec(name)
+            spec = PathFinder.find_spec(name, search)
         except Exception:
             spec = None
         if spec is None:
@@ -449,8 +357,7 @@ def main():
     found, record_folders = distributions(broken)
     records = {}
     for name, folder in record_folders.items():
-        location = os.path.dirname(folder)
-        records[name] = read_record(folder, location)
+        records[name] = read_record(folder, os.path.dirname(folder))
     shared, shared_total = shared_files(records)
     result = {
         "executable": executable,
@@ -471,8 +378,7 @@ def main():
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
-    sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    emit(result)
 
 
 main()

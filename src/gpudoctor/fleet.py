@@ -1,0 +1,568 @@
+"""A whole cluster at once: read many nodes' reports or facts, group their findings by root cause.
+
+Input is untrusted: a report or facts file from a node may be missing, huge, not a regular file,
+not JSON, too deep, of the wrong shape or from a newer gpudoctor. Each such file becomes one
+`Unreadable` line; nothing here raises for a bad file. Reports (`gpudoctor check --json`) are taken
+as their node judged them; facts files (`--save-facts`, `gpudoctor collect`) are judged here with the
+real engine and matrix. Everything read is sanitised once, at load: control characters become
+visible escapes and long strings are cut, so every renderer can print what it gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from gpudoctor.matrix import Matrix
+
+MAX_FILE_BYTES = 16 * 1024 * 1024  # a real report is 5-50 KB; a facts file with a big survey < 2 MB
+MAX_FILES = 200_000  # files gathered from folders, all together
+MAX_FOLDER_DEPTH = 8
+MAX_FINDINGS_PER_NODE = 500
+MAX_TEXT = 400  # characters kept of a title or message read from a file
+MAX_NAME = 120
+
+SEVERITIES = ("error", "warning", "info")
+NodeKind = Literal["report", "facts"]
+
+
+class FleetUsageError(Exception):
+    """The command line itself is wrong (a path that does not exist, nothing to read): exit 2."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeFinding:
+    code: str
+    severity: str  # "error" | "warning" | "info"
+    title: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    """One node whose report or facts were read."""
+
+    name: str
+    path: str
+    kind: NodeKind
+    findings: tuple[NodeFinding, ...] = ()
+    usable_gpu: bool | None = None
+    gpus: int | None = None
+    driver_version: str | None = None
+    gpudoctor_version: str = ""
+    schema_version: int | None = None
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def state(self) -> Literal["error", "warning", "healthy"]:
+        if self.count("error"):
+            return "error"
+        return "warning" if self.count("warning") else "healthy"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unreadable:
+    name: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Variant:
+    """One wording of a finding (its message carries the node's own facts) and where it was seen."""
+
+    message: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingGroup:
+    """One root cause across the fleet: a finding code and every node that reported it."""
+
+    code: str
+    severity: str
+    title: str
+    nodes: tuple[str, ...]
+    variants: tuple[Variant, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.nodes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fleet:
+    nodes: tuple[Node, ...] = ()
+    unreadable: tuple[Unreadable, ...] = ()
+    groups: tuple[FindingGroup, ...] = field(default=())
+
+    def names(self, state: str) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes if n.state == state)
+
+    @property
+    def healthy(self) -> tuple[str, ...]:
+        return self.names("healthy")
+
+    @property
+    def total(self) -> int:
+        return len(self.nodes) + len(self.unreadable)
+
+
+def exit_code(fleet: Fleet, *, fail_on_warning: bool = False) -> int:
+    """1 when any node has an error (or a warning, if asked) or could not be read, else 0."""
+    if fleet.unreadable or any(n.state == "error" for n in fleet.nodes):
+        return 1
+    if fail_on_warning and any(n.state == "warning" for n in fleet.nodes):
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str, limit: int = MAX_TEXT) -> str:
+    """A string from an untrusted file, safe to print: control characters escaped, length capped."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return text
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """gpu2 before gpu10."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name) if p)
+
+
+_HOST = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def hostlist(names: Iterable[str]) -> str:
+    """Slurm-style compressed names: gpu-[01-04,07],login1."""
+    numbered: dict[tuple[str, str], list[str]] = {}
+    order: list[tuple[str, str] | str] = []
+    for name in sorted(set(names), key=natural_key):
+        match = _HOST.match(name)
+        if not match or any(c in name for c in "[],"):
+            order.append(name)
+            continue
+        prefix, digits, suffix = match.groups()
+        if (prefix, suffix) not in numbered:
+            numbered[(prefix, suffix)] = []
+            order.append((prefix, suffix))
+        numbered[(prefix, suffix)].append(digits)
+    parts: list[str] = []
+    for item in order:
+        if isinstance(item, str):
+            parts.append(item)
+            continue
+        prefix, suffix = item
+        for width, numbers in _by_width(numbered[item]):
+            if len(numbers) == 1:
+                parts.append(f"{prefix}{numbers[0]:0{width}d}{suffix}")
+            else:
+                parts.append(f"{prefix}[{_ranges(numbers, width)}]{suffix}")
+    return ",".join(parts)
+
+
+def _by_width(all_digits: list[str]) -> list[tuple[int, list[int]]]:
+    """Zero-padded numbers keep their width; an unpadded one joins the padded of its length."""
+    widths = {len(d) for d in all_digits if len(d) > 1 and d.startswith("0")}
+    groups: dict[int, list[int]] = {}
+    for digits in all_digits:
+        width = len(digits) if len(digits) in widths else 0
+        groups.setdefault(width, []).append(int(digits))
+    return [(w, sorted(set(groups[w]))) for w in sorted(groups)]
+
+
+def _ranges(numbers: list[int], width: int) -> str:
+    ranges: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        ranges.append(f"{start:0{width}d}" if start == prev else f"{start:0{width}d}-{prev:0{width}d}")
+        if n is not None:
+            start = prev = n
+    return ",".join(ranges)
+
+
+def node_names(paths: Sequence[Path]) -> list[str]:
+    """Each file's node name: its file name without `.json`; the folders too where two collide."""
+
+    def stem(path: Path, parents: int) -> str:
+        name = path.name[:-5] if path.name.lower().endswith(".json") else path.name
+        parts = [*path.parent.parts[len(path.parent.parts) - parents :], name] if parents else [name]
+        return clean("/".join(parts), MAX_NAME) or "?"
+
+    names = [stem(p, 0) for p in paths]
+    for parents in range(1, 4):
+        seen: dict[str, int] = {}
+        for n in names:
+            seen[n] = seen.get(n, 0) + 1
+        if all(c == 1 for c in seen.values()):
+            break
+        names = [stem(p, parents) if seen[n] > 1 else n for p, n in zip(paths, names, strict=True)]
+    counts: dict[str, int] = {}
+    unique = []
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
+        unique.append(n if counts[n] == 1 else f"{n}#{counts[n]}")
+    return unique
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the files
+
+
+def discover(arguments: Sequence[str]) -> list[Path]:
+    """Files named on the command line, and every `*.json` below the folders named there."""
+    if not arguments:
+        raise FleetUsageError("name at least one report file or folder")
+    found: list[Path] = []
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        key = os.path.normpath(str(path))
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+        if len(found) > MAX_FILES:
+            raise FleetUsageError(f"more than {MAX_FILES} files to read; name fewer folders")
+
+    for argument in arguments:
+        path = Path(argument)
+        try:
+            is_dir = path.is_dir()
+            exists = is_dir or path.exists() or path.is_symlink()
+        except OSError as exc:
+            raise FleetUsageError(f"{clean(argument)}: {exc.strerror or exc}") from exc
+        if not exists:
+            raise FleetUsageError(f"{clean(argument)}: no such file or folder")
+        if not is_dir:
+            add(path)
+            continue
+        before = len(found)
+        for file in _walk(path, 0):
+            add(file)
+        if len(found) == before:
+            raise FleetUsageError(f"{clean(argument)}: no *.json reports in this folder")
+    return found
+
+
+def _walk(folder: Path, depth: int) -> Iterator[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            items = sorted(entries, key=lambda e: natural_key(e.name))
+    except OSError:
+        return
+    for entry in items:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if depth < MAX_FOLDER_DEPTH and not entry.name.startswith("."):
+                    yield from _walk(Path(entry.path), depth + 1)
+            elif entry.name.lower().endswith(".json") and not entry.name.startswith("."):
+                yield Path(entry.path)
+        except OSError:
+            continue
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading one file
+
+
+class _Bad(Exception):
+    """This node's file cannot be used; the message is the one line shown for it."""
+
+
+def read_bounded(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit`; never blocks on a FIFO or a device."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise _Bad(f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Bad("not a regular file")
+        if info.st_size > limit:
+            raise _Bad(f"too large ({info.st_size} bytes; a report is at most {limit})")
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise _Bad(f"too large (over {limit} bytes)")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Bad(f"cannot read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def parse_json(data: bytes) -> Any:
+    if not data.strip():
+        raise _Bad("empty file")
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise _Bad("nested too deeply to be a gpudoctor report") from None
+    except UnicodeDecodeError as exc:
+        raise _Bad(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:
+        raise _Bad(f"not valid JSON: {clean(str(exc), 160)}") from None
+
+
+def _text(value: Any, where: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise _Bad(f"{where} is {type(value).__name__}, not text")
+    return clean(value, limit)
+
+
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,15}$")
+
+
+def _findings(raw: Any) -> tuple[NodeFinding, ...]:
+    if not isinstance(raw, list):
+        raise _Bad(f"findings is {type(raw).__name__}, not a list")
+    if len(raw) > MAX_FINDINGS_PER_NODE:
+        raise _Bad(f"{len(raw)} findings (at most {MAX_FINDINGS_PER_NODE} are believable)")
+    findings = []
+    for i, item in enumerate(raw):
+        where = f"findings[{i}]"
+        if not isinstance(item, dict):
+            raise _Bad(f"{where} is {type(item).__name__}, not an object")
+        code = _text(item.get("code"), f"{where}.code", required=True, limit=40)
+        if not _CODE.match(code):
+            raise _Bad(f"{where}.code is {code!r}, not a finding code")
+        severity = item.get("severity")
+        if severity not in SEVERITIES:
+            raise _Bad(f"{where}.severity is {clean(repr(severity), 40)}, not error, warning or info")
+        findings.append(
+            NodeFinding(
+                code=code,
+                severity=severity,
+                title=_text(item.get("title"), f"{where}.title"),
+                message=_text(item.get("message"), f"{where}.message"),
+            )
+        )
+    return tuple(findings)
+
+
+def _inventory(facts: Any) -> tuple[int | None, str | None]:
+    """GPU count and driver version, read leniently from a facts mapping."""
+    driver = facts.get("driver") if isinstance(facts, dict) else None
+    if not isinstance(driver, dict):
+        return None, None
+    gpus = driver.get("gpus")
+    version = driver.get("driver_version")
+    return (
+        len(gpus) if isinstance(gpus, list) else None,
+        clean(version, 40) if isinstance(version, str) and version else None,
+    )
+
+
+def _schema(doc: dict[str, Any]) -> int | None:
+    value = doc.get("schema_version")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _report_node(name: str, path: str, doc: dict[str, Any]) -> Node:
+    from gpudoctor.facts import SCHEMA_VERSION
+
+    schema = _schema(doc)
+    try:
+        findings = _findings(doc["findings"])
+    except _Bad as exc:
+        if schema is not None and schema > SCHEMA_VERSION:
+            raise _Bad(
+                f"{exc} (written by a newer gpudoctor: report schema {schema}, this one reads "
+                f"{SCHEMA_VERSION})"
+            ) from None
+        raise
+    summary = doc.get("summary")
+    usable = summary.get("usable_gpu") if isinstance(summary, dict) else None
+    gpus, driver = _inventory(doc.get("facts"))
+    version = doc.get("gpudoctor_version")
+    return Node(
+        name=name,
+        path=path,
+        kind="report",
+        findings=findings,
+        usable_gpu=usable if isinstance(usable, bool) else None,
+        gpus=gpus,
+        driver_version=driver,
+        gpudoctor_version=clean(version, 40) if isinstance(version, str) else "",
+        schema_version=schema,
+    )
+
+
+class Judge:
+    """Judges facts files with the real engine; identical facts (but for timings) are judged once."""
+
+    def __init__(self, matrix_loader: Callable[[], Matrix]) -> None:
+        self._matrix_loader = matrix_loader
+        self._matrix: Matrix | None = None
+        self._memo: dict[str, tuple[tuple[NodeFinding, ...], bool]] = {}
+
+    def __call__(self, raw: dict[str, Any]) -> tuple[tuple[NodeFinding, ...], bool]:
+        from gpudoctor.engine import diagnose
+        from gpudoctor.facts import Facts
+        from gpudoctor.serde import SerdeError, from_data
+
+        key = json.dumps(_without_timings(raw), sort_keys=True, default=str)
+        if key in self._memo:
+            return self._memo[key]
+        try:
+            facts = from_data(Facts, raw)
+        except SerdeError as exc:
+            raise _Bad(f"does not look like gpudoctor facts: {clean(str(exc), 200)}") from None
+        except RecursionError:
+            raise _Bad("nested too deeply to be gpudoctor facts") from None
+        if self._matrix is None:
+            self._matrix = self._matrix_loader()
+        report = diagnose(facts, self._matrix)
+        result = (
+            tuple(
+                NodeFinding(
+                    code=f.code, severity=f.severity.value, title=clean(f.title), message=clean(f.message)
+                )
+                for f in report.findings
+            ),
+            report.has_usable_gpu,
+        )
+        self._memo[key] = result
+        return result
+
+
+def _without_timings(raw: dict[str, Any]) -> dict[str, Any]:
+    probes = raw.get("probes")
+    if not isinstance(probes, list):
+        return raw
+    return {
+        **raw,
+        "probes": [
+            {k: v for k, v in p.items() if k != "seconds"} if isinstance(p, dict) else p for p in probes
+        ],
+    }
+
+
+def _facts_node(name: str, path: str, raw: dict[str, Any], judge: Judge) -> Node:
+    from gpudoctor.facts import SCHEMA_VERSION
+
+    schema = _schema(raw)
+    if schema is not None and schema > SCHEMA_VERSION:
+        raise _Bad(
+            f"facts written by a newer gpudoctor (schema {schema}; this one reads {SCHEMA_VERSION}): "
+            "upgrade gpudoctor here, or have the nodes write `gpudoctor check --json` reports"
+        )
+    findings, usable = judge(raw)
+    gpus, driver = _inventory(raw)
+    version = raw.get("gpudoctor_version")
+    return Node(
+        name=name,
+        path=path,
+        kind="facts",
+        findings=findings,
+        usable_gpu=usable,
+        gpus=gpus,
+        driver_version=driver,
+        gpudoctor_version=clean(version, 40) if isinstance(version, str) else "",
+        schema_version=schema,
+    )
+
+
+def read_node(name: str, path: Path, judge: Judge) -> Node | Unreadable:
+    shown = clean(str(path), 300)
+    try:
+        doc = parse_json(read_bounded(path))
+        if not isinstance(doc, dict):
+            raise _Bad(f"a JSON {type(doc).__name__}, not a gpudoctor report or facts object")
+        if "findings" in doc:
+            return _report_node(name, shown, doc)
+        if any(key in doc for key in ("probes", "driver", "platform", "target")):
+            return _facts_node(name, shown, doc, judge)
+        raise _Bad("neither a gpudoctor report (no findings) nor gpudoctor facts (no probes)")
+    except _Bad as exc:
+        return Unreadable(name=name, path=shown, reason=str(exc))
+    except MemoryError:
+        return Unreadable(name=name, path=shown, reason="too large to read")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fleet
+
+
+def group(nodes: Iterable[Node], *, include_info: bool = True) -> tuple[FindingGroup, ...]:
+    """One group per finding code, errors first, then the most widespread."""
+    by_code: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        for finding in node.findings:
+            if finding.severity == "info" and not include_info:
+                continue
+            entry = by_code.setdefault(
+                finding.code,
+                {"severity": finding.severity, "title": finding.title, "nodes": {}, "variants": {}},
+            )
+            if SEVERITIES.index(finding.severity) < SEVERITIES.index(entry["severity"]):
+                entry["severity"] = finding.severity  # a newer node may judge it more severely
+            entry["title"] = entry["title"] or finding.title
+            entry["nodes"][node.name] = None
+            entry["variants"].setdefault(finding.message, {})[node.name] = None
+    groups = [
+        FindingGroup(
+            code=code,
+            severity=entry["severity"],
+            title=entry["title"],
+            nodes=tuple(sorted(entry["nodes"], key=natural_key)),
+            variants=tuple(
+                sorted(
+                    (
+                        Variant(message=message, nodes=tuple(sorted(names, key=natural_key)))
+                        for message, names in entry["variants"].items()
+                    ),
+                    key=lambda v: (-len(v.nodes), v.message),
+                )
+            ),
+        )
+        for code, entry in by_code.items()
+    ]
+    return tuple(sorted(groups, key=lambda g: (SEVERITIES.index(g.severity), -g.count, g.code)))
+
+
+def gather(arguments: Sequence[str], matrix_loader: Callable[[], Matrix]) -> Fleet:
+    """Read every report or facts file named (or found in the folders named) and group them."""
+    paths = discover(arguments)
+    names = node_names(paths)
+    judge = Judge(matrix_loader)
+    nodes: list[Node] = []
+    unreadable: list[Unreadable] = []
+    for name, path in zip(names, paths, strict=True):
+        result = read_node(name, path, judge)
+        if isinstance(result, Node):
+            nodes.append(result)
+        else:
+            unreadable.append(result)
+    nodes.sort(key=lambda n: natural_key(n.name))
+    unreadable.sort(key=lambda u: natural_key(u.name))
+    return Fleet(nodes=tuple(nodes), unreadable=tuple(unreadable), groups=group(nodes))

@@ -1,0 +1,189 @@
+"""The check pipeline, shared by every subcommand: gather facts → judge → decide the exit code.
+
+    facts = gather(python=..., timeout=...)       # or load_facts(path) for a replay
+    report = judge(facts, load_matrix(None), policy)
+    decision = decide(report, policy)            # a pure function of the report and the policy
+
+Nothing here prints: renderers in `render/` turn a `Run` into text, JSON, Markdown, JUnit or GitHub
+annotations. Bad input from the user (a missing file, a broken facts file) raises `UsageError`,
+which the CLI turns into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from gpudoctor.facts import Facts, ProbeStatus
+    from gpudoctor.matrix import Matrix
+    from gpudoctor.model import Report
+
+FailOn = Literal["error", "warning"]
+
+
+class UsageError(Exception):
+    """Bad input from the user (a missing file, a broken facts file): exit 2 with one clear line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """What the caller asks of the machine; it decides the exit code, never the findings' content."""
+
+    fail_on: FailOn = "error"
+    require_gpu: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Origin:
+    """Where the facts came from: probed live here, or replayed from a saved file."""
+
+    kind: Literal["live", "replay"] = "live"
+    path: str = ""  # the facts file of a replay
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The exit code and why: 0 healthy, 1 failed (`reason` says because of what)."""
+
+    exit_code: int
+    reason: Literal["", "errors", "warnings", "no-gpu"] = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.exit_code != 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """Everything a renderer needs: the report, the policy it was judged under, and the verdict."""
+
+    report: Report
+    policy: Policy
+    decision: Decision
+    origin: Origin = dataclasses.field(default_factory=Origin)
+
+
+def load_matrix(path: Path | str | None) -> Matrix:
+    from gpudoctor.matrix import MatrixError
+    from gpudoctor.matrix import load_matrix as load
+
+    try:
+        return load(str(path) if path else None)
+    except MatrixError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read matrix file {path}: {exc.strerror or exc}") from exc
+
+
+def load_facts(path: Path) -> Facts:
+    """Facts saved by `--save-facts` or `collect`, or a whole `--json` report."""
+    import json
+
+    from gpudoctor.facts import SCHEMA_VERSION, Facts
+    from gpudoctor.serde import SerdeError, from_data
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read facts file {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UsageError(f"facts file {path} is not valid JSON: {exc}") from exc
+    if isinstance(raw, dict) and "facts" in raw and "findings" in raw:
+        raw = raw["facts"]  # a whole `--json` report works too
+    if (
+        isinstance(raw, dict)
+        and isinstance(raw.get("schema_version"), int)
+        and raw["schema_version"] > SCHEMA_VERSION
+    ):
+        raise UsageError(
+            f"facts file {path} was written by a newer gpudoctor (schema {raw['schema_version']}; this one reads "
+            f"{SCHEMA_VERSION}): upgrade with `pip install -U gpudoctor`"
+        )
+    try:
+        return from_data(Facts, raw)
+    except SerdeError as exc:
+        raise UsageError(f"facts file {path} does not look like gpudoctor facts: {exc}") from exc
+
+
+ProgressCallback = Callable[[str, "ProbeStatus"], None]
+
+
+def probe_names() -> tuple[str, ...]:
+    from gpudoctor.probes import PROBES
+
+    return tuple(p.name for p in PROBES)
+
+
+def gather(python: str | None, timeout: float, on_done: ProgressCallback | None = None) -> Facts:
+    """Probe this machine: every probe concurrently, framework children under `timeout` seconds."""
+    from gpudoctor.collect import collect
+    from gpudoctor.probes import PROBES
+    from gpudoctor.probes.base import ProbeContext
+    from gpudoctor.runner import SubprocessRunner
+    from gpudoctor.target import select_target
+
+    env = dict(os.environ)
+    target = select_target(python, env, str(Path.cwd()))
+    if python:
+        path = Path(target.python)
+        if not path.exists():
+            broken = path.is_symlink()
+            raise UsageError(
+                f"--python {python}: "
+                + (
+                    "a link to an interpreter that no longer exists (recreate the environment)"
+                    if broken
+                    else "no such interpreter"
+                )
+            )
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise UsageError(f"--python {python}: not an executable program")
+    ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
+    # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
+    # no probe may outlast that.
+    probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
+    return collect(ctx, probes, on_done=on_done)
+
+
+def judge(facts: Facts, matrix: Matrix, policy: Policy | None = None) -> Report:
+    """Run every rule over the facts; the policy adds what the caller required of the machine."""
+    from gpudoctor.engine import diagnose
+
+    return diagnose(facts, matrix)
+
+
+def decide(report: Report, policy: Policy) -> Decision:
+    """The exit code, from the report and the policy alone."""
+    from gpudoctor.model import Severity
+
+    if report.count(Severity.ERROR):
+        return Decision(exit_code=1, reason="errors")
+    if policy.fail_on == "warning" and report.count(Severity.WARNING):
+        return Decision(exit_code=1, reason="warnings")
+    if policy.require_gpu and not report.has_usable_gpu:
+        return Decision(exit_code=1, reason="no-gpu")
+    return Decision(exit_code=0)
+
+
+def check(
+    *,
+    facts: Facts,
+    matrix: Matrix,
+    policy: Policy,
+    origin: Origin | None = None,
+) -> Run:
+    """Judge facts and decide: the whole pipeline after gathering."""
+    report = judge(facts, matrix, policy)
+    return Run(report=report, policy=policy, decision=decide(report, policy), origin=origin or Origin())
+
+
+def warm_up() -> None:
+    """Import rules and renderers; the CLI runs it in a thread while the probes wait on children."""
+    import gpudoctor.engine
+    import gpudoctor.render.json
+    import gpudoctor.render.text  # noqa: F401
