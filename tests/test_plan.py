@@ -437,3 +437,40 @@ def test_cli_bad_usage_exits_2(args: tuple[str, ...]) -> None:
     run = gpudoctor(*args)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("version", "cudnn"), [("2.11", "cudnn=8.1"), ("2.13", "cudnn>=8.6,<9")])
+def test_tensorflow_before_and_cuda_on_linux_gets_cuda_from_conda_forge(
+    version: str, cudnn: str, matrix: Matrix
+) -> None:
+    facts = _facts("Linux", driver="535.104.05", gpu="NVIDIA GeForce RTX 2080", cc="7.5", python="3.10.12")
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "tensorflow", version)
+    assert plan.status == "ready" and plan.install is not None
+    commands = _all_commands(plan)
+    row = matrix.tensorflow_release(version)
+    assert row is not None and row.linux is not None
+    create = next(c for c in commands if c.startswith("conda create"))
+    assert f"cudatoolkit={row.linux.cuda}" in create and cudnn in create
+    script = next(c for c in commands if "activate.d/gpudoctor-cuda.sh" in c)
+    assert "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" in script
+    report = diagnose(planned_facts(plan, matrix) or Facts(), matrix)
+    for code in ("GD203", "GD204", "GD111", "GD414"):
+        outcome = report.outcome(code)
+        assert outcome is not None and outcome.state == "pass", (code, outcome)
+
+
+def test_conda_manager_creates_the_environment_with_the_python_the_release_needs(matrix: Matrix) -> None:
+    facts = _facts(
+        "Linux", driver="550.54.14", gpu="NVIDIA GeForce RTX 3090", cc="8.6", python="3.8.10", conda=True
+    )
+    machine = machine_from_facts(facts, matrix)
+    assert machine.manager == "conda"
+    plan = make_plan(matrix, machine, "jax")
+    assert plan.status == "ready" and plan.install is not None
+    assert Version(plan.install.python) >= Version("3.12")  # jax 0.12 needs 3.12 or newer; conda makes it
+    assert any(
+        c.startswith(f"conda create -y -n jax-{plan.install.release} -c conda-forge python=")
+        for c in _all_commands(plan)
+    )
+    planned = planned_facts(plan, matrix)
+    assert planned is not None and planned.conda is not None and planned.conda.is_target

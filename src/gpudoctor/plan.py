@@ -75,7 +75,7 @@ CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 CUDA_CACHE_BYTES = "4294967296"
-ACTIVATE_D = '"$CONDA_PREFIX/etc/conda/activate.d"'
+ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
 # single-quoted for printf: the activate script itself expands the variables, never adding an empty entry
 CONDA_LIBRARY_PATH_LINE = (
     "'export LD_LIBRARY_PATH=\"$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"'"
@@ -148,7 +148,7 @@ class Machine:
         if self.driver and self.driver_cuda:
             driver += f" (CUDA {self.driver_cuda})"
         python = f"Python {self.python}" if self.python else "Python unknown"
-        return f"{where} {self.arch}; {gpus}; {driver}; {python}; {self.manager}"
+        return f"{where} {self.platform.machine or self.arch}; {gpus}; {driver}; {python}; {self.manager}"
 
 
 def _flavor(platform: PlatformFacts | None) -> Flavor:
@@ -162,12 +162,14 @@ def _flavor(platform: PlatformFacts | None) -> Flavor:
     return "linux"
 
 
+_JETSON_GPU = re.compile(r"\b(orin|xavier|jetson|thor|tegra|tx1|tx2)\b", re.IGNORECASE)
+
+
 def _is_jetson(platform: PlatformFacts | None, gpus: Iterable[tuple[str, str | None]]) -> bool:
-    if platform is None or (platform.machine or "").lower() not in ("aarch64", "arm64"):
-        return False
-    if getattr(platform, "jetson", None):
+    """A Jetson: its integrated GPU's name says so (Orin, Xavier, Thor, TX2, Nano)."""
+    if platform is not None and getattr(platform, "jetson", None):
         return True
-    return any(re.search(r"\b(orin|xavier|jetson|thor|tegra)\b", name, re.IGNORECASE) for name, _ in gpus)
+    return any(_JETSON_GPU.search(name) for name, _ in gpus)
 
 
 def _short(version: str) -> bool:
@@ -212,9 +214,8 @@ def machine_from_facts(
     platform = facts.platform or PlatformFacts()
     if os_name is not None:
         system = {"linux": "Linux", "wsl": "Linux", "windows": "Windows", "macos": "Darwin"}[os_name]
-        machine = platform.machine or ("arm64" if os_name == "macos" else "x86_64")
-        if os_name == "windows" and machine == "x86_64":
-            machine = "AMD64"
+        default_arch = {"macos": "arm64", "windows": "AMD64"}.get(os_name, "x86_64")
+        machine = platform.machine if platform.machine and platform.system == system else default_arch
         platform = dataclasses.replace(
             platform,
             system=system,
@@ -708,8 +709,8 @@ def _requirements(
             need="python",
             text=f"Python {_python_text(minors)}",
             have=(have_py or "unknown")
-            + ("" if have_py == python or have_py is None else f" (the plan uses {python})"),
-            ok=True if have_py is None or have_py == python else None,
+            + ("" if have_py == python or have_py is None else f" (the plan's environment gets {python})"),
+            ok=True if have_py is None or have_py == python or machine.manager == "conda" else None,
         )
     )
     support, missing = _gpu_support(candidate, machine)
@@ -1135,7 +1136,7 @@ def _tf_steps(
             )
     elif machine.wheels == "linux":
         cudnn = ".".join(row.cudnn.split(".")[:2])
-        conda_specs = (f"cudatoolkit={row.cuda}", f"cudnn={cudnn}")
+        conda_specs = (f"cudatoolkit={row.cuda}", _conda_cudnn(cudnn))
         install = Install(
             release=release,
             version=version,
@@ -1154,8 +1155,8 @@ def _tf_steps(
                 summary="Put the environment's CUDA libraries on the loader path whenever it is activated, "
                 "then activate it again",
                 commands=(
-                    f"mkdir -p {ACTIVATE_D}",
-                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > {ACTIVATE_D}/gpudoctor-cuda.sh",
+                    f'mkdir -p "{ACTIVATE_D}"',
+                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > \"{ACTIVATE_D}/gpudoctor-cuda.sh\"",
                     f"conda deactivate && conda activate {env}",
                 ),
                 kind="configure",
@@ -1236,6 +1237,18 @@ def _tf_steps(
             )
         )
     return install, steps, notes
+
+
+# cuDNN series conda-forge publishes builds of (conda-forge/cudnn-feedstock); another series is asked
+# for as "this minor or newer within the major", which TensorFlow accepts.
+CONDA_FORGE_CUDNN = frozenset({"7.6", "8.0", "8.1", "8.2", "8.4", "8.8", "8.9"})
+
+
+def _conda_cudnn(series: str) -> str:
+    if series in CONDA_FORGE_CUDNN:
+        return f"cudnn={series}"
+    major = int(series.split(".")[0])
+    return f"cudnn>={series},<{major + 1}"
 
 
 def _user_path_command(folder: str) -> str:
@@ -1775,13 +1788,22 @@ def _nothing(
     name = FRAMEWORK_NAMES[framework]
     problems: list[str] = []
     ways: list[Step] = []
-    if machine.flavor != "macos" and not machine.gpus:
+    if machine.jetson:
+        problems.append(
+            f"This is a Jetson: {name}'s PyPI CUDA wheels in gpudoctor's matrix are x86_64 and SBSA server builds, "
+            "not JetPack builds"
+        )
+        judged = []
+    elif machine.flavor == "macos" and framework == "jax":
+        problems.append(f"JAX on macOS: {matrix.platform.jax_macos}")
+        judged = []
+    elif machine.flavor != "macos" and not machine.gpus:
         problems.append(
             "No NVIDIA GPU was found" + (" and no NVIDIA driver works here" if machine.driver is None else "")
         )
-    if not judged:
+    if not judged and not problems:
         problems.append(f"gpudoctor's matrix has no {name} GPU build for {machine.describe().split(';')[0]}")
-    elif machine.gpus or machine.flavor == "macos":
+    elif judged and (machine.gpus or machine.flavor == "macos"):
         first = judged[0]
         with_kernels = [j for j in judged if not any(r.need == "gpu" for r in j.failed)]
         if machine.gpus and not with_kernels:
