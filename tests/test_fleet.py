@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gpudoctor.fleet import clean, hostlist, natural_key, node_names
+from gpudoctor.fleet import FleetUsageError, clean, expand_hostlist, hostlist, natural_key, node_names
 from gpudoctor.render.json import dumps_report
 from tests.test_cli import HEALTHY, NO_DRIVER, gpudoctor, write_facts
 from tests.test_machines import MACHINES, run_machine
@@ -57,6 +57,7 @@ def test_groups_findings_by_root_cause_with_count_and_nodes(cluster: Path) -> No
         "with_warnings_only": 0,
         "healthy": 7,
         "unreadable": 0,
+        "missing": 0,
     }
     by_code = {f["code"]: f for f in data["findings"]}
     report_codes = {f["code"] for f in json.loads((cluster / "gpu-07.json").read_text())["findings"]}
@@ -238,6 +239,46 @@ def test_a_folder_without_reports_is_bad_usage(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     result = gpudoctor("fleet", str(tmp_path))
     assert result.returncode == 2 and "no *.json reports" in result.stderr
+
+
+def test_expected_nodes_without_a_report_are_missing(cluster: Path) -> None:
+    code, data = fleet_json("--expect", "gpu-[01-10],gpu-[11-12]", str(cluster))
+    assert code == 1
+    assert data["missing"] == ["gpu-11", "gpu-12"]
+    assert data["summary"]["nodes"] == 12
+    text = gpudoctor("fleet", "--expect", "gpu-[01-12]", str(cluster)).stdout
+    assert "12 nodes: 3 with errors, 0 with warnings only, 7 healthy, 2 without a report" in text
+    assert "No report from: 2 nodes\n  gpu-[11-12]\n" in text
+    bad = gpudoctor("fleet", "--expect", "gpu-[01-", str(cluster))
+    assert bad.returncode == 2 and "unbalanced brackets" in bad.stderr
+
+
+def test_a_fleet_summary_in_the_folder_is_not_taken_for_a_node(cluster: Path) -> None:
+    assert (
+        gpudoctor("fleet", "--format", "json", "-o", str(cluster / "fleet.json"), str(cluster)).returncode
+        == 1
+    )
+    code, data = fleet_json(str(cluster))
+    assert code == 1
+    assert data["unreadable"] == [
+        {
+            "node": "fleet",
+            "path": str(cluster / "fleet.json"),
+            "reason": "a `gpudoctor fleet` summary, not one node's report",
+        }
+    ]
+
+
+def test_expand_hostlist() -> None:
+    assert expand_hostlist("gpu-[01-03,07],login1") == ["gpu-01", "gpu-02", "gpu-03", "gpu-07", "login1"]
+    assert expand_hostlist("a[1-2]b[3-4]") == ["a1b3", "a1b4", "a2b3", "a2b4"]
+    assert expand_hostlist("n[9-11]") == ["n9", "n10", "n11"]
+    assert expand_hostlist(hostlist([f"x{i:03d}" for i in range(5, 700, 3)])) == [
+        f"x{i:03d}" for i in range(5, 700, 3)
+    ]
+    for bad in ("a[1-", "a]", "a[x]", "a[5-3]", "a[0-99999999]"):
+        with pytest.raises(FleetUsageError):
+            expand_hostlist(bad)
 
 
 def test_hostlist_compresses_like_slurm() -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gpudoctor.facts import CondaPackage
 from gpudoctor.probes import conda
 from gpudoctor.probes.base import ProbeUnavailable
-from tests.conftest import OUTPUTS, make_ctx, write_executable
+from tests.conftest import OUTPUTS, FakeCall, FakeProgram, fake_program, make_ctx
 
 RECORDS: list[dict[str, object]] = [
     {
@@ -45,6 +46,13 @@ RECORDS: list[dict[str, object]] = [
         "version": "3.9.18",
     },
 ]
+
+
+def fake_conda_list(bin_dir: Path, prefix: Path, **answer: Any) -> FakeProgram:
+    """conda as the probe runs it: `conda list --json --prefix <the target env>` only."""
+    return fake_program(
+        bin_dir, "conda", FakeCall(argv=("list", "--json", "--prefix", str(prefix)), **answer)
+    )
 
 
 def make_prefix(base: Path, records: list[dict[str, object]] = RECORDS) -> Path:
@@ -194,9 +202,7 @@ def test_unreadable_conda_meta_falls_back_to_conda_list(tmp_path: Path, bin_dir:
     prefix = tmp_path / "env"
     prefix.mkdir()
     (prefix / "conda-meta").write_text("a file where the folder should be", encoding="utf-8")
-    fake = write_executable(
-        bin_dir, "conda", stdout=(OUTPUTS / "conda-list-tf.json").read_text(encoding="utf-8")
-    )
+    fake = fake_conda_list(bin_dir, prefix, stdout=OUTPUTS / "conda-list-tf.json")
     env = {"CONDA_PREFIX": str(prefix), "CONDA_EXE": str(fake)}
 
     facts = conda.collect(make_ctx(env=env, python=str(prefix / "bin" / "python")))
@@ -225,7 +231,7 @@ def test_failing_conda_list_is_a_fact(
     prefix = tmp_path / "env"
     prefix.mkdir()
     (prefix / "conda-meta").write_text("", encoding="utf-8")
-    write_executable(bin_dir, "conda", **kwargs)  # type: ignore[arg-type]
+    fake_conda_list(bin_dir, prefix, **kwargs)
     env = {"CONDA_PREFIX": str(prefix), "PATH": f"{bin_dir}:{os.defpath}"}
 
     facts = conda.collect(make_ctx(env=env, python=str(prefix / "bin" / "python")))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +23,7 @@ from gpudoctor.probes.driver import (
     parse_smi_query,
     smi_state,
 )
-from tests.conftest import OUTPUTS, make_ctx, write_executable
+from tests.conftest import OUTPUTS, FakeCall, FakeProgram, fake_program, make_ctx, write_executable
 
 MODULE_520 = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  520.56.06  Thu Oct  6 21:38:55 UTC 2022\n"
 MODULE_535_OPEN = (
@@ -44,8 +43,18 @@ class Gpu:
         capability: tuple[int, int] | int = (6, 1),
         total: int = 2048 * 1024 * 1024,
         bus_id: str | bytes = "00000000:01:00.0",
+        *,
+        uuid: str | None = None,
+        used: int = 0,
+        device_id: int = 0x1D1010DE,
+        persistence: int | None = None,
+        mig: tuple[int, int] | None = None,
+        migs: tuple[Gpu, ...] = (),
+        processes: tuple[tuple[int, int | None], ...] = (),
     ) -> None:
         self.name, self.capability, self.total, self.bus_id = name, capability, total, bus_id
+        self.uuid, self.used, self.device_id, self.persistence = uuid, used, device_id, persistence
+        self.mig, self.migs, self.processes = mig, migs, processes
 
 
 def fake_nvml(
@@ -56,7 +65,10 @@ def fake_nvml(
     driver: str | bytes = "535.104.05",
     cuda: int = 12020,
 ) -> Any:
-    """A stand-in pynvml module; an int in `gpus` is the NVML error code that GPU's handle raises."""
+    """A stand-in pynvml module; an int in `gpus` is the NVML error code that GPU's handle raises.
+
+    A feature a Gpu leaves at None (UUID, persistence, MIG) raises NVML_ERROR_NOT_SUPPORTED, as NVML does.
+    """
     calls: list[str] = []
 
     def raising(code: int | None, value: Any) -> Callable[..., Any]:
@@ -78,6 +90,20 @@ def fake_nvml(
             raise pynvml.NVMLError(gpu.capability)
         return gpu.capability
 
+    def supported(attribute: str) -> Callable[[Gpu], Any]:
+        def call(gpu: Gpu) -> Any:
+            value = getattr(gpu, attribute)
+            if value is None:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            return value
+
+        return call
+
+    def mig_handle(gpu: Gpu, index: int) -> Gpu:
+        if index >= len(gpu.migs):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return gpu.migs[index]
+
     def init() -> None:
         calls.append("init")
         if init_error is not None:
@@ -93,34 +119,47 @@ def fake_nvml(
         nvmlDeviceGetCount=raising(count_error, len(gpus)),
         nvmlDeviceGetHandleByIndex=handle,
         nvmlDeviceGetName=lambda g: g.name,
+        nvmlDeviceGetUUID=supported("uuid"),
         nvmlDeviceGetCudaComputeCapability=capability,
-        nvmlDeviceGetMemoryInfo=lambda g: SimpleNamespace(total=g.total, free=0, used=0),
-        nvmlDeviceGetPciInfo=lambda g: SimpleNamespace(busId=g.bus_id),
+        nvmlDeviceGetMemoryInfo=lambda g: SimpleNamespace(total=g.total, free=g.total - g.used, used=g.used),
+        nvmlDeviceGetPciInfo=lambda g: SimpleNamespace(busId=g.bus_id, pciDeviceId=g.device_id),
+        nvmlDeviceGetPersistenceMode=supported("persistence"),
+        nvmlDeviceGetMigMode=supported("mig"),
+        nvmlDeviceGetMaxMigDeviceCount=lambda g: 7,
+        nvmlDeviceGetMigDeviceHandleByIndex=mig_handle,
+        nvmlDeviceGetComputeRunningProcesses=lambda g: [
+            SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in g.processes
+        ],
     )
+
+
+QUERY = (
+    "--query-gpu=index,name,compute_cap,memory.total,driver_version,pci.bus_id",
+    "--format=csv,noheader,nounits",
+)
+QUERY_WITHOUT_COMPUTE_CAP = (
+    "--query-gpu=index,name,memory.total,driver_version,pci.bus_id",
+    "--format=csv,noheader,nounits",
+)
 
 
 def write_smi(
     bin_dir: Path, *, query: str, header: str = "", old_driver: bool = False, exit_code: int = 0
-) -> Path:
+) -> FakeProgram:
     """A fake nvidia-smi that answers the CSV query, the plain header, and (old drivers) rejects compute_cap."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    (bin_dir / "query.out").write_text(query, encoding="utf-8")
-    (bin_dir / "header.out").write_text(header, encoding="utf-8")
-    (bin_dir / "invalid.out").write_text(output("nvidia-smi-invalid-field-compute-cap.txt"), encoding="utf-8")
-    reject = f'  --query-gpu=*compute_cap*) cat "{bin_dir}/invalid.out"; exit 2;;\n' if old_driver else ""
-    script = (
-        "#!/bin/sh\n"
-        f'echo "$@" >> "{bin_dir}/calls.log"\n'
-        'case "$1" in\n'
-        f"{reject}"
-        f'  --query-gpu=*) cat "{bin_dir}/query.out"; exit {exit_code};;\n'
-        f'  *) cat "{bin_dir}/header.out"; exit {exit_code};;\n'
-        "esac\n"
-    )
-    path = bin_dir / "nvidia-smi"
-    path.write_text(script, encoding="utf-8")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
+    if old_driver:
+        calls = (
+            FakeCall(argv=QUERY, stdout=OUTPUTS / "nvidia-smi-invalid-field-compute-cap.txt", exit_code=2),
+            FakeCall(argv=QUERY_WITHOUT_COMPUTE_CAP, stdout=query, exit_code=exit_code),
+        )
+    else:
+        calls = (FakeCall(argv=QUERY, stdout=query, exit_code=exit_code),)
+    return fake_program(bin_dir, "nvidia-smi", *calls, FakeCall(argv=(), stdout=header, exit_code=exit_code))
+
+
+def smi_query(bin_dir: Path, **answer: Any) -> FakeProgram:
+    """A fake nvidia-smi that is expected to be asked the CSV query only."""
+    return fake_program(bin_dir, "nvidia-smi", FakeCall(argv=QUERY, **answer))
 
 
 def linux_ctx(tmp_path: Path, nvml: Any, bin_dir: Path | None = None, **kw: Any) -> Any:
@@ -148,10 +187,12 @@ def test_healthy_single_gpu_from_nvml_with_bytes_returns(tmp_path: Path, bin_dir
             compute_capability="6.1",
             memory_mib=2048,
             pci_bus_id="00000000:01:00.0",
+            pci_device_id="10de:1d10",
+            memory_used_mib=0,
         ),
     )
     assert facts.nvidia_smi == str(smi)
-    assert not (bin_dir / "calls.log").exists(), "nvidia-smi must not run when NVML answered"
+    assert smi.calls() == [], "nvidia-smi must not run when NVML answered"
     assert nvml.calls == ["init", "shutdown"]
     desc = describe(facts)
     assert desc.mark == "ok"
@@ -159,7 +200,9 @@ def test_healthy_single_gpu_from_nvml_with_bytes_returns(tmp_path: Path, bin_dir
         desc.summary
         == "NVIDIA driver 535.104.05 (CUDA ≤ 12.2) · 1 GPU: NVIDIA GeForce MX150, compute 6.1, 2 GiB"
     )
-    assert "GPU 0: NVIDIA GeForce MX150, compute 6.1, 2 GiB · PCI 00000000:01:00.0" in desc.details
+    assert (
+        "GPU 0: NVIDIA GeForce MX150, compute 6.1, 2 GiB · PCI 00000000:01:00.0 [10de:1d10]" in desc.details
+    )
 
 
 def test_two_gpus_and_a_per_device_error_keeps_the_others(tmp_path: Path) -> None:
@@ -243,7 +286,7 @@ def test_nvml_missing_but_nvidia_smi_works(tmp_path: Path, bin_dir: Path) -> Non
 
 
 def test_old_driver_without_compute_cap_is_queried_again(tmp_path: Path, bin_dir: Path) -> None:
-    write_smi(
+    smi = write_smi(
         bin_dir,
         query=output("nvidia-smi-query-418-no-compute-cap.csv"),
         header=output("nvidia-smi-418.txt"),
@@ -255,8 +298,7 @@ def test_old_driver_without_compute_cap_is_queried_again(tmp_path: Path, bin_dir
     assert facts.gpus == (
         GpuFacts(index=0, name="GeForce GTX 1080", memory_mib=8119, pci_bus_id="00000000:01:00.0"),
     )
-    calls = (bin_dir / "calls.log").read_text(encoding="utf-8").splitlines()
-    assert "compute_cap" in calls[0] and "compute_cap" not in calls[1] and len(calls) == 3
+    assert smi.calls() == [QUERY, QUERY_WITHOUT_COMPUTE_CAP, ()]
 
 
 def test_nvidia_smi_garbage_is_recorded_not_trusted(tmp_path: Path, bin_dir: Path) -> None:
@@ -269,7 +311,7 @@ def test_nvidia_smi_garbage_is_recorded_not_trusted(tmp_path: Path, bin_dir: Pat
 
 
 def test_nvidia_smi_hang_is_stopped(tmp_path: Path, bin_dir: Path) -> None:
-    write_executable(bin_dir, "nvidia-smi", stdout=output("nvidia-smi-query-1gpu.csv"), sleep=30)
+    smi_query(bin_dir, stdout=output("nvidia-smi-query-1gpu.csv"), sleep=30)
     ctx = linux_ctx(
         tmp_path, fake_nvml(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND), bin_dir, child_timeout=0.5
     )
@@ -279,7 +321,7 @@ def test_nvidia_smi_hang_is_stopped(tmp_path: Path, bin_dir: Path) -> None:
 
 
 def test_nvidia_smi_crash_is_recorded(tmp_path: Path, bin_dir: Path) -> None:
-    write_executable(bin_dir, "nvidia-smi", signal="SEGV")
+    smi_query(bin_dir, signal="SEGV")
     facts = collect(linux_ctx(tmp_path, fake_nvml(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND), bin_dir))
     assert facts.nvidia_smi_error == "nvidia-smi crashed (SIGSEGV)"
 
@@ -297,14 +339,14 @@ def test_nvidia_smi_crash_is_recorded(tmp_path: Path, bin_dir: Path) -> None:
 def test_nvidia_smi_error_text_names_the_state(
     tmp_path: Path, bin_dir: Path, recorded: str, nvml_code: int, state: str
 ) -> None:
-    write_executable(bin_dir, "nvidia-smi", stdout=output(recorded), exit_code=9)
+    smi_query(bin_dir, stdout=output(recorded), exit_code=9)
     facts = collect(linux_ctx(tmp_path, fake_nvml(init_error=nvml_code), bin_dir))
     assert facts.nvml_state == state
     assert facts.nvidia_smi_error == output(recorded).strip()
 
 
 def test_nvidia_smi_no_devices_means_driver_without_gpu(tmp_path: Path, bin_dir: Path) -> None:
-    write_executable(bin_dir, "nvidia-smi", stdout=output("nvidia-smi-no-devices.txt"))
+    smi_query(bin_dir, stdout=output("nvidia-smi-no-devices.txt"))
     facts = collect(linux_ctx(tmp_path, fake_nvml(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND), bin_dir))
     assert facts.nvml_state == "ok" and facts.gpus == () and facts.source == "nvidia-smi"
 
@@ -327,7 +369,7 @@ def test_version_mismatch_reads_module_and_library_versions(tmp_path: Path, bin_
     (lib / "libnvidia-ml.so.1").symlink_to("/etc/alternatives/nvidia--libnvidia-ml.so.1")
     (lib / "libcuda.so.525.85.12").write_bytes(b"\x7fELF")
     (lib / "libcuda.so.1").symlink_to("libcuda.so.525.85.12")
-    write_executable(bin_dir, "nvidia-smi", stdout=output("nvidia-smi-version-mismatch.txt"), exit_code=18)
+    smi_query(bin_dir, stdout=output("nvidia-smi-version-mismatch.txt"), exit_code=18)
     nvml = fake_nvml(init_error=pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH)
     facts = collect(make_ctx(env={"PATH": f"{bin_dir}:{os.defpath}"}, root=root, nvml=nvml, system="Linux"))
     assert facts.nvml_state == "lib_rm_version_mismatch"
@@ -343,7 +385,7 @@ def test_version_mismatch_reads_module_and_library_versions(tmp_path: Path, bin_
 
 
 def test_userspace_version_from_nvidia_smi_when_no_library_names_it(tmp_path: Path, bin_dir: Path) -> None:
-    write_executable(bin_dir, "nvidia-smi", stdout=output("nvidia-smi-version-mismatch.txt"), exit_code=18)
+    smi_query(bin_dir, stdout=output("nvidia-smi-version-mismatch.txt"), exit_code=18)
     nvml = fake_nvml(init_error=pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH)
     facts = collect(linux_ctx(tmp_path, nvml, bin_dir))
     assert facts.userspace_version == "525.85"
@@ -355,7 +397,7 @@ def test_wsl_libraries_and_nvidia_smi_outside_path(tmp_path: Path) -> None:
     wsl.mkdir(parents=True)
     (wsl / "libcuda.so.1").write_bytes(b"\x7fELF")
     (wsl / "libnvidia-ml.so.1").write_bytes(b"\x7fELF")
-    write_executable(wsl, "nvidia-smi", stdout=output("nvidia-smi-query-1gpu.csv"))
+    write_smi(wsl, query=output("nvidia-smi-query-1gpu.csv"))
     ctx = make_ctx(
         env={"PATH": f"{tmp_path / 'nothing'}:{os.defpath}"},
         root=root,

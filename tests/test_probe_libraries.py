@@ -13,8 +13,9 @@ import pytest
 from gpudoctor.facts import LibrariesFacts, LibraryFile
 from gpudoctor.probes import libraries
 from gpudoctor.probes.base import ProbeUnavailable
-from gpudoctor.probes.child import libraries as child
-from tests.conftest import make_ctx, write_executable
+from tests.conftest import load_child, make_ctx, write_executable
+
+child = load_child("libraries")
 
 needs_gcc = pytest.mark.skipif(
     shutil.which("gcc") is None or sys.platform != "linux", reason="stand-in libraries need gcc on Linux"

@@ -234,13 +234,19 @@ _sys.stderr.write("\\x1b[31mW dso_loader.cc:64] Could not load dynamic library '
     assert facts.missing_libraries == ("libcudnn.so.8",)
 
 
-def test_shadowing_module_in_cwd_is_what_gets_imported(tmp_path: Path) -> None:
+def test_a_tensorflow_py_in_the_working_directory_is_never_run(tmp_path: Path) -> None:
+    """The child imports the installed package; GD405 (the python probe's `shadowing`) tells the user."""
     python = tf_venv(tmp_path, standin_source())
     work = tmp_path / "work"
     work.mkdir()
-    (work / "tensorflow.py").write_text("raise ImportError('this is my tensorflow.py')\n", encoding="utf-8")
+    ran = tmp_path / "shadow-ran"
+    (work / "tensorflow.py").write_text(
+        f"open({str(ran)!r}, 'w').close()\nraise ImportError('mine')\n", encoding="utf-8"
+    )
     facts = collect(python, work)
-    assert facts.import_error == "ImportError: this is my tensorflow.py"
+    assert not ran.exists()
+    assert facts.imported and facts.import_error is None
+    assert facts.module_path is not None and Path(facts.module_path).parent.parent != work
 
 
 def test_interpreter_that_cannot_run(bin_dir: Path, tmp_path: Path) -> None:

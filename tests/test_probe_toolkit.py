@@ -6,13 +6,14 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gpudoctor.facts import CudaInstall, ToolkitFacts
 from gpudoctor.probes import toolkit
 from gpudoctor.probes.base import ProbeUnavailable
-from tests.conftest import OUTPUTS, make_ctx, write_executable
+from tests.conftest import OUTPUTS, FakeCall, FakeProgram, fake_program, make_ctx
 
 VERSION_JSON_122 = {
     "cuda": {"name": "CUDA SDK", "version": "12.2.20230823"},
@@ -25,10 +26,15 @@ def recorded(name: str) -> str:
     return (OUTPUTS / name).read_text(encoding="utf-8")
 
 
+def fake_nvcc(bin_dir: Path, **answer: Any) -> FakeProgram:
+    """nvcc as the probe runs it: `nvcc --version` and nothing else."""
+    return fake_program(bin_dir, "nvcc", FakeCall(argv=("--version",), **answer))
+
+
 def make_install(base: Path, *, nvcc_output: str | None = None, version_json: object = None) -> Path:
     (base / "lib64").mkdir(parents=True, exist_ok=True)
     if nvcc_output is not None:
-        write_executable(base / "bin", "nvcc", stdout=nvcc_output)
+        fake_nvcc(base / "bin", stdout=nvcc_output)
     if version_json is not None:
         text = version_json if isinstance(version_json, str) else json.dumps(version_json)
         (base / "version.json").write_text(text, encoding="utf-8")
@@ -166,7 +172,7 @@ def test_wrapper_script_on_path_leads_to_the_real_install(tmp_path: Path) -> Non
 
 def test_conda_nvcc_counts_as_an_install(tmp_path: Path) -> None:
     prefix = tmp_path / "envs" / "build"
-    write_executable(prefix / "bin", "nvcc", stdout=recorded("nvcc-11.8.txt"))
+    fake_nvcc(prefix / "bin", stdout=recorded("nvcc-11.8.txt"))
     system = make_install(tmp_path / "cuda-12.6", nvcc_output=recorded("nvcc-12.2.txt"))
     env = {"PATH": f"{prefix}/bin:{os.defpath}", "CONDA_PREFIX": str(prefix), "CUDA_HOME": str(system)}
 
@@ -194,7 +200,7 @@ def test_broken_nvcc_and_broken_version_json_are_facts(
 ) -> None:
     monkeypatch.setattr(toolkit, "NVCC_TIMEOUT", 0.5)
     install = make_install(tmp_path / "cuda", version_json="{ not json")
-    write_executable(install / "bin", "nvcc", **kwargs)  # type: ignore[arg-type]
+    fake_nvcc(install / "bin", **kwargs)
 
     facts = toolkit.collect(make_ctx(env={"PATH": f"{install / 'bin'}:{os.defpath}"}))
 

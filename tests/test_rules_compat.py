@@ -13,7 +13,7 @@ from gpudoctor.matrix import load_matrix
 from gpudoctor.model import Finding, Report
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.cuda import runtime_version
-from gpudoctor.rules.tensorflow_builds import (
+from gpudoctor.rules.views import (
     and_cuda_pins,
     normalise_cuda,
     normalise_cudnn,

@@ -12,7 +12,7 @@ from gpudoctor.facts import Facts
 from gpudoctor.matrix import load_matrix
 from gpudoctor.model import Finding, Fix
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.driver import install_driver_fixes
+from gpudoctor.rules.recipes import install_driver_fixes
 from gpudoctor.serde import from_data
 
 

@@ -282,57 +282,6 @@ def matrix_command(
         write_stdout(buffer.getvalue())
 
 
-class FleetFormat(str, Enum):
-    text = "text"
-    markdown = "markdown"
-    json = "json"
-
-
-@app.command("fleet")
-def fleet_command(
-    reports: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="REPORT...",
-            help="`gpudoctor check --json` reports or facts files from the nodes, or folders of them.",
-            show_default=False,
-        ),
-    ] = None,
-    output_format: Annotated[
-        FleetFormat, typer.Option("--format", "-f", help="text, markdown or json.")
-    ] = FleetFormat.text,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", metavar="FILE", help="Write there instead of stdout (- is stdout)."),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show info findings, every wording and the drivers.")
-    ] = False,
-    matrix_file: Annotated[
-        Path | None, typer.Option("--matrix", metavar="FILE", help="Matrix for judging facts files.")
-    ] = None,
-    fail_on: Annotated[
-        FailOn, typer.Option("--fail-on", help="Exit 1 on a node with errors only, or with warnings too.")
-    ] = FailOn.error,
-) -> None:
-    """Many nodes at once: their findings grouped by root cause, the healthy nodes, the unreadable ones."""
-    from gpudoctor.fleet_cli import run_fleet
-    from gpudoctor.pipeline import load_matrix
-
-    try:
-        code = run_fleet(
-            reports or [],
-            output_format=output_format.value,
-            output=output,
-            verbose=verbose,
-            matrix_loader=lambda: load_matrix(matrix_file),
-            fail_on_warning=fail_on is FailOn.warning,
-        )
-    except ValueError as exc:  # FleetUsageError and a failed write
-        raise UsageError(str(exc)) from exc
-    raise typer.Exit(code)
-
-
 def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"gpudoctor: error: {message}\n")
     raise SystemExit(2)
@@ -363,6 +312,6 @@ def _register(module: str, name: str) -> None:
 # keep two helpers' registrations from touching in a merge.
 # collect (pipeline):
 
-# fleet (fleet helper): _register("fleet", "fleet")
+_register("fleet", "fleet")
 
-# plan (plan helper): _register("plan", "plan")
+_register("plan", "plan")

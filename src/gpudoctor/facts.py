@@ -64,6 +64,27 @@ class PlatformFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GpuProcess:
+    """A compute process holding memory on a GPU (hardware, NVML)."""
+
+    pid: int = 0
+    used_mib: int | None = None  # None where the OS does not say (WDDM)
+    name: str | None = None  # from /proc/<pid>/comm where this user may read it
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigDevice:
+    """One MIG device of a GPU in MIG mode (hardware, NVML)."""
+
+    index: int = 0
+    uuid: str | None = None  # "MIG-…"
+    name: str = ""  # "NVIDIA A100-SXM4-80GB MIG 1g.10gb"
+    profile: str | None = None  # "1g.10gb"
+    memory_mib: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class GpuFacts:
     index: int = 0
     name: str = ""
@@ -71,6 +92,15 @@ class GpuFacts:
     memory_mib: int | None = None
     pci_bus_id: str | None = None
     error: str | None = None  # NVML's error for this GPU when it could not be queried
+    # hardware: per-GPU NVML state (issue #10.1)
+    uuid: str | None = None  # "GPU-5e1c…"
+    pci_device_id: str | None = None  # "10de:20b0" (vendor:device)
+    memory_used_mib: int | None = None
+    processes: tuple[GpuProcess, ...] = ()  # compute processes holding memory on this GPU
+    persistence_mode: bool | None = None
+    mig_current: bool | None = None  # MIG mode now
+    mig_pending: bool | None = None  # MIG mode after the next GPU reset
+    mig_devices: tuple[MigDevice, ...] = ()
 
 
 NvmlState = Literal[
@@ -82,6 +112,8 @@ NvmlState = Literal[
     "gpu_lost",
     "not_supported",
     "unknown_error",
+    "crash",  # hardware: the NVML child process died inside the library (signal)
+    "hang",  # hardware: the NVML child process gave no answer within its deadline
 ]
 
 
@@ -102,6 +134,10 @@ class DriverFacts:
     userspace_libraries: tuple[
         str, ...
     ] = ()  # libnvidia-ml.so.1 / libcuda.so.1 in system dirs, links resolved
+    # hardware: NVML runs in a child process with a deadline (issue #8.4)
+    nvml_failure: str | None = None  # "crashed (SIGSEGV)" / "gave no answer within 15 s", even when
+    # nvidia-smi then answered
+    nvml_call: str | None = None  # the NVML call the child was inside when it crashed or hung
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,6 +104,7 @@ class Fleet:
     nodes: tuple[Node, ...] = ()
     unreadable: tuple[Unreadable, ...] = ()
     groups: tuple[FindingGroup, ...] = field(default=())
+    missing: tuple[str, ...] = ()  # expected nodes (--expect) that left no file at all
 
     def names(self, state: str) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes if n.state == state)
@@ -114,12 +115,12 @@ class Fleet:
 
     @property
     def total(self) -> int:
-        return len(self.nodes) + len(self.unreadable)
+        return len(self.nodes) + len(self.unreadable) + len(self.missing)
 
 
 def exit_code(fleet: Fleet, *, fail_on_warning: bool = False) -> int:
-    """1 when any node has an error (or a warning, if asked) or could not be read, else 0."""
-    if fleet.unreadable or any(n.state == "error" for n in fleet.nodes):
+    """1 when any node has an error (or a warning, if asked), could not be read or is missing, else 0."""
+    if fleet.unreadable or fleet.missing or any(n.state == "error" for n in fleet.nodes):
         return 1
     if fail_on_warning and any(n.state == "warning" for n in fleet.nodes):
         return 1
@@ -202,6 +203,59 @@ def _ranges(numbers: list[int], width: int) -> str:
         if n is not None:
             start = prev = n
     return ",".join(ranges)
+
+
+MAX_EXPANDED = 1_000_000
+
+
+def expand_hostlist(expression: str) -> list[str]:
+    """Slurm's node list syntax, expanded: `gpu-[01-03,07],login1` -> gpu-01, gpu-02, gpu-03, gpu-07, login1."""
+    names: list[str] = []
+    for item in _split_top_level(expression.strip()):
+        pieces: list[list[str]] = []
+        for literal, ranges in re.findall(r"([^\[\]]*)(?:\[([^\[\]]*)\])?", item):
+            pieces.append([literal])
+            if ranges:
+                pieces.append(_expand_ranges(ranges, expression))
+        expanded = [""]
+        for options in pieces:
+            expanded = [head + tail for head in expanded for tail in options]
+            if len(names) + len(expanded) > MAX_EXPANDED:
+                raise FleetUsageError(f"--expect {clean(expression, 80)}: more than {MAX_EXPANDED} nodes")
+        names.extend(n for n in expanded if n)
+    return names
+
+
+def _split_top_level(expression: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for char in expression:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth not in (0, 1):
+            raise FleetUsageError(f"--expect {clean(expression, 80)}: unbalanced brackets")
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    if depth:
+        raise FleetUsageError(f"--expect {clean(expression, 80)}: unbalanced brackets")
+    return [i.strip() for i in [*items, current] if i.strip()]
+
+
+def _expand_ranges(ranges: str, expression: str) -> list[str]:
+    out: list[str] = []
+    for part in ranges.split(","):
+        match = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
+        if not match:
+            raise FleetUsageError(
+                f"--expect {clean(expression, 80)}: {clean(part, 40)!r} is not a number or a range"
+            )
+        first, last = match.group(1), match.group(2) or match.group(1)
+        width = len(first) if first.startswith("0") else 0
+        if int(last) < int(first) or int(last) - int(first) >= MAX_EXPANDED:
+            raise FleetUsageError(f"--expect {clean(expression, 80)}: bad range {clean(part, 40)!r}")
+        out.extend(f"{n:0{width}d}" for n in range(int(first), int(last) + 1))
+    return out
 
 
 def node_names(paths: Sequence[Path]) -> list[str]:
@@ -498,6 +552,8 @@ def read_node(name: str, path: Path, judge: Judge) -> Node | Unreadable:
         doc = parse_json(read_bounded(path))
         if not isinstance(doc, dict):
             raise _Bad(f"a JSON {type(doc).__name__}, not a gpudoctor report or facts object")
+        if doc.get("kind") == "gpudoctor-fleet":
+            raise _Bad("a `gpudoctor fleet` summary, not one node's report")
         if "findings" in doc:
             return _report_node(name, shown, doc)
         if any(key in doc for key in ("probes", "driver", "platform", "target")):
@@ -550,8 +606,15 @@ def group(nodes: Iterable[Node], *, include_info: bool = True) -> tuple[FindingG
     return tuple(sorted(groups, key=lambda g: (SEVERITIES.index(g.severity), -g.count, g.code)))
 
 
-def gather(arguments: Sequence[str], matrix_loader: Callable[[], Matrix]) -> Fleet:
-    """Read every report or facts file named (or found in the folders named) and group them."""
+def gather(
+    arguments: Sequence[str], matrix_loader: Callable[[], Matrix], *, expect: str | None = None
+) -> Fleet:
+    """Read every report or facts file named (or found in the folders named) and group them.
+
+    `expect` is a Slurm node list of the nodes that should have reported; those without a file
+    are `missing`.
+    """
+    expected = expand_hostlist(expect) if expect else []
     paths = discover(arguments)
     names = node_names(paths)
     judge = Judge(matrix_loader)
@@ -565,4 +628,6 @@ def gather(arguments: Sequence[str], matrix_loader: Callable[[], Matrix]) -> Fle
             unreadable.append(result)
     nodes.sort(key=lambda n: natural_key(n.name))
     unreadable.sort(key=lambda u: natural_key(u.name))
-    return Fleet(nodes=tuple(nodes), unreadable=tuple(unreadable), groups=group(nodes))
+    seen = {n.name for n in nodes} | {u.name for u in unreadable}
+    missing = tuple(sorted({name for name in expected if name not in seen}, key=natural_key))
+    return Fleet(nodes=tuple(nodes), unreadable=tuple(unreadable), groups=group(nodes), missing=missing)

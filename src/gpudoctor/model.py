@@ -21,9 +21,6 @@ class Severity(str, Enum):
 
 Shell = Literal["bash", "powershell", "cmd"]
 
-# Code prefixes whose errors mean no CUDA program can use the GPU: driver, environment, platform.
-GPU_LEVEL_PREFIXES = ("GD1", "GD3", "GD50")
-
 
 @dataclass(frozen=True, kw_only=True)
 class Fix:
@@ -47,6 +44,7 @@ class Finding:
     why: str = ""  # why it matters
     seen: tuple[str, ...] = ()  # the facts that led here, one per line
     fixes: tuple[Fix, ...] = ()
+    blocks_gpu: bool = False  # stamped from the rule: as an error, no CUDA program can use the GPU
 
     @property
     def fix_commands(self) -> tuple[str, ...]:
@@ -84,17 +82,16 @@ class Report:
 
     @property
     def has_usable_gpu(self) -> bool:
-        """The driver sees a GPU and no error stands between it and CUDA programs.
+        """The driver sees a GPU and no error from a rule marked `blocks_gpu` stands between it and
+        CUDA programs.
 
-        Errors about one framework's build (GD2xx, GD4xx, GD51x, GD6xx, GD7xx) do not count: the GPU
-        itself is usable by a program built to match it.
+        Errors about one framework's build do not count: the GPU itself is usable by a program built
+        to match it.
         """
         driver = self.facts.driver
         if driver is None or driver.nvml_state != "ok" or not driver.gpus:
             return False
-        return not any(
-            f.severity is Severity.ERROR and f.code.startswith(GPU_LEVEL_PREFIXES) for f in self.findings
-        )
+        return not any(f.severity is Severity.ERROR and f.blocks_gpu for f in self.findings)
 
     @property
     def checks_run(self) -> int:

@@ -8,15 +8,19 @@ file name, so a mismatch can say which side is stale.
 
 from __future__ import annotations
 
-import contextlib
+import importlib.util
 import os
 import re
+import sys
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gpudoctor.facts import DriverFacts, GpuFacts, NvmlState
+from gpudoctor.facts import DriverFacts, GpuFacts, GpuProcess, MigDevice, NvmlState
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
+from gpudoctor.probes.child_process import parse_marker, string
+from gpudoctor.probes.nvml_query import STEP, query
 from gpudoctor.runner import CommandResult, which
 
 NVML_STATES: dict[int, NvmlState] = {
@@ -44,6 +48,7 @@ SMI_STATES: tuple[tuple[str, NvmlState], ...] = (
 
 SMI_FIELDS = ("index", "name", "compute_cap", "memory.total", "driver_version", "pci.bus_id")
 SMI_TIMEOUT = 4.0
+NVML_TIMEOUT = 15.0  # nvmlInit wakes every GPU without persistence mode: seconds on a big node
 VERSION = r"\d+\.\d+(?:\.\d+)?"
 LIBRARY_DIRS = (
     "/usr/lib/x86_64-linux-gnu",
@@ -65,12 +70,8 @@ class _NvmlResult:
     driver_version: str | None = None
     cuda_driver_version: str | None = None
     gpus: tuple[GpuFacts, ...] = ()
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace").strip("\x00").strip()
-    return str(value).strip()
+    failure: str | None = None  # the child crashed or hung
+    call: str | None = None  # inside which NVML call
 
 
 def cuda_version_string(value: int) -> str:
@@ -78,102 +79,138 @@ def cuda_version_string(value: int) -> str:
     return f"{value // 1000}.{(value % 1000) // 10}"
 
 
-def _error_state(exc: BaseException) -> NvmlState:
-    value = getattr(exc, "value", None)
-    return NVML_STATES.get(value, "unknown_error") if isinstance(value, int) else "unknown_error"
+def _state(code: object) -> NvmlState:
+    return NVML_STATES.get(code, "unknown_error") if isinstance(code, int) else "unknown_error"
 
 
-def _error_text(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - pynvml's __str__ itself calls into the library
-        text = ""
-    return text or type(exc).__name__
-
-
-def _load_nvml(ctx: ProbeContext) -> Any:
-    if ctx.nvml is not None:
-        return ctx.nvml
-    import pynvml  # type: ignore[import-untyped]  # lazily: importing gpudoctor must not touch the driver
-
-    return pynvml
-
-
-def _query_gpu(nvml: Any, index: int) -> GpuFacts:
-    errors = nvml.NVMLError
-    try:
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-    except errors as exc:
-        return GpuFacts(index=index, error=_error_text(exc))
-    problems: list[str] = []
-
-    def ask(call: str) -> Any:
-        try:
-            return getattr(nvml, call)(handle)
-        except errors as exc:
-            problems.append(f"{call}: {_error_text(exc)}")
-        except AttributeError:
-            problems.append(f"{call}: not in this NVML binding")
+def _pci_device_id(value: object) -> str | None:
+    """NVML's pciDeviceId (device << 16 | vendor, 0x20B010DE) as "10de:20b0"."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         return None
+    return f"{value & 0xFFFF:04x}:{(value >> 16) & 0xFFFF:04x}"
 
-    name = ask("nvmlDeviceGetName")
-    capability = ask("nvmlDeviceGetCudaComputeCapability")
-    memory = ask("nvmlDeviceGetMemoryInfo")
-    pci = ask("nvmlDeviceGetPciInfo")
-    total = getattr(memory, "total", None)
-    bus_id = getattr(pci, "busId", None)
-    return GpuFacts(
-        index=index,
-        name=_text(name) if name is not None else "",
-        compute_capability=f"{capability[0]}.{capability[1]}"
-        if isinstance(capability, tuple | list) and len(capability) == 2
-        else None,
-        memory_mib=total // (1024 * 1024) if isinstance(total, int) else None,
-        pci_bus_id=(_text(bus_id) or None) if bus_id is not None else None,
-        error="; ".join(problems) or None,
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flag(value: object) -> bool | None:
+    return bool(value) if isinstance(value, int) and value in (0, 1) else None
+
+
+def process_name(ctx: ProbeContext, pid: int) -> str | None:
+    """/proc/<pid>/comm, where this user may read it (another user's process in a container may not be)."""
+    try:
+        name = ctx.path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return name[:64] or None
+
+
+def _mig_device(data: object) -> MigDevice | None:
+    if not isinstance(data, dict) or _int(data.get("index")) is None:
+        return None
+    name = string(data.get("name"))
+    profile = re.search(r"MIG (\d+g\.\d+gb(?:\+\w+)?)", name)
+    return MigDevice(
+        index=data["index"],
+        uuid=string(data.get("uuid")) or None,
+        name=name,
+        profile=profile.group(1) if profile else None,
+        memory_mib=_int(data.get("memory_mib")),
+        error=string(data.get("error")) or None,
     )
 
 
+def gpu_from_data(ctx: ProbeContext, data: object, index: int) -> GpuFacts:
+    """One GPU from the NVML child's JSON; whatever is malformed is left out, never raised."""
+    if not isinstance(data, dict):
+        return GpuFacts(index=index, error="NVML gave no data for this GPU")
+    mig = data.get("mig")
+    current, pending = (mig[0], mig[1]) if isinstance(mig, list) and len(mig) == 2 else (None, None)
+    processes = []
+    for entry in data.get("processes") or ():
+        if isinstance(entry, list) and len(entry) == 2 and _int(entry[0]) is not None:
+            pid = entry[0]
+            processes.append(GpuProcess(pid=pid, used_mib=_int(entry[1]), name=process_name(ctx, pid)))
+    capability = string(data.get("compute_capability"))
+    own_index = _int(data.get("index"))
+    return GpuFacts(
+        index=own_index if own_index is not None else index,
+        name=string(data.get("name")),
+        compute_capability=capability if re.fullmatch(r"\d+\.\d+", capability) else None,
+        memory_mib=_int(data.get("memory_mib")),
+        pci_bus_id=string(data.get("pci_bus_id")) or None,
+        error=string(data.get("error")) or None,
+        uuid=string(data.get("uuid")) or None,
+        pci_device_id=_pci_device_id(data.get("pci_device_id")),
+        memory_used_mib=_int(data.get("memory_used_mib")),
+        processes=tuple(processes),
+        persistence_mode=_flag(data.get("persistence_mode")),
+        mig_current=_flag(current),
+        mig_pending=_flag(pending),
+        mig_devices=tuple(m for m in map(_mig_device, data.get("mig_devices") or ()) if m is not None),
+    )
+
+
+def nvml_from_data(ctx: ProbeContext, data: dict[str, Any]) -> _NvmlResult:
+    """The NVML child's JSON (see nvml_query.query) as facts."""
+    if data.get("init_error") is not None:
+        return _NvmlResult(state=_state(data.get("init_error")), message=string(data.get("message")))
+    driver = string(data.get("driver_version")) or None
+    cuda = _int(data.get("cuda_version"))
+    common: dict[str, Any] = {
+        "driver_version": driver,
+        "cuda_driver_version": cuda_version_string(cuda) if cuda else None,
+    }
+    if data.get("count_error") is not None:
+        return _NvmlResult(state=_state(data["count_error"]), message=string(data.get("message")), **common)
+    gpus = data.get("gpus")
+    gpus = gpus if isinstance(gpus, list) else []
+    return _NvmlResult(state="ok", gpus=tuple(gpu_from_data(ctx, g, i) for i, g in enumerate(gpus)), **common)
+
+
+def _pynvml_folder() -> str | None:
+    """Where gpudoctor's own nvidia-ml-py lives, found without importing (and so without loading) it."""
+    try:
+        spec = importlib.util.find_spec("pynvml")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return str(Path(spec.origin).parent)
+
+
+def _last_call(stderr: str) -> str | None:
+    calls = [ln[len(STEP) :].strip() for ln in stderr.splitlines() if ln.startswith(STEP)]
+    return calls[-1] if calls else None
+
+
 def _from_nvml(ctx: ProbeContext) -> _NvmlResult:
-    try:
-        nvml = _load_nvml(ctx)
-    except ImportError as exc:
-        return _NvmlResult(state="library_not_found", message=f"nvidia-ml-py is not importable: {exc}")
-    errors = nvml.NVMLError
-    try:
-        nvml.nvmlInit()
-    except errors as exc:
-        return _NvmlResult(state=_error_state(exc), message=_error_text(exc))
-    except OSError as exc:
-        return _NvmlResult(state="library_not_found", message=str(exc))
-    try:
-        try:
-            driver_version: str | None = _text(nvml.nvmlSystemGetDriverVersion())
-        except errors:
-            driver_version = None
-        cuda: str | None = None
-        for call in ("nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion"):
-            try:
-                value = getattr(nvml, call)()
-            except (errors, AttributeError):
-                continue
-            if isinstance(value, int) and value > 0:
-                cuda = cuda_version_string(value)
-                break
-        try:
-            count = int(nvml.nvmlDeviceGetCount())
-        except errors as exc:
-            return _NvmlResult(
-                state=_error_state(exc),
-                message=_error_text(exc),
-                driver_version=driver_version,
-                cuda_driver_version=cuda,
-            )
-        gpus = tuple(_query_gpu(nvml, i) for i in range(count))
-        return _NvmlResult(state="ok", driver_version=driver_version, cuda_driver_version=cuda, gpus=gpus)
-    finally:
-        with contextlib.suppress(Exception):  # shutting down a half-initialised NVML may fail
-            nvml.nvmlShutdown()
+    if ctx.nvml is not None:  # a stand-in binding, asked in-process by the same query code
+        return nvml_from_data(ctx, query(ctx.nvml))
+    script = resources.files("gpudoctor.probes").joinpath("nvml_query.py").read_text(encoding="utf-8")
+    folder = _pynvml_folder()
+    timeout = min(ctx.child_timeout, NVML_TIMEOUT)
+    argv = [sys.executable, "-I", "-c", script, *([folder] if folder else [])]
+    env = {k: v for k, v in ctx.env.items() if not k.startswith("PYTHON")}
+    result = ctx.runner.run(argv, timeout=timeout, env=env)
+    data = parse_marker(result.stdout)
+    if data is not None:
+        return nvml_from_data(ctx, data)
+    call = _last_call(result.stderr)
+    inside = f" in {call}" if call else ""
+    if result.error == "timeout":
+        failure = f"gave no answer{inside} within {timeout:g} s"
+        return _NvmlResult(state="hang", message=f"NVML {failure}", failure=failure, call=call)
+    if result.signal_name:
+        failure = f"crashed ({result.signal_name}){inside}"
+        return _NvmlResult(state="crash", message=f"NVML {failure}", failure=failure, call=call)
+    tail = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(STEP)][-1:]
+    failure = result.describe_failure().replace(sys.executable, "python", 1)
+    if tail and tail[0] not in failure:
+        failure += f": {tail[0][:300]}"
+    return _NvmlResult(state="crash", message=f"the NVML query {failure}", failure=failure, call=call)
 
 
 def find_nvidia_smi(ctx: ProbeContext) -> str | None:
@@ -354,6 +391,8 @@ def collect(ctx: ProbeContext) -> DriverFacts:
         cuda_driver_version=nvml.cuda_driver_version,
         gpus=nvml.gpus,
         nvidia_smi=find_nvidia_smi(ctx),
+        nvml_failure=nvml.failure,
+        nvml_call=nvml.call,
     )
     if ctx.os_name == "Linux":
         try:
@@ -399,6 +438,8 @@ STATE_SUMMARY: dict[str, str] = {
     "gpu_lost": "a GPU has fallen off the bus",
     "not_supported": "NVML not supported on this device",
     "unknown_error": "NVML failed",
+    "crash": "NVML crashed",
+    "hang": "NVML hung",
 }
 
 
@@ -417,15 +458,47 @@ def _gpu_summary(gpu: GpuFacts) -> str:
     return ", ".join(parts)
 
 
+def _gpu_details(gpu: GpuFacts) -> list[str]:
+    line = f"GPU {gpu.index}: {_gpu_summary(gpu)}"
+    if gpu.pci_bus_id:
+        line += f" · PCI {gpu.pci_bus_id}" + (f" [{gpu.pci_device_id}]" if gpu.pci_device_id else "")
+    if gpu.uuid:
+        line += f" · {gpu.uuid}"
+    if gpu.error:
+        line += f" · error: {gpu.error}"
+    lines = [line]
+    state = []
+    if gpu.memory_used_mib is not None and gpu.memory_mib:
+        state.append(f"memory used {_size(gpu.memory_used_mib) or '0 MiB'} of {_size(gpu.memory_mib)}")
+    if gpu.persistence_mode is not None:
+        state.append(f"persistence mode {'on' if gpu.persistence_mode else 'off'}")
+    if gpu.mig_current is not None:
+        mig = f"MIG {'on' if gpu.mig_current else 'off'}"
+        if gpu.mig_pending is not None and gpu.mig_pending != gpu.mig_current:
+            mig += f" ({'on' if gpu.mig_pending else 'off'} after reset)"
+        state.append(mig)
+    if state:
+        lines.append(f"  GPU {gpu.index}: " + ", ".join(state))
+    for mig_device in gpu.mig_devices:
+        size = _size(mig_device.memory_mib)
+        lines.append(
+            f"  MIG {gpu.index}/{mig_device.index}: {mig_device.profile or mig_device.name or '?'}"
+            + (f", {size}" if size else "")
+            + (f" · {mig_device.uuid}" if mig_device.uuid else "")
+            + (f" · error: {mig_device.error}" if mig_device.error else "")
+        )
+    for process in gpu.processes:
+        used = _size(process.used_mib) if process.used_mib is not None else "memory unknown"
+        lines.append(f"  process {process.pid} ({process.name or '?'}) holds {used or '0 MiB'}")
+    return lines
+
+
 def describe(facts: DriverFacts) -> Description:
     details: list[str] = []
     for gpu in facts.gpus:
-        line = f"GPU {gpu.index}: {_gpu_summary(gpu)}"
-        if gpu.pci_bus_id:
-            line += f" · PCI {gpu.pci_bus_id}"
-        if gpu.error:
-            line += f" · error: {gpu.error}"
-        details.append(line)
+        details += _gpu_details(gpu)
+    if facts.nvml_failure and facts.source != "nvml":
+        details.append(f"NVML child process {facts.nvml_failure}")
     if facts.source:
         details.append(
             f"source: {facts.source}" + (f" (NVML: {facts.nvml_message})" if facts.nvml_message else "")
@@ -462,4 +535,4 @@ def describe(facts: DriverFacts) -> Description:
     return Description(mark=mark, summary=f"{head} · {gpus}", details=tuple(details))
 
 
-PROBE = Probe(name="driver", title="NVIDIA driver", collect=collect, describe=describe, timeout=10)
+PROBE = Probe(name="driver", title="NVIDIA driver", collect=collect, describe=describe, timeout=30)

@@ -27,6 +27,8 @@ def headline(fleet: Fleet) -> str:
     parts = [f"{errors} with errors", f"{warnings} with warnings only", f"{len(fleet.healthy)} healthy"]
     if fleet.unreadable:
         parts.append(f"{len(fleet.unreadable)} unreadable")
+    if fleet.missing:
+        parts.append(f"{len(fleet.missing)} without a report")
     return f"{_plural(fleet.total, 'node')}: {', '.join(parts)}"
 
 
@@ -83,6 +85,9 @@ def render_text(fleet: Fleet, *, verbose: bool = False, width: int = 100) -> str
     if fleet.unreadable:
         lines.append(f"Could not read: {_plural(len(fleet.unreadable), 'node')}")
         lines.extend(f"  {u.name}: {u.path}: {u.reason}" for u in fleet.unreadable)  # one line each, for grep
+    if fleet.missing:
+        lines.append(f"No report from: {_plural(len(fleet.missing), 'node')}")
+        lines.extend(wrapped(hostlist(fleet.missing), "  "))
     return "\n".join(lines) + "\n"
 
 
@@ -134,6 +139,8 @@ def render_markdown(fleet: Fleet, *, verbose: bool = False) -> str:
         ]
         out += [f"| {md_code(u.name)} | {md_code(u.path)} | {md(u.reason)} |" for u in fleet.unreadable]
         out.append("")
+    if fleet.missing:
+        out += [f"### No report from ({len(fleet.missing)})", "", md_code(hostlist(fleet.missing)), ""]
     return "\n".join(out)
 
 
@@ -155,6 +162,7 @@ def fleet_data(fleet: Fleet) -> dict[str, Any]:
             "with_warnings_only": len(fleet.names("warning")),
             "healthy": len(fleet.healthy),
             "unreadable": len(fleet.unreadable),
+            "missing": len(fleet.missing),
         },
         "findings": [
             {
@@ -170,6 +178,7 @@ def fleet_data(fleet: Fleet) -> dict[str, Any]:
         ],
         "healthy": list(fleet.healthy),
         "unreadable": [{"node": u.name, "path": u.path, "reason": u.reason} for u in fleet.unreadable],
+        "missing": list(fleet.missing),
         "nodes": [
             {
                 "node": n.name,

@@ -14,6 +14,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     driver_cuda,
     environment,
     gpudoctor,
+    gpus,
     jax,
     platform,
     tensorflow,

@@ -8,25 +8,27 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from gpudoctor.facts import CudaInstall, LibraryFile
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.tensorflow_builds import (
-    DRIVER_ROOT_CAUSES,
+from gpudoctor.rules.views import (
     TfBuild,
-    and_cuda_install,
     and_cuda_pins,
     files_named,
+    framework_errors,
     normalise_cudnn,
     tf_build,
     tf_conda_managed,
 )
+from gpudoctor.versions import numbers
 
 CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
 LIBRARY_PATH_LINE = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH'"
-EARLY = (*DRIVER_ROOT_CAUSES, "GD411", "GD413", "GD511", "GD513")
+EARLY = (*causes.DRIVER, *causes.TENSORFLOW_WITHOUT_CUDA)
 XLA_SIGNS = (
     "can't find libdevice directory",
     "libdevice not found",
@@ -38,13 +40,6 @@ DRIVER_LIBRARIES = ("libcuda.so", "nvcuda", "libnvidia-ml", "nvml")
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _mm(version: str | None) -> tuple[int, ...] | None:
-    if not version:
-        return None
-    parts = re.findall(r"\d+", version)
-    return tuple(int(p) for p in parts[:2]) if parts else None
 
 
 def runtime_version(f: LibraryFile) -> str:
@@ -276,7 +271,7 @@ def cudnn_matches(ctx: RuleContext) -> Iterator[Verdict]:
         seen.append(f"cuDNN {loaded} at {loaded_file.path} ({loaded_file.version_source or 'file'})")
     if loaded is None or wanted is None:
         return
-    have, need = _mm(loaded), _mm(wanted)
+    have, need = (numbers(loaded, 2) or None), (numbers(wanted, 2) or None)
     if have is None or need is None:
         return
     if have[0] == need[0] and (len(need) < 2 or len(have) < 2 or have[1] >= need[1]):
@@ -368,7 +363,7 @@ def _cudnn_verdict(
 @rule(
     "GD203",
     "The conda CUDA packages match the installed TensorFlow",
-    requires=(*DRIVER_ROOT_CAUSES, "GD413", "GD511"),
+    requires=(*causes.DRIVER, "GD413", "GD511"),
     needs=("conda",),
 )
 def conda_cuda_packages(ctx: RuleContext) -> Iterator[Verdict]:
@@ -383,11 +378,11 @@ def conda_cuda_packages(ctx: RuleContext) -> Iterator[Verdict]:
     ):
         return
     packages = {p.name: p for p in conda.packages}
-    cuda_mm, cudnn_mm = _mm(build.cuda), _mm(build.cudnn)
+    cuda_mm, cudnn_mm = (numbers(build.cuda, 2) or None), (numbers(build.cudnn, 2) or None)
     problems: list[str] = []
     for name in ("cudatoolkit", "cuda-version", "cuda-cudart"):
         pkg = packages.get(name)
-        have = _mm(pkg.version) if pkg else None
+        have = (numbers(pkg.version, 2) or None) if pkg else None
         if pkg is None or have is None or cuda_mm is None:
             continue
         if have[0] != cuda_mm[0]:
@@ -402,7 +397,7 @@ def conda_cuda_packages(ctx: RuleContext) -> Iterator[Verdict]:
                 f"{name} {pkg.version} is older than the CUDA {build.cuda} {build.label} was built with"
             )
     cudnn = packages.get("cudnn")
-    have_cudnn = _mm(cudnn.version) if cudnn else None
+    have_cudnn = (numbers(cudnn.version, 2) or None) if cudnn else None
     if (
         cudnn is not None
         and have_cudnn is not None
@@ -644,7 +639,7 @@ def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
     loader_install = _install_at(tk.installs, _folder(ctx, _folder(ctx, loader.path))) if loader else None
     if loader is not None and loader_install is not None:
         roles.append((f"the loader's {loader.name} ({loader.path})", loader_install))
-    versions = {_mm(i.version or i.nvcc_version) for _, i in roles}
+    versions = {(numbers(i.version or i.nvcc_version, 2) or None) for _, i in roles}
     if len({i.path for _, i in roles}) < 2 or len(versions) < 2:
         return
     target = on_path or roles[0][1]
@@ -714,7 +709,7 @@ def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
             )
         )
     elif ctx.in_conda:
-        nvcc = f"cuda-nvcc={cuda}" if cuda and (_mm(cuda) or (0,)) >= (11, 3) else "cuda-nvcc=11.3.58"
+        nvcc = f"cuda-nvcc={cuda}" if cuda and (numbers(cuda, 2) or (0,)) >= (11, 3) else "cuda-nvcc=11.3.58"
         fixes.append(
             ctx.fix(
                 "Install NVIDIA's nvcc package (ptxas and libdevice) into the environment, point XLA at it on "
@@ -760,14 +755,14 @@ def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD208",
     "The CUDA versions of nvcc, the driver and the frameworks fit together",
-    requires=(*DRIVER_ROOT_CAUSES, "GD707"),
+    requires=(*causes.DRIVER, "GD707"),
     needs=("toolkit", "driver"),
 )
 def which_cuda(ctx: RuleContext) -> Iterator[Verdict]:
     tk, driver = ctx.facts.toolkit, ctx.facts.driver
     if tk is None or driver is None or not tk.nvcc_version or not driver.cuda_driver_version:
         return
-    nvcc, top = _mm(tk.nvcc_version), _mm(driver.cuda_driver_version)
+    nvcc, top = (numbers(tk.nvcc_version, 2) or None), (numbers(driver.cuda_driver_version, 2) or None)
     if nvcc is None or top is None:
         return
     frameworks: list[str] = []
@@ -841,20 +836,15 @@ def _shadowed(ctx: RuleContext) -> list[tuple[LibraryFile, LibraryFile]]:
             ),
             None,
         )
-        older = wheel is not None and _version_key(first.version) < _version_key(wheel.version or "")
+        older = wheel is not None and numbers(first.version, 4) < numbers(wheel.version or "", 4)
         if wheel is not None and older:
             pairs.append((first, wheel))
     return pairs
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version)[:4])
-
-
 @rule(
     "GD209",
     "LD_LIBRARY_PATH does not put older CUDA libraries ahead of the framework's own wheels",
-    requires=DRIVER_ROOT_CAUSES,
     needs=("libraries",),
 )
 def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
@@ -903,25 +893,6 @@ STUB_SIGNS = re.compile(
 )
 
 
-def framework_errors(ctx: RuleContext) -> list[tuple[str, str]]:
-    """(framework, text) for everything a framework said went wrong while it started CUDA."""
-    said: list[tuple[str, str]] = []
-    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
-    if torch is not None:
-        said += [("PyTorch", t) for t in (torch.cuda_error, *torch.warnings) if t]
-    if tf is not None:
-        said += [("TensorFlow", t) for t in (tf.cuinit_error, tf.list_devices_error, *tf.log_lines) if t]
-    if jax is not None:
-        said += [("JAX", t) for t in (jax.backend_error, *jax.warnings) if t]
-    return said
-
-
-def ld_library_path_without(folders: list[str]) -> str:
-    """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
-    drop = " ".join(f"-e '{folder}'" for folder in folders)
-    return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"
-
-
 def _is_stub(path: str) -> bool:
     return "stubs" in re.split(r"[\\/]", path)
 
@@ -929,7 +900,8 @@ def _is_stub(path: str) -> bool:
 @rule(
     "GD210",
     "The libcuda.so.1 programs load is the driver's, not the CUDA toolkit's stub",
-    requires=EARLY,
+    requires=causes.DRIVER,
+    blocks_gpu=True,
 )
 def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor in ("windows", "macos"):

@@ -6,197 +6,15 @@ from collections.abc import Iterator
 
 from gpudoctor.facts import DriverFacts, PlatformFacts
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import host_fix, install_driver_fixes, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
-
-DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
-PLATFORM_ROOT_CAUSES = ("GD501", "GD503", "GD504", "GD505")
-# The driver series each Debian release packages as `nvidia-driver` (packages.debian.org).
-DEBIAN_DRIVER_BRANCH = {"11": "470", "12": "535", "13": "550"}
-
-
-def distro_family(p: PlatformFacts | None) -> str:
-    """ "ubuntu", "debian", "fedora", "rhel", "arch" or "other", from os-release ID and ID_LIKE."""
-    if p is None or p.system != "Linux":
-        return "other"
-    ids = (p.distro_id or "", *p.distro_id_like)
-    for family, members in (
-        ("ubuntu", ("ubuntu",)),
-        ("debian", ("debian",)),
-        ("fedora", ("fedora",)),
-        ("rhel", ("rhel", "centos", "rocky", "almalinux")),
-        ("arch", ("arch",)),
-    ):
-        if family == "fedora" and p.distro_id != "fedora":
-            continue  # RHEL clones list fedora in ID_LIKE but have no RPM Fusion akmods
-        if any(i in members for i in ids):
-            return family
-    return "other"
+from gpudoctor.rules.views import distro_family
 
 
 def _kernel(p: PlatformFacts | None) -> str:
     return p.release if p is not None and p.release and p.wsl == 0 else "$(uname -r)"
-
-
-def host_fix(summary: str, *commands: str, needs_admin: bool = True, needs_reboot: bool = False) -> Fix:
-    """A fix run on the Windows side, in PowerShell (for WSL users too)."""
-    return Fix(  # noqa: S604 - `shell` names the shell the commands are written for; nothing runs
-        summary=summary,
-        commands=commands,
-        shell="powershell",
-        needs_admin=needs_admin,
-        needs_reboot=needs_reboot,
-    )
-
-
-def wsl_host_driver_fix() -> Fix:
-    return host_fix(
-        "In Windows, install the current NVIDIA driver for your GPU (it brings libcuda into WSL 2 under "
-        "/usr/lib/wsl/lib); never install a Linux NVIDIA driver inside WSL. Then restart WSL",
-        f"Start-Process {DRIVERS_PAGE}",
-        "wsl --shutdown",
-    )
-
-
-def _branch(minimum: str | None) -> str | None:
-    """The driver branch ("580") of a minimum driver version ("580.65.06")."""
-    head = (minimum or "").split(".")[0]
-    return head if head.isdigit() else None
-
-
-def _cuda_repository_fix(ctx: RuleContext, distro: str, arch: str, summary: str) -> Fix:
-    """NVIDIA's own apt repository for Debian or Ubuntu, which carries the newest driver branches."""
-    repository = f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}"
-    return ctx.fix(
-        summary,
-        f"wget {repository}/cuda-keyring_1.1-1_all.deb",
-        "sudo dpkg -i cuda-keyring_1.1-1_all.deb",
-        "sudo apt update",
-        "sudo apt install cuda-drivers",
-        needs_admin=True,
-        needs_reboot=True,
-    )
-
-
-def install_driver_fixes(ctx: RuleContext, minimum: str | None = None) -> tuple[Fix, ...]:
-    """Install the NVIDIA driver, the way this platform and distribution do it; at least `minimum`
-    ("580.65.06") where a rule needs a newer driver than the distribution may pick."""
-    flavor = ctx.flavor
-    if flavor == "windows":
-        return (
-            host_fix(
-                "Download and install the NVIDIA driver for your GPU (or let the NVIDIA App do it), then restart",
-                f"Start-Process {DRIVERS_PAGE}",
-                needs_reboot=True,
-            ),
-        )
-    if flavor == "wsl":
-        return (wsl_host_driver_fix(),)
-    p = ctx.facts.platform
-    family = distro_family(p)
-    branch = _branch(minimum)
-    if family == "ubuntu":
-        if branch is None:
-            return (
-                ctx.fix(
-                    "Install the recommended NVIDIA driver with Ubuntu's tool",
-                    "sudo apt update",
-                    "sudo ubuntu-drivers install",
-                    needs_admin=True,
-                    needs_reboot=True,
-                ),
-            )
-        return (
-            ctx.fix(
-                f"Install the NVIDIA {branch} driver branch with Ubuntu's tool (the recommended driver may be "
-                f"older than the {minimum} needed; if `ubuntu-drivers list` offers no {branch} for your "
-                "release, pick a newer branch it lists)",
-                "sudo apt update",
-                f"sudo ubuntu-drivers install nvidia:{branch}",
-                needs_admin=True,
-                needs_reboot=True,
-            ),
-        )
-    if family == "debian":
-        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
-            p.machine if p else "", "$(dpkg --print-architecture)"
-        )
-        release = (p.distro_version_id or "").split(".")[0] if p else ""
-        packaged = DEBIAN_DRIVER_BRANCH.get(release)
-        if branch is not None and (packaged is None or int(packaged) < int(branch)):
-            series = (
-                f"Debian {release}'s own nvidia-driver is the {packaged} series, older than the {minimum} needed"
-                if packaged
-                else f"Debian's own nvidia-driver may be older than the {minimum} needed"
-            )
-            repo_arch = "sbsa" if arch == "arm64" else "x86_64"
-            return (
-                _cuda_repository_fix(
-                    ctx,
-                    f"debian{release or '12'}",
-                    repo_arch,
-                    f"{series}: install the current driver from NVIDIA's CUDA repository instead (remove "
-                    "Debian's nvidia-* packages first if they are installed)",
-                ),
-            )
-        return (
-            ctx.fix(
-                "Enable the contrib, non-free and non-free-firmware components in your apt sources, then "
-                "install Debian's NVIDIA driver",
-                "sudo apt update",
-                f"sudo apt install linux-headers-{arch} nvidia-driver firmware-misc-nonfree",
-                needs_admin=True,
-                needs_reboot=True,
-            ),
-        )
-    if family == "fedora":
-        return (
-            ctx.fix(
-                "Install the driver from RPM Fusion; akmods builds the kernel module (wait a few minutes "
-                "before rebooting)",
-                "sudo dnf install https://mirrors.rpmfusion.org/free/fedora/rpmfusion-free-release-$(rpm -E %fedora).noarch.rpm "
-                "https://mirrors.rpmfusion.org/nonfree/fedora/rpmfusion-nonfree-release-$(rpm -E %fedora).noarch.rpm",
-                "sudo dnf install akmod-nvidia xorg-x11-drv-nvidia-cuda",
-                needs_admin=True,
-                needs_reboot=True,
-            ),
-        )
-    if family == "rhel":
-        major = (p.distro_version_id or "9").split(".")[0] if p else "9"
-        arch = "sbsa" if p is not None and p.machine == "aarch64" else "x86_64"
-        modular = not major.isdigit() or int(major) < 10  # RHEL 10 dropped module streams
-        install = (
-            "sudo dnf module install nvidia-driver:latest-dkms" if modular else "sudo dnf install nvidia-open"
-        )
-        return (
-            ctx.fix(
-                "Install the driver from NVIDIA's repository for your release",
-                f"sudo dnf config-manager --add-repo https://developer.download.nvidia.com/compute/cuda/repos/"
-                f"rhel{major}/{arch}/cuda-rhel{major}.repo",
-                "sudo dnf install kernel-devel-$(uname -r) kernel-headers-$(uname -r)",
-                install,
-                needs_admin=True,
-                needs_reboot=True,
-            ),
-        )
-    if family == "arch":
-        return (
-            ctx.fix(
-                "Install the NVIDIA driver package (nvidia-open for Turing and newer GPUs)",
-                "sudo pacman -S nvidia-open nvidia-utils",
-                needs_admin=True,
-                needs_reboot=True,
-            ),
-        )
-    at_least = f" ({minimum} or newer)" if minimum else ""
-    return (
-        ctx.fix(
-            f"Install the NVIDIA driver{at_least} for your GPU with your distribution's packages, or from "
-            f"{DRIVERS_PAGE}",
-            needs_admin=True,
-            needs_reboot=True,
-        ),
-    )
 
 
 # NVML's own messages, for the NVML line when nvidia-smi's words decided the state.
@@ -240,7 +58,13 @@ def _is_container(ctx: RuleContext) -> bool:
     return ctx.facts.platform is not None and ctx.facts.platform.container is not None
 
 
-@rule("GD106", "An NVIDIA GPU is present", requires=(*PLATFORM_ROOT_CAUSES, "GD302"), needs=("driver",))
+@rule(
+    "GD106",
+    "An NVIDIA GPU is present",
+    requires=(*causes.PLATFORM, "GD302"),
+    needs=("driver",),
+    blocks_gpu=True,
+)
 def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     p = ctx.facts.platform
@@ -316,7 +140,13 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD101", "NVIDIA driver is installed", requires=(*PLATFORM_ROOT_CAUSES, "GD106"), needs=("driver",))
+@rule(
+    "GD101",
+    "NVIDIA driver is installed",
+    requires=(*causes.PLATFORM, "GD106"),
+    needs=("driver",),
+    blocks_gpu=True,
+)
 def driver_missing(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "library_not_found" or ctx.flavor == "macos":
@@ -445,7 +275,13 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
     )
 
 
-@rule("GD102", "NVIDIA kernel module is loaded", requires=("GD501", "GD504", "GD506"), needs=("driver",))
+@rule(
+    "GD102",
+    "NVIDIA kernel module is loaded",
+    requires=("GD501", "GD504", "GD506"),
+    needs=("driver",),
+    blocks_gpu=True,
+)
 def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "driver_not_loaded":
@@ -499,7 +335,12 @@ def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD103", "NVIDIA kernel module and driver libraries are the same version", needs=("driver",))
+@rule(
+    "GD103",
+    "NVIDIA kernel module and driver libraries are the same version",
+    needs=("driver",),
+    blocks_gpu=True,
+)
 def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "lib_rm_version_mismatch":
@@ -593,7 +434,7 @@ def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD104", "This user may use the NVIDIA devices", needs=("driver",))
+@rule("GD104", "This user may use the NVIDIA devices", needs=("driver",), blocks_gpu=True)
 def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "no_permission":
@@ -633,7 +474,7 @@ def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD105", "Every GPU is reachable", needs=("driver",))
+@rule("GD105", "Every GPU is reachable", needs=("driver",), blocks_gpu=True)
 def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     lost = [g for g in d.gpus if g.error and "lost" in g.error.lower()]
@@ -669,7 +510,7 @@ def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD107", "NVML initialises", needs=("driver",))
+@rule("GD107", "NVML initialises", needs=("driver",), blocks_gpu=True)
 def nvml_other_error(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state not in ("unknown_error", "not_supported"):

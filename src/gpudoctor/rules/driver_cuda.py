@@ -10,19 +10,21 @@ from pathlib import PurePosixPath
 from packaging.version import Version
 
 from gpudoctor.facts import LibraryFile
-from gpudoctor.matrix import System, kernel_support, parse_version
+from gpudoctor.matrix import System, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.cuda import framework_errors, ld_library_path_without
-from gpudoctor.rules.driver import distro_family, install_driver_fixes
+from gpudoctor.rules.recipes import install_driver_fixes, ld_library_path_without, tf_install_spec
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.tensorflow_builds import (
-    DRIVER_ROOT_CAUSES,
+from gpudoctor.rules.views import (
+    distro_family,
+    driver_system,
+    framework_errors,
     gpu_capabilities,
     python_series,
     tf_build,
-    tf_install_spec,
 )
+from gpudoctor.versions import at_least, older, parse_version
 
 INSUFFICIENT = (
     "driver version is insufficient",
@@ -41,16 +43,6 @@ class FrameworkCuda:
     log: tuple[str, ...]  # what the framework printed about CUDA
     targets: tuple[str, ...]  # its build targets, for the PTX caveat
     older_builds: tuple[tuple[str, str], ...] = ()  # (install spec, CUDA) of builds this driver runs
-
-
-def driver_system(ctx: RuleContext) -> System:
-    """Whose driver numbering applies: in WSL 2 the driver is the Windows one."""
-    return "windows" if ctx.flavor in ("windows", "wsl") else "linux"
-
-
-def _at_least(version: str, minimum: str) -> bool:
-    left, right = parse_version(version), parse_version(minimum)
-    return left is not None and right is not None and left >= right
 
 
 def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verdict]:
@@ -87,7 +79,7 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
         "Every CUDA runtime asks the driver for a minimum version; below it, initialisation fails with "
         "'CUDA driver version is insufficient for CUDA runtime version' and the framework runs on the CPU."
     )
-    if floor is not None and not _at_least(version, floor):
+    if floor is not None and not at_least(version, floor):
         yield Verdict(
             severity=Severity.ERROR,
             message=f"NVIDIA driver {version} is too old for {framework.label}, built with CUDA {cuda}: it "
@@ -98,7 +90,7 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
             fixes=upgrade,
         )
         return
-    if toolkit_min is not None and compat_min is not None and not _at_least(version, toolkit_min):
+    if toolkit_min is not None and compat_min is not None and not at_least(version, toolkit_min):
         ptx_gpus = [
             f"{name} ({cc})"
             for name, cc in gpu_capabilities(ctx)
@@ -152,7 +144,7 @@ def _safe_support(cc: str, targets: tuple[str, ...]) -> str | None:
 def _upgrade_fixes(
     ctx: RuleContext, framework: FrameworkCuda, version: str, system: System, minimum: str | None
 ) -> tuple[Fix, ...]:
-    below = minimum is not None and not _at_least(version, minimum)
+    below = minimum is not None and not at_least(version, minimum)
     fixes = list(install_driver_fixes(ctx, minimum=minimum if below else None))
     if fixes:
         first = fixes[0]
@@ -184,9 +176,7 @@ def _upgrade_fixes(
 
 def _fully_supports(ctx: RuleContext, driver: str, cuda: str, system: System) -> bool:
     requirement = ctx.matrix.driver_requirement(cuda, system)
-    return bool(
-        requirement and requirement.toolkit_minimum and _at_least(driver, requirement.toolkit_minimum)
-    )
+    return bool(requirement and requirement.toolkit_minimum and at_least(driver, requirement.toolkit_minimum))
 
 
 def tensorflow_cuda(ctx: RuleContext) -> FrameworkCuda | None:
@@ -198,7 +188,7 @@ def tensorflow_cuda(ctx: RuleContext) -> FrameworkCuda | None:
     if tf is not None:
         log += tuple(filter(None, (tf.import_error, tf.list_devices_error, tf.cuinit_error)))
     series = python_series(ctx)
-    older: list[tuple[str, str]] = []
+    other_builds: list[tuple[str, str]] = []
     for release in sorted(ctx.matrix.tensorflow, key=lambda r: Version(r.version), reverse=True):
         row = release.windows if build.system == "windows" else release.linux
         spec = (row.python if row else None) or release.python
@@ -206,21 +196,21 @@ def tensorflow_cuda(ctx: RuleContext) -> FrameworkCuda | None:
             continue
         if build.release is not None and release.version == build.release.version:
             continue
-        older.append((tf_install_spec(ctx, release.version), row.cuda))
+        other_builds.append((tf_install_spec(ctx, release.version), row.cuda))
     return FrameworkCuda(
         label=build.label,
         cuda=build.cuda if build.cuda and "." in build.cuda else None,
         cuda_from=build.cuda_from,
         log=log,
         targets=build.targets,
-        older_builds=tuple(older),
+        older_builds=tuple(other_builds),
     )
 
 
 @rule(
     "GD111",
     "The NVIDIA driver is new enough for TensorFlow's CUDA",
-    requires=DRIVER_ROOT_CAUSES,
+    requires=causes.DRIVER,
     needs=("driver", "tensorflow"),
 )
 def driver_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
@@ -292,7 +282,8 @@ def _foreign_libcuda(ctx: RuleContext) -> LibraryFile | None:
 @rule(
     "GD112",
     "The loaded libcuda is the running NVIDIA driver's own, not a forward-compatibility copy",
-    requires=DRIVER_ROOT_CAUSES,
+    requires=causes.DRIVER,
+    blocks_gpu=True,
 )
 def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor not in ("linux", "unknown"):
@@ -305,9 +296,9 @@ def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
     running = driver.driver_version if driver is not None and driver.nvml_state == "ok" else None
     gpus = [g.name for g in driver.gpus] if driver is not None else []
     consumer = [name for name in gpus if is_datacenter_gpu(name) is False]
-    older = bool(lib and lib.version and running and _older(lib.version, running))
-    unsupported_hw = bool(said_804 or (lib is not None and consumer and not older))
-    mismatch = bool(said_803 or older)
+    lib_older = bool(lib and lib.version and running and older(lib.version, running))
+    unsupported_hw = bool(said_804 or (lib is not None and consumer and not lib_older))
+    mismatch = bool(said_803 or lib_older)
     if not (unsupported_hw or mismatch):
         return
     seen: list[str] = []
@@ -345,7 +336,7 @@ def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
                 else "another driver's libcuda"
             )
             + (f" {lib.version}" if lib is not None and lib.version else "")
-            + (f" older than the running driver {running}" if running and older else "")
+            + (f" older than the running driver {running}" if running and lib_older else "")
             + ": CUDA fails with Error 803 (unsupported display driver / cuda driver combination)"
         )
         why = (
@@ -360,11 +351,6 @@ def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
         seen=tuple(seen),
         fixes=_compat_fixes(ctx, folder, cuda, upgrade=unsupported_hw, running=running, lib=lib),
     )
-
-
-def _older(left: str, right: str) -> bool:
-    a, b = parse_version(left), parse_version(right)
-    return a is not None and b is not None and a < b
 
 
 def _compat_cuda(path: str) -> str | None:
@@ -427,7 +413,7 @@ def _compat_fixes(
         minimum = requirement.toolkit_minimum if requirement else None
         if minimum is None and lib is not None and lib.version:
             minimum = lib.version
-        if minimum is not None and (running is None or _older(running, minimum)):
+        if minimum is not None and (running is None or older(running, minimum)):
             for fix in install_driver_fixes(ctx, minimum=minimum):
                 fixes.append(
                     Fix(

@@ -102,7 +102,7 @@ def _find_where_set(ctx: RuleContext, name: str) -> Fix:
     )
 
 
-@rule("GD301", "CUDA_VISIBLE_DEVICES does not hide the GPUs", needs=("environment",))
+@rule("GD301", "CUDA_VISIBLE_DEVICES does not hide the GPUs", needs=("environment",), blocks_gpu=True)
 def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     value = _env(ctx).variables.get("CUDA_VISIBLE_DEVICES")
     if value is None:
@@ -175,6 +175,7 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     "The container's NVIDIA_VISIBLE_DEVICES passes GPUs in",
     requires=("GD503",),
     needs=("environment", "platform"),
+    blocks_gpu=True,
 )
 def nvidia_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     value = _env(ctx).variables.get("NVIDIA_VISIBLE_DEVICES")
@@ -234,7 +235,11 @@ def _minor(version: str | None) -> str | None:
     return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
-@rule("GD303", "CUDA_HOME and CUDA_PATH point at a CUDA toolkit", needs=("environment", "toolkit"))
+@rule(
+    "GD303",
+    "CUDA_HOME and CUDA_PATH point at a CUDA toolkit",
+    needs=("environment", "toolkit"),
+)
 def cuda_home_missing(ctx: RuleContext) -> Iterator[Verdict]:
     toolkit = _toolkit(ctx)
     variables = _env(ctx).variables

@@ -5,21 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gpudoctor.facts import DriverFacts, JaxFacts, JaxLibraryCheck
 from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import driver_upgrade_fix
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.torch import (
-    DRIVER_ROOT_CAUSES,
-    cuda_key,
-    driver_system,
-    driver_upgrade_fix,
-    gpu_seen,
-    working_driver,
-)
+from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
+from gpudoctor.versions import major_minor, parse_version
 
 JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
 # jaxlib 0.4.26 dropped CUDA 11, so 0.4.25 is the last release with CUDA 11 wheels (jax CHANGELOG);
@@ -34,13 +30,6 @@ def jax_facts(ctx: RuleContext) -> JaxFacts:
     facts = ctx.facts.jax
     assert facts is not None  # every rule here has needs=("jax",)
     return facts
-
-
-def version_of(text: str | None) -> Version | None:
-    try:
-        return Version(text) if text else None
-    except InvalidVersion:
-        return None
 
 
 def cuda_plugins(j: JaxFacts) -> dict[str, str]:
@@ -59,7 +48,7 @@ def capabilities(driver: DriverFacts) -> list[tuple[str, str]]:
 
 
 def below(cc: str, minimum: str) -> bool:
-    have, need = cuda_key(cc), cuda_key(minimum)
+    have, need = major_minor(cc), major_minor(minimum)
     return have is not None and need is not None and have < need
 
 
@@ -71,7 +60,7 @@ def extra_for_machine(ctx: RuleContext, driver: DriverFacts) -> JaxCuda | None:
         plugin = ctx.matrix.jax_cuda(major)
         if plugin is None:
             continue
-        have, need = version_of(driver.driver_version), version_of(plugin.min_driver_linux)
+        have, need = parse_version(driver.driver_version), parse_version(plugin.min_driver_linux)
         if have is not None and need is not None and have < need:
             continue
         if any(below(cc, plugin.min_compute_capability) for cc in ccs):
@@ -86,7 +75,7 @@ def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
     return ctx.fix(summary, ctx.pip_install(f"jax[{plugin.extra}]", options=("-U",)))
 
 
-@rule("GD701", "JAX imports", requires=("GD003",), needs=("jax",))
+@rule("GD701", "JAX imports", requires=causes.BROKEN_PYTHON, needs=("jax",))
 def jax_import(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     if j.probe_error:
@@ -204,12 +193,12 @@ def jax_plugin_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
 
 def _newest_jax_for_cudnn(ctx: RuleContext, installed: str, major: int) -> str | None:
     """The first jax release whose CUDA wheels need a newer cuDNN than `installed`: pin below it."""
-    have = version_of(installed)
+    have = parse_version(installed)
     if have is None:
         return None
     for row in sorted(ctx.matrix.jax, key=lambda r: Version(r.version)):
         minimum = row.min_cudnn.get(major)
-        if minimum is not None and (need := version_of(minimum)) is not None and need > have:
+        if minimum is not None and (need := parse_version(minimum)) is not None and need > have:
             return row.version
     return None
 
@@ -265,7 +254,7 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
 @rule(
     "GD704",
     "The CUDA libraries JAX loads are as new as jaxlib needs",
-    requires=("GD701", "GD209"),
+    requires=("GD701", *causes.SHADOWED_WHEELS),
     needs=("jax",),
 )
 def jax_libraries_too_old(ctx: RuleContext) -> Iterator[Verdict]:
@@ -400,7 +389,7 @@ def _uses_pip_ptxas(ctx: RuleContext) -> bool:
 @rule(
     "GD707",
     "The ptxas JAX compiles with is not newer than the driver",
-    requires=(*DRIVER_ROOT_CAUSES, "GD701"),
+    requires=(*causes.DRIVER, "GD701"),
     needs=("jax", "driver", "toolkit"),
 )
 def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
@@ -410,7 +399,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     if driver is None or toolkit is None or not j.installed or not has_cuda_jaxlib(j) or _uses_pip_ptxas(ctx):
         return
     nvcc = toolkit.nvcc_version
-    have, need = cuda_key(driver.cuda_driver_version), cuda_key(nvcc)
+    have, need = major_minor(driver.cuda_driver_version), major_minor(nvcc)
     if have is None or need is None or need <= have:
         return
     requirement = ctx.matrix.driver_requirement(
@@ -447,11 +436,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     "GD708",
     "JAX sees the GPU the driver reports",
     requires=(
-        *DRIVER_ROOT_CAUSES,
-        "GD112",
-        "GD209",
-        "GD210",
-        "GD301",
+        *causes.NO_GPU_FOR_ANY_FRAMEWORK,
         "GD701",
         "GD702",
         "GD703",
@@ -521,17 +506,17 @@ def jax_min_driver(ctx: RuleContext, major: int) -> str | None:
 
 
 def _driver_too_old(driver: DriverFacts, major: int, minimum: str | None) -> bool:
-    have, need = version_of(driver.driver_version), version_of(minimum)
+    have, need = parse_version(driver.driver_version), parse_version(minimum)
     if have is not None and need is not None:
         return have < need
-    reported = cuda_key(driver.cuda_driver_version)
+    reported = major_minor(driver.cuda_driver_version)
     return reported is not None and reported[0] < major
 
 
 def _cuda11_fix(ctx: RuleContext, driver: DriverFacts, j: JaxFacts, installed: list[int]) -> Fix | None:
     """The last JAX with CUDA 11 wheels, where this driver and Python can run it."""
     python = ctx.facts.python.version if ctx.facts.python else ""
-    if python and (version_of(python) or Version("0")) >= Version(LAST_CUDA11_PYTHON):
+    if python and (parse_version(python) or Version("0")) >= Version(LAST_CUDA11_PYTHON):
         return None
     if _driver_too_old(driver, 11, jax_min_driver(ctx, 11)):
         return None
@@ -549,7 +534,7 @@ def _cuda11_fix(ctx: RuleContext, driver: DriverFacts, j: JaxFacts, installed: l
 @rule(
     "GD709",
     "The NVIDIA driver is new enough for JAX's CUDA plugin",
-    requires=(*DRIVER_ROOT_CAUSES, "GD701", "GD705"),
+    requires=(*causes.DRIVER, "GD701", "GD705"),
     needs=("jax", "driver"),
 )
 def jax_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from gpudoctor.facts import PlatformFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.driver import distro_family, host_fix, wsl_host_driver_fix
+from gpudoctor.rules.recipes import host_fix, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import distro_family
 
 GPU_NODE = re.compile(r"^/dev/nvidia\d+$")
 
@@ -25,7 +26,7 @@ def _driver_works(ctx: RuleContext) -> bool:
     return d is not None and d.nvml_state == "ok"
 
 
-@rule("GD501", "On macOS the GPU is used through Metal", needs=("platform",))
+@rule("GD501", "On macOS the GPU is used through Metal", needs=("platform",), blocks_gpu=True)
 def macos(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor != "macos":
         return
@@ -77,7 +78,7 @@ def macos(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD502", "The container has the CUDA device node /dev/nvidia-uvm", needs=("platform",))
+@rule("GD502", "The container has the CUDA device node /dev/nvidia-uvm", needs=("platform",), blocks_gpu=True)
 def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if ctx.flavor != "linux" or not p.container:
@@ -108,7 +109,7 @@ def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD503", "The container was started with GPU access", needs=("platform",))
+@rule("GD503", "The container was started with GPU access", needs=("platform",), blocks_gpu=True)
 def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if ctx.flavor != "linux" or not p.container or _driver_works(ctx):
@@ -226,7 +227,7 @@ def _build_without_gpu_fixes(ctx: RuleContext, container: str, nvcc_version: str
     return fixes
 
 
-@rule("GD504", "WSL 2 is used (WSL 1 has no GPU support)", needs=("platform",))
+@rule("GD504", "WSL 2 is used (WSL 1 has no GPU support)", needs=("platform",), blocks_gpu=True)
 def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if p.wsl != 1:
@@ -255,6 +256,7 @@ def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
     "The Windows driver's CUDA libraries are visible in WSL 2",
     requires=("GD512",),
     needs=("platform",),
+    blocks_gpu=True,
 )
 def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
@@ -281,7 +283,7 @@ def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform",))
+@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform",), blocks_gpu=True)
 def linux_driver_in_wsl(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     d = ctx.facts.driver

@@ -19,22 +19,35 @@ class Rule:
     code: str
     title: str  # the healthy state, so it reads right next to a pass or a fail
     check: Check
-    requires: tuple[str, ...] = ()  # codes whose *error* makes this rule moot (one root cause, one error)
+    requires: tuple[str, ...] = ()  # codes whose finding explains this rule's (groups in rules/causes.py)
     needs: tuple[str, ...] = ()  # fact slots that must be present, e.g. ("driver", "tensorflow")
+    blocks_gpu: bool = False  # an error from this rule means no CUDA program can use the GPU
 
 
 RULES: dict[str, Rule] = {}
 
 
 def rule(
-    code: str, title: str, *, requires: Iterable[str] = (), needs: Iterable[str] = ()
+    code: str,
+    title: str,
+    *,
+    requires: Iterable[str] = (),
+    needs: Iterable[str] = (),
+    blocks_gpu: bool = False,
 ) -> Callable[[Check], Check]:
     def register(check: Check) -> Check:
         if not CODE_PATTERN.match(code):
             raise ValueError(f"rule code {code!r} does not match GDnnn")
         if code in RULES:
             raise ValueError(f"rule code {code} registered twice")
-        RULES[code] = Rule(code=code, title=title, check=check, requires=tuple(requires), needs=tuple(needs))
+        RULES[code] = Rule(
+            code=code,
+            title=title,
+            check=check,
+            requires=tuple(dict.fromkeys(requires)),
+            needs=tuple(needs),
+            blocks_gpu=blocks_gpu,
+        )
         return check
 
     return register

@@ -9,13 +9,15 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
 from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
+from gpudoctor.versions import parse_version
 
 FIRST_AND_CUDA = Version("2.14")  # first release with the `[and-cuda]` extra
 FIRST_GPU_BY_DEFAULT = Version("2.1")  # `tensorflow` itself became the GPU build (1.15 too)
@@ -36,13 +38,6 @@ MISSING_DLL = re.compile(
 CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/:$LD_LIBRARY_PATH' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"
 TOOLKIT_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
-
-
-def _version(text: str | None) -> Version | None:
-    try:
-        return Version(text) if text else None
-    except InvalidVersion:
-        return None
 
 
 def _tf_version(ctx: RuleContext) -> str | None:
@@ -73,7 +68,7 @@ def _installed_by_conda(ctx: RuleContext, name: str) -> bool:
 def _gpu_tensorflow_fix(ctx: RuleContext, version: str | None, *, remove: tuple[str, ...] = ()) -> Fix:
     """Commands that leave this environment with the GPU build of TensorFlow `version`."""
     uninstall = (ctx.pip("uninstall", "-y", *remove),) if remove else ()
-    parsed = _version(version)
+    parsed = parse_version(version)
     if ctx.in_conda and _installed_by_conda(ctx, "tensorflow"):
         spec = f"tensorflow={version}=cuda*" if version else "tensorflow=*=cuda*"
         return ctx.fix("Install conda-forge's CUDA build of TensorFlow", *uninstall, ctx.conda_install(spec))
@@ -163,8 +158,8 @@ def shadowing_file(ctx: RuleContext) -> Iterator[Verdict]:
 def _numpy_abi(ctx: RuleContext, tf: TensorFlowFacts, text: str) -> bool:
     if NUMPY_ABI.search(text):
         return True
-    numpy = _version(getattr(ctx.distribution("numpy"), "version", None))
-    tf_version = _version(tf.version)
+    numpy = parse_version(getattr(ctx.distribution("numpy"), "version", None))
+    tf_version = parse_version(tf.version)
     return (
         numpy is not None
         and numpy.major >= 2
@@ -230,7 +225,12 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     return None
 
 
-@rule("GD401", "TensorFlow imports", needs=("tensorflow",), requires=("GD003", "GD405", "GD413", "GD513"))
+@rule(
+    "GD401",
+    "TensorFlow imports",
+    needs=("tensorflow",),
+    requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513"),
+)
 def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     assert tf is not None
@@ -387,7 +387,7 @@ def tensorflow_gpu_stub(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     assert python is not None
     stub = ctx.distribution(STUB)
-    stub_version = _version(stub.version) if stub else None
+    stub_version = parse_version(stub.version) if stub else None
     if stub is not None and stub_version is not None and stub_version > LAST_REAL_GPU_PACKAGE:
         yield Verdict(
             severity=Severity.ERROR,
@@ -425,7 +425,7 @@ def tensorflow_gpu_stub(ctx: RuleContext) -> Iterator[Verdict]:
 
 
 def _is_tf_2_0(dist: Distribution) -> bool:
-    parsed = _version(dist.version)
+    parsed = parse_version(dist.version)
     return parsed is not None and parsed.release[:2] == (2, 0)
 
 
@@ -436,7 +436,7 @@ def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
     if not driver.gpus or ctx.flavor == "macos":
         return
     version = _tf_version(ctx)
-    parsed = _version(version)
+    parsed = parse_version(version)
     if ctx.flavor == "windows" and (parsed is None or parsed >= FIRST_NO_WINDOWS_GPU):
         return  # native Windows has no GPU TensorFlow after 2.10: the GD51x rules say so
     plain = ctx.distribution("tensorflow")
@@ -445,7 +445,7 @@ def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
     intel = ctx.distribution("tensorflow-intel")
     gpu_name = f"{len(driver.gpus)} NVIDIA GPU{'s' * (len(driver.gpus) != 1)}"
     if plain is not None and gpu is not None:
-        plain_version = _version(plain.version)
+        plain_version = parse_version(plain.version)
         cpu_only = (
             plain_version is not None
             and plain_version < FIRST_GPU_BY_DEFAULT
@@ -504,14 +504,14 @@ def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
 
 
 def _cudart_name(cuda: str | None) -> str:
-    parsed = _version(cuda)
+    parsed = parse_version(cuda)
     if parsed is None:
         return "the CUDA runtime"
     return f"libcudart.so.{parsed.major}" if parsed.major >= 12 else f"libcudart.so.{parsed.major}.0"
 
 
 def _library_fixes(ctx: RuleContext, tf: TensorFlowFacts) -> tuple[Fix, ...]:
-    version = _version(tf.version)
+    version = parse_version(tf.version)
     cuda = ".".join((tf.build_cuda_version or "").split(".")[:2]) or None
     cudnn = (tf.build_cudnn_version or "").split(".")[0] or None
     if ctx.flavor in ("linux", "wsl") and version is not None and version >= FIRST_AND_CUDA:
@@ -583,9 +583,11 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
     "TensorFlow sees the GPU",
     needs=("tensorflow", "driver"),
     requires=(
-        *("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD301", "GD403", "GD404", "GD405"),
-        *("GD111", "GD201", "GD202", "GD203", "GD204", "GD205", "GD411", "GD412", "GD413", "GD414"),
-        *("GD511", "GD513", "GD112", "GD210"),
+        *causes.DRIVER,
+        *causes.HIDDEN_GPUS,
+        *("GD403", "GD404", "GD405", "GD111", "GD201", "GD202", "GD203", "GD204", "GD205"),
+        *("GD411", "GD412", "GD413", "GD414", "GD511", "GD513"),
+        *causes.NO_GPU_FOR_ANY_FRAMEWORK,
     ),
 )
 def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:

@@ -6,16 +6,18 @@ import dataclasses
 import re
 from collections.abc import Iterator
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from gpudoctor.facts import CondaPackage, DriverFacts, TorchFacts
-from gpudoctor.matrix import System, TorchRelease, TorchVariant, kernel_support
+from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.driver import install_driver_fixes
+from gpudoctor.rules.recipes import driver_upgrade_fix
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
+from gpudoctor.versions import major_minor, public_version, release_of
 
-DRIVER_ROOT_CAUSES = ("GD101", "GD102", "GD103", "GD104", "GD105", "GD106")
 TORCH_WHL = "https://download.pytorch.org/whl"
 CONDA_PYTORCH_CUDA = ("11.6", "11.7", "11.8", "12.1", "12.4")  # pytorch-cuda on the pytorch channel
 
@@ -26,39 +28,10 @@ def torch_facts(ctx: RuleContext) -> TorchFacts:
     return facts
 
 
-def working_driver(ctx: RuleContext) -> DriverFacts | None:
-    """The driver facts when NVML works and sees at least one GPU."""
-    d = ctx.facts.driver
-    return d if d is not None and d.nvml_state == "ok" and d.gpus else None
-
-
-def driver_system(ctx: RuleContext) -> System:
-    # WSL runs the Windows driver, so the Windows driver numbers apply.
-    return "windows" if ctx.flavor in ("windows", "wsl") else "linux"
-
-
-def release_of(version: str | None) -> Version | None:
-    if not version:
-        return None
-    try:
-        return Version(version.split("+")[0])
-    except InvalidVersion:
-        return None
-
-
-def public_version(version: str) -> str:
-    return version.split("+")[0]
-
-
 def cuda_tag(cuda: str) -> str:
     """ "12.4" -> "cu124"."""
     major, _, minor = cuda.partition(".")
     return f"cu{major}{minor.split('.')[0] or '0'}"
-
-
-def cuda_key(cuda: str | None) -> tuple[int, int] | None:
-    match = re.match(r"^(\d+)\.(\d+)", cuda or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def local_variant(version: str | None) -> str | None:
@@ -106,12 +79,12 @@ def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> li
     """CUDA variants of this torch release the driver runs, newest CUDA first."""
     if driver.driver_version:
         return ctx.matrix.torch_variants_for_driver(version, driver.driver_version, driver_system(ctx))
-    limit = cuda_key(driver.cuda_driver_version)
+    limit = major_minor(driver.cuda_driver_version)
     release = ctx.matrix.torch_release(version)
     if release is None or limit is None:
         return []
-    fits = [v for v in release.variants if v.cuda and (cuda_key(v.cuda) or (99, 0)) <= limit]
-    return sorted(fits, key=lambda v: cuda_key(v.cuda) or (0, 0), reverse=True)
+    fits = [v for v in release.variants if v.cuda and (major_minor(v.cuda) or (99, 0)) <= limit]
+    return sorted(fits, key=lambda v: major_minor(v.cuda) or (0, 0), reverse=True)
 
 
 def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> tuple[str, bool] | None:
@@ -129,21 +102,7 @@ def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> t
     return None
 
 
-def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:
-    base = install_driver_fixes(ctx, minimum=minimum)[0]
-    return dataclasses.replace(
-        base, summary=f"Upgrade the NVIDIA driver to {minimum} or newer. {base.summary}"
-    )
-
-
-def gpu_seen(driver: DriverFacts) -> str:
-    gpus = ", ".join(
-        f"{g.name} ({g.compute_capability})" if g.compute_capability else g.name for g in driver.gpus
-    )
-    return f"driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}): {gpus}"
-
-
-@rule("GD601", "PyTorch imports", requires=("GD003", "GD209"), needs=("torch",))
+@rule("GD601", "PyTorch imports", requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS), needs=("torch",))
 def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     if t.probe_error:
@@ -174,15 +133,17 @@ def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
             else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
         )
     ]
-    if re.search(r"lib\w+\.so|\.dll|DLL load failed|cannot open shared object", error):
+    if (
+        ctx.shell == "bash"
+        and variable_set(ctx, "LD_LIBRARY_PATH")
+        and re.search(r"lib\w+\.so|cannot open shared object", error)
+    ):
         fixes.insert(
             0,
             ctx.fix(
                 "A CUDA library torch links against is missing or a different one is found first: run without "
                 "LD_LIBRARY_PATH overrides and try again",
-                "env -u LD_LIBRARY_PATH " + f'{ctx.python_cmd} -c "import torch"'
-                if ctx.shell == "bash"
-                else f'{ctx.python_cmd} -c "import torch"',
+                f'env -u LD_LIBRARY_PATH {ctx.python_cmd} -c "import torch"',
             ),
         )
     yield Verdict(
@@ -200,7 +161,7 @@ def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
 
 def _minor(version: str) -> str | None:
     """ "11.3.1" -> "11.3"."""
-    key = cuda_key(version)
+    key = major_minor(version)
     return f"{key[0]}.{key[1]}" if key else None
 
 
@@ -210,7 +171,7 @@ def conda_cuda_package(ctx: RuleContext) -> CondaPackage | None:
     conda = ctx.facts.conda
     if conda is None:
         return None
-    by_name = {p.name: p for p in conda.packages if p.version and cuda_key(p.version)}
+    by_name = {p.name: p for p in conda.packages if p.version and major_minor(p.version)}
     return by_name.get("pytorch-cuda") or by_name.get("cudatoolkit")
 
 
@@ -225,8 +186,8 @@ def conda_forge_env(ctx: RuleContext, t: TorchFacts) -> bool:
 
 def built_cudas(release: TorchRelease) -> list[str]:
     """The CUDA versions a release was built for, oldest first."""
-    cudas = [v.cuda for v in release.variants if v.cuda and cuda_key(v.cuda)]
-    return sorted(cudas, key=lambda c: cuda_key(c) or (0, 0))
+    cudas = [v.cuda for v in release.variants if v.cuda and major_minor(v.cuda)]
+    return sorted(cudas, key=lambda c: major_minor(c) or (0, 0))
 
 
 def on_pytorch_channel(ctx: RuleContext, release: Version) -> bool:
@@ -262,18 +223,18 @@ def pytorch_channel_fix(ctx: RuleContext, version: str, cuda: str, summary: str)
 def _driver_runs(ctx: RuleContext, driver: DriverFacts, cuda: str) -> bool:
     if driver.driver_version:
         return ctx.matrix.driver_runs_cuda(driver.driver_version, cuda, driver_system(ctx)) is not False
-    have, need = cuda_key(driver.cuda_driver_version), cuda_key(cuda)
+    have, need = major_minor(driver.cuda_driver_version), major_minor(cuda)
     return have is None or need is None or need <= have
 
 
 def _closest_cuda(cudas: list[str], wanted: tuple[int, int] | None) -> str | None:
     """The newest of `cudas` not above `wanted`, else the oldest; the newest when nothing is wanted."""
-    ordered = sorted(cudas, key=lambda c: cuda_key(c) or (0, 0))
+    ordered = sorted(cudas, key=lambda c: major_minor(c) or (0, 0))
     if not ordered:
         return None
     if wanted is None:
         return ordered[-1]
-    below = [c for c in ordered if (cuda_key(c) or (0, 0)) <= wanted]
+    below = [c for c in ordered if (major_minor(c) or (0, 0)) <= wanted]
     return below[-1] if below else ordered[0]
 
 
@@ -286,7 +247,7 @@ def _nearest_release_for_cuda(ctx: RuleContext, version: Version, cuda: str) -> 
         number = release_of(release.version)
         if number is None or not on_pytorch_channel(ctx, number):
             continue
-        if cuda_key(cuda) not in {cuda_key(c) for c in built_cudas(release)}:
+        if major_minor(cuda) not in {major_minor(c) for c in built_cudas(release)}:
             continue
         if python and not release.python.contains(python, prereleases=True):
             continue
@@ -310,7 +271,7 @@ def channel_mismatch(
         return None
     cuda = _minor(package.version)
     built = built_cudas(release)
-    if cuda is None or not built or cuda_key(cuda) in {cuda_key(c) for c in built}:
+    if cuda is None or not built or major_minor(cuda) in {major_minor(c) for c in built}:
         return None
     return package, cuda, built
 
@@ -349,7 +310,7 @@ def _conda_cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts,
         return fixes if fixes else [forge]
     mismatch = channel_mismatch(ctx, t, public)
     package = conda_cuda_package(ctx)
-    wanted = cuda_key(package.version) if package else None
+    wanted = major_minor(package.version) if package else None
     cudas = built_cudas(matrix_release) if matrix_release else []
     runnable = [c for c in cudas if _driver_runs(ctx, driver, c)]
     if release >= Version("1.13"):
@@ -457,7 +418,7 @@ def torch_cpu_build(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD603",
     "The NVIDIA driver runs PyTorch's CUDA build",
-    requires=(*DRIVER_ROOT_CAUSES, "GD601"),
+    requires=(*causes.DRIVER, "GD601"),
     needs=("torch", "driver"),
 )
 def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
@@ -472,7 +433,7 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
         else None
     )
     if runs is None:
-        have, need = cuda_key(driver.cuda_driver_version), cuda_key(t.cuda_version)
+        have, need = major_minor(driver.cuda_driver_version), major_minor(t.cuda_version)
         runs = None if have is None or need is None else need <= have
     said = [w for w in t.warnings if "driver on your system is too old" in w]
     if runs is not False and not said:
@@ -563,7 +524,7 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
     same = [v for r, v in runnable if installed is not None and r == installed.version]
     sm = f"sm_{cc.replace('.', '')}"
     if same:
-        pick = max(same, key=lambda v: cuda_key(v.cuda) or (0, 0))
+        pick = max(same, key=lambda v: major_minor(v.cuda) or (0, 0))
         summary = (
             f"Install the {pick.name} build of PyTorch {public_version(version)}, which has kernels for {sm}"
         )
@@ -609,7 +570,7 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
 @rule(
     "GD604",
     "PyTorch has kernels for this GPU's architecture",
-    requires=(*DRIVER_ROOT_CAUSES, "GD601", "GD602"),
+    requires=(*causes.DRIVER, "GD601", "GD602"),
     needs=("torch",),
 )
 def torch_arch(ctx: RuleContext) -> Iterator[Verdict]:
@@ -697,11 +658,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
     "GD606",
     "PyTorch sees the GPU the driver reports",
     requires=(
-        *DRIVER_ROOT_CAUSES,
-        "GD112",
-        "GD209",
-        "GD210",
-        "GD301",
+        *causes.NO_GPU_FOR_ANY_FRAMEWORK,
         "GD601",
         "GD602",
         "GD603",
@@ -752,7 +709,7 @@ def _dotted(numbers: str) -> str:
 @rule(
     "GD607",
     "PyTorch loads the cuDNN it was built with",
-    requires=(*DRIVER_ROOT_CAUSES, "GD209", "GD601"),
+    requires=(*causes.DRIVER, *causes.SHADOWED_WHEELS, "GD601"),
     needs=("torch",),
 )
 def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:

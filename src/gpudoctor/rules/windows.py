@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.tensorflow_builds import files_named, python_range, python_series, tf_build
+from gpudoctor.rules.views import files_named, python_range, python_series, tf_build
 
 WSL_GPU_PAGE = "https://learn.microsoft.com/windows/wsl/tutorials/gpu-compute"
 

@@ -4,97 +4,27 @@ Standard library only, Python 3.6 syntax. Prints `@@GPUDOCTOR@@ {json}` after ea
 a crash or a hang in a later stage still leaves what the earlier stages learned.
 """
 
-import json
 import logging
-import os
 import re
-import sys
 import warnings
 
-MARKER = "@@GPUDOCTOR@@ "
-OUT_FD = os.dup(1)
+from _prelude import conda_records, describe_error, emit, installed_distributions, loaded_libraries
+
 PLUGIN = re.compile(r"^jax-(cuda|rocm)\d*-(plugin|pjrt)$")
-CUDA_LIB = re.compile(
-    r"lib(cuda|cudart|cudnn[a-z_]*|cublas|cublasLt|nccl|nvrtc|cufft|cusolver|cusparse|nvidia-ml|nvJitLink)"
-    r"[.\-_]"
-)
 
 
-def emit(data):
-    line = "\n" + MARKER + json.dumps(data) + "\n"
-    try:
-        os.write(OUT_FD, line.encode("utf-8"))
-    except OSError:
-        pass
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return ""
+def wanted(name):
+    return name in ("jax", "jaxlib") or bool(PLUGIN.match(name))
 
 
 def distributions():
     """Versions of jax, jaxlib and the CUDA/ROCm plugins on sys.path (first one wins), without importing."""
-    found = {}
-    for entry in sys.path:
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:
-            continue
-        for folder in names:
-            if not folder.endswith((".dist-info", ".egg-info")):
-                continue
-            name = canonical(folder.split("-")[0].rsplit(".", 1)[0])
-            if name in found or not (name in ("jax", "jaxlib") or PLUGIN.match(name)):
-                continue
-            path = os.path.join(entry or ".", folder)
-            meta_file = path
-            if os.path.isdir(path):
-                meta_file = os.path.join(path, "METADATA" if folder.endswith(".dist-info") else "PKG-INFO")
-            version = re.search(r"^Version:\s*(\S+)", read_text(meta_file), re.MULTILINE)
-            found[name] = version.group(1) if version else ""
-    return found
+    return {d["name"]: d["version"] for d in installed_distributions(keep=wanted)}
 
 
 def conda_jaxlib():
-    folder = os.path.join(sys.prefix, "conda-meta")
-    try:
-        files = sorted(os.listdir(folder))
-    except OSError:
-        return None
-    for file_name in files:
-        if not (file_name.startswith("jaxlib-") and file_name.endswith(".json")):
-            continue
-        try:
-            with open(os.path.join(folder, file_name), encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get("name") == "jaxlib":
-            return {"build": str(record.get("build", "")), "channel": str(record.get("channel", ""))}
-    return None
-
-
-def loaded_libraries():
-    paths = []
-    for line in read_text("/proc/self/maps").splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and CUDA_LIB.search(os.path.basename(parts[5])):
-            if parts[5] not in paths:
-                paths.append(parts[5])
-    return paths
-
-
-def describe_error(exc):
-    message = str(exc).strip()
-    return "%s: %s" % (type(exc).__name__, message) if message else type(exc).__name__
+    record = conda_records(("jaxlib",)).get("jaxlib")
+    return {"build": record["build"], "channel": record["channel"]} if record else None
 
 
 class Recorder(logging.Handler):

@@ -8,14 +8,14 @@ parent knows which one, and can run this script again with `--skip <soname-or-pa
 
 import ctypes
 import glob
-import json
 import os
 import re
 import sys
 import sysconfig
 from typing import List, Optional, Tuple
 
-MARKER = "@@GPUDOCTOR@@ "
+from _prelude import emit
+
 STEP = "@@GPUDOCTOR-STEP@@ "
 WINDOWS = os.name == "nt"
 MAX_DIRS = 200
@@ -559,8 +559,7 @@ def main(argv):
         entry["real"] = real_path
         out.append(entry)
     result = {"files": out, "searched": [folder for folder, _ in search.dirs], "path_var": search.path_var}
-    sys.stdout.write(MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    emit(result)
 
 
 if __name__ == "__main__":

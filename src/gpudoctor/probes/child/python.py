@@ -3,13 +3,13 @@
 Standard library only, Python 3.6 syntax. Prints one line `@@GPUDOCTOR@@ {json}` at the end.
 """
 
-import json
 import os
 import re
 import struct
 import sys
 
-MARKER = "@@GPUDOCTOR@@ "
+from _prelude import canonical, emit, installed_distributions
+
 EXACT = {
     "tensorflow",
     "tensorflow-gpu",
@@ -39,10 +39,6 @@ PREFIXES = ("nvidia-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
 FRAMEWORKS = ("tensorflow", "torch", "jax")
 STUB_NAME = "tensorflow-gpu"
 MAX_FIELD = 500
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 NOT_CUDA = {"nvidia-ml-py", "nvidia-ml-py3", "pynvml"}  # NVML bindings, not CUDA library wheels
@@ -98,113 +94,41 @@ def site_dirs():
     return found
 
 
-def read_text(folder, name):
-    try:
-        with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return None
-
-
-def parse_headers(text):
-    import email.parser
-
-    return email.parser.Parser().parsestr(text, headersonly=True)
-
-
-def scan_dist_infos(broken):
-    """Python 3.6/3.7 without importlib.metadata: read *.dist-info/METADATA on sys.path."""
-    entries = []
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        try:
-            names = sorted(os.listdir(entry))
-        except OSError:
-            continue
-        for name in names:
-            if not name.endswith(".dist-info"):
-                continue
-            folder = os.path.join(entry, name)
-            text = read_text(folder, "METADATA")
-            headers = parse_headers(text) if text else None
-            if headers is None or not headers.get("Name"):
-                broken.append(folder)
-                continue
-            entries.append(
-                (
-                    headers.get("Name"),
-                    headers.get("Version") or "",
-                    headers.get_all("Requires-Dist") or [],
-                    read_text(folder, "INSTALLER"),
-                    entry,
-                )
-            )
-    return entries
-
-
-def metadata_entries(broken):
-    try:
-        from importlib import metadata
-    except ImportError:
-        return scan_dist_infos(broken)
-    entries = []
-    for dist in metadata.distributions():
-        folder = str(getattr(dist, "_path", "") or "")
-        try:
-            name = dist.metadata["Name"]
-            if not name:
-                broken.append(folder or "?")
-                continue
-            entries.append(
-                (
-                    name,
-                    dist.version or "",
-                    list(dist.requires or []),
-                    dist.read_text("INSTALLER"),
-                    os.path.dirname(folder) if folder else None,
-                )
-            )
-        except Exception:
-            broken.append(folder or "?")
-    return entries
-
-
 def distributions(broken):
     seen = {}
-    for name, version, requires, installer, location in metadata_entries(broken):
-        key = canonical(str(name))
-        if key in seen:
-            continue
-        requires = [clip(r) for r in requires]
+    for dist in installed_distributions(broken=broken):
+        key = dist["name"]
+        requires = [clip(r) for r in dist["requires"]]
         if not (wanted(key) or any(names_stub(r) for r in requires)):
             continue
         seen[key] = {
             "name": key,
-            "version": clip(version),
+            "version": clip(dist["version"]),
             "requires": requires,
-            "installer": (installer or "").strip() or None,
-            "location": location,
+            "installer": dist["installer"],
+            "location": dist["location"],
         }
     return sorted(seen.values(), key=lambda d: d["name"])
 
 
 def shadowing(site_packages):
+    """Framework names that a file or folder in the working directory would shadow for the user's scripts."""
     cwd = os.getcwd()
     if any(os.path.normcase(os.path.abspath(p)) == os.path.normcase(cwd) for p in site_packages):
         return []
     found = []
     try:
-        import importlib.util
+        from importlib.machinery import PathFinder
     except ImportError:
         return found
+    search = [cwd] + sys.path  # what the user's own `python script.py` or `python -c` in this folder sees
     for name in FRAMEWORKS:
         module_file = os.path.join(cwd, name + ".py")
         folder = os.path.join(cwd, name)
         if not (os.path.isfile(module_file) or os.path.isdir(folder)):
             continue
         try:
-            spec = importlib.util.find_spec(name)
+            spec = PathFinder.find_spec(name, search)
         except Exception:
             spec = None
         if spec is None:
@@ -243,8 +167,7 @@ def main():
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
-    sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    emit(result)
 
 
 main()

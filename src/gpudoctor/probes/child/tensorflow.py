@@ -5,13 +5,10 @@ package metadata says *before* importing, so a hang or a crash during the import
 that much behind; the last such line is the full result.
 """
 
-import json
-import os
-import re
-import sys
 import traceback
 
-MARKER = "@@GPUDOCTOR@@ "
+from _prelude import emit, installed_distributions, loaded_libraries
+
 TF_DISTRIBUTIONS = (
     "tensorflow",
     "tensorflow-gpu",
@@ -25,16 +22,7 @@ TF_DISTRIBUTIONS = (
     "tf-nightly-gpu",
     "tf-nightly-cpu",
 )
-CUDA_LIBRARY = re.compile(
-    r"lib(cudart|cudnn\w*|cublas\w*|cufft|curand|cusolver\w*|cusparse\w*|nccl|nvrtc\w*|cuda|nvidia-ml"
-    r"|nvJitLink|cupti)\.so"
-)
 MAX_ERROR = 4000
-
-
-def emit(result):
-    sys.stdout.write("\n" + MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
 
 
 def attempt(call, default):
@@ -44,34 +32,10 @@ def attempt(call, default):
         return default
 
 
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def installed_distributions():
-    found = {}
-    try:
-        from importlib import metadata
-
-        for dist in metadata.distributions():
-            name = canonical(attempt(lambda: dist.metadata["Name"], "") or "")
-            if name in TF_DISTRIBUTIONS and name not in found:
-                found[name] = dist.version or ""
-        return found
-    except ImportError:
-        pass
-    for entry in sys.path:
-        if not entry or not os.path.isdir(entry):
-            continue
-        try:
-            names = os.listdir(entry)
-        except OSError:
-            continue
-        for folder in names:
-            match = re.match(r"(.+?)-([^-]+)\.dist-info$", folder)
-            if match and canonical(match.group(1)) in TF_DISTRIBUTIONS:
-                found.setdefault(canonical(match.group(1)), match.group(2))
-    return found
+def installed_tensorflow():
+    return {
+        d["name"]: d["version"] for d in installed_distributions(keep=lambda name: name in TF_DISTRIBUTIONS)
+    }
 
 
 def build_info(tf):
@@ -106,25 +70,8 @@ def list_gpus(tf):
     return [d.name for d in device_lib.list_local_devices() if d.device_type == "GPU"]
 
 
-def loaded_libraries():
-    if not sys.platform.startswith("linux"):
-        return []
-    paths = []
-    try:
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                parts = line.split(None, 5)
-                if len(parts) == 6:
-                    path = parts[5].strip()
-                    if CUDA_LIBRARY.search(os.path.basename(path)) and path not in paths:
-                        paths.append(path)
-    except OSError:
-        pass
-    return paths
-
-
 def main():
-    dists = installed_distributions()
+    dists = installed_tensorflow()
     result = {"stage": "metadata", "installed": bool(dists), "distributions": dists}
     emit(result)
     if not dists:

@@ -4,104 +4,16 @@ Standard library only, Python 3.6 syntax. Prints `@@GPUDOCTOR@@ {json}` after ea
 a crash or a hang in a later stage still leaves what the earlier stages learned.
 """
 
-import json
-import os
-import re
-import sys
 import warnings
 
-MARKER = "@@GPUDOCTOR@@ "
-OUT_FD = os.dup(1)
-CUDA_LIB = re.compile(
-    r"lib(cuda|cudart|cudnn[a-z_]*|cublas|cublasLt|nccl|nvrtc|cufft|cusolver|cusparse|nvidia-ml|nvJitLink)"
-    r"[.\-_]"
-)
-
-
-def emit(data):
-    line = "\n" + MARKER + json.dumps(data) + "\n"
-    try:
-        os.write(OUT_FD, line.encode("utf-8"))
-    except OSError:
-        pass
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except (OSError, ValueError):
-        return ""
+from _prelude import conda_records, describe_error, emit, installed_distributions, loaded_libraries
 
 
 def distribution(wanted):
     """The first distribution named `wanted` on sys.path, read from its metadata, without importing."""
-    for entry in sys.path:
-        try:
-            names = sorted(os.listdir(entry or "."))
-        except OSError:
-            continue
-        for folder in names:
-            if not folder.endswith((".dist-info", ".egg-info")):
-                continue
-            if canonical(folder.split("-")[0].rsplit(".", 1)[0]) != wanted:
-                continue
-            path = os.path.join(entry or ".", folder)
-            meta_file = path
-            if os.path.isdir(path):
-                meta_file = os.path.join(path, "METADATA" if folder.endswith(".dist-info") else "PKG-INFO")
-            meta = read_text(meta_file)
-            version = re.search(r"^Version:\s*(\S+)", meta, re.MULTILINE)
-            installer = read_text(os.path.join(path, "INSTALLER")).strip() if os.path.isdir(path) else ""
-            return {
-                "version": version.group(1) if version else None,
-                "installer": installer or None,
-                "path": path,
-            }
+    for dist in installed_distributions(keep=lambda name: name == wanted):
+        return {"version": dist["version"] or None, "installer": dist["installer"], "path": dist["path"]}
     return None
-
-
-def conda_records(names):
-    folder = os.path.join(sys.prefix, "conda-meta")
-    try:
-        files = sorted(os.listdir(folder))
-    except OSError:
-        return {}
-    found = {}
-    for file_name in files:
-        if not file_name.endswith(".json") or not any(file_name.startswith(n + "-") for n in names):
-            continue
-        try:
-            with open(os.path.join(folder, file_name), encoding="utf-8") as handle:
-                record = json.load(handle)
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get("name") in names:
-            found[record["name"]] = {
-                "version": str(record.get("version", "")),
-                "build": str(record.get("build", record.get("build_string", ""))),
-                "channel": str(record.get("channel", "")),
-            }
-    return found
-
-
-def loaded_libraries():
-    paths = []
-    for line in read_text("/proc/self/maps").splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and CUDA_LIB.search(os.path.basename(parts[5])):
-            if parts[5] not in paths:
-                paths.append(parts[5])
-    return paths
-
-
-def describe_error(exc):
-    message = str(exc).strip()
-    return "%s: %s" % (type(exc).__name__, message) if message else type(exc).__name__
 
 
 def main():

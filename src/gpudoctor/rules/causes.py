@@ -1,0 +1,51 @@
+"""Root causes, as data: named groups of rule codes for `@rule(..., requires=...)`.
+
+`requires=` names the rules whose finding *explains* this rule's: when one of them found its problem
+(an error, or a finding marked `settles_dependents`), this rule is skipped, because reporting its
+symptom too would be a second error for one root cause. Every rule lists its explanations here, by
+group, so that two families never keep two copies of the same list that drift apart. A new root cause
+that explains what a group explains joins the group here, and every rule that uses the group follows.
+"""
+
+from __future__ import annotations
+
+# The platform gives this system no NVIDIA GPU at all: macOS, a container started without GPUs,
+# WSL 1, WSL 2 without the Windows driver's libraries.
+PLATFORM = ("GD501", "GD503", "GD504", "GD505")
+
+# The NVIDIA driver gives no CUDA program the GPU: no GPU, no driver, module not loaded, module and
+# libraries of two versions, no permission, GPU lost, NVML broken. Every GD10x rule belongs here
+# (tests/test_registry.py checks it).
+DRIVER = ("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD107")
+
+# Programs load a libcuda that is not the running driver's: a forward-compatibility package on a
+# GPU or driver it does not serve (GD112), the toolkit's link-time stub (GD210).
+WRONG_LIBCUDA = ("GD112", "GD210")
+
+# CUDA_VISIBLE_DEVICES hides every GPU from the process.
+HIDDEN_GPUS = ("GD301",)
+
+# The installed TensorFlow cannot load CUDA on this machine for a reason found before its libraries
+# are looked at: no CUDA libraries at all (GD411), no wheel for this Python (GD413), no GPU support
+# on native Windows (GD511), a Store Python that ignores PATH for DLLs (GD513).
+TENSORFLOW_WITHOUT_CUDA = ("GD411", "GD413", "GD511", "GD513")
+
+# The target interpreter does not run, so nothing can be imported in it.
+BROKEN_PYTHON = ("GD003",)
+
+# LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels.
+SHADOWED_WHEELS = ("GD209",)
+
+# Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
+NO_GPU_FOR_ANY_FRAMEWORK = tuple(sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS}))
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "PLATFORM": PLATFORM,
+    "DRIVER": DRIVER,
+    "WRONG_LIBCUDA": WRONG_LIBCUDA,
+    "HIDDEN_GPUS": HIDDEN_GPUS,
+    "TENSORFLOW_WITHOUT_CUDA": TENSORFLOW_WITHOUT_CUDA,
+    "BROKEN_PYTHON": BROKEN_PYTHON,
+    "SHADOWED_WHEELS": SHADOWED_WHEELS,
+    "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
+}

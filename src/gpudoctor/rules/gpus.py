@@ -1,0 +1,238 @@
+"""GD12x: each GPU's own state as NVML reports it (NVML itself, MIG, memory held by other processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from gpudoctor.facts import DriverFacts, GpuFacts
+from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import distro_family
+
+NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
+MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
+LIST_PROCESSES = "nvidia-smi --query-compute-apps=gpu_bus_id,pid,process_name,used_memory --format=csv"
+
+
+def _driver(ctx: RuleContext) -> DriverFacts:
+    driver = ctx.facts.driver
+    assert driver is not None  # every rule here has needs=("driver",)
+    return driver
+
+
+def _label(gpu: GpuFacts) -> str:
+    return f"GPU {gpu.index}" + (f" ({gpu.name})" if gpu.name else "")
+
+
+def _library(d: DriverFacts) -> str:
+    return next((lib for lib in d.userspace_libraries if "libnvidia-ml" in lib), NVML_LIBRARY)
+
+
+def _reinstall_driver_library(ctx: RuleContext, d: DriverFacts) -> Fix:
+    library = _library(d)
+    family = distro_family(ctx.facts.platform)
+    if family in ("ubuntu", "debian"):
+        return ctx.fix(
+            "Find the package that owns the NVML library and reinstall it (a half-finished upgrade or a "
+            "driver from a .run installer mixed with packaged files leaves a library that crashes); then reboot",
+            f"ls -l {library}*",
+            f'dpkg -S "$(readlink -f {library})"',
+            f'sudo apt install --reinstall "$(dpkg -S "$(readlink -f {library})" | cut -d: -f1)"',
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    if family in ("fedora", "rhel"):
+        library = library.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib64/")
+        return ctx.fix(
+            "Find the package that owns the NVML library and reinstall it, then reboot",
+            f"ls -l {library}*",
+            f'sudo dnf reinstall "$(rpm -qf "$(readlink -f {library})")"',
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    return ctx.fix(
+        "See which files the NVML library is and reinstall the NVIDIA driver they came from, then reboot",
+        f"ls -l {library}*",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+@rule("GD121", "NVML answers without crashing or hanging", needs=("driver",), blocks_gpu=True)
+def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    if d.nvml_failure is None:
+        return
+    hung = d.nvml_state == "hang" or d.nvml_failure.startswith("gave no answer")
+    where = f" in {d.nvml_call}" if d.nvml_call else ""
+    seen = [f"NVML child process: {d.nvml_failure}"]
+    seen += [f"library: {lib}" for lib in d.userspace_libraries]
+    if d.kernel_module_version:
+        seen.append(f"kernel module: {d.kernel_module_version}")
+    if d.source == "nvidia-smi":
+        seen.append(f"nvidia-smi still answered: driver {d.driver_version}, {len(d.gpus)} GPU(s)")
+    elif d.nvidia_smi_error:
+        seen.append(f"nvidia-smi: {d.nvidia_smi_error.splitlines()[0]}")
+    severity = Severity.WARNING if d.source == "nvidia-smi" else Severity.ERROR
+    if hung:
+        yield Verdict(
+            severity=severity,
+            message=f"NVML hung{where}: the NVIDIA driver does not answer (a GPU or the driver is stuck)",
+            why=(
+                "nvmlInit waits on the kernel driver; when it never returns, a GPU is wedged or the driver is "
+                "deadlocked, and every CUDA program, nvidia-smi and monitoring agent will hang the same way."
+            ),
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Read the driver's last messages (Xid errors name the stuck GPU) and look for processes "
+                    "stuck in the driver (state D), then reboot",
+                    "sudo dmesg | grep -i -E 'nvrm|xid' | tail -20",
+                    "ps -eo pid,stat,comm | awk '$2 ~ /D/'",
+                    "sudo reboot",
+                    needs_admin=True,
+                    needs_reboot=True,
+                ),
+            ),
+        )
+        return
+    yield Verdict(
+        severity=severity,
+        message=f"The NVIDIA management library (libnvidia-ml) crashes{where}: its installation is broken",
+        why=(
+            "A libnvidia-ml that crashes instead of returning an error is almost always a half-installed or "
+            "mixed driver (files of two releases, or a .run install over packages); nvidia-smi, monitoring "
+            "and the frameworks' GPU checks load the same library and crash the same way."
+        ),
+        seen=tuple(seen),
+        fixes=(_reinstall_driver_library(ctx, d),),
+    )
+
+
+@rule("GD122", "No other process holds most of a GPU's memory", needs=("driver",))
+def memory_held(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    for gpu in d.gpus:
+        if not gpu.memory_mib or gpu.memory_used_mib is None or not gpu.processes:
+            continue
+        if gpu.memory_used_mib < gpu.memory_mib * MEMORY_HELD_SHARE:
+            continue
+        holders = sorted(gpu.processes, key=lambda p: -(p.used_mib or 0))
+        listed = ", ".join(
+            f"{p.pid} ({p.name or 'name not readable'}, "
+            + (f"{p.used_mib} MiB" if p.used_mib is not None else "memory unknown")
+            + ")"
+            for p in holders
+        )
+        free = gpu.memory_mib - gpu.memory_used_mib
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"{_label(gpu)} has only {free} MiB of {gpu.memory_mib} MiB free: "
+            f"{len(holders)} process(es) hold the rest",
+            why=(
+                "A new program gets only the memory left over: it fails with 'CUDA out of memory' (or "
+                "CUDA_ERROR_OUT_OF_MEMORY at start-up) although nothing is wrong with it or the GPU."
+            ),
+            seen=(
+                f"GPU {gpu.index} memory used: {gpu.memory_used_mib} of {gpu.memory_mib} MiB",
+                f"processes: {listed}",
+            ),
+            fixes=(
+                ctx.fix(
+                    "See which processes hold the memory; wait for them, or end the ones that are yours "
+                    "(a leftover notebook kernel or a crashed training run)",
+                    LIST_PROCESSES,
+                    f"ps -o pid,user,etime,args -p {','.join(str(p.pid) for p in holders)}",
+                    f"kill {holders[0].pid}",
+                ),
+                ctx.fix(
+                    "Or run on another GPU",
+                    f"export CUDA_VISIBLE_DEVICES={_other_gpu(d, gpu)}",
+                )
+                if _other_gpu(d, gpu) is not None
+                else ctx.fix(
+                    "Or let the program start with less memory (TensorFlow: grow on demand)",
+                    "export TF_FORCE_GPU_ALLOW_GROWTH=true",
+                ),
+            ),
+        )
+
+
+def _other_gpu(d: DriverFacts, busy: GpuFacts) -> int | None:
+    for gpu in d.gpus:
+        mostly_free = (
+            gpu.memory_mib and gpu.memory_used_mib is not None and gpu.memory_used_mib < gpu.memory_mib / 2
+        )
+        if gpu.index != busy.index and not gpu.error and mostly_free:
+            return gpu.index
+    return None
+
+
+@rule("GD123", "Each GPU's MIG mode is what it will be after a reset", needs=("driver",))
+def mig_pending(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    for gpu in d.gpus:
+        if gpu.mig_current is None or gpu.mig_pending is None or gpu.mig_current == gpu.mig_pending:
+            continue
+        now, then = ("on", "off") if gpu.mig_current else ("off", "on")
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"{_label(gpu)}: MIG mode was switched {then} but is still {now} until the GPU is reset",
+            why=(
+                "A MIG mode change takes effect only after a GPU reset or a reboot; until then CUDA sees the GPU "
+                f"as it was (MIG {now}), which is rarely what whoever switched it wanted."
+            ),
+            seen=(f"GPU {gpu.index}: MIG current {now}, pending {then}",),
+            fixes=(
+                ctx.fix(
+                    "Stop the processes using the GPU, then reset it (or reboot)",
+                    LIST_PROCESSES,
+                    f"sudo nvidia-smi --gpu-reset -i {gpu.index}",
+                    needs_admin=True,
+                ),
+            ),
+        )
+
+
+@rule("GD124", "A GPU in MIG mode has MIG devices for CUDA to use", needs=("driver",), blocks_gpu=True)
+def mig_without_instances(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    empty = [g for g in d.gpus if g.mig_current and not g.mig_devices and not g.error]
+    if not empty:
+        return
+    usable = [g for g in d.gpus if not g.error and not (g.mig_current and not g.mig_devices)]
+    names = ", ".join(_label(g) for g in empty)
+    index = empty[0].index
+    yield Verdict(
+        severity=Severity.ERROR if not usable else Severity.WARNING,
+        message=f"{names} {'is' if len(empty) == 1 else 'are'} in MIG mode with no MIG devices created: "
+        "CUDA cannot run anything there",
+        why=(
+            "In MIG mode a GPU runs CUDA work only inside GPU instances with compute instances; with none "
+            "created, CUDA finds no device there ('no CUDA-capable device is detected')."
+        ),
+        seen=tuple(f"GPU {g.index}: MIG on, 0 MIG devices" for g in empty),
+        fixes=(
+            ctx.fix(
+                "List the GPU instance profiles this GPU offers, then create instances with their compute "
+                "instances (-C); pick the profile that fits your jobs",
+                f"nvidia-smi mig -i {index} -lgip",
+                f"sudo nvidia-smi mig -i {index} -cgi {_default_profile(empty[0])} -C",
+                "nvidia-smi -L",
+                needs_admin=True,
+            ),
+            ctx.fix(
+                "Or turn MIG off to use the whole GPU (takes effect after a GPU reset)",
+                f"sudo nvidia-smi -i {index} -mig 0",
+                f"sudo nvidia-smi --gpu-reset -i {index}",
+                needs_admin=True,
+            ),
+        ),
+    )
+
+
+def _default_profile(gpu: GpuFacts) -> str:
+    """The smallest GPU-instance profile's ID: 1g.6gb is 14 on the A30; 1g.5gb/1g.10gb/1g.12gb/1g.18gb
+    is 19 on the A100, H100, H200 and B200 (the MIG user guide's profile tables)."""
+    return "14" if " A30" in f" {gpu.name}" else "19"

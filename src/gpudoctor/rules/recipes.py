@@ -1,0 +1,243 @@
+"""Fix recipes that several rule families write: installing the NVIDIA driver (a table, one recipe per
+distribution family), installing TensorFlow builds, editing search paths.
+
+A recipe returns `Fix`es (or one command line) for *this* machine; it never judges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from gpudoctor.model import Fix
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.views import TfBuild, distro_family
+from gpudoctor.versions import series_key
+
+DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
+# The driver series each Debian release packages as `nvidia-driver` (packages.debian.org).
+DEBIAN_DRIVER_BRANCH = {"11": "470", "12": "535", "13": "550"}
+FIRST_AND_CUDA_SERIES = "2.14"  # TensorFlow's first release with the `[and-cuda]` extra
+
+
+def host_fix(summary: str, *commands: str, needs_admin: bool = True, needs_reboot: bool = False) -> Fix:
+    """A fix run on the Windows side, in PowerShell (for WSL users too)."""
+    return Fix(  # noqa: S604 - `shell` names the shell the commands are written for; nothing runs
+        summary=summary,
+        commands=commands,
+        shell="powershell",
+        needs_admin=needs_admin,
+        needs_reboot=needs_reboot,
+    )
+
+
+def wsl_host_driver_fix() -> Fix:
+    return host_fix(
+        "In Windows, install the current NVIDIA driver for your GPU (it brings libcuda into WSL 2 under "
+        "/usr/lib/wsl/lib); never install a Linux NVIDIA driver inside WSL. Then restart WSL",
+        f"Start-Process {DRIVERS_PAGE}",
+        "wsl --shutdown",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Installing the NVIDIA driver: one recipe per Linux distribution family
+
+
+def _branch(minimum: str | None) -> str | None:
+    """The driver branch ("580") of a minimum driver version ("580.65.06")."""
+    head = (minimum or "").split(".")[0]
+    return head if head.isdigit() else None
+
+
+def _cuda_repository_fix(ctx: RuleContext, distro: str, arch: str, summary: str) -> Fix:
+    """NVIDIA's own apt repository for Debian or Ubuntu, which carries the newest driver branches."""
+    repository = f"https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}"
+    return ctx.fix(
+        summary,
+        f"wget {repository}/cuda-keyring_1.1-1_all.deb",
+        "sudo dpkg -i cuda-keyring_1.1-1_all.deb",
+        "sudo apt update",
+        "sudo apt install cuda-drivers",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _ubuntu_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    branch = _branch(minimum)
+    if branch is None:
+        return ctx.fix(
+            "Install the recommended NVIDIA driver with Ubuntu's tool",
+            "sudo apt update",
+            "sudo ubuntu-drivers install",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    return ctx.fix(
+        f"Install the NVIDIA {branch} driver branch with Ubuntu's tool (the recommended driver may be "
+        f"older than the {minimum} needed; if `ubuntu-drivers list` offers no {branch} for your "
+        "release, pick a newer branch it lists)",
+        "sudo apt update",
+        f"sudo ubuntu-drivers install nvidia:{branch}",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _debian_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    p = ctx.facts.platform
+    branch = _branch(minimum)
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(p.machine if p else "", "$(dpkg --print-architecture)")
+    release = (p.distro_version_id or "").split(".")[0] if p else ""
+    packaged = DEBIAN_DRIVER_BRANCH.get(release)
+    if branch is not None and (packaged is None or int(packaged) < int(branch)):
+        series = (
+            f"Debian {release}'s own nvidia-driver is the {packaged} series, older than the {minimum} needed"
+            if packaged
+            else f"Debian's own nvidia-driver may be older than the {minimum} needed"
+        )
+        return _cuda_repository_fix(
+            ctx,
+            f"debian{release or '12'}",
+            "sbsa" if arch == "arm64" else "x86_64",
+            f"{series}: install the current driver from NVIDIA's CUDA repository instead (remove "
+            "Debian's nvidia-* packages first if they are installed)",
+        )
+    return ctx.fix(
+        "Enable the contrib, non-free and non-free-firmware components in your apt sources, then "
+        "install Debian's NVIDIA driver",
+        "sudo apt update",
+        f"sudo apt install linux-headers-{arch} nvidia-driver firmware-misc-nonfree",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _fedora_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    return ctx.fix(
+        "Install the driver from RPM Fusion; akmods builds the kernel module (wait a few minutes "
+        "before rebooting)",
+        "sudo dnf install https://mirrors.rpmfusion.org/free/fedora/rpmfusion-free-release-$(rpm -E %fedora).noarch.rpm "
+        "https://mirrors.rpmfusion.org/nonfree/fedora/rpmfusion-nonfree-release-$(rpm -E %fedora).noarch.rpm",
+        "sudo dnf install akmod-nvidia xorg-x11-drv-nvidia-cuda",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _rhel_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    p = ctx.facts.platform
+    major = (p.distro_version_id or "9").split(".")[0] if p else "9"
+    arch = "sbsa" if p is not None and p.machine == "aarch64" else "x86_64"
+    modular = not major.isdigit() or int(major) < 10  # RHEL 10 dropped module streams
+    install = (
+        "sudo dnf module install nvidia-driver:latest-dkms" if modular else "sudo dnf install nvidia-open"
+    )
+    return ctx.fix(
+        "Install the driver from NVIDIA's repository for your release",
+        f"sudo dnf config-manager --add-repo https://developer.download.nvidia.com/compute/cuda/repos/"
+        f"rhel{major}/{arch}/cuda-rhel{major}.repo",
+        "sudo dnf install kernel-devel-$(uname -r) kernel-headers-$(uname -r)",
+        install,
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _arch_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    return ctx.fix(
+        "Install the NVIDIA driver package (nvidia-open for Turing and newer GPUs)",
+        "sudo pacman -S nvidia-open nvidia-utils",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def _other_linux_driver(ctx: RuleContext, minimum: str | None) -> Fix:
+    at_least = f" ({minimum} or newer)" if minimum else ""
+    return ctx.fix(
+        f"Install the NVIDIA driver{at_least} for your GPU with your distribution's packages, or from "
+        f"{DRIVERS_PAGE}",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+DriverRecipe = Callable[[RuleContext, "str | None"], Fix]
+
+# distro_family(...) -> how that family installs the NVIDIA driver; "other" is the fallback.
+DRIVER_RECIPES: dict[str, DriverRecipe] = {
+    "ubuntu": _ubuntu_driver,
+    "debian": _debian_driver,
+    "fedora": _fedora_driver,
+    "rhel": _rhel_driver,
+    "arch": _arch_driver,
+    "other": _other_linux_driver,
+}
+
+
+def install_driver_fixes(ctx: RuleContext, minimum: str | None = None) -> tuple[Fix, ...]:
+    """Install the NVIDIA driver, the way this platform and distribution do it; at least `minimum`
+    ("580.65.06") where a rule needs a newer driver than the distribution may pick."""
+    if ctx.flavor == "windows":
+        return (
+            host_fix(
+                "Download and install the NVIDIA driver for your GPU (or let the NVIDIA App do it), then restart",
+                f"Start-Process {DRIVERS_PAGE}",
+                needs_reboot=True,
+            ),
+        )
+    if ctx.flavor == "wsl":
+        return (wsl_host_driver_fix(),)
+    recipe = DRIVER_RECIPES.get(distro_family(ctx.facts.platform), _other_linux_driver)
+    return (recipe(ctx, minimum),)
+
+
+def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:
+    base = install_driver_fixes(ctx, minimum=minimum)[0]
+    return dataclasses.replace(
+        base, summary=f"Upgrade the NVIDIA driver to {minimum} or newer. {base.summary}"
+    )
+
+
+def led_by(lead: str, fix: Fix) -> Fix:
+    """`fix` under a sentence that says why it is proposed here; a driver change always ends in a reboot."""
+    return dataclasses.replace(
+        fix, summary=f"{lead}: {fix.summary[0].lower()}{fix.summary[1:]}", needs_reboot=True
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Installing TensorFlow
+
+
+def and_cuda_install(ctx: RuleContext, build: TfBuild) -> str:
+    return ctx.pip_install(f"tensorflow[and-cuda]=={build.version}")
+
+
+def tf_install_spec(ctx: RuleContext, series: str, installed_package: str = "tensorflow") -> str:
+    """What to pip install for TensorFlow `series` with GPU support: the installed distribution when that
+    series publishes it as a CUDA build, else the series' first CUDA distribution."""
+    release = ctx.matrix.tensorflow_release(series)
+    package = "tensorflow"
+    if release is not None and release.gpu_packages:
+        package = installed_package if installed_package in release.gpu_packages else release.gpu_packages[0]
+    extra = (
+        "[and-cuda]"
+        if package == "tensorflow"
+        and ctx.flavor in ("linux", "wsl")
+        and series_key(series) >= series_key(FIRST_AND_CUDA_SERIES)
+        else ""
+    )
+    return f"{package}{extra}=={series}.*"
+
+
+# ----------------------------------------------------------------------------------------------
+# Search paths
+
+
+def ld_library_path_without(folders: list[str]) -> str:
+    """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
+    drop = " ".join(f"-e '{folder}'" for folder in folders)
+    return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"

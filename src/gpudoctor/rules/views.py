@@ -1,0 +1,405 @@
+"""Views over facts that several rule families read: what the installed TensorFlow needs, the
+working driver, whose driver numbering applies, what the frameworks said about CUDA.
+
+A view is a pure function of the facts (and the matrix); it never judges. `tf_build` is "the
+machine's word beats the table" for TensorFlow: what it needs, in TensorFlow's own words where it
+said them (build info, log lines, its `Requires-Dist` pins) and from the matrix only where it could
+not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from gpudoctor.facts import Distribution, DriverFacts, LibraryFile, PlatformFacts
+from gpudoctor.matrix import System, TensorFlowBuild, TensorFlowRelease, cudnn_version_from_int
+from gpudoctor.probes.libnames import library_kind
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.versions import major_of, parse_version
+
+# ----------------------------------------------------------------------------------------------
+# The driver and the platform
+
+
+def working_driver(ctx: RuleContext) -> DriverFacts | None:
+    """The driver facts when NVML works and sees at least one GPU."""
+    d = ctx.facts.driver
+    return d if d is not None and d.nvml_state == "ok" and d.gpus else None
+
+
+def driver_system(ctx: RuleContext) -> System:
+    # WSL runs the Windows driver, so the Windows driver numbers apply.
+    return "windows" if ctx.flavor in ("windows", "wsl") else "linux"
+
+
+def gpu_seen(driver: DriverFacts) -> str:
+    gpus = ", ".join(
+        f"{g.name} ({g.compute_capability})" if g.compute_capability else g.name for g in driver.gpus
+    )
+    return f"driver {driver.driver_version or '?'} (CUDA {driver.cuda_driver_version or '?'}): {gpus}"
+
+
+def distro_family(p: PlatformFacts | None) -> str:
+    """ "ubuntu", "debian", "fedora", "rhel", "arch" or "other", from os-release ID and ID_LIKE."""
+    if p is None or p.system != "Linux":
+        return "other"
+    ids = (p.distro_id or "", *p.distro_id_like)
+    for family, members in (
+        ("ubuntu", ("ubuntu",)),
+        ("debian", ("debian",)),
+        ("fedora", ("fedora",)),
+        ("rhel", ("rhel", "centos", "rocky", "almalinux")),
+        ("arch", ("arch",)),
+    ):
+        if family == "fedora" and p.distro_id != "fedora":
+            continue  # RHEL clones list fedora in ID_LIKE but have no RPM Fusion akmods
+        if any(i in members for i in ids):
+            return family
+    return "other"
+
+
+def variable_set(ctx: RuleContext, name: str) -> bool:
+    """The environment variable `name` is set to something other than nothing in the diagnosed
+    environment (the loader path also counts when the libraries probe saw folders on it)."""
+    env = ctx.facts.environment
+    if env is not None and env.variables.get(name, "").strip(":"):
+        return True
+    libs = ctx.facts.libraries
+    return name == "LD_LIBRARY_PATH" and libs is not None and bool(libs.ld_library_path)
+
+
+def framework_errors(ctx: RuleContext) -> list[tuple[str, str]]:
+    """(framework, text) for everything a framework said went wrong while it started CUDA."""
+    said: list[tuple[str, str]] = []
+    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
+    if torch is not None:
+        said += [("PyTorch", t) for t in (torch.cuda_error, *torch.warnings) if t]
+    if tf is not None:
+        said += [("TensorFlow", t) for t in (tf.cuinit_error, tf.list_devices_error, *tf.log_lines) if t]
+    if jax is not None:
+        said += [("JAX", t) for t in (jax.backend_error, *jax.warnings) if t]
+    return said
+
+
+# ----------------------------------------------------------------------------------------------
+# What the installed TensorFlow needs
+
+TF_PACKAGES = ("tensorflow", "tensorflow-gpu", "tensorflow-cpu", "tensorflow-intel", "tensorflow-cpu-aws")
+CPU_PACKAGES = ("tensorflow-cpu", "tensorflow-intel", "tensorflow-cpu-aws")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TfBuild:
+    version: str  # "2.15.1"
+    package: str  # the distribution that provides it: "tensorflow", "tensorflow-gpu", ...
+    release: TensorFlowRelease | None
+    row: TensorFlowBuild | None  # the matrix's CUDA build of that release for this OS
+    system: System  # whose builds apply: WSL runs the Linux wheels
+    gpu_build: bool | None
+    cuda: str | None  # "12.2"; a bare major ("10") only when nothing better is known
+    cuda_from: str
+    cudnn: str | None  # "8.9.4", "8.9" or "8"
+    cudnn_from: str
+    cudart: str | None  # the runtime file it loads: "libcudart.so.12", "cudart64_110.dll"
+    cudnn_library: str | None  # "libcudnn.so.8", "cudnn64_8.dll"
+    targets: tuple[str, ...]  # "sm_60", "compute_90"
+    targets_from: str
+    imported: bool
+    found_gpus: bool
+
+    @property
+    def label(self) -> str:
+        return f"TensorFlow {self.version}"
+
+    @property
+    def release_series(self) -> str | None:
+        if self.release is not None:
+            return self.release.version
+        parsed = parse_version(self.version)
+        return f"{parsed.release[0]}.{(*parsed.release, 0)[1]}" if parsed else None
+
+    @property
+    def cuda_major(self) -> int | None:
+        return major_of(self.cuda)
+
+    @property
+    def cudnn_major(self) -> int | None:
+        return major_of(self.cudnn)
+
+    def at_least(self, version: str) -> bool:
+        mine, other = parse_version(self.version), parse_version(version)
+        return mine is not None and other is not None and mine.release[:2] >= other.release[:2]
+
+
+def normalise_cuda(raw: str | None) -> str | None:
+    """A CUDA version as TensorFlow's build info writes it ("12.2", "64_112", "11.2.2", "10") as
+    "major.minor", or a bare major; None for garbage."""
+    if raw is None:
+        return None
+    text = raw.strip().lower().removeprefix("64_")
+    if re.fullmatch(r"\d{3,4}", text):
+        return f"{int(text[:-1])}.{text[-1]}"
+    if re.fullmatch(r"\d+", text):
+        return str(int(text))
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)*", text)
+    return f"{int(match.group(1))}.{int(match.group(2))}" if match else None
+
+
+def normalise_cudnn(raw: str | None) -> str | None:
+    """A cuDNN version as TensorFlow says it ("8", "64_8", "8.1.0", "8100", "5105") as dotted text."""
+    if raw is None:
+        return None
+    text = raw.strip().lower().removeprefix("64_").rstrip(".")
+    if re.fullmatch(r"\d{4,5}", text):
+        return cudnn_version_from_int(int(text))
+    if re.fullmatch(r"\d+(?:\.\d+){0,3}", text):
+        return text
+    return None
+
+
+def normalise_targets(raw: tuple[str, ...]) -> tuple[str, ...]:
+    """Build targets as `kernel_support` reads them; a bare "3.5" / "35" means SASS and PTX for it."""
+    targets: list[str] = []
+    for item in raw:
+        text = item.strip().lower()
+        bare = re.fullmatch(r"(\d+)\.?(\d)", text)
+        if bare:
+            targets += [f"sm_{bare.group(1)}{bare.group(2)}", f"compute_{bare.group(1)}{bare.group(2)}"]
+        elif re.fullmatch(r"(sm|compute)_\d+[af]?", text):
+            targets.append(text)
+    return tuple(dict.fromkeys(targets))
+
+
+def tf_distribution(ctx: RuleContext) -> Distribution | None:
+    for name in TF_PACKAGES:
+        dist = ctx.distribution(name)
+        if dist is not None:
+            return dist
+    return None
+
+
+def tf_build(ctx: RuleContext) -> TfBuild | None:
+    """The installed TensorFlow and what it needs, or None when none is installed."""
+    tf = ctx.facts.tensorflow
+    dist = tf_distribution(ctx)
+    version = (tf.version if tf is not None and tf.installed else None) or (dist.version if dist else None)
+    if not version or parse_version(version) is None:
+        return None
+    package = dist.name if dist else "tensorflow"
+    if tf is not None and tf.distributions:
+        package = next((p for p in TF_PACKAGES if p in tf.distributions), package)
+    system: System = "windows" if ctx.flavor == "windows" else "linux"
+    release = ctx.matrix.tensorflow_release(version)
+    row = (release.windows if system == "windows" else release.linux) if release else None
+
+    gpu_build: bool | None = None
+    if tf is not None and tf.is_cuda_build is not None:
+        gpu_build = tf.is_cuda_build
+    elif package in CPU_PACKAGES:
+        gpu_build = False
+    elif release is not None:
+        gpu_build = row is not None and package in (*release.gpu_packages, "tensorflow-gpu")
+
+    where = "Windows" if system == "windows" else "Linux"
+    table = f"gpudoctor's matrix (TensorFlow {release.version if release else ''} {where} build)"
+    said_cuda = normalise_cuda(tf.build_cuda_version if tf else None)
+    cuda, cuda_from = None, ""
+    if said_cuda and "." in said_cuda:
+        cuda, cuda_from = said_cuda, "TensorFlow's build info"
+    elif row is not None and (said_cuda is None or major_of(row.cuda) == major_of(said_cuda)):
+        cuda, cuda_from = row.cuda, table
+    elif said_cuda:
+        cuda, cuda_from = said_cuda, "TensorFlow's build info"
+    if cuda is None and tf is not None and tf.imported:
+        runtime = _loaded_runtime(ctx)
+        if runtime is not None:
+            cuda, cuda_from = runtime, "the CUDA runtime TensorFlow loads"
+
+    logged_cudnn = normalise_cudnn(tf.cudnn_compiled_version if tf else None)
+    said_cudnn = normalise_cudnn(tf.build_cudnn_version if tf else None)
+    cudnn, cudnn_from = None, ""
+    if logged_cudnn:
+        cudnn, cudnn_from = logged_cudnn, "TensorFlow's log"
+    elif said_cudnn and "." in said_cudnn:
+        cudnn, cudnn_from = said_cudnn, "TensorFlow's build info"
+    elif row is not None and (said_cudnn is None or major_of(row.cudnn) == major_of(said_cudnn)):
+        cudnn, cudnn_from = row.cudnn, table
+    elif said_cudnn:
+        cudnn, cudnn_from = said_cudnn, "TensorFlow's build info"
+
+    missing = tf.missing_libraries if tf else ()
+    cudart = next((m for m in missing if library_kind(m) == "cudart"), None)
+    if cuda is None and cudart is not None:
+        cuda = _cuda_of_runtime_name(cudart)
+        cuda_from = f"the runtime TensorFlow asked for ({cudart})" if cuda else ""
+    if cudart is None and row is not None and row.cudart:
+        cudart = row.cudart
+    if cudart is None and cuda and "." in cuda:
+        cudart = ctx.matrix.cudart_name(cuda, system)
+    cudnn_library = next((m for m in missing if library_kind(m) == "cudnn"), None)
+    if cudnn_library is None and row is not None and row.cudnn_library:
+        cudnn_library = row.cudnn_library
+    if cudnn_library is None and major_of(cudnn) is not None:
+        cudnn_library = ctx.matrix.cudnn_library_name(major_of(cudnn) or 0, system)
+
+    said_targets = normalise_targets(tf.build_compute_capabilities) if tf else ()
+    if said_targets:
+        targets, targets_from = said_targets, "TensorFlow's build info"
+    elif row is not None:
+        targets, targets_from = normalise_targets(row.compute_capabilities), table
+    else:
+        targets, targets_from = (), ""
+    return TfBuild(
+        version=version,
+        package=package,
+        release=release,
+        row=row,
+        system=system,
+        gpu_build=gpu_build,
+        cuda=cuda,
+        cuda_from=cuda_from,
+        cudnn=cudnn,
+        cudnn_from=cudnn_from,
+        cudart=cudart,
+        cudnn_library=cudnn_library,
+        targets=targets,
+        targets_from=targets_from,
+        imported=tf is not None and tf.imported,
+        found_gpus=tf is not None and bool(tf.gpus),
+    )
+
+
+def _cuda_of_runtime_name(name: str) -> str | None:
+    """ "10.0" from libcudart.so.10.0 / cudart64_100.dll; None where the name carries only a major."""
+    match = re.fullmatch(r"libcudart\.so\.(\d+)\.(\d+)", name) or re.fullmatch(
+        r"cudart64_(\d+)(\d)\.dll", name.lower()
+    )
+    if match is None or (int(match.group(1)) >= 11 and match.group(2) == "0"):
+        return None  # libcudart.so.11.0 and cudart64_110.dll serve every CUDA 11.x
+    return f"{int(match.group(1))}.{int(match.group(2))}"
+
+
+def _loaded_runtime(ctx: RuleContext) -> str | None:
+    """The CUDA version of the runtime an imported TensorFlow loaded (its process map), else of the one
+    the loader gives by default: for builds that cannot say what they were built with (TF 1.x)."""
+    tf, libs = ctx.facts.tensorflow, ctx.facts.libraries
+    if libs is None:
+        return None
+    loaded = {lib.path for lib in (tf.loaded_libraries if tf else ()) if lib.kind == "cudart"}
+    runtime = next((f for f in libs.files if f.kind == "cudart" and f.path in loaded), None) or next(
+        (f for f in libs.files if f.kind == "cudart" and f.loader_default), None
+    )
+    if runtime is None:
+        return None
+    version = runtime.version or ""
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:\.\d+)*", version) or re.fullmatch(
+        r"cudart64_(\d+)(\d)\.dll", runtime.name.lower()
+    )
+    return f"{int(match.group(1))}.{int(match.group(2))}" if match else None
+
+
+def tf_conda_managed(ctx: RuleContext) -> bool:
+    """TensorFlow itself came from a conda channel, whose solver picked its CUDA libraries."""
+    conda = ctx.facts.conda
+    if conda is None or not ctx.in_conda:
+        return False
+    return any(
+        p.name in ("tensorflow", "tensorflow-base", "tensorflow-gpu") and p.channel not in ("pypi", "")
+        for p in conda.packages
+    )
+
+
+def files_named(ctx: RuleContext, name: str) -> list[LibraryFile]:
+    """Copies of the library `name` on disk (Windows names compare case-insensitively)."""
+    libs = ctx.facts.libraries
+    if libs is None:
+        return []
+    wanted = name.lower() if ctx.flavor == "windows" else name
+    found = []
+    for f in libs.files:
+        names = {f.name, re.split(r"[\\/]", f.path)[-1]}
+        if ctx.flavor == "windows":
+            names = {n.lower() for n in names}
+        if wanted in names:
+            found.append(f)
+    return found
+
+
+def python_series(ctx: RuleContext) -> str | None:
+    py = ctx.facts.python
+    parsed = parse_version(py.version) if py and py.version else None
+    return f"{parsed.release[0]}.{(*parsed.release, 0)[1]}" if parsed else None
+
+
+def python_range(spec: SpecifierSet) -> str:
+    """The Python minors a specifier admits, as "3.9–3.12"."""
+    minors = [f"3.{m}" for m in range(25) if spec.contains(f"3.{m}.0", prereleases=True)]
+    if spec.contains("2.7.0"):
+        minors.insert(0, "2.7")
+    if not minors:
+        return str(spec)
+    return minors[0] if len(minors) == 1 else f"{minors[0]}–{minors[-1]}"
+
+
+def and_cuda_pins(ctx: RuleContext, build: TfBuild) -> tuple[dict[str, SpecifierSet], str]:
+    """TensorFlow's `[and-cuda]` requirements on nvidia-* wheels, from its own metadata when the
+    facts carry it, else from the matrix; and where they came from."""
+    dist = ctx.distribution(build.package) or tf_distribution(ctx)
+    environment = _marker_environment(ctx)
+    pins: dict[str, SpecifierSet] = {}
+    for line in dist.requires if dist else ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or not requirement.name.lower().startswith("nvidia-"):
+            continue
+        try:
+            wanted = requirement.marker.evaluate({**environment, "extra": "and-cuda"})
+            always = requirement.marker.evaluate({**environment, "extra": ""})
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue
+        if wanted and not always:
+            pins[str(canonicalize_name(requirement.name))] = requirement.specifier
+    if pins:
+        return pins, f"the Requires-Dist of {build.package} {dist.version if dist else build.version}"
+    release = build.release
+    table = {
+        str(canonicalize_name(name)): SpecifierSet(spec)
+        for name, spec in (release.and_cuda.items() if release else ())
+        if name.startswith("nvidia-")
+    }
+    return table, f"gpudoctor's matrix (TensorFlow {release.version if release else build.version})"
+
+
+def _marker_environment(ctx: RuleContext) -> dict[str, str]:
+    p = ctx.facts.platform
+    series = python_series(ctx) or "3.11"
+    full = ctx.facts.python.version if ctx.facts.python and ctx.facts.python.version else f"{series}.0"
+    system = p.system if p and p.system else "Linux"
+    return {
+        "python_version": series,
+        "python_full_version": full,
+        "platform_system": system,
+        "sys_platform": {"Windows": "win32", "Darwin": "darwin"}.get(system, "linux"),
+        "os_name": "nt" if system == "Windows" else "posix",
+        "platform_machine": (p.machine if p and p.machine else "x86_64"),
+    }
+
+
+def gpu_capabilities(ctx: RuleContext) -> list[tuple[str, str]]:
+    """(GPU name, compute capability) of every GPU the driver lists, from the matrix when NVML
+    did not say."""
+    driver = ctx.facts.driver
+    found: list[tuple[str, str]] = []
+    for gpu in driver.gpus if driver else ():
+        cc = gpu.compute_capability or ctx.matrix.compute_capability_for(gpu.name)
+        if cc and re.fullmatch(r"\d+\.\d", cc.strip()):
+            found.append((gpu.name or f"GPU {gpu.index}", cc.strip()))
+    return found
