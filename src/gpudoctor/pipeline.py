@@ -12,30 +12,25 @@ which the CLI turns into one line and exit 2.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gpudoctor.policy import FRAMEWORKS, FailOn, Framework, Policy
+
+__all__ = ["FRAMEWORKS", "FailOn", "Framework", "Policy"]
+
 if TYPE_CHECKING:
     from gpudoctor.facts import Facts, ProbeStatus
     from gpudoctor.matrix import Matrix
     from gpudoctor.model import Report
 
-FailOn = Literal["error", "warning"]
-
 
 class UsageError(Exception):
     """Bad input from the user (a missing file, a broken facts file): exit 2 with one clear line."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Policy:
-    """What the caller asks of the machine; it decides the exit code, never the findings' content."""
-
-    fail_on: FailOn = "error"
-    require_gpu: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,45 +64,24 @@ class Run:
 
 
 def load_matrix(path: Path | str | None) -> Matrix:
-    from gpudoctor.matrix import MatrixError
-    from gpudoctor.matrix import load_matrix as load
+    """The packaged matrix, or a matrix file (bounded and validated by `loading`)."""
+    from gpudoctor.loading import UntrustedInputError, load_matrix_file
 
     try:
-        return load(str(path) if path else None)
-    except MatrixError as exc:
+        return load_matrix_file(path or None)
+    except UntrustedInputError as exc:
         raise UsageError(str(exc)) from exc
-    except OSError as exc:
-        raise UsageError(f"cannot read matrix file {path}: {exc.strerror or exc}") from exc
 
 
 def load_facts(path: Path) -> Facts:
-    """Facts saved by `--save-facts` or `collect`, or a whole `--json` report."""
-    import json
-
-    from gpudoctor.facts import SCHEMA_VERSION, Facts
-    from gpudoctor.serde import SerdeError, from_data
+    """Facts saved by `--save-facts` or `collect`, or a whole `--json` report (bounded and validated
+    by `loading`: one clear line for anything it refuses)."""
+    from gpudoctor.loading import UntrustedInputError, load_facts_file
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read facts file {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise UsageError(f"facts file {path} is not valid JSON: {exc}") from exc
-    if isinstance(raw, dict) and "facts" in raw and "findings" in raw:
-        raw = raw["facts"]  # a whole `--json` report works too
-    if (
-        isinstance(raw, dict)
-        and isinstance(raw.get("schema_version"), int)
-        and raw["schema_version"] > SCHEMA_VERSION
-    ):
-        raise UsageError(
-            f"facts file {path} was written by a newer gpudoctor (schema {raw['schema_version']}; this one reads "
-            f"{SCHEMA_VERSION}): upgrade with `pip install -U gpudoctor`"
-        )
-    try:
-        return from_data(Facts, raw)
-    except SerdeError as exc:
-        raise UsageError(f"facts file {path} does not look like gpudoctor facts: {exc}") from exc
+        return load_facts_file(path)
+    except UntrustedInputError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 ProgressCallback = Callable[[str, "ProbeStatus"], None]
@@ -147,14 +121,17 @@ def gather(python: str | None, timeout: float, on_done: ProgressCallback | None 
     # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
     # no probe may outlast that.
     probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
-    return collect(ctx, probes, on_done=on_done)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
 
 
 def judge(facts: Facts, matrix: Matrix, policy: Policy | None = None) -> Report:
     """Run every rule over the facts; the policy adds what the caller required of the machine."""
     from gpudoctor.engine import diagnose
+    from gpudoctor.policy import apply
 
-    return diagnose(facts, matrix)
+    report = diagnose(facts, matrix)
+    return apply(report, policy, matrix) if policy is not None else report
 
 
 def decide(report: Report, policy: Policy) -> Decision:
