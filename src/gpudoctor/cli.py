@@ -266,4 +266,4 @@ def _register(module: str, name: str) -> None:
 
 _register("fleet", "fleet")
 
-# plan (plan helper): _register("plan", "plan")
+_register("plan", "plan")

@@ -69,45 +69,24 @@ class Run:
 
 
 def load_matrix(path: Path | str | None) -> Matrix:
-    from gpudoctor.matrix import MatrixError
-    from gpudoctor.matrix import load_matrix as load
+    """The packaged matrix, or a matrix file (bounded and validated by `loading`)."""
+    from gpudoctor.loading import UntrustedInputError, load_matrix_file
 
     try:
-        return load(str(path) if path else None)
-    except MatrixError as exc:
+        return load_matrix_file(path or None)
+    except UntrustedInputError as exc:
         raise UsageError(str(exc)) from exc
-    except OSError as exc:
-        raise UsageError(f"cannot read matrix file {path}: {exc.strerror or exc}") from exc
 
 
 def load_facts(path: Path) -> Facts:
-    """Facts saved by `--save-facts` or `collect`, or a whole `--json` report."""
-    import json
-
-    from gpudoctor.facts import SCHEMA_VERSION, Facts
-    from gpudoctor.serde import SerdeError, from_data
+    """Facts saved by `--save-facts` or `collect`, or a whole `--json` report (bounded and validated
+    by `loading`: one clear line for anything it refuses)."""
+    from gpudoctor.loading import UntrustedInputError, load_facts_file
 
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read facts file {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise UsageError(f"facts file {path} is not valid JSON: {exc}") from exc
-    if isinstance(raw, dict) and "facts" in raw and "findings" in raw:
-        raw = raw["facts"]  # a whole `--json` report works too
-    if (
-        isinstance(raw, dict)
-        and isinstance(raw.get("schema_version"), int)
-        and raw["schema_version"] > SCHEMA_VERSION
-    ):
-        raise UsageError(
-            f"facts file {path} was written by a newer gpudoctor (schema {raw['schema_version']}; this one reads "
-            f"{SCHEMA_VERSION}): upgrade with `pip install -U gpudoctor`"
-        )
-    try:
-        return from_data(Facts, raw)
-    except SerdeError as exc:
-        raise UsageError(f"facts file {path} does not look like gpudoctor facts: {exc}") from exc
+        return load_facts_file(path)
+    except UntrustedInputError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 ProgressCallback = Callable[[str, "ProbeStatus"], None]

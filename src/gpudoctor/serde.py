@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
+from gpudoctor.loading import excerpt
+
 T = TypeVar("T")
 
 
@@ -65,11 +67,11 @@ def _convert(tp: Any, data: Any, path: str) -> Any:
                 return _convert(option, data, path)
             except SerdeError as exc:
                 errors.append(str(exc))
-        raise SerdeError(errors[0] if len(errors) == 1 else f"{path}: unexpected value {data!r}")
+        raise SerdeError(errors[0] if len(errors) == 1 else f"{path}: unexpected value {excerpt(data)}")
     if origin is typing.Literal:
         if data not in get_args(tp):
             allowed = ", ".join(repr(a) for a in get_args(tp))
-            raise SerdeError(f"{path}: {data!r} is not one of {allowed}")
+            raise SerdeError(f"{path}: {excerpt(data)} is not one of {allowed}")
         return data
     if origin is tuple:
         if not isinstance(data, list | tuple):
@@ -86,28 +88,40 @@ def _convert(tp: Any, data: Any, path: str) -> Any:
             raise SerdeError(f"{path}: expected a mapping, got {type(data).__name__}")
         key_type, value_type = get_args(tp)
         return {
-            _convert(key_type, k, f"{path}.{k}"): _convert(value_type, v, f"{path}.{k}")
+            _convert(key_type, k, f"{path}.{_key(k)}"): _convert(value_type, v, f"{path}.{_key(k)}")
             for k, v in data.items()
         }
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(data, Mapping):
             raise SerdeError(f"{path}: expected a mapping, got {type(data).__name__}")
         hints = _hints(tp)
-        kwargs = {
-            f.name: _convert(hints[f.name], data[f.name], f"{path}.{f.name}")
-            for f in dataclasses.fields(tp)
-            if f.name in data
-        }
-        return tp(**kwargs)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in data:
+                kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{path}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SerdeError(f"{path}: missing {f.name!r}")
+        try:
+            return tp(**kwargs)
+        except (TypeError, ValueError) as exc:  # a check of the dataclass's own
+            raise SerdeError(f"{path}: {excerpt(str(exc), 120)}") from None
     if isinstance(tp, type) and issubclass(tp, Enum):
         try:
             return tp(data)
         except ValueError:
-            raise SerdeError(f"{path}: {data!r} is not a valid {tp.__name__}") from None
+            raise SerdeError(f"{path}: {excerpt(data)} is not a valid {tp.__name__}") from None
     if tp is float and isinstance(data, int | float) and not isinstance(data, bool):
         return float(data)
     if tp is int and isinstance(data, bool):
         raise SerdeError(f"{path}: expected int, got bool")
     if isinstance(tp, type) and isinstance(data, tp):
         return data
-    raise SerdeError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(data).__name__} {data!r}")
+    raise SerdeError(
+        f"{path}: expected {getattr(tp, '__name__', tp)}, got {type(data).__name__} {excerpt(data)}"
+    )
+
+
+def _key(key: object) -> str:
+    """A mapping key as a path element, cut short."""
+    text = str(key)
+    return text if len(text) <= 40 else text[:39] + "…"

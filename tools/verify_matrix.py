@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Check compat_matrix.yaml against the released wheels, and refresh the recording of what they say.
+
+    python tools/verify_matrix.py            # compare with the recording in tests/data/ (offline)
+    python tools/verify_matrix.py --refresh  # read the wheels from the package index first (network)
+
+`--refresh` asks pip (never a hand-rolled HTTP client) for every release the matrix has a row for:
+`pip index versions` per Python version (which releases have wheels for which Python),
+and `pip download --no-deps` of one wheel per release, whose METADATA (Requires-Dist,
+Requires-Python, Provides-Extra) and, for TensorFlow, `tensorflow/python/platform/build_info.py`
+(CUDA, cuDNN, compute capabilities, is_cuda_build) are read; the wheel is deleted at once; only what was read (a few KB per release) is written to
+tests/data/matrix_recording/. pip's own configuration is ignored (PIP_CONFIG_FILE=/dev/null) so a
+local constraint or mirror cannot change the answer.
+
+The comparison itself is `gpudoctor.matrix_verify`; it prints one line per disagreement and ends
+with `checked N, agree N, disagree N, unverifiable N`. Exit status 1 when anything disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from gpudoctor.matrix import load_matrix  # noqa: E402
+from gpudoctor.matrix_verify import (  # noqa: E402
+    PACKAGES,
+    RECORDING,
+    Recording,
+    load_recording,
+    newer_releases,
+    releases_to_record,
+    set_last_verified,
+    verify,
+)
+
+LINUX = (
+    *(f"manylinux_2_{glibc}_x86_64" for glibc in range(34, 16, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+)
+PLATFORMS = {
+    "linux": LINUX,
+    "macos": tuple(f"macosx_{major}_0_arm64" for major in range(15, 10, -1)),
+    "windows": ("win_amd64",),
+}
+PYTHONS = tuple(f"3.{m}" for m in range(5, 16))
+BUILD_INFO = "tensorflow/python/platform/build_info.py"
+
+
+def _pip(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _target(python: str, platform: str) -> list[str]:
+    flags = ["--only-binary=:all:", "--python-version", python]
+    for tag in PLATFORMS[platform]:
+        flags += ["--platform", tag]
+    return flags
+
+
+def index_versions(package: str, python: str, platform: str) -> list[str]:
+    done = _pip("index", "versions", package, "--pre", *_target(python, platform), timeout=120)
+    match = re.search(r"Available versions: (.*)", done.stdout)
+    return [v.strip() for v in match.group(1).split(",")] if match else []
+
+
+def _read_wheel(path: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(path) as wheel:
+        names = wheel.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        text = wheel.read(metadata).decode("utf-8", "replace")
+        build_info = None
+        if BUILD_INFO in names:
+            build_info = _build_info(wheel.read(BUILD_INFO).decode("utf-8", "replace"))
+    headers = _headers(text)
+    return {
+        "wheel": path.name,
+        "requires_python": (headers.get("Requires-Python") or [None])[0],
+        "requires_dist": headers.get("Requires-Dist", []),
+        "provides_extra": headers.get("Provides-Extra", []),
+        "build_info": build_info,
+    }
+
+
+def _headers(text: str) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        name, sep, value = line.partition(": ")
+        if sep and not line.startswith((" ", "\t")):
+            headers.setdefault(name, []).append(value.strip())
+    return headers
+
+
+def _build_info(source: str) -> dict[str, Any]:
+    """The assignments of build_info.py, read without running it."""
+    import ast
+
+    info: dict[str, Any] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            value = node.value
+            if (
+                isinstance(value, ast.Call)
+                and getattr(value.func, "attr", "") == "OrderedDict"
+                and value.args
+            ):
+                value = value.args[0]
+            try:
+                literal = ast.literal_eval(value) if value is not None else None
+            except ValueError:
+                continue
+            for target in targets:
+                if not isinstance(target, ast.Name):
+                    continue
+                if target.id == "build_info" and isinstance(literal, list | dict):
+                    pairs = literal.items() if isinstance(literal, dict) else literal
+                    info.update({k: v for k, v in pairs if isinstance(k, str)})
+                elif isinstance(literal, str | bool | int | list | dict):
+                    info[target.id] = literal
+    return info
+
+
+def fetch_release(package: str, version: str, python: str, platform: str) -> dict[str, Any]:
+    """What one release's wheel for `python` on `platform` says about itself: its METADATA and, for
+    TensorFlow, build_info.py. The wheel is downloaded to a temporary folder and deleted."""
+    with tempfile.TemporaryDirectory(prefix="verify-matrix-") as tmp:
+        done = _pip(
+            "download", "--no-deps", "--quiet", "-d", tmp, *_target(python, platform), f"{package}=={version}"
+        )
+        files = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not files:
+            return {"error": _last_line(done.stderr), "python": python}
+        record = _read_wheel(files[0])
+    record["python"] = python
+    return record
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "pip failed"
+
+
+def refresh(recording_dir: Path, jobs: int) -> None:
+    matrix = load_matrix(str(ROOT / "compat_matrix.yaml"))
+    recording_dir.mkdir(parents=True, exist_ok=True)
+    for package, spec in PACKAGES.items():
+        path = recording_dir / f"{package}.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        platform = spec["platform"]
+        print(f"{package}: listing releases", file=sys.stderr, flush=True)
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            listed = dict(
+                zip(PYTHONS, pool.map(lambda py: index_versions(package, py, platform), PYTHONS), strict=True)
+            )
+        by_python = {py: versions for py, versions in listed.items() if versions}
+        wanted = releases_to_record(matrix, package, by_python)
+        releases: dict[str, Any] = dict(old.get("releases", {}))
+        todo = [(v, py) for v, py in wanted.items() if "error" in releases.get(v, {"error": ""})]
+        print(f"{package}: reading {len(todo)} of {len(wanted)} releases", file=sys.stderr, flush=True)
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            futures = {pool.submit(fetch_release, package, v, py, platform): v for v, py in todo}
+            for future in concurrent.futures.as_completed(futures):
+                releases[futures[future]] = future.result()
+        document = {
+            "package": package,
+            "platform": platform,
+            "recorded": datetime.date.today().isoformat(),
+            "versions_by_python": by_python,
+            "releases": {v: releases[v] for v in sorted(releases, key=_version_key) if v in wanted},
+        }
+        path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
+
+
+def _version_key(version: str) -> Any:
+    from packaging.version import Version
+
+    return Version(version)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--refresh", action="store_true", help="read the wheels from the index first (network)"
+    )
+    parser.add_argument("--jobs", type=int, default=4, help="parallel pip processes for --refresh")
+    parser.add_argument("--recording", type=Path, default=ROOT / RECORDING)
+    parser.add_argument("--matrix", type=Path, default=ROOT / "compat_matrix.yaml")
+    args = parser.parse_args(argv)
+    if args.refresh:
+        refresh(args.recording, args.jobs)
+    recording: Recording = load_recording(args.recording)
+    matrix = load_matrix(str(args.matrix))
+    result = verify(matrix, recording)
+    for line in result.lines:
+        print(line)
+    for line in newer_releases(matrix, recording):
+        print(line)
+    print(result.summary)
+    if args.refresh and result.disagree == 0:
+        set_last_verified(args.matrix, recording.recorded, result.summary)
+    return 1 if result.disagree else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
