@@ -52,6 +52,7 @@ from gpudoctor.matrix import (
     parse_version,
 )
 from gpudoctor.model import Finding, Fix, Report, Severity, Shell
+from gpudoctor.rules.views import normalise_targets
 
 Framework = Literal["tensorflow", "torch", "jax"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "torch", "jax")
@@ -83,7 +84,6 @@ CONDA_LIBRARY_PATH_LINE = (
 )
 PLANNED_HOME = "/home/you"  # planned facts name folders; a real run replaces them
 PLANNED_WINDOWS_HOME = "C:\\Users\\you"
-FIRST_AND_CUDA = Version("2.14")
 # set by the environment the user is in now; the plan's own environment replaces them
 ENVIRONMENT_OF_THE_OLD_SHELL = frozenset(
     {"VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PYTHON_EXE"}
@@ -664,21 +664,9 @@ def _min_driver(matrix: Matrix, candidate: _Candidate, machine: Machine, support
 
 def _support(candidate: _Candidate, cc: str) -> KernelSupport | None:
     try:
-        return kernel_support(cc, _normalise_targets(candidate.targets))
+        return kernel_support(cc, normalise_targets(candidate.targets))
     except ValueError:
         return None
-
-
-def _normalise_targets(raw: Sequence[str]) -> tuple[str, ...]:
-    targets: list[str] = []
-    for item in raw:
-        text = item.strip().lower()
-        bare = re.fullmatch(r"(\d+)\.?(\d)", text)
-        if bare:
-            targets += [f"sm_{bare.group(1)}{bare.group(2)}", f"compute_{bare.group(1)}{bare.group(2)}"]
-        elif re.fullmatch(r"(sm|compute)_\d+[af]?", text):
-            targets.append(text)
-    return tuple(dict.fromkeys(targets))
 
 
 def _gpu_support(candidate: _Candidate, machine: Machine) -> tuple[Support, list[str]]:
@@ -1113,7 +1101,8 @@ def _tf_steps(
         candidate.tf.gpu_packages[0] if candidate.tf.gpu_packages else "tensorflow"
     )
     env = _env_name("tensorflow", release)
-    if machine.wheels == "linux" and _key(release) >= FIRST_AND_CUDA and gpu_package == "tensorflow":
+    first_and_cuda = _key(matrix.platform.tensorflow_first_and_cuda)
+    if machine.wheels == "linux" and _key(release) >= first_and_cuda and gpu_package == "tensorflow":
         pins = tuple(
             (name, _lowest(spec))
             for name, spec in sorted(candidate.tf.and_cuda.items())
