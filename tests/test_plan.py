@@ -3,6 +3,7 @@ machine it leaves behind judged by the real engine: the plan and the doctor must
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from gpudoctor.engine import diagnose
 from gpudoctor.facts import (
     CondaFacts,
     DriverFacts,
+    EnvironmentFacts,
     Facts,
     GpuFacts,
     PlatformFacts,
@@ -343,6 +345,17 @@ def test_a_gpu_no_release_supports_names_the_floor(matrix: Matrix) -> None:
     assert any("5.2" in p for p in plan.problems)
 
 
+def test_a_setting_that_hides_the_gpu_is_a_change_to_make_first(matrix: Matrix) -> None:
+    facts = dataclasses.replace(
+        _facts("Linux", driver="550.54.14", gpu="NVIDIA GeForce RTX 3090", cc="8.6"),
+        environment=EnvironmentFacts(variables={"CUDA_VISIBLE_DEVICES": ""}),
+    )
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
+    assert plan.status == "after-changes" and exit_code([plan]) == 1
+    assert plan.install is not None and plan.install.release == "2.14"
+    assert any("GD301" in s.summary and "unset CUDA_VISIBLE_DEVICES" in s.commands for s in plan.changes)
+
+
 def test_options_stand_in_for_the_machine(matrix: Matrix) -> None:
     bare = Facts(platform=PlatformFacts(system="Linux", machine="x86_64"))
     machine = machine_from_facts(bare, matrix, driver="535.54", gpu="RTX 3060", python_version="3.11")
@@ -360,7 +373,7 @@ def test_no_gpu_here_still_says_what_to_install(matrix: Matrix) -> None:
     facts = _facts("Linux", driver=None, python="3.11.7", distro=("debian", "12"))
     plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
     assert plan.status == "none"
-    assert plan.problems[0].startswith("No NVIDIA GPU was found")
+    assert re.search(r"NVIDIA (GPU|driver).*\(GD10[16]\)$", plan.problems[0])  # the doctor's own word
     assert any("torch==" in c for s in plan.steps for c in s.commands)
     assert "once an NVIDIA GPU and driver are present" in render([plan], "text")
 
@@ -414,7 +427,7 @@ def test_cli_plan_then_check_on_the_planned_machine(case: Case, framework: str, 
 def test_cli_on_this_machine_without_a_gpu() -> None:
     run = gpudoctor("plan", "torch")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "No NVIDIA GPU was found" in run.stdout
+    assert "has no NVIDIA GPU" in run.stdout and "GD106" in run.stdout
     assert "pip install" in run.stdout
     assert "Traceback" not in run.stderr
     data = json.loads(gpudoctor("plan", "--all", "--format", "json").stdout)
