@@ -46,6 +46,11 @@ KERNEL_REFUSES_GPU = ("GD135", "GD136", "GD138", "GD139")
 # (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142).
 CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142")
 
+# The environment's own wheels do not fit its frameworks: a framework's pinned CUDA wheels missing or of
+# another version (GD801), two wheels that wrote the same library files (GD802). They explain an import
+# that fails on a missing libcudnn.so.9, a cuDNN other than pinned, CUDA libraries of another major.
+WHEELS_IN_CONFLICT = ("GD801", "GD802")
+
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
 NO_GPU_FOR_ANY_FRAMEWORK = tuple(
     sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS, *KERNEL_REFUSES_GPU, *CUDA_CANNOT_START})
@@ -61,5 +66,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
     "KERNEL_REFUSES_GPU": KERNEL_REFUSES_GPU,
     "CUDA_CANNOT_START": CUDA_CANNOT_START,
+    "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }
