@@ -61,6 +61,14 @@ class PlatformFacts:
     nvidia_module_for_kernel: bool | None = None  # modules.dep of the running kernel lists nvidia.ko
     dkms_nvidia_built: tuple[str, ...] = ()  # nvidia versions DKMS built for the running kernel
     nvidia_module_sources: tuple[str, ...] = ()  # versions of /usr/src/nvidia-<version> module sources
+    # hardware: Jetson / Tegra (issue #10.6) and WSL 2 (issue #10.7)
+    tegra_release: str | None = None  # L4T release from /etc/nv_tegra_release: "35.4.1"
+    jetpack_version: str | None = None  # the nvidia-jetpack package's version: "5.1.2"
+    jetson_model: str | None = None  # /proc/device-tree/model: "NVIDIA Jetson AGX Orin Developer Kit"
+    tegra_libcuda: str | None = None  # the Tegra driver's libcuda.so.1
+    wsl_ld_conf: bool | None = None  # an /etc/ld.so.conf.d file lists /usr/lib/wsl/lib (WSL 2)
+    loader_libcuda: str | None = None  # where the ldconfig cache resolves libcuda.so.1 (WSL 2 and Jetson)
+    windows_version: str | None = None  # inside WSL: `cmd.exe /c ver` -> "10.0.22631.4037"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 
@@ -11,6 +12,15 @@ from gpudoctor.runner import which
 
 VERSION = r"\d+\.\d+(?:\.\d+)?"
 NVIDIA_VENDOR = "0x10de"
+TEGRA_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?")
+TEGRA_LIBCUDA = (
+    "/usr/lib/aarch64-linux-gnu/nvidia/libcuda.so.1",
+    "/usr/lib/aarch64-linux-gnu/tegra/libcuda.so.1",
+)
+WINDOWS_VERSION = re.compile(r"\[Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\]")
+LDCONFIG_LIBCUDA = re.compile(r"^\s*libcuda\.so\.1 \(([^)]*)\) => (\S+)", re.MULTILINE)
+PROGRAM_TIMEOUT = 5.0
+DPKG_STATUS_LIMIT = 32 << 20
 
 
 def _read(ctx: ProbeContext, path: str) -> str:
@@ -170,6 +180,108 @@ def _device_nodes(ctx: ProbeContext) -> tuple[str, ...]:
     return tuple(nodes)
 
 
+def parse_tegra_release(text: str) -> str | None:
+    """/etc/nv_tegra_release ("# R35 (release), REVISION: 4.1, GCID: ...") as the L4T version "35.4.1"."""
+    match = TEGRA_RELEASE.search(text)
+    if not match:
+        return None
+    return f"{match.group(1)}.{match.group(2)}.{match.group(3) or '0'}"
+
+
+def dpkg_versions(text: str, names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of `names` from /var/lib/dpkg/status (stanzas of "Field: value" lines)."""
+    found: dict[str, str] = {}
+    for stanza in text.split("\n\n"):
+        fields = {
+            key.strip(): value.strip()
+            for key, sep, value in (
+                line.partition(":") for line in stanza.splitlines() if not line.startswith(" ")
+            )
+            if sep
+        }
+        name = fields.get("Package")
+        if name in names and fields.get("Status", "").endswith(" installed") and fields.get("Version"):
+            found[name] = fields["Version"]
+    return found
+
+
+def leading_version(text: str | None) -> str | None:
+    """ "5.1.2-b104" or "6.1+b123" or "35.4.1-20230801124926" -> "5.1.2" / "6.1" / "35.4.1"."""
+    match = re.match(VERSION, text or "")
+    return match.group(0) if match else None
+
+
+def parse_windows_version(text: str) -> tuple[str, int] | None:
+    """`cmd.exe /c ver` ("Microsoft Windows [Version 10.0.22631.4037]") as ("10.0.22631.4037", 22631)."""
+    match = WINDOWS_VERSION.search(text)
+    if not match:
+        return None
+    return ".".join(g for g in match.groups() if g is not None), int(match.group(3))
+
+
+def parse_ldconfig_libcuda(text: str) -> str | None:
+    """The file `ldconfig -p` resolves libcuda.so.1 to (the first entry: what the loader picks)."""
+    match = LDCONFIG_LIBCUDA.search(text)
+    return match.group(2) if match else None
+
+
+def _program(ctx: ProbeContext, name: str, *places: str) -> str | None:
+    found = which(name, ctx.env)
+    if found:
+        return found
+    for place in places:
+        path = ctx.path(place)
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return None
+
+
+def _loader_libcuda(ctx: ProbeContext) -> str | None:
+    ldconfig = _program(ctx, "ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig")
+    if ldconfig is None:
+        return None
+    result = ctx.runner.run([ldconfig, "-p"], timeout=PROGRAM_TIMEOUT, env=ctx.env)
+    return parse_ldconfig_libcuda(result.stdout) if result.ok else None
+
+
+def _windows_from_wsl(ctx: ProbeContext) -> tuple[str, int] | None:
+    """The Windows host's version, asked through WSL interop (absent when interop is off)."""
+    cmd = _program(ctx, "cmd.exe", "/mnt/c/Windows/System32/cmd.exe")
+    if cmd is None:
+        return None
+    result = ctx.runner.run([cmd, "/c", "ver"], timeout=PROGRAM_TIMEOUT, env=ctx.env)
+    return parse_windows_version(result.stdout) if result.ok else None
+
+
+def _wsl_ld_conf(ctx: ProbeContext) -> bool | None:
+    try:
+        confs = sorted(ctx.path("/etc/ld.so.conf.d").glob("*.conf"))
+    except OSError:
+        return None
+    return any("/usr/lib/wsl/lib" in _read(ctx, f"/etc/ld.so.conf.d/{c.name}") for c in confs)
+
+
+def _jetson(ctx: ProbeContext) -> dict[str, str | None]:
+    """L4T, JetPack, board and the Tegra libcuda; {} when this is no Jetson."""
+    tegra = parse_tegra_release(_read(ctx, "/etc/nv_tegra_release"))
+    model = _read(ctx, "/proc/device-tree/model").strip("\x00 \n") or None
+    if tegra is None and not (model and "jetson" in model.lower()):
+        return {}
+    try:
+        with ctx.path("/var/lib/dpkg/status").open("rb") as handle:
+            status = handle.read(DPKG_STATUS_LIMIT).decode("utf-8", errors="replace")
+    except OSError:
+        status = ""
+    packages = dpkg_versions(status, ("nvidia-jetpack", "nvidia-l4t-core"))
+    libcuda = next((p for p in TEGRA_LIBCUDA if ctx.path(p).exists()), None)
+    return {
+        "tegra_release": tegra or leading_version(packages.get("nvidia-l4t-core")),
+        "jetpack_version": leading_version(packages.get("nvidia-jetpack")),
+        "jetson_model": model[:200] if model else None,
+        "tegra_libcuda": libcuda,
+    }
+
+
 def _linux(ctx: ProbeContext) -> PlatformFacts:
     release = _read(ctx, "/proc/sys/kernel/osrelease").strip()
     if not release and ctx.root == "/":
@@ -187,6 +299,8 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
         has_dxg="/dev/dxg" in nodes,
         wsl_interop=bool(ctx.env.get("WSL_INTEROP")),
     )
+    jetson = _jetson(ctx)
+    windows = _windows_from_wsl(ctx) if wsl == 2 else None
     return PlatformFacts(
         system="Linux",
         release=release,
@@ -209,6 +323,14 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
         nvidia_module_for_kernel=None if wsl else _module_for_kernel(ctx, release),
         dkms_nvidia_built=_dkms_built(ctx, release),
         nvidia_module_sources=tuple(v for _, v in _versions_in(ctx, "/usr/src", rf"nvidia-({VERSION})")),
+        tegra_release=jetson.get("tegra_release"),
+        jetpack_version=jetson.get("jetpack_version"),
+        jetson_model=jetson.get("jetson_model"),
+        tegra_libcuda=jetson.get("tegra_libcuda"),
+        wsl_ld_conf=_wsl_ld_conf(ctx) if wsl == 2 else None,
+        loader_libcuda=_loader_libcuda(ctx) if wsl == 2 or jetson else None,
+        windows_version=windows[0] if windows else None,
+        windows_build=windows[1] if windows else None,
     )
 
 
@@ -274,6 +396,12 @@ def describe(facts: PlatformFacts) -> Description:
     else:
         parts.append(facts.system or "unknown OS")
     parts.append(facts.machine)
+    if facts.jetson_model or facts.tegra_release:
+        parts.append(facts.jetson_model or "NVIDIA Jetson")
+        if facts.jetpack_version or facts.tegra_release:
+            parts.append(
+                f"JetPack {facts.jetpack_version}" if facts.jetpack_version else f"L4T {facts.tegra_release}"
+            )
     if facts.container:
         parts.append(f"in a {facts.container} container")
     details = [f"kernel {facts.release}"] if facts.release else []
@@ -296,6 +424,20 @@ def describe(facts: PlatformFacts) -> Description:
             if facts.nvidia_module_for_kernel
             else "no nvidia.ko installed for this kernel"
         )
+    if facts.tegra_release:
+        details.append(
+            f"Jetson: L4T {facts.tegra_release}"
+            + (f", JetPack {facts.jetpack_version}" if facts.jetpack_version else "")
+            + (f" · {facts.jetson_model}" if facts.jetson_model else "")
+        )
+    if facts.tegra_libcuda:
+        details.append(f"Tegra libcuda: {facts.tegra_libcuda}")
+    if facts.windows_version and facts.wsl:
+        details.append(f"Windows host {facts.windows_version}")
+    if facts.loader_libcuda:
+        details.append(f"ldconfig resolves libcuda.so.1 to {facts.loader_libcuda}")
+    if facts.wsl_ld_conf is False:
+        details.append("no /etc/ld.so.conf.d file lists /usr/lib/wsl/lib")
     if facts.dkms_nvidia_built:
         details.append("DKMS built nvidia " + ", ".join(facts.dkms_nvidia_built) + " for this kernel")
     return Description(mark="ok", summary=" · ".join(p for p in parts if p), details=tuple(details))

@@ -18,12 +18,14 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     gpudoctor,
     gpus,
     jax,
+    jetson,
     platform,
     pythonenv,
     tensorflow,
     tensorflow_builds,
     torch,
     windows,
+    wsl,
 )
 from gpudoctor.rules.registry import RULES, Rule, rule
 

@@ -43,8 +43,16 @@ KERNEL_REFUSES_GPU = ("GD135", "GD136", "GD138", "GD139")
 
 # hardware: the driver runs but CUDA still cannot start on this machine: NVML crashes or hangs (GD121),
 # MIG without MIG devices (GD124), no nvidia_uvm (GD131), device nodes this process may not open
-# (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142).
-CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142")
+# (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142), WSL 2 whose
+# loader misses the Windows driver's libcuda (GD531) or whose kernel is too old (GD533).
+CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD531", "GD533")
+
+# hardware: WSL 2 cannot give CUDA the GPU: the loader misses /usr/lib/wsl/lib (GD531), the WSL kernel is
+# too old (GD533). They explain "no driver" / "driver not loaded" inside WSL.
+WSL = ("GD531", "GD533")
+
+# hardware: this is a Jetson: an integrated GPU with the Tegra driver, no NVML and no PCI GPU (GD522).
+JETSON = ("GD522",)
 
 # The environment's own wheels do not fit its frameworks: a framework's pinned CUDA wheels missing or of
 # another version (GD801), two wheels that wrote the same library files (GD802). They explain an import
@@ -66,6 +74,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
     "KERNEL_REFUSES_GPU": KERNEL_REFUSES_GPU,
     "CUDA_CANNOT_START": CUDA_CANNOT_START,
+    "WSL": WSL,
+    "JETSON": JETSON,
     "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }

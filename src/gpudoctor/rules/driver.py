@@ -61,7 +61,7 @@ def _is_container(ctx: RuleContext) -> bool:
 @rule(
     "GD106",
     "An NVIDIA GPU is present",
-    requires=(*causes.PLATFORM, "GD302", *causes.KERNEL_REFUSES_GPU),
+    requires=(*causes.PLATFORM, "GD302", *causes.KERNEL_REFUSES_GPU, *causes.JETSON),
     needs=("driver",),
     blocks_gpu=True,
 )
@@ -143,7 +143,7 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD101",
     "NVIDIA driver is installed",
-    requires=(*causes.PLATFORM, "GD106"),
+    requires=(*causes.PLATFORM, "GD106", *causes.JETSON, *causes.WSL),
     needs=("driver",),
     blocks_gpu=True,
 )
@@ -278,7 +278,7 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
 @rule(
     "GD102",
     "NVIDIA kernel module is loaded",
-    requires=("GD501", "GD504", "GD506", *causes.KERNEL_REFUSES_GPU),
+    requires=("GD501", "GD504", "GD506", *causes.KERNEL_REFUSES_GPU, *causes.WSL),
     needs=("driver",),
     blocks_gpu=True,
 )
