@@ -34,7 +34,8 @@ def test_overview_text() -> None:
     code, output = _run()
     assert code == 0
     assert "compat_matrix.yaml" in output
-    assert "tensorflow" in output and "(1.13 … 2.21)" in output
+    assert "tensorflow" in output and "(1.13 … 2.22)" in output
+    assert "Last verified against the released wheels: " in output
     assert "torch" in output and "jax" in output
 
 
@@ -42,7 +43,9 @@ def test_overview_json_counts_match_the_matrix() -> None:
     data = _json()
     sections = data["sections"]
     assert isinstance(sections, dict)
-    assert sections["tensorflow"]["rows"] == len(load_matrix().tensorflow)
+    matrix = load_matrix()
+    assert sections["tensorflow"]["rows"] == len(matrix.tensorflow) + len(matrix.tensorflow_prereleases)
+    assert {name: entry["rows"] for name, entry in sections.items()} == matrix.sections()
     assert str(data["source"]).endswith("compat_matrix.yaml")
 
 

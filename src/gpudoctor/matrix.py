@@ -60,6 +60,7 @@ class TensorFlowRelease:
     windows: TensorFlowBuild | None = None  # native Windows GPU build (<= 2.10 only)
     and_cuda: dict[str, str] = field(default_factory=dict)  # `tensorflow[and-cuda]`: dist -> specifier
     gpu_packages: tuple[str, ...] = ()  # pip distributions of this release that are CUDA builds (Linux)
+    prerelease: str | None = None  # "2.22.0rc0": only a pre-release is out (`pip install --pre`)
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -160,6 +161,7 @@ class TorchRelease:
     python: SpecifierSet
     variants: tuple[TorchVariant, ...]
     pypi_default_linux: str  # the variant plain `pip install torch` gives on Linux x86_64
+    free_threaded: tuple[str, ...] = ()  # free-threaded CPython builds with wheels: ("3.14t", "3.15t")
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -192,6 +194,9 @@ class JaxRelease:
     cuda: tuple[int, ...]  # CUDA majors with NVIDIA GPU wheels
     min_cudnn: dict[int, str] = field(default_factory=dict)  # CUDA major -> minimum cuDNN
     extras: tuple[str, ...] = ()  # pip extras for NVIDIA GPUs
+    # CUDA major -> the GPU targets jaxlib / the CUDA plugin is compiled for ("sm_80", "compute_120")
+    targets: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    targets_source: str = ""
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -292,8 +297,26 @@ def _series(version: str) -> str | None:
 
 
 def _at_least(version: str, minimum: str) -> bool:
+    """`version` >= `minimum`, where a short version names the lowest release of its series:
+    "535.54" is a 535.54.x driver, so it meets "535.54.03" (the series' first release)."""
     left, right = parse_version(version), parse_version(minimum)
-    return left is not None and right is not None and left >= right
+    if left is None or right is None:
+        return False
+    if len(left.release) < len(right.release):
+        return left.release >= right.release[: len(left.release)]
+    return left >= right
+
+
+def driver_at_least(driver: str, minimum: str) -> bool:
+    """Whether NVIDIA driver `driver` meets `minimum`; a short `driver` ("535.54") is read as the
+    lowest release of its series, which meets any floor inside that series ("535.54.03")."""
+    return _at_least(driver, minimum)
+
+
+def is_short_driver(driver: str) -> bool:
+    """Whether `driver` has fewer parts than NVIDIA's Linux versions (535.54 vs 535.54.03)."""
+    parsed = parse_version(driver)
+    return parsed is not None and len(parsed.release) < 3
 
 
 def _cuda_key(cuda: str) -> tuple[int, int] | None:
@@ -323,7 +346,9 @@ def _is_subsequence(needle: Sequence[str], haystack: Sequence[str]) -> bool:
 @dataclass(frozen=True, kw_only=True)
 class Matrix:
     source: str = ""  # the file this was loaded from
-    tensorflow: tuple[TensorFlowRelease, ...] = ()
+    last_verified: str = ""  # when tools/verify_matrix.py last checked it against the wheels, and its tally
+    tensorflow: tuple[TensorFlowRelease, ...] = ()  # released series only: what rules recommend
+    tensorflow_prereleases: tuple[TensorFlowRelease, ...] = ()  # rows with `prerelease:` (2.22.0rc0)
     cuda_toolkits: tuple[CudaToolkit, ...] = ()
     cuda_families: tuple[CudaFamily, ...] = ()
     architectures: tuple[Architecture, ...] = ()
@@ -342,7 +367,15 @@ class Matrix:
         """The row of the release series `version` belongs to ("2.15.1", "2.15.0.post1" -> "2.15"),
         or None for an unknown series or an unparseable version."""
         series = _series(version)
-        return next((r for r in self.tensorflow if r.version == series), None)
+        rows = (*self.tensorflow, *self.tensorflow_prereleases)
+        return next((r for r in rows if r.version == series), None)
+
+    def tensorflow_gpu_packages(self, version: str) -> tuple[str, ...]:
+        """The pip distributions of release `version` ("2.1.3") whose Linux wheels are CUDA builds
+        (build_info is_cuda_build, checked in every patch release): ("tensorflow", "tensorflow-gpu"),
+        ("tensorflow-gpu",) for 1.13, 1.14 and 2.0; empty for an unknown release."""
+        release = self.tensorflow_release(version)
+        return release.gpu_packages if release is not None else ()
 
     def tensorflow_versions_for_python(self, python_version: str) -> list[str]:
         """TensorFlow series ("2.12", ...) with Linux wheels for this Python ("3.11" or "3.11.4"),
@@ -534,15 +567,38 @@ class Matrix:
             return None
         return next((r for r in self.jax if Version(r.version) <= parsed < Version(r.until)), None)
 
+    def jax_kernel_support(self, version: str, major: int, cc: str) -> KernelSupport | None:
+        """Whether the jax release `version`'s CUDA `major` wheels (jaxlib / jax-cudaNN-plugin) have
+        kernels for compute capability `cc`: "native", "ptx" (JIT from PTX at first start) or None.
+        None too when the run or its target list is unknown (see `jax_targets`)."""
+        targets = self.jax_targets(version, major)
+        return kernel_support(cc, targets) if targets else None
+
+    def jax_targets(self, version: str, major: int) -> tuple[str, ...]:
+        """The GPU targets of that jax release's CUDA `major` build; empty when not recorded."""
+        release = self.jax_release(version)
+        return release.targets.get(major, ()) if release is not None else ()
+
+    def jax_releases_supporting_arch(self, cc: str) -> list[tuple[str, int]]:
+        """(first release of a run, CUDA major) pairs whose targets run on `cc`, oldest first."""
+        pairs = []
+        for run in sorted(self.jax, key=lambda r: Version(r.version)):
+            for major, targets in sorted(run.targets.items()):
+                if kernel_support(cc, targets) is not None:
+                    pairs.append((run.version, major))
+        return pairs
+
     # -- Overview -----------------------------------------------------------------------------
 
     def sections(self) -> dict[str, int]:
         """Row counts per section, in file order."""
-        return {section.name: len(getattr(self, section.attribute)) for section in SECTIONS}
+        return {name: len(rows) for name, rows in self.section_rows().items()}
 
     def section_rows(self) -> dict[str, tuple[Any, ...]]:
-        """The rows of each section, in file order."""
-        return {section.name: getattr(self, section.attribute) for section in SECTIONS}
+        """The rows of each section, in file order (TensorFlow pre-release rows included)."""
+        rows = {section.name: getattr(self, section.attribute) for section in SECTIONS}
+        rows["tensorflow"] = (*self.tensorflow, *self.tensorflow_prereleases)
+        return rows
 
 
 def _major(cuda: str) -> int:
@@ -828,6 +884,24 @@ def VERSION_BY_MAJOR(entry: _Entry, key: str) -> dict[int, str]:
     return versions
 
 
+def TARGETS_BY_MAJOR(entry: _Entry, key: str) -> dict[int, tuple[str, ...]]:
+    """A mapping of CUDA major to a list of CUDA targets (`targets` of a jax run); empty when absent."""
+    raw = entry.get(key, required=False) or {}
+    if not isinstance(raw, dict):
+        raise entry.error(f"{key}: expected a mapping of CUDA major to targets, got {_kind(raw)}")
+    targets: dict[int, tuple[str, ...]] = {}
+    for major, values in raw.items():
+        if not isinstance(major, int) or isinstance(major, bool) or not isinstance(values, list):
+            raise entry.error(f"{key}: {excerpt(major)}: {excerpt(values)} is not a list of CUDA targets")
+        for target in values:
+            if not isinstance(target, str) or not _TARGET_NAME.match(target):
+                raise entry.error(
+                    f"{key}: {excerpt(target)} is not a CUDA target like 'sm_80' or 'compute_90'"
+                )
+        targets[major] = tuple(values)
+    return targets
+
+
 def NESTED(section: Section) -> Reader:
     """One entry of another section inside this one (`linux:` of a TensorFlow release); None when absent."""
 
@@ -898,8 +972,10 @@ def _rows(section: Section, document: dict[str, Any], fail: Callable[[str], Matr
 
 
 def _toolkit_has_a_driver(row: CudaToolkit, entry: _Entry) -> None:
-    if row.linux is None and row.windows is None:
-        raise entry.error("needs a 'linux' or a 'windows' driver version")
+    if row.linux is None and row.windows is None and row.verified:
+        raise entry.error(
+            "needs a 'linux' or a 'windows' driver version (or verified: false: none published)"
+        )
 
 
 _VARIANT = re.compile(r"^cu(\d+)(\d)$")
@@ -1060,6 +1136,7 @@ SECTIONS: tuple[Section, ...] = (
             "and_cuda": SPEC_MAP,
             "python": SPEC,
             "gpu_packages": TEXTS,
+            "prerelease": OPTIONAL_VERSION,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
@@ -1157,6 +1234,7 @@ SECTIONS: tuple[Section, ...] = (
             "variants": NESTED_LIST(TORCH_VARIANT),
             "python": SPEC,
             "pypi_default_linux": TEXT,
+            "free_threaded": OPTIONAL_TEXTS,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
@@ -1194,6 +1272,8 @@ SECTIONS: tuple[Section, ...] = (
             "until": VERSION,
             "python": SPEC,
             "extras": OPTIONAL_TEXTS,
+            "targets": TARGETS_BY_MAJOR,
+            "targets_source": OPTIONAL_TEXT,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
@@ -1239,7 +1319,7 @@ def _platform(raw: object, fail: Callable[[str], MatrixError]) -> Platform:
     return Platform(**values, sources=sources)
 
 
-TOP_LEVEL = frozenset({"schema", "sources", "platform", *(s.name for s in SECTIONS)})
+TOP_LEVEL = frozenset({"schema", "last_verified", "sources", "platform", *(s.name for s in SECTIONS)})
 
 
 def parse_matrix(
@@ -1263,9 +1343,14 @@ def parse_matrix(
     unknown = sorted(str(k) for k in document if k not in TOP_LEVEL)
     if unknown:
         raise fail(f"unknown section {', '.join(excerpt(u) for u in unknown[:5])}")
+    last_verified = document.get("last_verified") or ""
+    if not isinstance(last_verified, str):
+        raise fail(f"last_verified: {excerpt(last_verified)} is not text")
     platform = _platform(document.get("platform"), fail)
-    rows = {section.attribute: _rows(section, document, fail) for section in SECTIONS}
-    return Matrix(source=source or name, platform=platform, **rows)
+    rows: dict[str, Any] = {section.attribute: _rows(section, document, fail) for section in SECTIONS}
+    rows["tensorflow_prereleases"] = tuple(r for r in rows["tensorflow"] if r.prerelease)
+    rows["tensorflow"] = tuple(r for r in rows["tensorflow"] if not r.prerelease)
+    return Matrix(source=source or name, last_verified=last_verified, platform=platform, **rows)
 
 
 def default_matrix_path() -> Path:
@@ -1327,6 +1412,8 @@ __all__ = [
     "clear_cache",
     "cudnn_version_from_int",
     "default_matrix_path",
+    "driver_at_least",
+    "is_short_driver",
     "kernel_support",
     "load_matrix",
     "parse_matrix",
