@@ -60,6 +60,8 @@ class TensorFlowRelease:
     windows: TensorFlowBuild | None = None  # native Windows GPU build (<= 2.10 only)
     and_cuda: dict[str, str] = field(default_factory=dict)  # `tensorflow[and-cuda]`: dist -> specifier
     gpu_packages: tuple[str, ...] = ()  # pip distributions of this release that are CUDA builds (Linux)
+    # patch releases whose CUDA distributions differ from `gpu_packages` ("1.15.0": tensorflow too)
+    gpu_packages_in: dict[str, tuple[str, ...]] = field(default_factory=dict)
     prerelease: str | None = None  # "2.22.0rc0": only a pre-release is out (`pip install --pre`)
     notes: str = ""
     source: str = ""
@@ -198,6 +200,58 @@ class JaxRelease:
     targets: dict[int, tuple[str, ...]] = field(default_factory=dict)
     targets_source: str = ""
     notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverBranch:
+    """The last NVIDIA driver branch that supports a GPU generation (a legacy branch)."""
+
+    generation: str  # "Kepler", as in `architectures` and `pci_devices`
+    ccs: tuple[str, ...]  # its compute capabilities
+    last_branch: str  # "470": drivers of later branches do not load on it
+    max_cuda: str | None = None  # the newest CUDA that branch's driver runs ("11.4")
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PciGeneration:
+    """NVIDIA PCI device ids (vendor 10de) of one GPU generation."""
+
+    generation: str
+    ids: frozenset[int]  # device ids, from a space-separated list of 4-digit hex numbers
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class JetsonRelease:
+    """A JetPack release: its L4T, CUDA and Python, and where NVIDIA's framework wheels for it live."""
+
+    jetpack: str  # "5.1.2"
+    l4t: str  # "35.4.1" (the R35.4.1 of /etc/nv_tegra_release)
+    cuda: str | None = None
+    cudnn: str | None = None
+    python: str = ""  # the system Python the wheels are built for ("3.8")
+    torch: tuple[str, ...] = ()  # NVIDIA's torch wheels for it ("2.0.0+nv23.05")
+    tensorflow: tuple[str, ...] = ()  # NVIDIA's TensorFlow wheels for it ("2.12.0+nv23.06")
+    index_url: str = ""  # where the wheels are (pip --extra-index-url / -f)
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginRelease:
+    """A release of a TensorFlow device plugin (tensorflow-metal, tensorflow-directml-plugin) and the
+    TensorFlow it works with."""
+
+    version: str  # the plugin's release ("1.1.0")
+    tensorflow: SpecifierSet  # TensorFlow releases it works with
+    tensorflow_package: str = "tensorflow"  # the distribution it needs ("tensorflow-cpu" for directml)
+    python: SpecifierSet | None = None
     source: str = ""
     verified: bool = True
 
@@ -359,6 +413,11 @@ class Matrix:
     torch: tuple[TorchRelease, ...] = ()
     jax_cuda_plugins: tuple[JaxCuda, ...] = ()
     jax: tuple[JaxRelease, ...] = ()
+    driver_branches: tuple[DriverBranch, ...] = ()
+    pci_devices: tuple[PciGeneration, ...] = ()
+    jetson: tuple[JetsonRelease, ...] = ()
+    tensorflow_metal: tuple[PluginRelease, ...] = ()
+    tensorflow_directml: tuple[PluginRelease, ...] = ()
     platform: Platform = field(default_factory=Platform)
 
     # -- TensorFlow --------------------------------------------------------------------------
@@ -375,7 +434,11 @@ class Matrix:
         (build_info is_cuda_build, checked in every patch release): ("tensorflow", "tensorflow-gpu"),
         ("tensorflow-gpu",) for 1.13, 1.14 and 2.0; empty for an unknown release."""
         release = self.tensorflow_release(version)
-        return release.gpu_packages if release is not None else ()
+        if release is None:
+            return ()
+        parsed = parse_version(version)
+        public = parsed.public if parsed is not None else version
+        return release.gpu_packages_in.get(public, release.gpu_packages)
 
     def tensorflow_versions_for_python(self, python_version: str) -> list[str]:
         """TensorFlow series ("2.12", ...) with Linux wheels for this Python ("3.11" or "3.11.4"),
@@ -588,6 +651,66 @@ class Matrix:
                     pairs.append((run.version, major))
         return pairs
 
+    # -- Legacy driver branches, PCI ids, Jetson ---------------------------------------------
+
+    def pci_generation(self, device_id: str) -> str | None:
+        """The GPU generation ("Pascal") of an NVIDIA PCI device id: "10de:1b80", "0x1B80", "1b80".
+        None for an unknown id (newer than the PCI id list the matrix was built from) or garbage."""
+        text = device_id.strip().lower()
+        text = text.removeprefix("10de:")
+        text = text.removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]{1,4}", text):
+            return None
+        number = int(text, 16)
+        return next((row.generation for row in self.pci_devices if number in row.ids), None)
+
+    def last_driver_branch(self, generation: str) -> DriverBranch | None:
+        """The legacy branch row of a generation ("Kepler" -> 470), or None when current drivers
+        still support it (or the generation is unknown)."""
+        wanted = generation.strip().lower()
+        return next((b for b in self.driver_branches if b.generation.lower() == wanted), None)
+
+    def last_driver_branch_for_cc(self, cc: str) -> DriverBranch | None:
+        """The legacy branch row of a compute capability ("3.7" -> Kepler, 470), or None."""
+        return next((b for b in self.driver_branches if cc.strip() in b.ccs), None)
+
+    def driver_supports_generation(self, driver: str, generation: str) -> bool | None:
+        """Whether driver `driver` ("590.44.01") still supports GPUs of `generation`: its branch
+        (major) is at most the generation's last branch. True for generations without a legacy
+        branch; None for a driver that does not parse."""
+        parsed = parse_version(driver)
+        if parsed is None:
+            return None
+        branch = self.last_driver_branch(generation)
+        return branch is None or parsed.release[0] <= int(branch.last_branch)
+
+    def jetson_release(self, *, jetpack: str | None = None, l4t: str | None = None) -> JetsonRelease | None:
+        """The JetPack row for a JetPack version ("5.1.2") or an L4T release ("35.4.1", "R35.4.1",
+        or "35.4" for any 35.4.x); None when unknown."""
+        if jetpack is not None:
+            return next((j for j in self.jetson if j.jetpack == jetpack.strip()), None)
+        if l4t is None:
+            return None
+        wanted = l4t.strip().upper().removeprefix("R")
+        exact = next((j for j in self.jetson if j.l4t == wanted), None)
+        return exact or next((j for j in self.jetson if j.l4t.startswith(wanted + ".")), None)
+
+    # -- TensorFlow device plugins -------------------------------------------------------------
+
+    def tensorflow_metal_for(self, tensorflow: str) -> list[PluginRelease]:
+        """tensorflow-metal releases that work with TensorFlow `tensorflow` ("2.15.1"), newest first."""
+        return _plugins_for(self.tensorflow_metal, tensorflow)
+
+    def tensorflow_directml_for(self, tensorflow: str) -> list[PluginRelease]:
+        """tensorflow-directml-plugin releases that work with TensorFlow `tensorflow`, newest first."""
+        return _plugins_for(self.tensorflow_directml, tensorflow)
+
+    def tensorflow_metal_release(self, version: str) -> PluginRelease | None:
+        return next((p for p in self.tensorflow_metal if p.version == version.strip()), None)
+
+    def tensorflow_directml_release(self, version: str) -> PluginRelease | None:
+        return next((p for p in self.tensorflow_directml if p.version == version.strip()), None)
+
     # -- Overview -----------------------------------------------------------------------------
 
     def sections(self) -> dict[str, int]:
@@ -599,6 +722,14 @@ class Matrix:
         rows = {section.name: getattr(self, section.attribute) for section in SECTIONS}
         rows["tensorflow"] = (*self.tensorflow, *self.tensorflow_prereleases)
         return rows
+
+
+def _plugins_for(rows: tuple[PluginRelease, ...], tensorflow: str) -> list[PluginRelease]:
+    parsed = parse_version(tensorflow)
+    if parsed is None:
+        return []
+    fits = [p for p in rows if p.tensorflow.contains(parsed, prereleases=True)]
+    return sorted(fits, key=lambda p: Version(p.version), reverse=True)
 
 
 def _major(cuda: str) -> int:
@@ -884,6 +1015,21 @@ def VERSION_BY_MAJOR(entry: _Entry, key: str) -> dict[int, str]:
     return versions
 
 
+def TEXTS_BY_VERSION(entry: _Entry, key: str) -> dict[str, tuple[str, ...]]:
+    """A mapping of release ("1.15.0") to a list of names; empty when absent."""
+    raw = entry.get(key, required=False) or {}
+    if not isinstance(raw, dict):
+        raise entry.error(f"{key}: expected a mapping of release to names, got {_kind(raw)}")
+    found: dict[str, tuple[str, ...]] = {}
+    for version, names in raw.items():
+        if not isinstance(version, str) or parse_version(version) is None:
+            raise entry.error(f"{key}: {excerpt(version)} is not a quoted release")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise entry.error(f"{key}: {version}: {excerpt(names)} is not a list of names")
+        found[version] = tuple(names)
+    return found
+
+
 def TARGETS_BY_MAJOR(entry: _Entry, key: str) -> dict[int, tuple[str, ...]]:
     """A mapping of CUDA major to a list of CUDA targets (`targets` of a jax run); empty when absent."""
     raw = entry.get(key, required=False) or {}
@@ -900,6 +1046,25 @@ def TARGETS_BY_MAJOR(entry: _Entry, key: str) -> dict[int, tuple[str, ...]]:
                 )
         targets[major] = tuple(values)
     return targets
+
+
+def PCI_IDS(entry: _Entry, key: str) -> frozenset[int]:
+    """A space-separated list of 4-digit hex PCI device ids ("1b80 1b81")."""
+    text = entry.text(key)
+    ids = set()
+    for word in text.split():
+        if not re.fullmatch(r"[0-9a-fA-F]{4}", word):
+            raise entry.error(f"{key}: {excerpt(word)} is not a 4-digit hex PCI device id")
+        ids.add(int(word, 16))
+    return frozenset(ids)
+
+
+def CCS(entry: _Entry, key: str) -> tuple[str, ...]:
+    values = entry.texts(key)
+    for value in values:
+        if not _CC.match(value):
+            raise entry.error(f"{key}: {excerpt(value)} is not a compute capability like '8.6'")
+    return values
 
 
 def NESTED(section: Section) -> Reader:
@@ -1088,6 +1253,15 @@ def _shared_boundary(left: SpecifierSet, right: SpecifierSet) -> str:
     return next(iter(right)).version if len(right) else "?"
 
 
+def _pci_ids_are_disjoint(rows: tuple[PciGeneration, ...], fail: Callable[[str], MatrixError]) -> None:
+    seen: dict[int, str] = {}
+    for row in rows:
+        for number in sorted(row.ids):
+            if number in seen:
+                raise fail(f"pci_devices[{row.generation}]: {number:04x} is listed under {seen[number]} too")
+            seen[number] = row.generation
+
+
 # -- The sections, in file order ------------------------------------------------------------------
 
 TF_BUILD = Section(
@@ -1136,6 +1310,7 @@ SECTIONS: tuple[Section, ...] = (
             "and_cuda": SPEC_MAP,
             "python": SPEC,
             "gpu_packages": TEXTS,
+            "gpu_packages_in": TEXTS_BY_VERSION,
             "prerelease": OPTIONAL_VERSION,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
@@ -1283,6 +1458,80 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
+SECTIONS += (
+    Section(
+        "driver_branches",
+        DriverBranch,
+        label="generation",
+        fields={
+            "generation": TEXT,
+            "ccs": CCS,
+            "last_branch": TEXT,
+            "max_cuda": OPTIONAL_VERSION,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        unique=lambda r: r.generation.lower(),
+    ),
+    Section(
+        "pci_devices",
+        PciGeneration,
+        label="generation",
+        fields={"generation": TEXT, "ids": PCI_IDS, "source": SOURCE, "verified": FLAG},
+        unique=lambda r: r.generation.lower(),
+        whole=_pci_ids_are_disjoint,
+    ),
+    Section(
+        "jetson",
+        JetsonRelease,
+        label="jetpack",
+        fields={
+            "jetpack": VERSION,
+            "l4t": VERSION,
+            "cuda": OPTIONAL_VERSION,
+            "cudnn": OPTIONAL_VERSION,
+            "python": OPTIONAL_TEXT,
+            "torch": OPTIONAL_TEXTS,
+            "tensorflow": OPTIONAL_TEXTS,
+            "index_url": OPTIONAL_TEXT,
+            "notes": OPTIONAL_TEXT,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        unique=lambda r: r.jetpack,
+    ),
+    Section(
+        "tensorflow_metal",
+        PluginRelease,
+        label="version",
+        fields={
+            "version": VERSION,
+            "tensorflow": SPEC,
+            "tensorflow_package": OPTIONAL_TEXT,
+            "python": OPTIONAL_SPEC,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
+        unique=lambda r: r.version,
+    ),
+    Section(
+        "tensorflow_directml",
+        PluginRelease,
+        label="version",
+        fields={
+            "version": VERSION,
+            "tensorflow": SPEC,
+            "tensorflow_package": OPTIONAL_TEXT,
+            "python": OPTIONAL_SPEC,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
+        unique=lambda r: r.version,
+    ),
+)
+
 # `platform:` is a mapping of named facts, each {value, source, verified}; the reader of each value.
 PLATFORM_FIELDS: dict[str, Reader] = {
     "tensorflow_last_windows_gpu": VERSION,
@@ -1396,14 +1645,18 @@ __all__ = [
     "CudaToolkit",
     "CudnnMajor",
     "CudnnRelease",
+    "DriverBranch",
     "DriverRequirement",
     "GpuModel",
     "JaxCuda",
     "JaxRelease",
+    "JetsonRelease",
     "KernelSupport",
     "Matrix",
     "MatrixError",
+    "PciGeneration",
     "Platform",
+    "PluginRelease",
     "System",
     "TensorFlowBuild",
     "TensorFlowRelease",

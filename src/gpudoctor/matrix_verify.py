@@ -215,8 +215,36 @@ def verify(matrix: Matrix, recording: Recording) -> Result:
         _jax_run(result, run, jax, recording)
     for plugin in matrix.jax_cuda_plugins:
         _jax_plugin(result, matrix, plugin.major, recording)
+    _plugins(result, "tensorflow-metal", matrix.tensorflow_metal, recording)
+    _plugins(result, "tensorflow-directml-plugin", matrix.tensorflow_directml, recording)
     _platform(result, matrix, recording)
     return result
+
+
+def _plugins(result: Result, package: str, rows: Iterable[Any], recording: Recording) -> None:
+    """A TensorFlow device plugin's rows: Python wheels, and the TensorFlow it requires (where its
+    METADATA says; tensorflow-metal declares none, so Apple's table is unverifiable here)."""
+    record = recording.get(package)
+    for row in rows:
+        where = f"{package} {row.version}"
+        entry = record.releases.get(row.version) if record else None
+        if record is None or entry is None or "error" in entry:
+            result.compare(f"{where} python", None, None)
+            result.compare(f"{where} tensorflow", None, None)
+            continue
+        if row.python is not None:
+            result.compare(f"{where} python", _python_set(row.python), record.pythons(row.version))
+        pins = {
+            r.name.lower(): str(r.specifier)
+            for r in _requirements(entry)
+            if r.name.lower() in ("tensorflow", "tensorflow-cpu", "tensorflow-macos") and not r.marker
+        }
+        wheel = pins.get(row.tensorflow_package)
+        result.compare(
+            f"{where} {row.tensorflow_package}",
+            "same" if wheel is not None and SpecifierSet(wheel) == row.tensorflow else str(row.tensorflow),
+            None if wheel is None else "same" if SpecifierSet(wheel) == row.tensorflow else wheel,
+        )
 
 
 def _tensorflow(result: Result, release: TensorFlowRelease, recording: Recording) -> None:
@@ -230,25 +258,33 @@ def _tensorflow(result: Result, release: TensorFlowRelease, recording: Recording
     pythons = set().union(*(tf.pythons(v) for v in versions))
     result.compare(f"{where} python", _python_set(release.python), pythons)
     # Which distributions are CUDA builds, in every patch release of the series.
-    carriers: set[str] = set()
+    patches: dict[str, set[str]] = {}
     known = True
     for package in ("tensorflow", "tensorflow-gpu"):
         record = recording.get(package)
-        members = record.series(release.version) if record else []
-        flags = (
-            [(record.releases[v].get("build_info") or {}).get("is_cuda_build") for v in members]
-            if record
-            else []
-        )
-        if any(flag is None for flag in flags):
-            known = False
-        if flags and all(flags):
-            carriers.add(package)
-        elif any(flags):
-            result.lines.append(
-                f"{where} gpu_packages: {package} is a CUDA build in only some patch releases"
-            )
-    result.compare(f"{where} gpu_packages", set(release.gpu_packages), carriers if known else None)
+        for version in record.series(release.version) if record else []:
+            flag = (record.releases[version].get("build_info") or {}).get("is_cuda_build") if record else None
+            if flag is None:
+                known = False
+            patches.setdefault(version, set())
+            if flag:
+                patches[version].add(package)
+    odd = [
+        v
+        for v in sorted(patches, key=Version)
+        if patches[v] != set(release.gpu_packages_in.get(v, release.gpu_packages))
+    ]
+    result.compare(
+        f"{where} gpu_packages",
+        set(release.gpu_packages)
+        if not odd
+        else f"{_show(release.gpu_packages_in.get(odd[0], release.gpu_packages))} in {odd[0]}",
+        None
+        if not known
+        else set(release.gpu_packages)
+        if not odd
+        else f"{_show(patches[odd[0]])} in {odd[0]}",
+    )
     newest = tf.releases[versions[-1]]
     info = newest.get("build_info") or {}
     build = release.linux
@@ -346,6 +382,28 @@ def _cuda_majors(extras: Iterable[str]) -> set[int]:
     return {int(m.group(1)) for e in extras if (m := re.match(r"cuda(\d+)", e))}
 
 
+def _installable_majors(record: dict[str, Any], recording: Recording) -> set[int]:
+    """CUDA majors with an extra that installs: one naming a jax-cudaNN-plugin release that is on the
+    index (jax[cuda13] of 0.7.0 named a plugin that was not), or one without a plugin (the
+    monolithic jaxlib+cudaNN wheels)."""
+    majors = set()
+    for extra in record.get("provides_extra") or ():
+        match = re.match(r"cuda(\d+)", extra)
+        if not match:
+            continue
+        major = int(match.group(1))
+        specs = _under_extra(record, extra)
+        plugin = f"jax-cuda{major}-plugin"
+        if plugin not in specs:
+            majors.add(major)
+            continue
+        listed = recording.get(plugin)
+        allowed = SpecifierSet(specs[plugin])
+        if listed is not None and any(allowed.contains(v, prereleases=True) for v in listed.listed()):
+            majors.add(major)
+    return majors
+
+
 def _jax_cudnn_floors(version: str, record: dict[str, Any], recording: Recording) -> dict[int, str]:
     floors: dict[int, str] = {}
     for major in (11, 12, 13):
@@ -353,8 +411,7 @@ def _jax_cudnn_floors(version: str, record: dict[str, Any], recording: Recording
             specs = _under_extra(record, extra)
             floor = _cudnn_floor(specs, major)
             if floor is None and f"jax-cuda{major}-plugin" in specs:
-                plugin = recording.get(f"jax-cuda{major}-plugin")
-                entry = plugin.releases.get(version) if plugin else None
+                entry = _plugin_release(recording, major, specs[f"jax-cuda{major}-plugin"], version)
                 floor = _cudnn_floor(_under_extra(entry, "with-cuda"), major) if entry else None
             if floor is not None:
                 floors[major] = floor
@@ -362,10 +419,28 @@ def _jax_cudnn_floors(version: str, record: dict[str, Any], recording: Recording
     return floors
 
 
+def _plugin_release(recording: Recording, major: int, spec: str, version: str) -> dict[str, Any] | None:
+    """The plugin release pip would pick for jax `version` (its pin; jax 0.4.37 pins plugin 0.4.36)."""
+    plugin = recording.get(f"jax-cuda{major}-plugin")
+    if plugin is None:
+        return None
+    if version in plugin.releases and "error" not in plugin.releases[version]:
+        return plugin.releases[version]
+    allowed = SpecifierSet(spec) if spec else SpecifierSet()
+    fits = [
+        v
+        for v in plugin.releases
+        if "error" not in plugin.releases[v] and allowed.contains(v, prereleases=True)
+    ]
+    return plugin.releases[max(fits, key=Version)] if fits else None
+
+
 def _prefix_of(short: str, full: str) -> bool:
-    """Whether the matrix's "9.10.2" names the wheel's "9.10.2.21"."""
+    """Whether the matrix floor `short` ("9.10.2", "8.9.4") holds for the wheel floor `full`
+    ("9.10.2.21", "8.9"): the same major, and not below it. (A stricter floor than pip's pin is the
+    runtime's own requirement, e.g. jaxlib built with cuDNN 8.9.4 while its extra pins >= 8.9.)"""
     left, right = Version(short).release, Version(full).release
-    return right[: len(left)] == left
+    return left[0] == right[0] and left >= right[: len(left)]
 
 
 def _jax_run(result: Result, run: JaxRelease, jax: PackageRecord | None, recording: Recording) -> None:
@@ -389,14 +464,14 @@ def _jax_run(result: Result, run: JaxRelease, jax: PackageRecord | None, recordi
     result.compare(
         f"{where} extras", mine, mine if not odd else f"{_show(extras[odd[0]])} in {', '.join(odd)}"
     )
-    majors = {v: _cuda_majors(extras[v]) for v in versions}
+    floors = {v: _jax_cudnn_floors(v, jax.releases[v], recording) for v in versions}
+    majors = {v: _installable_majors(jax.releases[v], recording) for v in versions}
     odd = [v for v in versions if majors[v] != set(run.cuda)]
     result.compare(
         f"{where} cuda",
         set(run.cuda),
         set(run.cuda) if not odd else f"{_show(majors[odd[0]])} in {', '.join(odd)}",
     )
-    floors = {v: _jax_cudnn_floors(v, jax.releases[v], recording) for v in versions}
     for major in sorted({m for f in floors.values() for m in f} | set(run.min_cudnn)):
         mine_floor = run.min_cudnn.get(major)
         seen = {v: f[major] for v, f in floors.items() if major in f}
@@ -493,7 +568,7 @@ _LAST_VERIFIED = re.compile(r"^last_verified: .*$", re.MULTILINE)
 def set_last_verified(path: Path, recorded: str, summary: str) -> None:
     """Write `last_verified:` into the matrix file (one line, replaced in place)."""
     day = recorded or datetime.date.today().isoformat()
-    line = f'last_verified: "{day}: tools/verify_matrix.py against the released wheels: {summary}"'
+    line = f'last_verified: "{day} (tools/verify_matrix.py: {summary})"'
     text = path.read_text(encoding="utf-8")
     if _LAST_VERIFIED.search(text):
         text = _LAST_VERIFIED.sub(line, text, count=1)
