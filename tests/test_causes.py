@@ -8,7 +8,11 @@ import re
 from pathlib import Path
 
 from gpudoctor import rules as rules_package
+from gpudoctor.engine import diagnose
+from gpudoctor.matrix import load_matrix
+from gpudoctor.model import Severity
 from gpudoctor.rules import RULES, causes
+from tests.test_machines import MACHINES, load_machine
 
 RULES_DIR = Path(rules_package.__file__).parent
 # Modules under rules/ that every family may import; every other module there is a family.
@@ -81,3 +85,32 @@ def test_shared_modules_do_not_import_families() -> None:
     for stem in SHARED - {"__init__"}:
         crossing = imported_modules(RULES_DIR / f"{stem}.py") & families
         assert not crossing, f"shared module {stem}.py imports family module(s) {sorted(crossing)}"
+
+
+# A driver too old for the CUDA a framework was built with, one rule per framework.
+DRIVER_TOO_OLD_FOR = {"TensorFlow": "GD111", "PyTorch": "GD603", "JAX": "GD709"}
+OLD_DRIVER_MACHINES = {
+    "GD111": "compat-GD111-ptx-needs-full-driver",
+    "GD603": "torch-cu130-driver-525-ubuntu",
+    "GD709": "jax-driver-470-cuda12-plugin",
+}
+
+
+def test_usable_gpu_means_the_same_for_every_framework() -> None:
+    """The same fault, a driver too old for the framework's CUDA, is judged alike for all three."""
+    flags = {framework: RULES[code].blocks_gpu for framework, code in DRIVER_TOO_OLD_FOR.items()}
+    assert len(set(flags.values())) == 1, f"blocks_gpu differs between frameworks: {flags}"
+    usable = {}
+    matrix = load_matrix()
+    for code, machine in OLD_DRIVER_MACHINES.items():
+        facts, _ = load_machine(MACHINES / f"{machine}.yaml")
+        report = diagnose(facts, matrix)
+        assert any(f.code == code and f.severity is Severity.ERROR for f in report.findings), machine
+        usable[code] = report.has_usable_gpu
+    assert len(set(usable.values())) == 1, f"'usable GPU' differs between frameworks: {usable}"
+
+
+def test_only_gpu_level_rules_block_the_gpu() -> None:
+    """An error about one framework's build never makes the GPU itself unusable."""
+    framework_level = [c for c, r in RULES.items() if r.blocks_gpu and re.match(r"GD(0|20\d|4|6|7|8)", c)]
+    assert framework_level == [], f"framework-level rules marked blocks_gpu: {framework_level}"

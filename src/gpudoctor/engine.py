@@ -1,9 +1,10 @@
 """Judge facts: run every rule in dependency order and collect their findings.
 
 Rules are pure functions of facts and matrix. A rule is skipped when a fact slot it needs is
-missing or when a rule it `requires` found the root cause: an error, or a finding that settles
-the question for its dependents (one root cause, one error). A rule that
-raises becomes a GD002 warning instead of a traceback.
+missing or when a rule it `requires` found the root cause that explains it: an error, or a finding
+that settles the question for its dependents (one root cause, one error). Skips are not passed down
+the chain: a rule that was itself skipped found nothing, so it explains nothing. A rule that raises
+becomes a GD002 warning instead of a traceback.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
             why = (
                 f"no {', '.join(missing)} facts" if missing else f"{', '.join(blocked)} found the root cause"
             )
+            # A skipped rule settles nothing: only a finding explains another (one root cause, one
+            # error), and a rule that did not run found nothing that could explain its dependents.
             outcomes[rule.code] = RuleOutcome(code=rule.code, state="skip", detail=why)
-            if blocked:
-                settled.add(rule.code)  # whatever depends on this rule is moot as well
             continue
         try:
             verdicts = list(rule.check(ctx))

@@ -24,6 +24,7 @@ from gpudoctor.facts import (
     CondaPackage,
     Distribution,
     DriverFacts,
+    EnvironmentFacts,
     Facts,
     GpuFacts,
     JaxFacts,
@@ -50,7 +51,8 @@ from gpudoctor.matrix import (
     kernel_support,
     parse_version,
 )
-from gpudoctor.model import Fix, Report, Severity, Shell
+from gpudoctor.model import Finding, Fix, Report, Severity, Shell
+from gpudoctor.rules.views import normalise_targets
 
 Framework = Literal["tensorflow", "torch", "jax"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "torch", "jax")
@@ -75,14 +77,17 @@ CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 CUDA_CACHE_BYTES = "4294967296"
-ACTIVATE_D = '"$CONDA_PREFIX/etc/conda/activate.d"'
+ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
 # single-quoted for printf: the activate script itself expands the variables, never adding an empty entry
 CONDA_LIBRARY_PATH_LINE = (
     "'export LD_LIBRARY_PATH=\"$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"'"
 )
 PLANNED_HOME = "/home/you"  # planned facts name folders; a real run replaces them
 PLANNED_WINDOWS_HOME = "C:\\Users\\you"
-FIRST_AND_CUDA = Version("2.14")
+# set by the environment the user is in now; the plan's own environment replaces them
+ENVIRONMENT_OF_THE_OLD_SHELL = frozenset(
+    {"VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PYTHON_EXE"}
+)
 FIRST_NUMPY_2_TF = Version("2.18")  # TensorFlow before 2.18 breaks on NumPy 2 (older ones do not say so)
 FIRST_METAL_IN_TENSORFLOW = Version("2.13")  # before: the tensorflow-macos package
 
@@ -110,6 +115,7 @@ class Machine:
     origins: dict[str, str] = field(default_factory=dict)  # "driver" -> "--driver", "NVML", ...
     driver_facts: DriverFacts | None = None  # the real driver facts, kept for the planned machine
     environment: dict[str, str] = field(default_factory=dict)
+    seen_driver: DriverFacts | None = None  # the driver as the facts say, working or not
 
     @property
     def system(self) -> System:
@@ -143,12 +149,14 @@ class Machine:
             where = "Jetson (Linux for Tegra)"
         if self.flavor == "windows" and self.platform.windows_build:
             where += f" (build {self.platform.windows_build})"
+        if self.platform.container:
+            where += f" in a {self.platform.container} container"
         gpus = ", ".join(f"{n} ({cc})" if cc else n for n, cc in self.gpus) or "no NVIDIA GPU"
         driver = f"driver {self.driver}" if self.driver else "no NVIDIA driver"
         if self.driver and self.driver_cuda:
             driver += f" (CUDA {self.driver_cuda})"
         python = f"Python {self.python}" if self.python else "Python unknown"
-        return f"{where} {self.arch}; {gpus}; {driver}; {python}; {self.manager}"
+        return f"{where} {self.platform.machine or self.arch}; {gpus}; {driver}; {python}; {self.manager}"
 
 
 def _flavor(platform: PlatformFacts | None) -> Flavor:
@@ -162,12 +170,14 @@ def _flavor(platform: PlatformFacts | None) -> Flavor:
     return "linux"
 
 
+_JETSON_GPU = re.compile(r"\b(orin|xavier|jetson|thor|tegra|tx1|tx2)\b", re.IGNORECASE)
+
+
 def _is_jetson(platform: PlatformFacts | None, gpus: Iterable[tuple[str, str | None]]) -> bool:
-    if platform is None or (platform.machine or "").lower() not in ("aarch64", "arm64"):
-        return False
-    if getattr(platform, "jetson", None):
+    """A Jetson: its integrated GPU's name says so (Orin, Xavier, Thor, TX2, Nano)."""
+    if platform is not None and getattr(platform, "jetson", None):
         return True
-    return any(re.search(r"\b(orin|xavier|jetson|thor|tegra)\b", name, re.IGNORECASE) for name, _ in gpus)
+    return any(_JETSON_GPU.search(name) for name, _ in gpus)
 
 
 def _short(version: str) -> bool:
@@ -212,9 +222,8 @@ def machine_from_facts(
     platform = facts.platform or PlatformFacts()
     if os_name is not None:
         system = {"linux": "Linux", "wsl": "Linux", "windows": "Windows", "macos": "Darwin"}[os_name]
-        machine = platform.machine or ("arm64" if os_name == "macos" else "x86_64")
-        if os_name == "windows" and machine == "x86_64":
-            machine = "AMD64"
+        default_arch = {"macos": "arm64", "windows": "AMD64"}.get(os_name, "x86_64")
+        machine = platform.machine if platform.machine and platform.system == system else default_arch
         platform = dataclasses.replace(
             platform,
             system=system,
@@ -299,6 +308,7 @@ def machine_from_facts(
         origins=origins,
         driver_facts=d if working and driver is None and gpu is None and compute_capability is None else None,
         environment=dict(facts.environment.variables) if facts.environment else {},
+        seen_driver=d if driver is None and gpu is None and compute_capability is None else None,
     )
 
 
@@ -654,21 +664,9 @@ def _min_driver(matrix: Matrix, candidate: _Candidate, machine: Machine, support
 
 def _support(candidate: _Candidate, cc: str) -> KernelSupport | None:
     try:
-        return kernel_support(cc, _normalise_targets(candidate.targets))
+        return kernel_support(cc, normalise_targets(candidate.targets))
     except ValueError:
         return None
-
-
-def _normalise_targets(raw: Sequence[str]) -> tuple[str, ...]:
-    targets: list[str] = []
-    for item in raw:
-        text = item.strip().lower()
-        bare = re.fullmatch(r"(\d+)\.?(\d)", text)
-        if bare:
-            targets += [f"sm_{bare.group(1)}{bare.group(2)}", f"compute_{bare.group(1)}{bare.group(2)}"]
-        elif re.fullmatch(r"(sm|compute)_\d+[af]?", text):
-            targets.append(text)
-    return tuple(dict.fromkeys(targets))
 
 
 def _gpu_support(candidate: _Candidate, machine: Machine) -> tuple[Support, list[str]]:
@@ -708,8 +706,8 @@ def _requirements(
             need="python",
             text=f"Python {_python_text(minors)}",
             have=(have_py or "unknown")
-            + ("" if have_py == python or have_py is None else f" (the plan uses {python})"),
-            ok=True if have_py is None or have_py == python else None,
+            + ("" if have_py == python or have_py is None else f" (the plan's environment gets {python})"),
+            ok=True if have_py is None or have_py == python or machine.manager == "conda" else None,
         )
     )
     support, missing = _gpu_support(candidate, machine)
@@ -1000,7 +998,7 @@ def _steps(
         return _tf_steps(matrix, candidate, machine, python, support)
     if candidate.framework == "torch":
         return _torch_steps(candidate, machine, python)
-    return _jax_steps(candidate, machine, python)
+    return _jax_steps(matrix, candidate, machine, python)
 
 
 def _torch_steps(
@@ -1103,7 +1101,8 @@ def _tf_steps(
         candidate.tf.gpu_packages[0] if candidate.tf.gpu_packages else "tensorflow"
     )
     env = _env_name("tensorflow", release)
-    if machine.wheels == "linux" and _key(release) >= FIRST_AND_CUDA and gpu_package == "tensorflow":
+    first_and_cuda = _key(matrix.platform.tensorflow_first_and_cuda)
+    if machine.wheels == "linux" and _key(release) >= first_and_cuda and gpu_package == "tensorflow":
         pins = tuple(
             (name, _lowest(spec))
             for name, spec in sorted(candidate.tf.and_cuda.items())
@@ -1120,11 +1119,17 @@ def _tf_steps(
             targets=row.compute_capabilities,
         )
         steps = _env_steps(machine, install)
+        wheel = next((n for n in candidate.tf.and_cuda if n.startswith("nvidia-cudnn")), None)
+        cap = _cudnn_cap(
+            matrix, machine, _cuda_key(row.cuda)[0], wheel, candidate.tf.and_cuda.get(wheel or "")
+        )
         steps.append(
             Step(
                 summary=f"Install TensorFlow {release} with the CUDA {row.cuda} and cuDNN {row.cudnn} wheels it pins "
-                "(the [and-cuda] extra); TensorFlow finds them on its own",
-                commands=(_pip_cmd(machine, "install", f"tensorflow[and-cuda]=={release}.*", *numpy),),
+                "(the [and-cuda] extra); TensorFlow finds them on its own" + (f"; {cap[1]}" if cap else ""),
+                commands=(
+                    _pip_cmd(machine, "install", f"tensorflow[and-cuda]=={release}.*", *numpy, *cap[:1]),
+                ),
                 language=machine.shell,
             )
         )
@@ -1135,7 +1140,7 @@ def _tf_steps(
             )
     elif machine.wheels == "linux":
         cudnn = ".".join(row.cudnn.split(".")[:2])
-        conda_specs = (f"cudatoolkit={row.cuda}", f"cudnn={cudnn}")
+        conda_specs = (f"cudatoolkit={row.cuda}", _conda_cudnn(cudnn))
         install = Install(
             release=release,
             version=version,
@@ -1154,8 +1159,8 @@ def _tf_steps(
                 summary="Put the environment's CUDA libraries on the loader path whenever it is activated, "
                 "then activate it again",
                 commands=(
-                    f"mkdir -p {ACTIVATE_D}",
-                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > {ACTIVATE_D}/gpudoctor-cuda.sh",
+                    f'mkdir -p "{ACTIVATE_D}"',
+                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > \"{ACTIVATE_D}/gpudoctor-cuda.sh\"",
                     f"conda deactivate && conda activate {env}",
                 ),
                 kind="configure",
@@ -1238,13 +1243,51 @@ def _tf_steps(
     return install, steps, notes
 
 
+def _cudnn_cap(
+    matrix: Matrix, machine: Machine, cuda_major: int, wheel: str | None, pinned: str | None
+) -> tuple[str, str] | tuple[()]:
+    """A cuDNN ceiling for a pin range that would let pip take a cuDNN too new for this GPU: newer cuDNN
+    releases drop older GPUs (9.11 dropped everything below Turing). The requirement to add, and why."""
+    if wheel is None or not machine.ccs or not pinned or ">" not in pinned:
+        return ()
+    lowest = min(machine.ccs, key=_cuda_key)
+    floor = _key(_lowest(pinned))
+    for row in sorted(matrix.cudnn_releases, key=lambda r: _key(_lowest(str(r.versions)))):
+        start = _key(_lowest(str(row.versions)))
+        if cuda_major not in row.cuda or start <= floor or row.min_compute_capability is None:
+            continue
+        if _cuda_key(lowest) < _cuda_key(row.min_compute_capability):
+            return (
+                f"{wheel}<{start}",
+                (
+                    f"{wheel} is held below {start}: cuDNN {start} and newer need compute capability "
+                    f"{row.min_compute_capability}, this GPU is {lowest}"
+                ),
+            )
+    return ()
+
+
+# cuDNN series conda-forge publishes builds of (conda-forge/cudnn-feedstock); another series is asked
+# for as "this minor or newer within the major", which TensorFlow accepts.
+CONDA_FORGE_CUDNN = frozenset({"7.6", "8.0", "8.1", "8.2", "8.4", "8.8", "8.9"})
+
+
+def _conda_cudnn(series: str) -> str:
+    if series in CONDA_FORGE_CUDNN:
+        return f"cudnn={series}"
+    major = int(series.split(".")[0])
+    return f"cudnn>={series},<{major + 1}"
+
+
 def _user_path_command(folder: str) -> str:
     """PowerShell: put `folder` first on the user's PATH for new terminals."""
     user = '[Environment]::GetEnvironmentVariable("Path", "User")'
     return f'[Environment]::SetEnvironmentVariable("Path", "{folder};" + {user}, "User")'
 
 
-def _jax_steps(candidate: _Candidate, machine: Machine, python: str) -> tuple[Install, list[Step], list[str]]:
+def _jax_steps(
+    matrix: Matrix, candidate: _Candidate, machine: Machine, python: str
+) -> tuple[Install, list[Step], list[str]]:
     assert candidate.jax is not None and candidate.variant is not None
     run = candidate.jax
     version = run.version
@@ -1270,11 +1313,13 @@ def _jax_steps(candidate: _Candidate, machine: Machine, python: str) -> tuple[In
     steps = _env_steps(machine, install)
     spec = f"jax[{extra}]>={run.version},<{run.until}"
     options: tuple[str, ...] = ("-f", JAX_CUDA_RELEASES) if extra.endswith("_pip") else ()
+    cudnn_floor = f">={candidate.cudnn}" if candidate.cudnn else None
+    cap = _cudnn_cap(matrix, machine, major, f"nvidia-cudnn-cu{major}", cudnn_floor)
     steps.append(
         Step(
             summary=f"Install JAX {run.version} up to {run.until} (not included) with its CUDA {major} plugin and "
-            "NVIDIA's CUDA wheels",
-            commands=(_pip_cmd(machine, "install", spec, *options),),
+            "NVIDIA's CUDA wheels" + (f"; {cap[1]}" if cap else ""),
+            commands=(_pip_cmd(machine, "install", spec, *cap[:1], *options),),
             language=machine.shell,
         )
     )
@@ -1382,9 +1427,11 @@ def _planned(
         and (install.conda or install.system_cuda)
     ):
         libraries = _planned_libraries(matrix, machine, install, prefix)
+    variables = {k: v for k, v in machine.environment.items() if k not in ENVIRONMENT_OF_THE_OLD_SHELL}
     facts = Facts(
         target=TargetFacts(python=python_exe, selected_by="CONDA_PREFIX" if conda else "VIRTUAL_ENV"),
         platform=machine.platform,
+        environment=EnvironmentFacts(variables=variables),
         driver=driver,
         libraries=libraries,
         conda=conda_facts,
@@ -1574,21 +1621,23 @@ def make_plan(matrix: Matrix, machine: Machine, framework: Framework, requested:
         if j.failed:
             break
         plan = _build(matrix, machine, framework, requested, j, "ready")
-        verdict = _verify(plan, matrix)
-        if verdict is None:
+        errors = _errors(plan, matrix)
+        if not errors:
             return _with_context(matrix, framework, requested, plan, judged)
-        rejected.append(verdict)
+        if all(e.blocks_gpu for e in errors):  # the machine, not the release: any release would meet them
+            plan = dataclasses.replace(plan, status="after-changes", changes=_doctor_changes(errors))
+            return _with_context(matrix, framework, requested, plan, judged)
+        rejected.append(_rejection(plan, errors))
     changeable = [j for j in judged if j.changeable]
     if changeable and machine.gpus:
         best = min(changeable, key=lambda j: (len(j.failed), judged.index(j)))
         plan = _build(matrix, machine, framework, requested, best, "after-changes")
-        plan = dataclasses.replace(
-            plan, changes=tuple(dict.fromkeys(s for r in best.failed for s in r.change))
-        )
-        verdict = _verify(plan, matrix)
-        if verdict is None:
+        changes = tuple(dict.fromkeys(s for r in best.failed for s in r.change))
+        errors = _errors(dataclasses.replace(plan, changes=changes), matrix)
+        if all(e.blocks_gpu for e in errors):
+            plan = dataclasses.replace(plan, changes=(*changes, *_doctor_changes(errors)))
             return _with_context(matrix, framework, requested, plan, judged, rejected)
-        rejected.append(verdict)
+        rejected.append(_rejection(plan, errors))
     return _nothing(matrix, machine, framework, requested, judged, rejected)
 
 
@@ -1679,16 +1728,49 @@ def _build(
     )
 
 
-def _verify(plan: Plan, matrix: Matrix) -> str | None:
-    """None when `gpudoctor check` finds no error on the planned machine, else what it found."""
+def _errors(plan: Plan, matrix: Matrix) -> list[Finding]:
+    """What `gpudoctor check` would report as errors on the machine the plan leaves behind."""
     facts = planned_facts(plan, matrix)
     if facts is None:
-        return None
-    errors = [f for f in _diagnose(facts, matrix).findings if f.severity is Severity.ERROR]
-    if not errors:
-        return None
+        return []
+    return [f for f in _diagnose(facts, matrix).findings if f.severity is Severity.ERROR]
+
+
+def _rejection(plan: Plan, errors: Sequence[Finding]) -> str:
     release = plan.install.release if plan.install else ""
     return f"{plan.name} {release}: gpudoctor check would report {errors[0].code}: {errors[0].message}"
+
+
+def _machine_findings(machine: Machine, matrix: Matrix) -> list[Finding]:
+    """What `gpudoctor check` says about the machine itself (driver, GPU, platform), frameworks aside."""
+    if machine.seen_driver is None:
+        return []
+    facts = Facts(
+        platform=machine.platform,
+        driver=machine.seen_driver,
+        environment=EnvironmentFacts(variables=machine.environment),
+    )
+    findings = _diagnose(facts, matrix).findings
+    return [f for f in findings if f.severity in (Severity.ERROR, Severity.WARNING)]
+
+
+def _doctor_changes(errors: Sequence[Finding]) -> tuple[Step, ...]:
+    """The doctor's own fix for each error about the machine itself (a hidden GPU, a container without
+    GPU access): what must be set or changed before any release can use the GPU."""
+    steps = []
+    for finding in errors:
+        fix = finding.fixes[0] if finding.fixes else Fix(summary=finding.message)
+        steps.append(
+            Step(
+                summary=f"{finding.message} ({finding.code}): {fix.summary}",
+                commands=fix.commands,
+                kind="configure",
+                language=fix.shell,
+                needs_admin=fix.needs_admin,
+                needs_reboot=fix.needs_reboot,
+            )
+        )
+    return tuple(steps)
 
 
 def _doctor_notes(plan: Plan, matrix: Matrix) -> tuple[str, ...]:
@@ -1775,13 +1857,29 @@ def _nothing(
     name = FRAMEWORK_NAMES[framework]
     problems: list[str] = []
     ways: list[Step] = []
-    if machine.flavor != "macos" and not machine.gpus:
+    if machine.jetson:
         problems.append(
-            "No NVIDIA GPU was found" + (" and no NVIDIA driver works here" if machine.driver is None else "")
+            f"This is a Jetson: {name}'s PyPI CUDA wheels in gpudoctor's matrix are x86_64 and SBSA server builds, "
+            "not JetPack builds"
         )
-    if not judged:
+        judged = []
+    elif machine.flavor == "macos" and framework == "jax":
+        problems.append(f"JAX on macOS: {matrix.platform.jax_macos}")
+        judged = []
+    elif machine.flavor != "macos" and not machine.gpus:
+        found = _machine_findings(machine, matrix)
+        if not found:
+            problems.append(
+                "No NVIDIA GPU was found"
+                + (" and no NVIDIA driver works here" if machine.driver is None else "")
+            )
+        for finding in found:
+            problems.append(f"{finding.message} ({finding.code})")
+            if finding.fixes:
+                ways.extend(_doctor_changes((finding,)))
+    if not judged and not problems:
         problems.append(f"gpudoctor's matrix has no {name} GPU build for {machine.describe().split(';')[0]}")
-    elif machine.gpus or machine.flavor == "macos":
+    elif judged and (machine.gpus or machine.flavor == "macos"):
         first = judged[0]
         with_kernels = [j for j in judged if not any(r.need == "gpu" for r in j.failed)]
         if machine.gpus and not with_kernels:
@@ -1827,7 +1925,7 @@ def _nothing(
         if judged and not machine.gpus and machine.flavor != "macos"
         else None
     )
-    if preview is not None:
+    if preview is not None and not machine.platform.container:  # in a container the driver is the host's
         ways.extend(dict.fromkeys(s for r in judged[0].failed for s in r.change))
     return Plan(
         framework=framework,

@@ -6,8 +6,10 @@ and read the user's environment only through `ctx.env`, so tests can fake both.
 
 from __future__ import annotations
 
+import json
 import platform
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ F = TypeVar("F")
 T = TypeVar("T")
 
 Mark = Literal["ok", "warn", "fail", "none"]
+MIN_CHILD_SECONDS = 1.0  # a child started late still gets this long
 
 
 class Memo:
@@ -40,6 +43,14 @@ class Memo:
             return value
 
 
+def load_json(text: str) -> Any:
+    """json.loads for what a machine or a child wrote: any unparsable input (nesting too deep too) is ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
 class ProbeUnavailable(Exception):
     """Raised by a probe whose source is absent here (no conda, not Linux); the text says why."""
 
@@ -55,6 +66,16 @@ class ProbeContext:
     system: str | None = None  # platform.system() override for tests ("Linux", "Windows", "Darwin")
     extras: Mapping[str, Any] = field(default_factory=dict)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+    started: float = field(default_factory=time.monotonic, compare=False)  # when the check began
+
+    def child_budget(self, wanted: float | None = None) -> float:
+        """Seconds a child may run now: `wanted` (default child_timeout), within child_timeout of the start.
+
+        A framework probe that first waits for the package survey gets what is left, so a hung
+        import costs --timeout, not --timeout plus the wait.
+        """
+        left = self.child_timeout - (time.monotonic() - self.started)
+        return max(MIN_CHILD_SECONDS, min(wanted or self.child_timeout, left))
 
     def path(self, absolute: str) -> Path:
         """An absolute system path, under the (possibly fake) root."""

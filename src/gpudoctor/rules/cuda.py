@@ -845,7 +845,6 @@ def _shadowed(ctx: RuleContext) -> list[tuple[LibraryFile, LibraryFile]]:
 @rule(
     "GD209",
     "LD_LIBRARY_PATH does not put older CUDA libraries ahead of the framework's own wheels",
-    requires=causes.DRIVER,
     needs=("libraries",),
 )
 def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
@@ -901,7 +900,8 @@ def _is_stub(path: str) -> bool:
 @rule(
     "GD210",
     "The libcuda.so.1 programs load is the driver's, not the CUDA toolkit's stub",
-    requires=EARLY,
+    requires=causes.DRIVER,
+    blocks_gpu=True,
 )
 def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor in ("windows", "macos"):

@@ -212,7 +212,6 @@ def tensorflow_cuda(ctx: RuleContext) -> FrameworkCuda | None:
     "The NVIDIA driver is new enough for TensorFlow's CUDA",
     requires=causes.DRIVER,
     needs=("driver", "tensorflow"),
-    blocks_gpu=True,
 )
 def driver_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
     framework = tensorflow_cuda(ctx)

@@ -239,7 +239,6 @@ def _minor(version: str | None) -> str | None:
     "GD303",
     "CUDA_HOME and CUDA_PATH point at a CUDA toolkit",
     needs=("environment", "toolkit"),
-    blocks_gpu=True,
 )
 def cuda_home_missing(ctx: RuleContext) -> Iterator[Verdict]:
     toolkit = _toolkit(ctx)
@@ -281,7 +280,6 @@ def cuda_home_missing(ctx: RuleContext) -> Iterator[Verdict]:
     "CUDA_HOME and the nvcc on PATH are the same CUDA version",
     requires=("GD303",),
     needs=("environment", "toolkit"),
-    blocks_gpu=True,
 )
 def cuda_home_disagrees(ctx: RuleContext) -> Iterator[Verdict]:
     toolkit = _toolkit(ctx)

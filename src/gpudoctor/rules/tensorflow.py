@@ -587,7 +587,7 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
         *causes.HIDDEN_GPUS,
         *("GD403", "GD404", "GD405", "GD111", "GD201", "GD202", "GD203", "GD204", "GD205"),
         *("GD411", "GD412", "GD413", "GD414", "GD511", "GD513"),
-        *causes.WRONG_LIBCUDA,
+        *causes.NO_GPU_FOR_ANY_FRAMEWORK,
     ),
 )
 def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:

@@ -15,7 +15,7 @@ from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.recipes import driver_upgrade_fix
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
+from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
 from gpudoctor.versions import major_minor, public_version, release_of
 
 TORCH_WHL = "https://download.pytorch.org/whl"
@@ -133,15 +133,17 @@ def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
             else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
         )
     ]
-    if re.search(r"lib\w+\.so|\.dll|DLL load failed|cannot open shared object", error):
+    if (
+        ctx.shell == "bash"
+        and variable_set(ctx, "LD_LIBRARY_PATH")
+        and re.search(r"lib\w+\.so|cannot open shared object", error)
+    ):
         fixes.insert(
             0,
             ctx.fix(
                 "A CUDA library torch links against is missing or a different one is found first: run without "
                 "LD_LIBRARY_PATH overrides and try again",
-                "env -u LD_LIBRARY_PATH " + f'{ctx.python_cmd} -c "import torch"'
-                if ctx.shell == "bash"
-                else f'{ctx.python_cmd} -c "import torch"',
+                f'env -u LD_LIBRARY_PATH {ctx.python_cmd} -c "import torch"',
             ),
         )
     yield Verdict(

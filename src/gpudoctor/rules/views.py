@@ -64,6 +64,16 @@ def distro_family(p: PlatformFacts | None) -> str:
     return "other"
 
 
+def variable_set(ctx: RuleContext, name: str) -> bool:
+    """The environment variable `name` is set to something other than nothing in the diagnosed
+    environment (the loader path also counts when the libraries probe saw folders on it)."""
+    env = ctx.facts.environment
+    if env is not None and env.variables.get(name, "").strip(":"):
+        return True
+    libs = ctx.facts.libraries
+    return name == "LD_LIBRARY_PATH" and libs is not None and bool(libs.ld_library_path)
+
+
 def framework_errors(ctx: RuleContext) -> list[tuple[str, str]]:
     """(framework, text) for everything a framework said went wrong while it started CUDA."""
     said: list[tuple[str, str]] = []

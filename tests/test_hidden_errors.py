@@ -1,0 +1,106 @@
+"""No error is hidden: a finding is silenced only by a finding that explains it.
+
+"No NVIDIA GPU" explains "the framework does not use the GPU"; it never explains "the framework cannot be
+imported". Every GPU-less machine in tests/machines/ is combined with the real import failure of each
+framework, and the real CLI must exit 1 on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpudoctor.engine import diagnose
+from gpudoctor.facts import Facts
+from gpudoctor.matrix import load_matrix
+from gpudoctor.model import Severity
+from gpudoctor.rules import RULES, causes
+from gpudoctor.serde import to_data
+from tests.test_machines import MACHINES, load_machine, machine_files
+
+# Framework -> (its import rule, the machine whose facts hold that framework's real import failure).
+IMPORT_FAILURES = {
+    "torch": ("GD601", "torch-cu130-no-deps-no-gpu"),
+    "tensorflow": ("GD401", "tf-numpy2-with-tf-2.15"),
+    "jax": ("GD701", "jax-import-error"),
+}
+GPU_LEVEL = {*causes.DRIVER, *causes.PLATFORM, *causes.HIDDEN_GPUS, *causes.WRONG_LIBCUDA}
+
+
+def failing(framework: str) -> object:
+    _, machine = IMPORT_FAILURES[framework]
+    facts, _ = load_machine(MACHINES / f"{machine}.yaml")
+    value = getattr(facts, framework)
+    assert value is not None and value.installed and not value.imported, f"{machine} imports {framework}"
+    return value
+
+
+def gpu_less_machines() -> list[tuple[str, Facts]]:
+    matrix = load_matrix()
+    found = []
+    for path in machine_files():
+        facts, _ = load_machine(path)
+        if not diagnose(facts, matrix).has_usable_gpu:
+            found.append((path.stem, facts))
+    return found
+
+
+def test_no_gpu_level_cause_explains_an_import_failure() -> None:
+    for code, _ in IMPORT_FAILURES.values():
+        explained_by = set(RULES[code].requires) & GPU_LEVEL
+        assert not explained_by, f"{code} is silenced by GPU-level causes {sorted(explained_by)}"
+
+
+@pytest.mark.parametrize("framework", sorted(IMPORT_FAILURES))
+def test_import_failure_stays_an_error_on_every_gpu_less_machine(framework: str) -> None:
+    code, _ = IMPORT_FAILURES[framework]
+    broken = failing(framework)
+    machines = gpu_less_machines()
+    assert len(machines) >= 10, "too few GPU-less machines to mean anything"
+    matrix = load_matrix()
+    for name, facts in machines:
+        report = diagnose(dataclasses.replace(facts, **{framework: broken}), matrix)
+        errors = {f.code for f in report.findings if f.severity is Severity.ERROR}
+        explained = errors & set(RULES[code].requires)
+        assert code in errors or explained, f"{name}: {code} hidden; {report.outcome(code)}"
+        assert not (explained & GPU_LEVEL), f"{name}: {code} explained by a GPU-level cause {explained}"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, "-m", "gpudoctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("framework", sorted(IMPORT_FAILURES))
+def test_the_cli_fails_on_a_gpu_less_machine_whose_framework_does_not_import(
+    framework: str, tmp_path: Path
+) -> None:
+    code, _ = IMPORT_FAILURES[framework]
+    laptop, _ = load_machine(MACHINES / "driver-cpu-only-laptop.yaml")
+    facts = dataclasses.replace(laptop, **{framework: failing(framework)})
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(to_data(facts)), encoding="utf-8")
+
+    text = run_cli("check", "--facts", str(path))
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert code in text.stdout and "No errors" not in text.stdout
+
+    document = run_cli("check", "--facts", str(path), "--json")
+    assert document.returncode == 1
+    data = json.loads(document.stdout)
+    assert data["summary"]["errors"] >= 1
+    assert [f["severity"] for f in data["findings"] if f["code"] == code] == ["error"]
+    assert any(f["code"] == "GD106" for f in data["findings"]), "the machine is no longer GPU-less"
