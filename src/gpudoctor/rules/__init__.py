@@ -21,6 +21,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     jetson,
     platform,
     pythonenv,
+    pythonstack,
     tensorflow,
     tensorflow_builds,
     torch,
