@@ -306,7 +306,7 @@ class Redactor:
                 if field_kind == "literal":
                     continue
                 old = getattr(value, name)
-                new = self._walk(old, kind=field_kind if kind == "text" else kind)
+                new = self._walk(old, kind=field_kind)  # a nested dataclass's fields keep their own kinds
                 if new != old:
                     changes[name] = new
             return dataclasses.replace(value, **changes) if changes else value
