@@ -61,6 +61,7 @@ def test_terminal_level_keeps_everything_but_the_home_folder() -> None:
         ("CONDA_DEFAULT_ENV=zqx-env", "CONDA_DEFAULT_ENV=<user>-env"),
         ("/scratch/zqx/envs/tf/bin", "/scratch/<user>/envs/tf/bin"),
         ("/home/alice/.local/lib", "/home/<user2>/.local/lib"),
+        ("C:\\Users\\alice\\AppData\\x", "C:\\Users\\<user2>\\AppData\\x"),
         ("I0101 gpubox-17 tensorflow/core ...", "I0101 <host> tensorflow/core ..."),
         ("gpubox-17.lab.example.org:8888", "<host>:8888"),
         (f"CUDA_VISIBLE_DEVICES={UUID}", "CUDA_VISIBLE_DEVICES=GPU-…89ab"),
@@ -212,3 +213,13 @@ def test_saved_facts_are_redacted_by_default_and_kept_whole_on_request() -> None
     for secret in ("8f2d3c4b", "hf_abc", "s3cr3t", "/home/zqx/", "/home/ana/"):
         assert secret not in redacted and secret in whole, secret
     assert from_data(Facts, json.loads(redacted)).tensorflow.distributions == {"tensorflow": "2.15.1"}  # type: ignore[union-attr]
+
+
+def test_windows_homes_are_replaced_literally() -> None:
+    windows = Identity(
+        home="C:\\Users\\zqx", users=("zqx", "bob"), homes=("C:\\Users\\zqx", "C:\\Users\\bob")
+    )
+    text = "C:\\Users\\zqx\\venv;C:\\Users\\bob\\lib;C:\\Users\\carol\\x;C:\\Users\\zqxy"
+    redactor = Redactor(windows)
+    redactor.learn([text])
+    assert redactor.text(text) == "~\\venv;C:\\Users\\<user2>\\lib;C:\\Users\\<user3>\\x;C:\\Users\\<user4>"
