@@ -171,11 +171,12 @@ CASES = [
         "macos-apple-silicon",
         _facts("Darwin", driver=None, python="3.12.3", machine="arm64"),
         {
-            "tensorflow": ("ready", "2.21", None),
+            "tensorflow": ("ready", "2.18", None),
             "torch": ("ready", "2.15", None),
             "jax": ("none", None, None),
         },
-        "Metal: tensorflow-metal and torch's mps; JAX has no GPU backend on macOS beyond experimental jax-metal",
+        "Metal: the newest tensorflow-metal release in the matrix is for TF 2.18; torch's mps; JAX has no GPU "
+        "backend on macOS beyond experimental jax-metal",
     ),
 ]
 
@@ -517,3 +518,12 @@ def test_in_a_container_the_driver_is_the_hosts(matrix: Matrix) -> None:
     assert plan.status == "after-changes"
     (driver_change,) = plan.changes
     assert driver_change.summary.startswith("On the host") and driver_change.commands == ()
+
+
+def test_a_driver_upgrade_names_the_last_branch_this_gpu_generation_gets(matrix: Matrix) -> None:
+    branch = matrix.last_driver_branch_for_cc("6.1")
+    assert branch is not None
+    facts = _facts("Linux", driver="470.82.01", gpu="NVIDIA GeForce GTX 1080", cc="6.1", python="3.12.3")
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "jax", "0.12.0")
+    assert plan.status == "after-changes"
+    assert any(f"R{branch.last_branch}" in s.summary for s in plan.changes), plan.changes

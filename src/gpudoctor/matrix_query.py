@@ -114,10 +114,11 @@ def _overview(matrix: Matrix) -> QueryResult:
         "jax": _span([r.version for r in matrix.jax]),
     }
     lines = [f"Compatibility matrix: {matrix.source}", ""]
+    width = max(len(name) for name in counts) + 2
     for section, count in counts.items():
         extra = f"  ({spans[section]})" if section in spans else ""
         flag = f"  [{unverified[section]} unverified]" if unverified.get(section) else ""
-        lines.append(f"  {section:<16}{count:>4} rows{extra}{flag}")
+        lines.append(f"  {section:<{width}}{count:>4} rows{extra}{flag}")
     lines += [
         "",
         f"Last verified against the released wheels: {matrix.last_verified or 'never'}",

@@ -39,15 +39,18 @@ from gpudoctor.facts import (
     TorchFacts,
 )
 from gpudoctor.matrix import (
+    DriverBranch,
     JaxCuda,
     JaxRelease,
     KernelSupport,
     Matrix,
+    PluginRelease,
     System,
     TensorFlowBuild,
     TensorFlowRelease,
     TorchRelease,
     TorchVariant,
+    driver_at_least,
     kernel_support,
     parse_version,
 )
@@ -89,7 +92,6 @@ ENVIRONMENT_OF_THE_OLD_SHELL = frozenset(
     {"VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PYTHON_EXE"}
 )
 FIRST_NUMPY_2_TF = Version("2.18")  # TensorFlow before 2.18 breaks on NumPy 2 (older ones do not say so)
-FIRST_METAL_IN_TENSORFLOW = Version("2.13")  # before: the tensorflow-macos package
 
 
 class PlanError(ValueError):
@@ -186,25 +188,6 @@ def _short(version: str) -> bool:
     return len(parts) == 2 and all(p.isdigit() for p in parts)
 
 
-def _full_driver(matrix: Matrix, typed: str) -> str:
-    """ "535.54" as typed means a 535.54 release: the first the matrix names (535.54.03), else as typed."""
-    if not _short(typed):
-        return typed
-    named = [
-        v
-        for t in matrix.cuda_toolkits
-        for v in (t.linux, t.windows)
-        if v and v.split(".")[:2] == typed.split(".") and v.count(".") == 2
-    ]
-    named += [
-        v
-        for f in matrix.cuda_families
-        for v in (f.linux, f.windows)
-        if v and v.split(".")[:2] == typed.split(".") and v.count(".") == 2
-    ]
-    return min(named, key=_key) if named else typed
-
-
 def machine_from_facts(
     facts: Facts,
     matrix: Matrix,
@@ -246,14 +229,12 @@ def machine_from_facts(
     if driver is not None:
         if parse_version(driver) is None:
             raise PlanError(f"--driver {driver}: not a driver version like 550.54.14")
-        driver_version = _full_driver(matrix, driver.strip())
+        driver_version = driver.strip()
         driver_cuda = matrix.newest_cuda_for_driver(
             f"{driver_version}.999" if _short(driver_version) else driver_version, _sys(flavor)
         )
         origins["driver"] = "--driver" + (
-            f" ({driver.strip()} read as {driver_version}, the first such release the matrix names)"
-            if driver_version != driver.strip()
-            else ""
+            f" (read as the first {driver_version}.x)" if _short(driver_version) else ""
         )
 
     gpus: list[tuple[str, str | None]] = []
@@ -429,6 +410,7 @@ class _Candidate:
     torch_variant: TorchVariant | None = None
     jax: JaxRelease | None = None
     jax_plugin: JaxCuda | None = None
+    metal: PluginRelease | None = None  # the tensorflow-metal release for a TensorFlow on macOS
     verified: bool = True
     source: str = ""
 
@@ -463,17 +445,23 @@ def _tf_candidates(matrix: Matrix, machine: Machine, requested: str | None) -> l
     found = []
     for release in rows:
         if machine.flavor == "macos":
+            plugin = next(iter(matrix.tensorflow_metal_for(f"{release.version}.0")), None)
+            python = release.python
+            if plugin is not None and plugin.python is not None:
+                python = SpecifierSet(f"{release.python},{plugin.python}")
             found.append(
                 _Candidate(
                     framework="tensorflow",
                     release=release.version,
-                    python=release.python,
+                    python=python,
                     cuda=None,
                     cudnn=None,
                     targets=(),
                     device="metal",
                     tf=release,
-                    source=release.source,
+                    metal=plugin,
+                    verified=plugin is not None and plugin.verified,
+                    source=plugin.source if plugin is not None else release.source,
                 )
             )
             continue
@@ -575,7 +563,7 @@ def _jax_candidates(matrix: Matrix, machine: Machine, requested: str | None) -> 
                     python=python,
                     cuda=str(major),
                     cudnn=run.min_cudnn.get(major) or (plugin.min_cudnn if plugin else None),
-                    targets=(),
+                    targets=matrix.jax_targets(run.version, major),
                     variant=extra,
                     min_driver=min_driver,
                     min_cc=anchor.min_compute_capability if anchor else None,
@@ -620,10 +608,7 @@ def known_releases(matrix: Matrix, framework: Framework) -> list[str]:
 
 
 def _at_least(version: str, minimum: str) -> bool:
-    if _short(version) and minimum.split(".")[:2] == version.strip().split("."):
-        return True
-    left, right = parse_version(version), parse_version(minimum)
-    return left is not None and right is not None and left >= right
+    return driver_at_least(version, minimum)
 
 
 def _python_minors(spec: SpecifierSet, matrix: Matrix) -> list[str]:
@@ -681,10 +666,12 @@ def _gpu_support(candidate: _Candidate, machine: Machine) -> tuple[Support, list
         if cc is None:
             worst = "unknown"
             continue
-        if candidate.min_cc is not None:
-            support = "native" if _cuda_key(cc) >= _cuda_key(candidate.min_cc) else None
+        if candidate.min_cc is not None and _cuda_key(cc) < _cuda_key(candidate.min_cc):
+            support = None
         elif candidate.targets:
             support = _support(candidate, cc)
+        elif candidate.min_cc is not None:
+            support = "native"
         else:
             worst = "unknown"
             continue
@@ -748,33 +735,48 @@ def _requirements(
             )
         minimum = _min_driver(matrix, candidate, machine, support)
         if minimum is not None:
-            where = "Windows " if machine.system == "windows" else ""
-            if machine.driver is None:
-                reqs.append(
-                    Requirement(
-                        need="driver",
-                        text=f"NVIDIA {where}driver ≥ {minimum}",
-                        have="none",
-                        ok=False,
-                        change=(_driver_step(matrix, machine, minimum),),
-                        after=minimum,
-                    )
-                )
-            else:
-                ok = _at_least(machine.driver, minimum)
-                reqs.append(
-                    Requirement(
-                        need="driver",
-                        text=f"NVIDIA {where}driver ≥ {minimum}"
-                        + (f" (CUDA {candidate.cuda})" if candidate.cuda and "." in candidate.cuda else ""),
-                        have=machine.driver,
-                        ok=ok,
-                        change=() if ok else (_driver_step(matrix, machine, minimum),),
-                        after=None if ok else minimum,
-                    )
-                )
+            reqs.append(_driver_requirement(matrix, candidate, machine, minimum))
     reqs.extend(_platform_requirements(matrix, candidate, machine))
     return reqs, support
+
+
+def _legacy_branch(matrix: Matrix, machine: Machine) -> DriverBranch | None:
+    """The oldest last driver branch among this machine's GPUs (Kepler: 470), or None when current
+    drivers still support them all."""
+    branches = [b for cc in machine.ccs if (b := matrix.last_driver_branch_for_cc(cc)) is not None]
+    return min(branches, key=lambda b: int(b.last_branch), default=None)
+
+
+def _driver_requirement(matrix: Matrix, candidate: _Candidate, machine: Machine, minimum: str) -> Requirement:
+    where = "Windows " if machine.system == "windows" else ""
+    cuda = f" (CUDA {candidate.cuda})" if candidate.cuda and "." in candidate.cuda else ""
+    text = f"NVIDIA {where}driver ≥ {minimum}{cuda}"
+    ok = machine.driver is not None and driver_at_least(machine.driver, minimum)
+    have = machine.driver or "none"
+    if ok:
+        return Requirement(need="driver", text=text, have=have, ok=True)
+    branch = _legacy_branch(matrix, machine)
+    minimum_branch = parse_version(minimum)
+    if (
+        branch is not None
+        and minimum_branch is not None
+        and minimum_branch.release[0] > int(branch.last_branch)
+    ):
+        gpus = ", ".join(f"{n} ({cc})" for n, cc in machine.gpus if cc in branch.ccs)
+        return Requirement(
+            need="driver",
+            text=text,
+            have=f"{have}; {branch.generation} GPUs ({gpus}) stop at driver branch R{branch.last_branch}"
+            + (f" (CUDA ≤ {branch.max_cuda})" if branch.max_cuda else ""),
+            ok=False,
+        )
+    step = _driver_step(matrix, machine, minimum)
+    if branch is not None:
+        step = dataclasses.replace(
+            step,
+            summary=f"{step.summary} ({branch.generation} GPUs stop at branch R{branch.last_branch}: stay on it)",
+        )
+    return Requirement(need="driver", text=text, have=have, ok=False, change=(step,), after=minimum)
 
 
 def _platform_requirements(matrix: Matrix, candidate: _Candidate, machine: Machine) -> list[Requirement]:
@@ -800,16 +802,15 @@ def _platform_requirements(matrix: Matrix, candidate: _Candidate, machine: Machi
             reqs.append(Requirement(need="platform", text="an NVIDIA GPU on Linux", have="macOS", ok=False))
         else:
             reqs.append(Requirement(need="platform", text="Apple silicon (Metal)", have=machine.arch, ok=arm))
-            if (
-                candidate.framework == "tensorflow"
-                and not _key(candidate.release) >= FIRST_METAL_IN_TENSORFLOW
-            ):
+            if candidate.framework == "tensorflow":
                 reqs.append(
                     Requirement(
                         need="platform",
-                        text="TensorFlow ≥ 2.13 with tensorflow-metal (older: tensorflow-macos)",
-                        have=candidate.release,
-                        ok=False,
+                        text=f"a tensorflow-metal release for TensorFlow {candidate.release}",
+                        have=f"tensorflow-metal {candidate.metal.version}"
+                        if candidate.metal
+                        else "none in the matrix",
+                        ok=candidate.metal is not None,
                     )
                 )
     if machine.flavor == "windows" and candidate.framework == "jax":
@@ -1083,13 +1084,15 @@ def _tf_steps(
     if numpy:
         notes.append(f"TensorFlow {release} was built against NumPy 1.x: the plan pins numpy<2")
     if candidate.device == "metal":
-        package = "tensorflow" if _key(release) >= FIRST_METAL_IN_TENSORFLOW else "tensorflow-macos"
+        metal = candidate.metal
+        assert metal is not None  # a macOS candidate without a plug-in release fails its requirement
+        package = metal.tensorflow_package
         install = Install(
             release=release,
             version=version,
             python=python,
             env_name=_env_name("tensorflow", release),
-            pip=((package, version), ("tensorflow-metal", "1.2.0")),
+            pip=((package, version), ("tensorflow-metal", metal.version)),
             device="metal",
         )
         steps = _env_steps(machine, install)
@@ -1097,7 +1100,13 @@ def _tf_steps(
             Step(
                 summary=f"Install TensorFlow {release} and Apple's Metal plug-in (the GPU on a Mac)",
                 commands=(
-                    _pip_cmd(machine, "install", f"{package}=={release}.*", "tensorflow-metal", *numpy),
+                    _pip_cmd(
+                        machine,
+                        "install",
+                        f"{package}=={release}.*",
+                        f"tensorflow-metal=={metal.version}",
+                        *numpy,
+                    ),
                 ),
                 language=machine.shell,
             )
@@ -1866,6 +1875,23 @@ JETSON_WAY = Step(
 )
 
 
+def _jetson_way(matrix: Matrix, framework: Framework) -> Step:
+    """NVIDIA's own builds for Jetson, naming the newest JetPack release the matrix knows wheels for."""
+    releases = sorted(matrix.jetson, key=lambda j: _key(j.jetpack), reverse=True)
+    for release in releases:
+        wheels = (
+            release.torch if framework == "torch" else release.tensorflow if framework == "tensorflow" else ()
+        )
+        if wheels:
+            return dataclasses.replace(
+                JETSON_WAY,
+                summary=f"{JETSON_WAY.summary}; for JetPack {release.jetpack} (L4T R{release.l4t}, CUDA "
+                f"{release.cuda}, Python {release.python}) NVIDIA lists {FRAMEWORK_NAMES[framework]} "
+                f"{', '.join(wheels)} under {release.index_url} (see `cat /etc/nv_tegra_release` for yours)",
+            )
+    return JETSON_WAY
+
+
 def _nothing(
     matrix: Matrix,
     machine: Machine,
@@ -1921,7 +1947,7 @@ def _nothing(
                 )
     problems.extend(rejected)
     if machine.jetson:
-        ways.append(JETSON_WAY)
+        ways.append(_jetson_way(matrix, framework))
     if machine.flavor == "macos" and framework == "jax":
         runs = sorted(matrix.jax, key=lambda r: _key(r.version), reverse=True)
         run = next((r for r in runs if r.python.contains(machine.python or "3.99", prereleases=True)), None)
