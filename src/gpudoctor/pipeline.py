@@ -76,12 +76,15 @@ def load_matrix(path: Path | str | None) -> Matrix:
 def load_facts(path: Path) -> Facts:
     """Facts saved by `--save-facts` or `collect`, or a whole `--json` report (bounded and validated
     by `loading`: one clear line for anything it refuses)."""
+    from gpudoctor.facts import SCHEMA_VERSION
     from gpudoctor.loading import UntrustedInputError, load_facts_file
 
     try:
-        return load_facts_file(path)
+        facts = load_facts_file(path)
     except UntrustedInputError as exc:
         raise UsageError(str(exc)) from exc
+    # An older schema lacks only fields that take their defaults: the facts are now of this schema.
+    return dataclasses.replace(facts, schema_version=SCHEMA_VERSION)
 
 
 ProgressCallback = Callable[[str, "ProbeStatus"], None]
