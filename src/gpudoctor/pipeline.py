@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gpudoctor.facts import Facts, ProbeStatus
     from gpudoctor.matrix import Matrix
     from gpudoctor.model import Report
+    from gpudoctor.redact import Identity
 
 
 class UsageError(Exception):
@@ -61,6 +62,7 @@ class Run:
     policy: Policy
     decision: Decision
     origin: Origin = dataclasses.field(default_factory=Origin)
+    matrix: Matrix | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def load_matrix(path: Path | str | None) -> Matrix:
@@ -159,7 +161,25 @@ def check(
 ) -> Run:
     """Judge facts and decide: the whole pipeline after gathering."""
     report = judge(facts, matrix, policy)
-    return Run(report=report, policy=policy, decision=decide(report, policy), origin=origin or Origin())
+    return Run(
+        report=report,
+        policy=policy,
+        decision=decide(report, policy),
+        origin=origin or Origin(),
+        matrix=matrix,
+    )
+
+
+def shared(run: Run, identity: Identity | None = None) -> Run:
+    """The run as it may be saved or shared (JSON, Markdown, JUnit, annotations, files): judged again
+    over redacted facts, so messages and fixes carry no user, host, serial or secret either. Redaction
+    keeps every finding (redact.py's promise, tested over every machine); the verdict stays the run's."""
+    from gpudoctor.redact import redact_facts
+
+    if run.matrix is None:
+        raise ValueError("shared() needs a run made by pipeline.check")
+    report = judge(redact_facts(run.report.facts, identity), run.matrix, run.policy)
+    return dataclasses.replace(run, report=report)
 
 
 def warm_up() -> None:

@@ -9,7 +9,6 @@ from gpudoctor import __version__
 from gpudoctor.facts import SCHEMA_VERSION, Facts
 from gpudoctor.model import Finding, Report, Severity
 from gpudoctor.redact import redact
-from gpudoctor.redact import redact as redact_data
 from gpudoctor.render import RenderOptions
 from gpudoctor.render.clean import json_safe
 from gpudoctor.serde import to_data
@@ -62,8 +61,12 @@ def dumps_report(report: Report, run: Run | None = None) -> str:
 
 
 def dumps_facts(facts: Facts, *, redact: bool = True) -> str:
-    data = to_data(facts)
-    return json_safe(json.dumps(redact_data(data) if redact else data, indent=2, ensure_ascii=False))
+    """The facts as saved: redacted for sharing (redact.redact_facts) unless `redact=False`."""
+    if redact:
+        from gpudoctor.redact import redact_facts
+
+        facts = redact_facts(facts)
+    return json_safe(json.dumps(to_data(facts), indent=2, ensure_ascii=False))
 
 
 def render(run: Run, options: RenderOptions) -> str:
