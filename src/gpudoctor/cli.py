@@ -288,6 +288,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def main() -> None:
+    from gpudoctor.runner import exit_cleanly_on_signals
+
+    exit_cleanly_on_signals()  # Ctrl-C/SIGTERM: end every child, one line, exit 130/143 (typer would hide it)
     try:
         app()
     except (UsageError, OutputError) as exc:
