@@ -36,6 +36,11 @@ BROKEN_PYTHON = ("GD003",)
 # LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels.
 SHADOWED_WHEELS = ("GD209",)
 
+# The environment's own wheels do not fit its frameworks: a framework's pinned CUDA wheels missing or of
+# another version (GD801), two wheels that wrote the same library files (GD802). They explain an import
+# that fails on a missing libcudnn.so.9, a cuDNN other than pinned, CUDA libraries of another major.
+WHEELS_IN_CONFLICT = ("GD801", "GD802")
+
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
 NO_GPU_FOR_ANY_FRAMEWORK = tuple(sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS}))
 
@@ -47,5 +52,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "TENSORFLOW_WITHOUT_CUDA": TENSORFLOW_WITHOUT_CUDA,
     "BROKEN_PYTHON": BROKEN_PYTHON,
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
+    "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }
