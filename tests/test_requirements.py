@@ -205,5 +205,7 @@ def test_library_cuda_major_from_wheel_folder_and_soname() -> None:
     assert library_cuda_major(f"{site}/cu13/lib/libcusparse.so.12", "nvidia-cusparse") == 13
     assert library_cuda_major("/usr/local/cuda-12.2/lib64/libcudart.so.12", None) == 12
     assert library_cuda_major("/usr/lib/x86_64-linux-gnu/libcufft.so.11", None) == 12
-    assert library_cuda_major("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", None) is None  # cuDNN 9: CUDA 12 or 13
+    assert (
+        library_cuda_major("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", None) is None
+    )  # cuDNN 9: CUDA 12 or 13
     assert library_cuda_major("/usr/lib/libcusolver.so.11", None) is None  # CUDA 11 and 12 both ship .so.11
