@@ -507,3 +507,13 @@ def test_a_turing_gpu_needs_no_cudnn_ceiling(matrix: Matrix) -> None:
     facts = _facts("Linux", driver="570.124.06", gpu="NVIDIA GeForce RTX 2080", cc="7.5")
     plan = make_plan(matrix, machine_from_facts(facts, matrix), "tensorflow")
     assert not any("nvidia-cudnn" in c for c in _all_commands(plan))
+
+
+def test_in_a_container_the_driver_is_the_hosts(matrix: Matrix) -> None:
+    base = _facts("Linux", driver="535.104.05", gpu="NVIDIA A100-SXM4-80GB", cc="8.0")
+    assert base.platform is not None
+    facts = dataclasses.replace(base, platform=dataclasses.replace(base.platform, container="docker"))
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch", "2.15")
+    assert plan.status == "after-changes"
+    (driver_change,) = plan.changes
+    assert driver_change.summary.startswith("On the host") and driver_change.commands == ()
