@@ -406,3 +406,21 @@ def test_collect_to_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         f"gpudoctor: error: cannot write {tmp_path / 'missing' / 'f.json'}: No such file or directory"
     ]
+
+
+@pytest.mark.parametrize("columns", [40, 80, 120])
+def test_explain_page_code_lines_are_whole_on_a_terminal(columns: int) -> None:
+    from gpudoctor import explain as explanations
+
+    page = explanations.load("GD204")
+    assert page is not None
+    fenced_lines = [
+        line.strip()
+        for block in re.findall(r"^```[a-z]*\n(.*?)\n```$", page.body, re.DOTALL | re.MULTILINE)
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    assert any(len(line) > columns for line in fenced_lines) or columns == 120
+    lines = [line.strip() for line in run_in_terminal(["explain", "GD204"], columns).splitlines()]
+    for line in fenced_lines:
+        assert line in lines, f"{line!r} split at {columns} columns"
