@@ -145,7 +145,7 @@ CASES = [
         {
             "tensorflow": ("ready", "2.14", None),
             "torch": ("ready", "2.7", "cu118"),
-            "jax": ("ready", "0.4.17", "cuda11_pip"),
+            "jax": ("ready", "0.4.25", "cuda11_pip"),
         },
         "driver 470 runs CUDA 11.x by minor-version compatibility only: TF 2.14 (CUDA 11.8), torch 2.7's "
         "cu118 (the last release with a CUDA 11 build), JAX's last CUDA 11 wheels",
