@@ -429,7 +429,12 @@ def _is_tf_2_0(dist: Distribution) -> bool:
     return parsed is not None and parsed.release[:2] == (2, 0)
 
 
-@rule("GD404", "The installed TensorFlow package is a GPU build", needs=("python", "driver"))
+@rule(
+    "GD404",
+    "The installed TensorFlow package is a GPU build",
+    needs=("python", "driver"),
+    requires=("GD809",),
+)
 def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
     driver = ctx.facts.driver
     assert driver is not None

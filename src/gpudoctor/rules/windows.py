@@ -16,7 +16,9 @@ def _cudnn_spec(cudnn: str) -> str:
     return f"{cudnn}.0" if cudnn.count(".") == 1 else cudnn
 
 
-@rule("GD511", "TensorFlow has GPU support on this platform", requires=("GD413",), needs=("platform",))
+@rule(
+    "GD511", "TensorFlow has GPU support on this platform", requires=("GD413", "GD809"), needs=("platform",)
+)
 def windows_native_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor != "windows":
         return
