@@ -71,6 +71,7 @@ def test_readme_samples_follow_the_goldens() -> None:
     updated = re.sub(r"<!-- golden: (\S+) -->\n```\n(.*?)```\n", sample, text, flags=re.DOTALL)
     if UPDATE:
         readme.write_text(updated, encoding="utf-8")
+        return
     assert updated == text, (
         "README samples differ from the goldens; regenerate with GPUDOCTOR_UPDATE_GOLDEN=1"
     )
