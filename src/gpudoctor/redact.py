@@ -240,9 +240,7 @@ class Redactor:
         self._users[user] = placeholder
         home = home.rstrip("/\\")
         if home and home != self.identity.home.rstrip("/\\"):
-            # A re.sub template: a Windows home's backslashes (C:\\Users\\ana) must stay literal.
-            literal = (home[: len(home) - len(user)] + placeholder).replace("\\", "\\\\")
-            self._homes.append((_path_prefix(home), literal))
+            self._homes.append((_path_prefix(home), home[: len(home) - len(user)] + placeholder))
         if anywhere:
             pattern = rf"(?<![A-Za-z0-9]){re.escape(user)}(?![A-Za-z0-9])"
         else:
