@@ -19,6 +19,8 @@ from gpudoctor.rules import RULES, Rule
 from gpudoctor.rules.context import RuleContext
 
 CRASH_CODE = "GD002"
+CRASH_TITLE = "A gpudoctor check crashed"
+CRASH_CHECK = "Every gpudoctor check runs to completion"
 
 
 def ordered(rules: Mapping[str, Rule]) -> list[Rule]:
@@ -56,12 +58,14 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
                 Finding(
                     code=rule.code,
                     severity=verdict.severity,
-                    title=rule.title,
+                    title=verdict.title or rule.title,
                     message=verdict.message,
                     why=verdict.why,
                     seen=verdict.seen,
                     fixes=verdict.fixes,
                     blocks_gpu=rule.blocks_gpu,
+                    check=rule.healthy,
+                    part=verdict.part or rule.part,
                 )
             )
             if verdict.severity is Severity.ERROR or verdict.settles_dependents:
@@ -83,8 +87,9 @@ def _crash_finding(rule: Rule, exc: Exception) -> Finding:
     return Finding(
         code=CRASH_CODE,
         severity=Severity.WARNING,
-        title="Every gpudoctor check runs to completion",
-        message=f"The check {rule.code} ({rule.title}) failed with {type(exc).__name__}: {exc}",
+        title=CRASH_TITLE,
+        check=CRASH_CHECK,
+        message=f"The check {rule.code} ({rule.healthy}) failed with {type(exc).__name__}: {exc}",
         why="That check could not judge this machine, so a problem it looks for may go unreported.",
         seen=(f"rule {rule.code} raised {type(exc).__name__}",),
         fixes=(),

@@ -167,8 +167,14 @@ def _runtime_install_fixes(ctx: RuleContext, build: TfBuild, cuda: str) -> list[
 # GD201
 
 
-@rule("GD201", "The CUDA runtime TensorFlow loads is installed", requires=(*EARLY, "GD203", "GD401"))
-def cuda_runtime(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD201",
+    "The CUDA runtime TensorFlow loads is installed",
+    requires=(*EARLY, "GD203", "GD401"),
+    problem="The CUDA runtime TensorFlow loads is missing",
+    part="libraries",
+)
+def cuda_runtime_missing(ctx: RuleContext) -> Iterator[Verdict]:
     build = _gpu_build(ctx)
     if build is None or build.cudart is None or tf_conda_managed(ctx):
         return
@@ -232,8 +238,10 @@ def _build_for_runtimes(ctx: RuleContext, build: TfBuild, runtimes: list[Library
     "GD202",
     "The cuDNN version matches TensorFlow's build",
     requires=(*EARLY, "GD201", "GD203", "GD412"),
+    problem="The cuDNN does not match TensorFlow's build",
+    part="libraries",
 )
-def cudnn_matches(ctx: RuleContext) -> Iterator[Verdict]:
+def cudnn_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)  # a listed GPU proves nothing here: TensorFlow checks cuDNN at first use
     if build is None or build.gpu_build is False or tf_conda_managed(ctx):
         return
@@ -365,8 +373,10 @@ def _cudnn_verdict(
     "The conda CUDA packages match the installed TensorFlow",
     requires=(*causes.DRIVER, "GD413", "GD511"),
     needs=("conda",),
+    problem="The conda CUDA packages do not match the installed TensorFlow",
+    part="conda",
 )
-def conda_cuda_packages(ctx: RuleContext) -> Iterator[Verdict]:
+def conda_cuda_packages_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     conda = ctx.facts.conda
     build = tf_build(ctx)
     if (
@@ -469,8 +479,10 @@ def _in_conda_prefix(ctx: RuleContext, f: LibraryFile) -> bool:
     "The conda environment's CUDA libraries are on the loader path",
     requires=(*EARLY, "GD203"),
     needs=("conda", "libraries"),
+    problem="The conda environment's CUDA libraries are not on the loader path",
+    part="libraries",
 )
-def conda_library_path(ctx: RuleContext) -> Iterator[Verdict]:
+def conda_libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     conda = ctx.facts.conda
     build = _gpu_build(ctx)
     if conda is None or build is None or not ctx.in_conda or ctx.flavor not in ("linux", "wsl"):
@@ -520,8 +532,10 @@ def conda_library_path(ctx: RuleContext) -> Iterator[Verdict]:
     "The CUDA libraries TensorFlow loads are where the loader looks",
     requires=(*EARLY, "GD204"),
     needs=("libraries",),
+    problem="The CUDA libraries TensorFlow loads are not where the loader looks",
+    part="libraries",
 )
-def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
+def libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     build = _gpu_build(ctx)
     if build is None:
         return
@@ -621,8 +635,14 @@ def _install_at(installs: tuple[CudaInstall, ...], path: str | None) -> CudaInst
     return max(owners, key=lambda i: len(i.path), default=None)
 
 
-@rule("GD206", "PATH, CUDA_HOME and the loader agree on one CUDA toolkit", needs=("toolkit",))
-def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD206",
+    "PATH, CUDA_HOME and the loader agree on one CUDA toolkit",
+    needs=("toolkit",),
+    problem="PATH, CUDA_HOME and the loader point at different CUDA toolkits",
+    part="toolkit",
+)
+def toolkits_disagree(ctx: RuleContext) -> Iterator[Verdict]:
     tk = ctx.facts.toolkit
     if tk is None or len(tk.installs) < 2:
         return
@@ -689,8 +709,15 @@ def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
 # GD207: XLA's ptxas and libdevice
 
 
-@rule("GD207", "XLA finds ptxas and libdevice", requires=(*EARLY, "GD201"), needs=("tensorflow",))
-def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD207",
+    "XLA finds ptxas and libdevice",
+    requires=(*EARLY, "GD201"),
+    needs=("tensorflow",),
+    problem="XLA cannot find ptxas or libdevice",
+    part="toolkit",
+)
+def xla_toolchain_missing(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     build = tf_build(ctx)
     if tf is None or build is None:
@@ -757,8 +784,10 @@ def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
     "The CUDA versions of nvcc, the driver and the frameworks fit together",
     requires=(*causes.DRIVER, "GD707"),
     needs=("toolkit", "driver"),
+    problem="The CUDA versions of nvcc, the driver and the frameworks do not fit together",
+    part="toolkit",
 )
-def which_cuda(ctx: RuleContext) -> Iterator[Verdict]:
+def cuda_versions_clash(ctx: RuleContext) -> Iterator[Verdict]:
     tk, driver = ctx.facts.toolkit, ctx.facts.driver
     if tk is None or driver is None or not tk.nvcc_version or not driver.cuda_driver_version:
         return
@@ -846,6 +875,8 @@ def _shadowed(ctx: RuleContext) -> list[tuple[LibraryFile, LibraryFile]]:
     "GD209",
     "LD_LIBRARY_PATH does not put older CUDA libraries ahead of the framework's own wheels",
     needs=("libraries",),
+    problem="LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels",
+    part="libraries",
 )
 def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor not in ("linux", "wsl"):
@@ -902,6 +933,8 @@ def _is_stub(path: str) -> bool:
     "The libcuda.so.1 programs load is the driver's, not the CUDA toolkit's stub",
     requires=causes.DRIVER,
     blocks_gpu=True,
+    problem="Programs load the CUDA toolkit's stub libcuda.so.1, not the driver's",
+    part="libraries",
 )
 def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor in ("windows", "macos"):

@@ -105,7 +105,13 @@ def _framework_installed(ctx: RuleContext, name: str) -> bool:
 # --- GD405 -----------------------------------------------------------------------------------------
 
 
-@rule("GD405", "No file in the working directory shadows a framework package", needs=("python",))
+@rule(
+    "GD405",
+    "No file in the working directory shadows a framework package",
+    needs=("python",),
+    problem="A file in the working directory shadows a framework package",
+    part="python",
+)
 def shadowing_file(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     assert python is not None
@@ -230,8 +236,10 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     "TensorFlow imports",
     needs=("tensorflow",),
     requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513"),
+    problem="TensorFlow fails to import",
+    part="tensorflow",
 )
-def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
+def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     assert tf is not None
     if not tf.installed or tf.imported:
@@ -382,8 +390,14 @@ def _requires_stub(dist: Distribution) -> str | None:
     return None
 
 
-@rule("GD403", "No installed package depends on the removed tensorflow-gpu package", needs=("python",))
-def tensorflow_gpu_stub(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD403",
+    "No installed package depends on the removed tensorflow-gpu package",
+    needs=("python",),
+    problem="An installed package depends on the removed tensorflow-gpu package",
+    part="python",
+)
+def tensorflow_gpu_stub_required(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     assert python is not None
     stub = ctx.distribution(STUB)
@@ -429,7 +443,13 @@ def _is_tf_2_0(dist: Distribution) -> bool:
     return parsed is not None and parsed.release[:2] == (2, 0)
 
 
-@rule("GD404", "The installed TensorFlow package is a GPU build", needs=("python", "driver"))
+@rule(
+    "GD404",
+    "The installed TensorFlow package is a GPU build",
+    needs=("python", "driver"),
+    problem="The installed TensorFlow package is a CPU-only build",
+    part="tensorflow",
+)
 def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
     driver = ctx.facts.driver
     assert driver is not None
@@ -589,8 +609,10 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
         *("GD411", "GD412", "GD413", "GD414", "GD511", "GD513"),
         *causes.NO_GPU_FOR_ANY_FRAMEWORK,
     ),
+    problem="TensorFlow sees no GPU",
+    part="tensorflow",
 )
-def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+def tensorflow_sees_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     driver = ctx.facts.driver
     assert tf is not None and driver is not None
