@@ -8,6 +8,8 @@ the import error a broken install raises, crash, hang, or report a build with or
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import subprocess
 import sys
@@ -15,6 +17,12 @@ import textwrap
 import venv
 from collections.abc import Sequence
 from pathlib import Path
+
+
+def _record_hash(path: Path) -> str:
+    """RECORD's `sha256=<urlsafe base64>,<size>` for a file, as pip writes it."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).decode().rstrip("=")
+    return f"sha256={digest},{path.stat().st_size}"
 
 
 def make_venv(tmp_path: Path, name: str = "venv") -> Path:
@@ -48,6 +56,7 @@ def install_standin(
     *,
     files: dict[str, str] | None = None,
     installer: str = "pip",
+    hashed_record: bool = False,
 ) -> Path:
     """Install distribution `dist_name==version` into `site_packages`; return its dist-info folder.
 
@@ -73,7 +82,9 @@ def install_standin(
     ]
     (dist_info / "METADATA").write_text("\n".join(metadata) + "\n", encoding="utf-8")
     (dist_info / "INSTALLER").write_text(installer + "\n", encoding="utf-8")
-    record = [f"{relative},," for relative in files]
+    record = [
+        f"{relative},{_record_hash(site_packages / relative) if hashed_record else ','}" for relative in files
+    ]
     record += [f"{dist_info.name}/{n},," for n in ("METADATA", "INSTALLER", "RECORD")]
     (dist_info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
     return dist_info

@@ -3,6 +3,7 @@ machine it leaves behind judged by the real engine: the plan and the doctor must
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from gpudoctor.engine import diagnose
 from gpudoctor.facts import (
     CondaFacts,
     DriverFacts,
+    EnvironmentFacts,
     Facts,
     GpuFacts,
     PlatformFacts,
@@ -343,6 +345,17 @@ def test_a_gpu_no_release_supports_names_the_floor(matrix: Matrix) -> None:
     assert any("5.2" in p for p in plan.problems)
 
 
+def test_a_setting_that_hides_the_gpu_is_a_change_to_make_first(matrix: Matrix) -> None:
+    facts = dataclasses.replace(
+        _facts("Linux", driver="550.54.14", gpu="NVIDIA GeForce RTX 3090", cc="8.6"),
+        environment=EnvironmentFacts(variables={"CUDA_VISIBLE_DEVICES": ""}),
+    )
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
+    assert plan.status == "after-changes" and exit_code([plan]) == 1
+    assert plan.install is not None and plan.install.release == "2.14"
+    assert any("GD301" in s.summary and "unset CUDA_VISIBLE_DEVICES" in s.commands for s in plan.changes)
+
+
 def test_options_stand_in_for_the_machine(matrix: Matrix) -> None:
     bare = Facts(platform=PlatformFacts(system="Linux", machine="x86_64"))
     machine = machine_from_facts(bare, matrix, driver="535.54", gpu="RTX 3060", python_version="3.11")
@@ -360,7 +373,7 @@ def test_no_gpu_here_still_says_what_to_install(matrix: Matrix) -> None:
     facts = _facts("Linux", driver=None, python="3.11.7", distro=("debian", "12"))
     plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
     assert plan.status == "none"
-    assert plan.problems[0].startswith("No NVIDIA GPU was found")
+    assert re.search(r"NVIDIA (GPU|driver).*\(GD10[16]\)$", plan.problems[0])  # the doctor's own word
     assert any("torch==" in c for s in plan.steps for c in s.commands)
     assert "once an NVIDIA GPU and driver are present" in render([plan], "text")
 
@@ -414,7 +427,7 @@ def test_cli_plan_then_check_on_the_planned_machine(case: Case, framework: str, 
 def test_cli_on_this_machine_without_a_gpu() -> None:
     run = gpudoctor("plan", "torch")
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "No NVIDIA GPU was found" in run.stdout
+    assert "has no NVIDIA GPU" in run.stdout and "GD106" in run.stdout
     assert "pip install" in run.stdout
     assert "Traceback" not in run.stderr
     data = json.loads(gpudoctor("plan", "--all", "--format", "json").stdout)
@@ -437,3 +450,40 @@ def test_cli_bad_usage_exits_2(args: tuple[str, ...]) -> None:
     run = gpudoctor(*args)
     assert run.returncode == 2, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("version", "cudnn"), [("2.11", "cudnn=8.1"), ("2.13", "cudnn>=8.6,<9")])
+def test_tensorflow_before_and_cuda_on_linux_gets_cuda_from_conda_forge(
+    version: str, cudnn: str, matrix: Matrix
+) -> None:
+    facts = _facts("Linux", driver="535.104.05", gpu="NVIDIA GeForce RTX 2080", cc="7.5", python="3.10.12")
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "tensorflow", version)
+    assert plan.status == "ready" and plan.install is not None
+    commands = _all_commands(plan)
+    row = matrix.tensorflow_release(version)
+    assert row is not None and row.linux is not None
+    create = next(c for c in commands if c.startswith("conda create"))
+    assert f"cudatoolkit={row.linux.cuda}" in create and cudnn in create
+    script = next(c for c in commands if "activate.d/gpudoctor-cuda.sh" in c)
+    assert "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" in script
+    report = diagnose(planned_facts(plan, matrix) or Facts(), matrix)
+    for code in ("GD203", "GD204", "GD111", "GD414"):
+        outcome = report.outcome(code)
+        assert outcome is not None and outcome.state == "pass", (code, outcome)
+
+
+def test_conda_manager_creates_the_environment_with_the_python_the_release_needs(matrix: Matrix) -> None:
+    facts = _facts(
+        "Linux", driver="550.54.14", gpu="NVIDIA GeForce RTX 3090", cc="8.6", python="3.8.10", conda=True
+    )
+    machine = machine_from_facts(facts, matrix)
+    assert machine.manager == "conda"
+    plan = make_plan(matrix, machine, "jax")
+    assert plan.status == "ready" and plan.install is not None
+    assert Version(plan.install.python) >= Version("3.12")  # jax 0.12 needs 3.12 or newer; conda makes it
+    assert any(
+        c.startswith(f"conda create -y -n jax-{plan.install.release} -c conda-forge python=")
+        for c in _all_commands(plan)
+    )
+    planned = planned_facts(plan, matrix)
+    assert planned is not None and planned.conda is not None and planned.conda.is_target

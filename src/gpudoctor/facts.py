@@ -226,12 +226,60 @@ class CondaFacts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DistributionCopy:
+    """Another copy of a distribution further down sys.path, which the first one hides (env, #9)."""
+
+    version: str = ""
+    location: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Distribution:
     name: str = ""  # canonical (PEP 503) name
     version: str = ""
     requires: tuple[str, ...] = ()  # Requires-Dist lines, verbatim
     installer: str | None = None  # INSTALLER file: "pip", "conda", "uv"
     location: str | None = None
+    shadowed: tuple[DistributionCopy, ...] = ()  # env (#9): same name again later on sys.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileOwner:
+    """One distribution whose RECORD lists a file, and whether the file on disk is the one it wrote."""
+
+    distribution: str = ""
+    hash: str | None = None  # "sha256=<urlsafe base64>" as RECORD writes it
+    size: int | None = None
+    matches: bool = False  # the file on disk has this owner's size (and hash, when sizes could not tell)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SharedFile:
+    """A path that two or more distributions' RECORD list: one overwrote the other's file (env, #9)."""
+
+    path: str = ""
+    owners: tuple[FileOwner, ...] = ()
+    disk_size: int | None = None  # None: the file is not on disk
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameworkModule:
+    """What `import <module>` would load, found without importing, and which distribution wrote it."""
+
+    module: str = ""  # "tensorflow", "torch", "jax", "jaxlib"
+    path: str = ""  # its __init__.py (or extension module)
+    owners: tuple[str, ...] = ()  # distributions whose RECORD lists that file
+    matches: tuple[str, ...] = ()  # the owners whose RECORD entry the file on disk matches
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelTool:
+    """A compiler or device library a CUDA wheel ships (ptxas, nvcc, libdevice.10.bc)."""
+
+    name: str = ""
+    path: str = ""
+    distribution: str = ""
+    exists: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +299,12 @@ class PythonFacts:
     shadowing: tuple[str, ...] = ()  # e.g. "tensorflow.py" in the working directory
     unreadable_metadata: tuple[str, ...] = ()  # *.dist-info folders without a usable METADATA
     error: str | None = None  # why the interpreter could not be examined (it would not run)
+    # env (#9): the environment as a whole
+    marker_environment: dict[str, str] = field(default_factory=dict)  # PEP 508 variables of the target
+    shared_files: tuple[SharedFile, ...] = ()  # paths two distributions' RECORD list (bounded)
+    shared_files_total: int = 0  # how many such paths there are in all
+    framework_modules: tuple[FrameworkModule, ...] = ()
+    wheel_tools: tuple[WheelTool, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,7 @@ from gpudoctor.facts import (
     CondaPackage,
     Distribution,
     DriverFacts,
+    EnvironmentFacts,
     Facts,
     GpuFacts,
     JaxFacts,
@@ -50,7 +51,7 @@ from gpudoctor.matrix import (
     kernel_support,
     parse_version,
 )
-from gpudoctor.model import Fix, Report, Severity, Shell
+from gpudoctor.model import Finding, Fix, Report, Severity, Shell
 
 Framework = Literal["tensorflow", "torch", "jax"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "torch", "jax")
@@ -75,7 +76,7 @@ CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 CUDA_CACHE_BYTES = "4294967296"
-ACTIVATE_D = '"$CONDA_PREFIX/etc/conda/activate.d"'
+ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
 # single-quoted for printf: the activate script itself expands the variables, never adding an empty entry
 CONDA_LIBRARY_PATH_LINE = (
     "'export LD_LIBRARY_PATH=\"$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}\"'"
@@ -83,6 +84,10 @@ CONDA_LIBRARY_PATH_LINE = (
 PLANNED_HOME = "/home/you"  # planned facts name folders; a real run replaces them
 PLANNED_WINDOWS_HOME = "C:\\Users\\you"
 FIRST_AND_CUDA = Version("2.14")
+# set by the environment the user is in now; the plan's own environment replaces them
+ENVIRONMENT_OF_THE_OLD_SHELL = frozenset(
+    {"VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PYTHON_EXE"}
+)
 FIRST_NUMPY_2_TF = Version("2.18")  # TensorFlow before 2.18 breaks on NumPy 2 (older ones do not say so)
 FIRST_METAL_IN_TENSORFLOW = Version("2.13")  # before: the tensorflow-macos package
 
@@ -110,6 +115,7 @@ class Machine:
     origins: dict[str, str] = field(default_factory=dict)  # "driver" -> "--driver", "NVML", ...
     driver_facts: DriverFacts | None = None  # the real driver facts, kept for the planned machine
     environment: dict[str, str] = field(default_factory=dict)
+    seen_driver: DriverFacts | None = None  # the driver as the facts say, working or not
 
     @property
     def system(self) -> System:
@@ -143,12 +149,14 @@ class Machine:
             where = "Jetson (Linux for Tegra)"
         if self.flavor == "windows" and self.platform.windows_build:
             where += f" (build {self.platform.windows_build})"
+        if self.platform.container:
+            where += f" in a {self.platform.container} container"
         gpus = ", ".join(f"{n} ({cc})" if cc else n for n, cc in self.gpus) or "no NVIDIA GPU"
         driver = f"driver {self.driver}" if self.driver else "no NVIDIA driver"
         if self.driver and self.driver_cuda:
             driver += f" (CUDA {self.driver_cuda})"
         python = f"Python {self.python}" if self.python else "Python unknown"
-        return f"{where} {self.arch}; {gpus}; {driver}; {python}; {self.manager}"
+        return f"{where} {self.platform.machine or self.arch}; {gpus}; {driver}; {python}; {self.manager}"
 
 
 def _flavor(platform: PlatformFacts | None) -> Flavor:
@@ -162,12 +170,14 @@ def _flavor(platform: PlatformFacts | None) -> Flavor:
     return "linux"
 
 
+_JETSON_GPU = re.compile(r"\b(orin|xavier|jetson|thor|tegra|tx1|tx2)\b", re.IGNORECASE)
+
+
 def _is_jetson(platform: PlatformFacts | None, gpus: Iterable[tuple[str, str | None]]) -> bool:
-    if platform is None or (platform.machine or "").lower() not in ("aarch64", "arm64"):
-        return False
-    if getattr(platform, "jetson", None):
+    """A Jetson: its integrated GPU's name says so (Orin, Xavier, Thor, TX2, Nano)."""
+    if platform is not None and getattr(platform, "jetson", None):
         return True
-    return any(re.search(r"\b(orin|xavier|jetson|thor|tegra)\b", name, re.IGNORECASE) for name, _ in gpus)
+    return any(_JETSON_GPU.search(name) for name, _ in gpus)
 
 
 def _short(version: str) -> bool:
@@ -212,9 +222,8 @@ def machine_from_facts(
     platform = facts.platform or PlatformFacts()
     if os_name is not None:
         system = {"linux": "Linux", "wsl": "Linux", "windows": "Windows", "macos": "Darwin"}[os_name]
-        machine = platform.machine or ("arm64" if os_name == "macos" else "x86_64")
-        if os_name == "windows" and machine == "x86_64":
-            machine = "AMD64"
+        default_arch = {"macos": "arm64", "windows": "AMD64"}.get(os_name, "x86_64")
+        machine = platform.machine if platform.machine and platform.system == system else default_arch
         platform = dataclasses.replace(
             platform,
             system=system,
@@ -299,6 +308,7 @@ def machine_from_facts(
         origins=origins,
         driver_facts=d if working and driver is None and gpu is None and compute_capability is None else None,
         environment=dict(facts.environment.variables) if facts.environment else {},
+        seen_driver=d if driver is None and gpu is None and compute_capability is None else None,
     )
 
 
@@ -708,8 +718,8 @@ def _requirements(
             need="python",
             text=f"Python {_python_text(minors)}",
             have=(have_py or "unknown")
-            + ("" if have_py == python or have_py is None else f" (the plan uses {python})"),
-            ok=True if have_py is None or have_py == python else None,
+            + ("" if have_py == python or have_py is None else f" (the plan's environment gets {python})"),
+            ok=True if have_py is None or have_py == python or machine.manager == "conda" else None,
         )
     )
     support, missing = _gpu_support(candidate, machine)
@@ -1135,7 +1145,7 @@ def _tf_steps(
             )
     elif machine.wheels == "linux":
         cudnn = ".".join(row.cudnn.split(".")[:2])
-        conda_specs = (f"cudatoolkit={row.cuda}", f"cudnn={cudnn}")
+        conda_specs = (f"cudatoolkit={row.cuda}", _conda_cudnn(cudnn))
         install = Install(
             release=release,
             version=version,
@@ -1154,8 +1164,8 @@ def _tf_steps(
                 summary="Put the environment's CUDA libraries on the loader path whenever it is activated, "
                 "then activate it again",
                 commands=(
-                    f"mkdir -p {ACTIVATE_D}",
-                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > {ACTIVATE_D}/gpudoctor-cuda.sh",
+                    f'mkdir -p "{ACTIVATE_D}"',
+                    f"printf '%s\\n' {CONDA_LIBRARY_PATH_LINE} > \"{ACTIVATE_D}/gpudoctor-cuda.sh\"",
                     f"conda deactivate && conda activate {env}",
                 ),
                 kind="configure",
@@ -1236,6 +1246,18 @@ def _tf_steps(
             )
         )
     return install, steps, notes
+
+
+# cuDNN series conda-forge publishes builds of (conda-forge/cudnn-feedstock); another series is asked
+# for as "this minor or newer within the major", which TensorFlow accepts.
+CONDA_FORGE_CUDNN = frozenset({"7.6", "8.0", "8.1", "8.2", "8.4", "8.8", "8.9"})
+
+
+def _conda_cudnn(series: str) -> str:
+    if series in CONDA_FORGE_CUDNN:
+        return f"cudnn={series}"
+    major = int(series.split(".")[0])
+    return f"cudnn>={series},<{major + 1}"
 
 
 def _user_path_command(folder: str) -> str:
@@ -1382,9 +1404,11 @@ def _planned(
         and (install.conda or install.system_cuda)
     ):
         libraries = _planned_libraries(matrix, machine, install, prefix)
+    variables = {k: v for k, v in machine.environment.items() if k not in ENVIRONMENT_OF_THE_OLD_SHELL}
     facts = Facts(
         target=TargetFacts(python=python_exe, selected_by="CONDA_PREFIX" if conda else "VIRTUAL_ENV"),
         platform=machine.platform,
+        environment=EnvironmentFacts(variables=variables),
         driver=driver,
         libraries=libraries,
         conda=conda_facts,
@@ -1574,21 +1598,23 @@ def make_plan(matrix: Matrix, machine: Machine, framework: Framework, requested:
         if j.failed:
             break
         plan = _build(matrix, machine, framework, requested, j, "ready")
-        verdict = _verify(plan, matrix)
-        if verdict is None:
+        errors = _errors(plan, matrix)
+        if not errors:
             return _with_context(matrix, framework, requested, plan, judged)
-        rejected.append(verdict)
+        if all(e.blocks_gpu for e in errors):  # the machine, not the release: any release would meet them
+            plan = dataclasses.replace(plan, status="after-changes", changes=_doctor_changes(errors))
+            return _with_context(matrix, framework, requested, plan, judged)
+        rejected.append(_rejection(plan, errors))
     changeable = [j for j in judged if j.changeable]
     if changeable and machine.gpus:
         best = min(changeable, key=lambda j: (len(j.failed), judged.index(j)))
         plan = _build(matrix, machine, framework, requested, best, "after-changes")
-        plan = dataclasses.replace(
-            plan, changes=tuple(dict.fromkeys(s for r in best.failed for s in r.change))
-        )
-        verdict = _verify(plan, matrix)
-        if verdict is None:
+        changes = tuple(dict.fromkeys(s for r in best.failed for s in r.change))
+        errors = _errors(dataclasses.replace(plan, changes=changes), matrix)
+        if all(e.blocks_gpu for e in errors):
+            plan = dataclasses.replace(plan, changes=(*changes, *_doctor_changes(errors)))
             return _with_context(matrix, framework, requested, plan, judged, rejected)
-        rejected.append(verdict)
+        rejected.append(_rejection(plan, errors))
     return _nothing(matrix, machine, framework, requested, judged, rejected)
 
 
@@ -1679,16 +1705,49 @@ def _build(
     )
 
 
-def _verify(plan: Plan, matrix: Matrix) -> str | None:
-    """None when `gpudoctor check` finds no error on the planned machine, else what it found."""
+def _errors(plan: Plan, matrix: Matrix) -> list[Finding]:
+    """What `gpudoctor check` would report as errors on the machine the plan leaves behind."""
     facts = planned_facts(plan, matrix)
     if facts is None:
-        return None
-    errors = [f for f in _diagnose(facts, matrix).findings if f.severity is Severity.ERROR]
-    if not errors:
-        return None
+        return []
+    return [f for f in _diagnose(facts, matrix).findings if f.severity is Severity.ERROR]
+
+
+def _rejection(plan: Plan, errors: Sequence[Finding]) -> str:
     release = plan.install.release if plan.install else ""
     return f"{plan.name} {release}: gpudoctor check would report {errors[0].code}: {errors[0].message}"
+
+
+def _machine_findings(machine: Machine, matrix: Matrix) -> list[Finding]:
+    """What `gpudoctor check` says about the machine itself (driver, GPU, platform), frameworks aside."""
+    if machine.seen_driver is None:
+        return []
+    facts = Facts(
+        platform=machine.platform,
+        driver=machine.seen_driver,
+        environment=EnvironmentFacts(variables=machine.environment),
+    )
+    findings = _diagnose(facts, matrix).findings
+    return [f for f in findings if f.severity in (Severity.ERROR, Severity.WARNING)]
+
+
+def _doctor_changes(errors: Sequence[Finding]) -> tuple[Step, ...]:
+    """The doctor's own fix for each error about the machine itself (a hidden GPU, a container without
+    GPU access): what must be set or changed before any release can use the GPU."""
+    steps = []
+    for finding in errors:
+        fix = finding.fixes[0] if finding.fixes else Fix(summary=finding.message)
+        steps.append(
+            Step(
+                summary=f"{finding.message} ({finding.code}): {fix.summary}",
+                commands=fix.commands,
+                kind="configure",
+                language=fix.shell,
+                needs_admin=fix.needs_admin,
+                needs_reboot=fix.needs_reboot,
+            )
+        )
+    return tuple(steps)
 
 
 def _doctor_notes(plan: Plan, matrix: Matrix) -> tuple[str, ...]:
@@ -1775,13 +1834,29 @@ def _nothing(
     name = FRAMEWORK_NAMES[framework]
     problems: list[str] = []
     ways: list[Step] = []
-    if machine.flavor != "macos" and not machine.gpus:
+    if machine.jetson:
         problems.append(
-            "No NVIDIA GPU was found" + (" and no NVIDIA driver works here" if machine.driver is None else "")
+            f"This is a Jetson: {name}'s PyPI CUDA wheels in gpudoctor's matrix are x86_64 and SBSA server builds, "
+            "not JetPack builds"
         )
-    if not judged:
+        judged = []
+    elif machine.flavor == "macos" and framework == "jax":
+        problems.append(f"JAX on macOS: {matrix.platform.jax_macos}")
+        judged = []
+    elif machine.flavor != "macos" and not machine.gpus:
+        found = _machine_findings(machine, matrix)
+        if not found:
+            problems.append(
+                "No NVIDIA GPU was found"
+                + (" and no NVIDIA driver works here" if machine.driver is None else "")
+            )
+        for finding in found:
+            problems.append(f"{finding.message} ({finding.code})")
+            if finding.fixes:
+                ways.extend(_doctor_changes((finding,)))
+    if not judged and not problems:
         problems.append(f"gpudoctor's matrix has no {name} GPU build for {machine.describe().split(';')[0]}")
-    elif machine.gpus or machine.flavor == "macos":
+    elif judged and (machine.gpus or machine.flavor == "macos"):
         first = judged[0]
         with_kernels = [j for j in judged if not any(r.need == "gpu" for r in j.failed)]
         if machine.gpus and not with_kernels:
@@ -1827,7 +1902,7 @@ def _nothing(
         if judged and not machine.gpus and machine.flavor != "macos"
         else None
     )
-    if preview is not None:
+    if preview is not None and not machine.platform.container:  # in a container the driver is the host's
         ways.extend(dict.fromkeys(s for r in judged[0].failed for s in r.change))
     return Plan(
         framework=framework,

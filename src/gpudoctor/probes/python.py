@@ -8,7 +8,15 @@ from typing import Any, Literal, get_args
 
 from packaging.utils import canonicalize_name
 
-from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.facts import (
+    Distribution,
+    DistributionCopy,
+    FileOwner,
+    FrameworkModule,
+    PythonFacts,
+    SharedFile,
+    WheelTool,
+)
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext
 from gpudoctor.probes.child_process import run_child, string, strings
 
@@ -27,6 +35,21 @@ SUMMARY_ORDER = (
     "nvidia-",
 )
 SUMMARY_PACKAGES = 4
+MARKER_NAMES = frozenset(
+    {
+        "implementation_name",
+        "implementation_version",
+        "os_name",
+        "platform_machine",
+        "platform_release",
+        "platform_system",
+        "platform_version",
+        "python_full_version",
+        "platform_python_implementation",
+        "python_version",
+        "sys_platform",
+    }
+)
 CHILD_TIMEOUT = 25.0  # reading metadata is quick; stay inside the probe's own deadline
 
 
@@ -98,6 +121,77 @@ def parse(data: dict[str, Any]) -> PythonFacts:
         distributions=_distributions(data.get("distributions")),
         shadowing=strings(data.get("shadowing")),
         unreadable_metadata=strings(data.get("unreadable_metadata")),
+        marker_environment=_marker_environment(data.get("marker_environment")),
+        shared_files=_shared_files(data.get("shared_files")),
+        shared_files_total=_count(data.get("shared_files_total")),
+        framework_modules=_framework_modules(data.get("framework_modules")),
+        wheel_tools=_wheel_tools(data.get("wheel_tools")),
+    )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _size(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _dicts(raw: object) -> list[dict[str, Any]]:
+    return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+
+
+def _marker_environment(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str) and k in MARKER_NAMES}
+
+
+def _shared_files(raw: object) -> tuple[SharedFile, ...]:
+    found = []
+    for item in _dicts(raw):
+        owners = tuple(
+            FileOwner(
+                distribution=str(canonicalize_name(string(o.get("name")))),
+                hash=string(o.get("hash")) or None,
+                size=_size(o.get("size")),
+                matches=o.get("matches") is True,
+            )
+            for o in _dicts(item.get("owners"))
+            if string(o.get("name"))
+        )
+        if string(item.get("path")) and len(owners) > 1:
+            found.append(
+                SharedFile(
+                    path=string(item.get("path")), owners=owners, disk_size=_size(item.get("disk_size"))
+                )
+            )
+    return tuple(found)
+
+
+def _framework_modules(raw: object) -> tuple[FrameworkModule, ...]:
+    return tuple(
+        FrameworkModule(
+            module=string(item.get("module")),
+            path=string(item.get("path")),
+            owners=tuple(str(canonicalize_name(n)) for n in strings(item.get("owners"))),
+            matches=tuple(str(canonicalize_name(n)) for n in strings(item.get("matches"))),
+        )
+        for item in _dicts(raw)
+        if string(item.get("module")) and string(item.get("path"))
+    )
+
+
+def _wheel_tools(raw: object) -> tuple[WheelTool, ...]:
+    return tuple(
+        WheelTool(
+            name=string(item.get("name")),
+            path=string(item.get("path")),
+            distribution=str(canonicalize_name(string(item.get("distribution")))),
+            exists=item.get("exists") is True,
+        )
+        for item in _dicts(raw)
+        if string(item.get("name")) and string(item.get("path")) and string(item.get("distribution"))
     )
 
 
@@ -117,6 +211,10 @@ def _distributions(raw: object) -> tuple[Distribution, ...]:
             requires=strings(item.get("requires")),
             installer=string(item.get("installer")) or None,
             location=string(item.get("location")) or None,
+            shadowed=tuple(
+                DistributionCopy(version=string(c.get("version")), location=string(c.get("location")) or None)
+                for c in _dicts(item.get("shadowed"))
+            ),
         )
     return tuple(sorted(found.values(), key=lambda d: d.name))
 

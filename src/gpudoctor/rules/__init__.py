@@ -3,7 +3,7 @@
 GD0xx gpudoctor itself · GD10x driver and GPU · GD11x driver vs the CUDA a framework needs ·
 GD2xx CUDA toolkit and libraries · GD3xx environment variables · GD40x TensorFlow installation ·
 GD41x–GD42x TensorFlow builds vs this machine · GD50x platform (macOS, containers, WSL) ·
-GD51x native Windows · GD6xx PyTorch · GD7xx JAX
+GD51x native Windows · GD6xx PyTorch · GD7xx JAX · GD8xx the Python environment as a whole
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     gpus,
     jax,
     platform,
+    pythonenv,
     tensorflow,
     tensorflow_builds,
     torch,

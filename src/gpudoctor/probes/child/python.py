@@ -8,7 +8,7 @@ import re
 import struct
 import sys
 
-from _prelude import canonical, emit, installed_distributions
+from _prelude import canonical, emit, installed_distributions, read_text
 
 EXACT = {
     "tensorflow",
@@ -34,11 +34,21 @@ EXACT = {
     "jax",
     "jaxlib",
     "numpy",
+    "protobuf",
+    "ml-dtypes",
 }
-PREFIXES = ("nvidia-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
+PREFIXES = ("nvidia-", "cuda-", "tensorrt", "cupy", "jax-cuda", "jax-rocm")
 FRAMEWORKS = ("tensorflow", "torch", "jax")
 STUB_NAME = "tensorflow-gpu"
 MAX_FIELD = 500
+# Distributions whose RECORD is read: the CUDA library wheels and the frameworks that bundle libraries.
+RECORD_PREFIXES = ("nvidia-", "cuda-", "tensorflow", "tf-nightly", "jax-cuda", "jax-rocm", "tensorrt", "cupy")
+RECORD_EXACT = {"torch", "jax", "jaxlib", "triton", "pytorch-triton", "intel-tensorflow"}
+FRAMEWORK_MODULES = ("tensorflow", "torch", "jax", "jaxlib")
+TOOL_FILES = {"ptxas", "ptxas.exe", "nvcc", "nvcc.exe", "nvlink", "fatbinary"}
+MAX_SHARED = 400
+HASH_BUDGET = 64 << 20  # bytes hashed at most to tell two owners of one file apart
+MAX_RECORD = 1 << 25  # bytes read from one RECORD (torch's is ~2 MB)
 
 
 NOT_CUDA = {"nvidia-ml-py", "nvidia-ml-py3", "pynvml"}  # NVML bindings, not CUDA library wheels
@@ -94,8 +104,13 @@ def site_dirs():
     return found
 
 
+def wants_record(name):
+    return name.startswith(RECORD_PREFIXES) or name in RECORD_EXACT
+
+
 def distributions(broken):
     seen = {}
+    folders = {}
     for dist in installed_distributions(broken=broken):
         key = dist["name"]
         requires = [clip(r) for r in dist["requires"]]
@@ -108,7 +123,193 @@ def distributions(broken):
             "installer": dist["installer"],
             "location": dist["location"],
         }
-    return sorted(seen.values(), key=lambda d: d["name"])
+        if wants_record(key) and os.path.isdir(dist["path"]) and dist["path"].endswith(".dist-info"):
+            folders[key] = dist["path"]
+    add_shadowed(seen)
+    return sorted(seen.values(), key=lambda d: d["name"]), folders
+
+
+def add_shadowed(seen):
+    """Copies of a surveyed distribution further down sys.path (a user-site torch under a venv's), by folder name."""
+    first = {}
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for folder in names:
+            if not folder.endswith(".dist-info"):
+                continue
+            name, _, version = folder[: -len(".dist-info")].partition("-")
+            key = canonical(name)
+            if key not in seen:
+                continue
+            if key not in first:
+                first[key] = entry
+            elif first[key] != entry:
+                copies = seen[key].setdefault("shadowed", [])
+                if len(copies) < 5:
+                    copies.append({"version": clip(version), "location": entry})
+
+
+def read_record(folder, location):
+    """RECORD rows as {absolute path: (hash, size)}, without the dist-info folder's own files."""
+    text = read_text(os.path.join(folder, "RECORD"), MAX_RECORD)
+    if not text:
+        return {}
+    rows = {}
+    own = os.path.basename(folder) + "/"
+    for line in text.splitlines():
+        # A path may itself contain commas (csv quoting); hash and size never do.
+        parts = line.rsplit(",", 2)
+        if len(parts) != 3 or not parts[0]:
+            continue
+        relative = parts[0]
+        if relative.startswith('"') and relative.endswith('"'):
+            relative = relative[1:-1].replace('""', '"')
+        if relative.startswith(own) or "__pycache__" in relative:
+            continue
+        size = int(parts[2]) if parts[2].isdigit() else None
+        path = os.path.normpath(os.path.join(location, relative))
+        rows[path] = (parts[1] or None, size)
+    return rows
+
+
+def file_digest(path, budget):
+    """sha256 of a file in RECORD's urlsafe-base64 form, or None when it is beyond the hashing budget."""
+    import base64
+    import hashlib
+
+    try:
+        size = os.path.getsize(path)
+        if size > budget[0]:
+            return None
+        budget[0] -= size
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (OSError, ValueError):
+        return None
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
+
+
+def on_disk(path, owners, budget):
+    """Which owners' RECORD entry the file on disk matches: by size when sizes tell them apart, else by hash."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None, []
+    candidates = [(name, row) for name, row in owners if row[1] == size] or [
+        (name, row) for name, row in owners if row[1] is None
+    ]
+    if len(candidates) <= 1 or len({row[0] for _, row in candidates}) == 1:
+        return size, [name for name, _ in candidates]
+    digest = file_digest(path, budget)
+    if digest is None:
+        return size, [name for name, _ in candidates]
+    return size, [name for name, row in candidates if row[0] == digest]
+
+
+def library_like(path):
+    base = os.path.basename(path).lower()
+    return ".so" in base or base.endswith((".dll", ".dylib", ".pyd")) or os.sep + "bin" + os.sep in path
+
+
+def shared_files(records):
+    """Paths that two or more distributions' RECORD list: the same file written twice."""
+    owners = {}
+    for name in sorted(records):
+        for path, row in records[name].items():
+            owners.setdefault(path, []).append((name, row))
+    shared = [(path, rows) for path, rows in owners.items() if len(rows) > 1]
+    shared.sort(key=lambda item: (not library_like(item[0]), item[0]))
+    budget = [HASH_BUDGET]
+    found = []
+    for path, rows in shared[:MAX_SHARED]:
+        size, matches = on_disk(path, rows, budget)
+        found.append(
+            {
+                "path": path,
+                "owners": [
+                    {"name": name, "hash": h, "size": s, "matches": name in matches} for name, (h, s) in rows
+                ],
+                "disk_size": size,
+            }
+        )
+    return found, len(shared)
+
+
+def wheel_tools(records):
+    """Compilers and device libraries the CUDA wheels ship (ptxas, nvcc, libdevice), where RECORD puts them."""
+    found = []
+    for name in sorted(records):
+        if not name.startswith(("nvidia-", "cuda-")):
+            continue
+        for path in records[name]:
+            base = os.path.basename(path).lower()
+            if base in TOOL_FILES or (base.startswith("libdevice") and base.endswith(".bc")):
+                found.append(
+                    {"name": base, "path": path, "distribution": name, "exists": os.path.exists(path)}
+                )
+    return found[:50]
+
+
+def framework_modules(records):
+    """What `import X` would load for each framework, found without importing it, and who installed it."""
+    try:
+        import importlib.util
+    except ImportError:
+        return []
+    found = []
+    for module in FRAMEWORK_MODULES:
+        try:
+            spec = importlib.util.find_spec(module)
+        except Exception:
+            spec = None
+        if spec is None:
+            continue
+        origin = spec.origin if spec.origin not in (None, "namespace", "built-in") else None
+        if origin is None:
+            locations = list(spec.submodule_search_locations or [])
+            origin = locations[0] if locations else None
+        if not origin:
+            continue
+        path = os.path.normpath(os.path.abspath(origin))
+        rows = [(name, records[name][path]) for name in sorted(records) if path in records[name]]
+        _, matches = on_disk(path, rows, [HASH_BUDGET]) if rows else (None, [])
+        found.append(
+            {"module": module, "path": path, "owners": [name for name, _ in rows], "matches": matches}
+        )
+    return found
+
+
+def marker_environment():
+    """PEP 508's marker variables for this interpreter, computed as `packaging` computes them."""
+    import platform
+
+    implementation = getattr(sys, "implementation", None)
+    info = getattr(implementation, "version", None)
+    version = "0"
+    if info is not None:
+        version = "%d.%d.%d" % (info.major, info.minor, info.micro)
+        if info.releaselevel != "final":
+            version += info.releaselevel[0] + str(info.serial)
+    return {
+        "implementation_name": getattr(implementation, "name", "cpython"),
+        "implementation_version": version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": clip(platform.version()),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    }
 
 
 def shadowing(site_packages):
@@ -153,6 +354,11 @@ def main():
     is_venv = prefix != base_prefix or hasattr(sys, "real_prefix")
     executable = sys.executable or ""
     sites = site_dirs()
+    found, record_folders = distributions(broken)
+    records = {}
+    for name, folder in record_folders.items():
+        records[name] = read_record(folder, os.path.dirname(folder))
+    shared, shared_total = shared_files(records)
     result = {
         "executable": executable,
         "version": "%d.%d.%d" % sys.version_info[:3],
@@ -163,7 +369,12 @@ def main():
         "origin": origin_of(executable, prefix, base_prefix, is_venv),
         "bits": struct.calcsize("P") * 8,
         "site_packages": sites,
-        "distributions": distributions(broken),
+        "distributions": found,
+        "marker_environment": marker_environment(),
+        "shared_files": shared,
+        "shared_files_total": shared_total,
+        "framework_modules": framework_modules(records),
+        "wheel_tools": wheel_tools(records),
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
