@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 from gpudoctor.facts import Facts
 from gpudoctor.matrix import Matrix
@@ -33,10 +34,10 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
     ctx = RuleContext(facts=facts, matrix=matrix)
     findings: list[Finding] = []
     outcomes: dict[str, RuleOutcome] = {}
-    settled: set[str] = set()
+    explained: dict[str, Explains] = {}  # rule code -> the dependents its findings explain
     for rule in ordered(rules):
         missing = [slot for slot in rule.needs if getattr(facts, slot, None) is None]
-        blocked = [code for code in rule.requires if code in settled]
+        blocked = [code for code in rule.requires if _explains(explained.get(code), rule.code)]
         if missing or blocked:
             why = (
                 f"no {', '.join(missing)} facts" if missing else f"{', '.join(blocked)} found the root cause"
@@ -69,7 +70,7 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
                 )
             )
             if verdict.severity is Severity.ERROR or verdict.settles_dependents:
-                settled.add(rule.code)
+                explained[rule.code] = _widen(explained.get(rule.code), verdict.explains)
         outcomes[rule.code] = RuleOutcome(code=rule.code, state="fail" if verdicts else "pass")
     return Report(
         facts=facts,
@@ -77,6 +78,20 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
         outcomes=tuple(outcomes[code] for code in sorted(outcomes)),
         matrix_source=matrix.source,
     )
+
+
+# What one rule's findings explain: ALL of the rules that require it, or only those named.
+Explains = Literal["all"] | frozenset[str]
+
+
+def _widen(sofar: Explains | None, narrowed: tuple[str, ...] | None) -> Explains:
+    if sofar == "all" or narrowed is None:
+        return "all"
+    return frozenset(narrowed) | (sofar or frozenset())
+
+
+def _explains(explains: Explains | None, code: str) -> bool:
+    return explains == "all" or (explains is not None and code in explains)
 
 
 def _finding_order(finding: Finding) -> tuple[int, str]:

@@ -117,3 +117,6 @@ class Verdict:
     # An error always settles the rules that `require` this one; a lesser finding can too when it
     # makes them moot (no NVIDIA GPU at all: nothing is left to say about CUDA).
     settles_dependents: bool = False
+    # Which of the rules that `require` this one the finding explains: None, all of them; a tuple of
+    # codes, only those (a finding about PyTorch's wheels explains GD601, not JAX's GD701).
+    explains: tuple[str, ...] | None = None

@@ -39,6 +39,19 @@ SHADOWED_WHEELS = ("GD209",)
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
 NO_GPU_FOR_ANY_FRAMEWORK = tuple(sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS}))
 
+# The Python environment's wheels: a framework's pinned CUDA wheels missing or of another version
+# (GD801), wheels that overwrote each other's libraries (GD802). Each of their findings names the
+# frameworks it hurts and explains only those frameworks' rules (`wheel_symptoms`), never another's.
+PYTHON_WHEELS = ("GD801", "GD802")
+
+# What a finding about a framework's own wheels explains: its import failure, and the wrong libraries
+# it loads or the GPU it does not see because of them.
+WHEEL_SYMPTOMS: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("GD401", "GD402", "GD201", "GD202"),
+    "torch": ("GD601", "GD606", "GD607"),
+    "jax": ("GD701", "GD704", "GD708"),
+}
+
 GROUPS: dict[str, tuple[str, ...]] = {
     "PLATFORM": PLATFORM,
     "DRIVER": DRIVER,
@@ -48,4 +61,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "BROKEN_PYTHON": BROKEN_PYTHON,
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
+    "PYTHON_WHEELS": PYTHON_WHEELS,
 }
+
+
+def wheel_symptoms(*frameworks: str) -> tuple[str, ...]:
+    """The rules a finding about these frameworks' wheels explains; a framework is named by any of its
+    distributions ("tensorflow-cpu", "jax-cuda12-plugin", "jaxlib")."""
+    explained: list[str] = []
+    for name in frameworks:
+        family = next((f for f in WHEEL_SYMPTOMS if name == f or name.startswith((f"{f}-", f"{f}lib"))), None)
+        explained += WHEEL_SYMPTOMS.get(family or "", ())
+    return tuple(dict.fromkeys(explained))
