@@ -143,7 +143,7 @@ def test_require_gpu_and_fail_on(tmp_path: Path) -> None:
     assert gpudoctor("check", "--facts", healthy, "--require-gpu").returncode == 0
     result = gpudoctor("check", "--facts", no_driver, "--require-gpu")
     assert result.returncode == 1
-    assert "no usable NVIDIA GPU" in result.stdout
+    assert "GD004 error  No usable NVIDIA GPU, and --require-gpu asks for one" in result.stdout
 
 
 def test_fail_on_warning(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ gpudoctor is installed as a user would: a wheel built from this repository, in a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -20,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from gpudoctor.render.json import dumps_report
+from tests.conftest import FakeCall, fake_program
 from tests.slurm_cluster import SlurmCluster, ensure_installed
+from tests.test_machines import run_machine
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -117,3 +122,128 @@ def test_slurm_batch_script_on_a_real_one_node_cluster(
     assert [n["node"] for n in summary["nodes"]] == [slurm.node]
     assert {f["code"] for f in summary["findings"]} == {f["code"] for f in report["findings"]}
     assert (reports / "fleet.md").read_text().startswith("## gpudoctor fleet")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes
+
+KUBERNETES_VERSION = (
+    "1.37.0"  # the newest schemas kubernetes-validate ships; the manifests use nothing newer than 1.24
+)
+
+
+def validate_kubernetes(document: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_job_manifest_is_valid_and_asks_for_a_gpu_per_node() -> None:
+    (job,) = yaml.safe_load_all((EXAMPLES / "kubernetes" / "gpudoctor-job.yaml").read_text(encoding="utf-8"))
+    validate_kubernetes(job)
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert anti[0]["labelSelector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
+
+
+def test_kubernetes_schema_check_catches_a_broken_manifest() -> None:
+    import kubernetes_validate
+
+    (job,) = yaml.safe_load_all((EXAMPLES / "kubernetes" / "gpudoctor-job.yaml").read_text(encoding="utf-8"))
+    job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = "one gpu"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_kubernetes(job)
+    job = yaml.safe_load((EXAMPLES / "kubernetes" / "gpudoctor-job.yaml").read_text(encoding="utf-8"))
+    job["spec"]["template"]["spec"]["restartPolicyy"] = "Never"  # strict: unknown fields are errors
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_kubernetes(job)
+
+
+def _job_container_command(job: dict[str, Any]) -> list[str]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return [*container["command"], *container["args"]]
+
+
+def test_kubernetes_pod_command_exits_0_when_gpudoctor_ran(tmp_path: Path) -> None:
+    """The container's command, run for real with gpudoctor on PATH: a report on stdout, exit 0 or 1 -> 0."""
+    job = yaml.safe_load((EXAMPLES / "kubernetes" / "gpudoctor-job.yaml").read_text(encoding="utf-8"))
+    argv = _job_container_command(job)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gpudoctor").symlink_to(Path(sys.executable).parent / "gpudoctor")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NO_COLOR": "1"}
+    done = _run(argv, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert isinstance(json.loads(done.stdout)["findings"], list)
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    write_executable_script(
+        failing / "gpudoctor", "#!/bin/sh\necho 'gpudoctor: error: internal error' >&2\nexit 2\n"
+    )
+    broken = _run(argv, env={**env, "PATH": f"{failing}:{os.environ['PATH']}"}, timeout=60)
+    assert broken.returncode == 2
+
+
+def write_executable_script(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_kubernetes_collect_script_saves_each_pods_report_and_runs_fleet(tmp_path: Path) -> None:
+    machines = REPO / "tests" / "machines"
+    report_a = tmp_path / "a.json"
+    report_b = tmp_path / "b.json"
+    for target, machine in (
+        (report_a, "case-C59-container-without-gpus.yaml"),
+        (report_b, "case-C61-container-without-nvidia-uvm.yaml"),
+    ):
+        report, _ = run_machine(machines / machine)
+        target.write_text(dumps_report(report), encoding="utf-8")
+    pods = "gpudoctor-0-x7k2p gpu-a\ngpudoctor-1-q9d4m gpu-b\ngpudoctor-2-zz81c \n"
+    kubectl = fake_program(
+        tmp_path / "bin",
+        "kubectl",
+        FakeCall(
+            argv=("get", "job/gpudoctor", '--output=jsonpath={.status.conditions[?(@.status=="True")].type}'),
+            stdout="Complete",
+        ),
+        FakeCall(
+            argv=(
+                "get",
+                "pods",
+                "--selector=job-name=gpudoctor",
+                '--output=jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.nodeName}{"\\n"}{end}',
+            ),
+            stdout=pods,
+        ),
+        FakeCall(argv=("logs", "gpudoctor-0-x7k2p", "--container=gpudoctor"), stdout=report_a),
+        FakeCall(argv=("logs", "gpudoctor-1-q9d4m", "--container=gpudoctor"), stdout=report_b),
+        FakeCall(
+            argv=("logs", "gpudoctor-2-zz81c", "--container=gpudoctor"),
+            stderr='Error from server (BadRequest): container "gpudoctor" in pod "gpudoctor-2-zz81c" is waiting to start: ContainerCreating\n',
+            exit_code=1,
+        ),
+    )
+    folder = tmp_path / "reports"
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "GPUDOCTOR": str(Path(sys.executable).parent / "gpudoctor"),
+        "NO_COLOR": "1",
+    }
+    done = _run(["bash", str(EXAMPLES / "kubernetes" / "collect.sh"), str(folder)], env=env, timeout=120)
+    assert not kubectl.unexpected()
+    assert done.returncode == 1, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["gpu-a.json", "gpu-b.json", "gpudoctor-2-zz81c.json"]
+    assert (folder / "gpu-a.json").read_text() == report_a.read_text()
+    out = done.stdout
+    assert out.startswith(
+        "gpudoctor fleet: 3 nodes: 2 with errors, 0 with warnings only, 0 healthy, 1 unreadable"
+    )
+    assert "gpudoctor-2-zz81c: " in out and "empty file" in out
+    assert "no log from gpudoctor-2-zz81c on gpudoctor-2-zz81c" in done.stderr

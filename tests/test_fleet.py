@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from gpudoctor.fleet import FleetUsageError, clean, expand_hostlist, hostlist, natural_key, node_names
+from gpudoctor.fleet import (
+    FleetUsageError,
+    _report_quickly,
+    clean,
+    expand_hostlist,
+    gather,
+    hostlist,
+    natural_key,
+    node_names,
+)
+from gpudoctor.matrix import load_matrix
 from gpudoctor.render.json import dumps_report
 from tests.test_cli import HEALTHY, NO_DRIVER, gpudoctor, write_facts
 from tests.test_machines import MACHINES, run_machine
@@ -306,3 +316,41 @@ def test_clean_caps_and_escapes() -> None:
     assert clean("ok") == "ok"
     assert clean("a\x1b[31mb\u202e") == "a\\x1b[31mb\\u202e"
     assert len(clean("x" * 10_000)) == 400
+
+
+def test_reports_are_read_quickly_and_the_same_as_decoded_whole() -> None:
+    golden = sorted((Path(__file__).parent / "golden").glob("*.json"))
+    assert golden
+    for path in golden:
+        text = path.read_text(encoding="utf-8")
+        whole = json.loads(text)
+        quick = _report_quickly(text)
+        assert quick is not None, path.name
+        assert {k: v for k, v in quick.items() if k != "facts"} == {
+            k: v for k, v in whole.items() if k not in ("checks", "facts")
+        }
+        assert quick["facts"].get("driver") == whole["facts"].get("driver"), path.name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"facts": {"driver": {}}, "findings": []}',  # facts first: decoded whole
+        '{"schema_version": 1, "probes": []}',  # a facts file
+        '{"findings": [], "checks": [1, 2',  # cut short
+        '{"findings": [] "facts": {}}',  # broken
+        '{"findings": [], "facts": "not an object"}',
+    ],
+)
+def test_odd_layouts_fall_back_to_decoding_the_whole_document(text: str) -> None:
+    assert _report_quickly(text) is None
+
+
+def test_many_files_are_read_in_worker_processes_with_the_same_result(cluster: Path) -> None:
+    for i in range(11, 40):
+        write_facts(cluster / f"gpu-{i:02d}.json", NO_DRIVER if i % 3 else HEALTHY)
+    (cluster / "bad.json").write_text("{")
+    sequential = gather([str(cluster)], load_matrix, parallel_from=10**9)
+    parallel = gather([str(cluster)], load_matrix, parallel_from=1)
+    assert parallel == sequential
+    assert len(parallel.nodes) == 39 and len(parallel.unreadable) == 1

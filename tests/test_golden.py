@@ -6,34 +6,34 @@ A change of output is a visible diff in tests/golden/. After an intended change,
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from gpudoctor.render.json import dumps_report
-from gpudoctor.render.text import render_report
-from tests.test_machines import machine_files, run_machine
+from gpudoctor.matrix import load_matrix
+from gpudoctor.pipeline import Run, check
+from gpudoctor.render import RenderOptions, renderer
+from gpudoctor.render.screen import PLAIN
+from tests.test_machines import load_machine, machine_files, machine_policy
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GPUDOCTOR_UPDATE_GOLDEN") == "1"
 
 
+def _run(path: Path) -> Run:
+    facts, _ = load_machine(path)
+    return check(facts=facts, matrix=load_matrix(), policy=machine_policy(path))
+
+
 def _text(path: Path) -> str:
-    report, _ = run_machine(path)
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=80, force_terminal=False, color_system=None, highlight=False)
-    console.soft_wrap = True
-    render_report(report, console, verbose=False)
-    return buffer.getvalue()
+    """As piped at 80 columns."""
+    return renderer("text")(_run(path), RenderOptions(screen=PLAIN))
 
 
 def _json(path: Path) -> str:
-    report, _ = run_machine(path)
     root = str(Path(__file__).resolve().parent.parent)
-    return dumps_report(report).replace(root, "<repo>") + "\n"
+    return renderer("json")(_run(path), RenderOptions()).replace(root, "<repo>")
 
 
 def _compare(name: str, actual: str) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from gpudoctor.engine import diagnose
 from gpudoctor.facts import Facts
 from gpudoctor.matrix import load_matrix
 from gpudoctor.model import Report
+from gpudoctor.pipeline import Policy, judge
 from gpudoctor.serde import from_data
 
 MACHINES = Path(__file__).parent / "machines"
@@ -26,9 +26,20 @@ def load_machine(path: Path) -> tuple[Facts, dict[str, Any]]:
     return from_data(Facts, doc.get("facts") or {}), doc.get("expect") or {}
 
 
+def machine_policy(path: Path) -> Policy:
+    """A machine's `policy:` block: what its run asks for (`require_gpu: true`, `require: [torch]`)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    block = doc.get("policy") or {}
+    return Policy(
+        fail_on=block.get("fail_on", "error"),
+        require_gpu=bool(block.get("require_gpu", False)),
+        require=tuple(block.get("require", ())),
+    )
+
+
 def run_machine(path: Path) -> tuple[Report, dict[str, Any]]:
     facts, expect = load_machine(path)
-    return diagnose(facts, load_matrix()), expect
+    return judge(facts, load_matrix(), machine_policy(path)), expect
 
 
 @pytest.mark.parametrize("path", machine_files(), ids=lambda p: p.stem)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import yaml
 
-from gpudoctor import explain
+from gpudoctor import explain, policy
 from gpudoctor.engine import CRASH_CODE
 from gpudoctor.rules import RULES
 
 MACHINES = Path(__file__).parent / "machines"
-ENGINE_CODES = {CRASH_CODE}
+ENGINE_CODES = {CRASH_CODE, *policy.CODES}
 # Codes whose triggering input is a probe failure, covered by probe/CLI tests rather than machine files.
 NO_MACHINE_NEEDED = {"GD001"}
 
@@ -62,3 +62,15 @@ def test_every_rule_has_a_triggering_and_a_passing_machine() -> None:
     wanted = set(RULES) - NO_MACHINE_NEEDED
     assert wanted - triggered == set(), "rules with no machine that triggers them"
     assert wanted - passed == set(), "rules with no machine on which they run and pass"
+
+
+def test_policy_codes_have_pages_and_machines() -> None:
+    """--require-gpu and --require are findings too: a page whose title is the problem, a machine that
+    triggers each and one on which each runs and passes."""
+    triggered, passed = machine_expectations()
+    for code, (problem, _check) in policy.TITLES.items():
+        assert code not in RULES, f"{code} is both a rule and a policy check"
+        page = explain.load(code)
+        assert page is not None and page.title == problem, f"{code}.md title must be {problem!r}"
+        assert code in triggered, f"no machine triggers {code}"
+        assert code in passed, f"no machine on which {code} runs and passes"

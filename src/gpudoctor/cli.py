@@ -44,6 +44,12 @@ class FailOn(str, Enum):
     warning = "warning"
 
 
+class Framework(str, Enum):
+    tensorflow = "tensorflow"
+    torch = "torch"
+    jax = "jax"
+
+
 def _version(value: bool) -> None:
     if value:
         from gpudoctor import __version__
@@ -94,6 +100,9 @@ def _gather(python: str | None, timeout: float, show_progress: bool) -> Facts:
         return pipeline.gather(python, timeout, on_done=on_done)
 
 
+_FORMATS_HELP = "text, json, markdown, junit or github"
+
+
 @app.command()
 def check(
     python: Annotated[
@@ -105,14 +114,32 @@ def check(
             "conda env, then python3/python on PATH.",
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print a JSON document instead of the report.")
-    ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", "-f", metavar="FORMAT", help=f"Output format: {_FORMATS_HELP}."),
+    ] = "text",
+    json_output: Annotated[bool, typer.Option("--json", help="The same as --format json.")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the report to FILE (atomically; - is stdout). With a format other than text, "
+            "the text report still goes to stdout.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show probe details and notes.")] = False,
     save_facts: Annotated[
-        Path | None,
-        typer.Option("--save-facts", metavar="FILE", help="Also write the collected facts to FILE."),
+        str | None,
+        typer.Option(
+            "--save-facts", metavar="FILE", help="Also write the collected facts to FILE (- is stdout)."
+        ),
     ] = None,
+    no_redact: Annotated[
+        bool,
+        typer.Option("--no-redact", help="Keep user and host names, GPU serials and secrets in saved facts."),
+    ] = False,
     facts_file: Annotated[
         Path | None,
         typer.Option("--facts", metavar="FILE", help="Diagnose saved facts instead of probing this machine."),
@@ -126,7 +153,22 @@ def check(
     require_gpu: Annotated[
         bool,
         typer.Option(
-            "--require-gpu", help="Exit 1 unless a usable NVIDIA GPU was found (for GPU CI runners)."
+            "--require-gpu", help="An error (exit 1) unless a usable NVIDIA GPU was found (GPU CI runners)."
+        ),
+    ] = False,
+    require: Annotated[
+        list[Framework] | None,
+        typer.Option(
+            "--require",
+            metavar="FRAMEWORK",
+            help="An error (exit 1) unless this framework (tensorflow, torch, jax) sees a GPU; repeatable.",
+        ),
+    ] = None,
+    no_annotations: Annotated[
+        bool,
+        typer.Option(
+            "--no-annotations",
+            help="Under GitHub Actions, no annotations and no step summary.",
         ),
     ] = False,
     timeout: Annotated[
@@ -136,11 +178,23 @@ def check(
 ) -> None:
     """Probe this machine's GPU stack and report what is wrong, why, and how to fix it."""
     from gpudoctor import pipeline
-    from gpudoctor.output import write_file, write_stdout
-    from gpudoctor.render import RenderOptions, renderer
+    from gpudoctor.delivery import Delivery, check_format, deliver
     from gpudoctor.render.screen import Screen
 
-    policy = pipeline.Policy(fail_on=fail_on.value, require_gpu=require_gpu)
+    delivery = Delivery(
+        fmt=check_format("json" if json_output else output_format),
+        output=output,
+        verbose=verbose,
+        annotations=not no_annotations,
+        save_facts=save_facts,
+        redact=not no_redact,
+        env=dict(os.environ),
+    )
+    policy = pipeline.Policy(
+        fail_on=fail_on.value,
+        require_gpu=require_gpu,
+        require=tuple(f.value for f in require or ()),
+    )
     if facts_file is not None:
         facts = pipeline.load_facts(facts_file)
         matrix = pipeline.load_matrix(matrix_file)
@@ -148,17 +202,11 @@ def check(
     else:
         matrix_loader = _Background(lambda: pipeline.load_matrix(matrix_file))  # parse while probes run
         _Background(pipeline.warm_up)
-        facts = _gather(python, timeout, show_progress=not json_output and sys.stderr.isatty())
+        facts = _gather(python, timeout, show_progress=sys.stderr.isatty())
         matrix = matrix_loader.result()
         origin = pipeline.Origin()
-    if save_facts is not None:
-        from gpudoctor.render.json import dumps_facts
-
-        write_file(dumps_facts(facts) + "\n", save_facts)
     run = pipeline.check(facts=facts, matrix=matrix, policy=policy, origin=origin)
-    fmt = "json" if json_output else "text"
-    write_stdout(renderer(fmt)(run, RenderOptions(verbose=verbose, screen=Screen.of())))
-    raise typer.Exit(run.decision.exit_code)
+    raise typer.Exit(deliver(run, delivery, stdout=Screen.of(sys.stdout), stderr=Screen.of(sys.stderr)))
 
 
 @app.command()
@@ -240,6 +288,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def main() -> None:
+    from gpudoctor.runner import exit_cleanly_on_signals
+
+    exit_cleanly_on_signals()  # Ctrl-C/SIGTERM: end every child, one line, exit 130/143 (typer would hide it)
     try:
         app()
     except (UsageError, OutputError) as exc:

@@ -439,6 +439,8 @@ class Facts:
     torch: TorchFacts | None = None
     jax: JaxFacts | None = None
     probes: tuple[ProbeStatus, ...] = ()
+    # pipeline: provenance of a saved facts file (shown in a --facts replay's header)
+    collected_at: str = ""  # when the facts were gathered: UTC, ISO 8601 ("2026-12-01T09:30:00Z")
 
     def status(self, name: str) -> ProbeStatus | None:
         return next((p for p in self.probes if p.name == name), None)

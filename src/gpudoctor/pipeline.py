@@ -12,30 +12,25 @@ which the CLI turns into one line and exit 2.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gpudoctor.policy import FRAMEWORKS, FailOn, Framework, Policy
+
+__all__ = ["FRAMEWORKS", "FailOn", "Framework", "Policy"]
+
 if TYPE_CHECKING:
     from gpudoctor.facts import Facts, ProbeStatus
     from gpudoctor.matrix import Matrix
     from gpudoctor.model import Report
 
-FailOn = Literal["error", "warning"]
-
 
 class UsageError(Exception):
     """Bad input from the user (a missing file, a broken facts file): exit 2 with one clear line."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Policy:
-    """What the caller asks of the machine; it decides the exit code, never the findings' content."""
-
-    fail_on: FailOn = "error"
-    require_gpu: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,14 +121,17 @@ def gather(python: str | None, timeout: float, on_done: ProgressCallback | None 
     # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
     # no probe may outlast that.
     probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
-    return collect(ctx, probes, on_done=on_done)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
 
 
 def judge(facts: Facts, matrix: Matrix, policy: Policy | None = None) -> Report:
     """Run every rule over the facts; the policy adds what the caller required of the machine."""
     from gpudoctor.engine import diagnose
+    from gpudoctor.policy import apply
 
-    return diagnose(facts, matrix)
+    report = diagnose(facts, matrix)
+    return apply(report, policy, matrix) if policy is not None else report
 
 
 def decide(report: Report, policy: Policy) -> Decision:

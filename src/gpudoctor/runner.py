@@ -1,23 +1,39 @@
 """The one seam through which gpudoctor runs other programs.
 
-Never `shell=True`; always a timeout; a child that hangs is killed with its whole process
-group; every failure (not found, no permission, timeout, crash by signal) comes back as data.
+Never `shell=True`; always a timeout; every failure (not found, no permission, timeout, crash by
+signal) comes back as data. Nothing outlives gpudoctor: each program starts in a process group of
+its own, tagged with `GPUDOCTOR_RUN` in its environment; a program that overruns is killed with its
+whole group and every descendant that still carries the tag (a daemonised grandchild too), and
+`end_all_children()` does the same for everything still running (at exit, on Ctrl-C, when a
+probe's deadline passes). Output is read as it comes and capped: the head and the tail of each
+stream are kept, with a line saying how much was cut, so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import dataclasses
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Literal, Protocol
 
 RunError = Literal["not-found", "permission", "timeout", "os-error"]
+
+HEAD_BYTES = 2 << 20  # kept from the start of each stream
+TAIL_BYTES = 1 << 20  # kept from its end (where a child prints its result)
+PIPE_GRACE = 1.0  # seconds to wait for the pipes to close once the program itself has exited
+TAG = "GPUDOCTOR_RUN"  # environment variable every child (and its children) carries: "<our pid>:<scope>"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +45,8 @@ class CommandResult:
     error: RunError | None = None
     error_detail: str = ""
     seconds: float = 0.0
+    stdout_cut: int = 0  # bytes of stdout dropped between the kept head and tail
+    stderr_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -70,8 +88,225 @@ class Runner(Protocol):
     ) -> CommandResult: ...
 
 
+# --- every child this process started, so that none is left behind -----------------------------
+
+
+@dataclass(eq=False)
+class Scope:
+    """The programs one probe runs: ended together when its deadline passes or gpudoctor stops."""
+
+    name: str = "gpudoctor"
+    deadline: float | None = None  # time.monotonic() after which nothing more is started
+    ended: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. that a program's output was cut
+    _procs: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    _runs: int = 0
+
+    @property
+    def tag(self) -> str:
+        return f"{os.getpid()}:{id(self):x}:{self.name}:"
+
+    def next_tag(self) -> str:
+        self._runs += 1
+        return f"{self.tag}{self._runs}"
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def end(self) -> None:
+        """Kill every program of this scope, with its process group and tagged descendants."""
+        with _LOCK:
+            self.ended = True
+            procs = list(self._procs)
+        for proc in procs:
+            _kill_group(proc)
+        _kill_tagged(lambda tag: tag.startswith(self.tag))
+
+
+_LOCK = threading.Lock()
+_LOCAL = threading.local()
+_SCOPES: set[Scope] = set()
+_DEFAULT_SCOPE = Scope()
+
+
+def current_scope() -> Scope:
+    scope: Scope | None = getattr(_LOCAL, "scope", None)
+    return scope or _DEFAULT_SCOPE
+
+
+@contextmanager
+def scope(name: str, deadline: float | None = None) -> Iterator[Scope]:
+    """Run the body with its programs in a scope of their own (per thread); ended on the way out."""
+    new = Scope(name=name, deadline=deadline)
+    previous = getattr(_LOCAL, "scope", None)
+    with _LOCK:
+        _SCOPES.add(new)
+    _LOCAL.scope = new
+    try:
+        yield new
+    finally:
+        _LOCAL.scope = previous
+        new.end()
+        with _LOCK:
+            _SCOPES.discard(new)
+
+
+def end_all_children() -> None:
+    """End every program gpudoctor started that is still running, and their descendants."""
+    with _LOCK:
+        scopes = [*_SCOPES, _DEFAULT_SCOPE]
+    for each in scopes:
+        with _LOCK:
+            procs = list(each._procs)
+        for proc in procs:
+            _kill_group(proc)
+    mine = f"{os.getpid()}:"
+    _kill_tagged(lambda tag: tag.startswith(mine))
+
+
+atexit.register(end_all_children)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None and sys.platform == "win32":
+        return
+    try:
+        if sys.platform == "win32":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader: kill it even after exit
+    except (ProcessLookupError, PermissionError, OSError):
+        with suppress(OSError):
+            proc.kill()
+
+
+def tagged_processes() -> list[int]:
+    """PIDs of live processes started by this gpudoctor, or started by those (Linux: read from /proc)."""
+    mine = f"{os.getpid()}:"
+    return _tagged(lambda tag: tag.startswith(mine))
+
+
+def _tagged(wanted: Callable[[str], bool]) -> list[int]:
+    found: list[int] = []
+    if not sys.platform.startswith("linux"):
+        return found
+    needle = ("\0" + TAG + "=").encode()
+    own = os.getpid()
+    try:
+        entries = [int(e) for e in os.listdir("/proc") if e.isdigit()]  # noqa: PTH208 - fast path
+    except OSError:
+        return found
+    for pid in entries:
+        if pid == own:
+            continue
+        try:
+            fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            environ = b"\0" + _read_all(fd)
+        finally:
+            os.close(fd)
+        at = environ.find(needle)
+        if at >= 0:
+            value = environ[at + len(needle) : environ.find(b"\0", at + 1)]
+            if wanted(value.decode("utf-8", "replace")):
+                found.append(pid)
+    return found
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    with suppress(OSError):
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _kill_tagged(wanted: Callable[[str], bool], wait: float = 1.0) -> None:
+    """SIGKILL the tagged processes, and wait (a little) until they are gone: nothing is left on return."""
+    for _ in range(3):  # a process may fork while we kill: look again
+        pids = _tagged(wanted)
+        if not pids:
+            return
+        for pid in pids:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + wait / 3
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]  # a zombie has ended; its parent reaps it
+
+
+# --- reading output with a cap -----------------------------------------------------------------
+
+
+class _Capture:
+    """Keeps the first `head` and the last `tail` bytes of a stream, and counts the rest."""
+
+    def __init__(self, head: int, tail: int) -> None:
+        self.head_limit = head
+        self.tail_limit = tail
+        self.head = bytearray()
+        self.tail: collections.deque[bytes] = collections.deque()
+        self.tail_size = 0
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail.append(chunk)
+        self.tail_size += len(chunk)
+        while self.tail and self.tail_size - len(self.tail[0]) >= self.tail_limit:
+            self.tail_size -= len(self.tail.popleft())
+
+    @property
+    def cut(self) -> int:
+        return self.total - len(self.head) - min(self.tail_size, self.tail_limit)
+
+    def text(self) -> str:
+        tail = b"".join(self.tail)[-self.tail_limit :] if self.tail else b""
+        if not self.cut:
+            return _text(bytes(self.head) + tail)
+        note = f"\n[gpudoctor: {self.cut} bytes of output cut here]\n"
+        return _text(bytes(self.head)) + note + _text(tail)
+
+
+def _reader(pipe: object, capture: _Capture) -> threading.Thread:
+    def pump() -> None:
+        fd = pipe.fileno()  # type: ignore[attr-defined]
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                capture.add(chunk)
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=pump, name="gpudoctor-pipe", daemon=True)
+    thread.start()
+    return thread
+
+
 class SubprocessRunner:
     """Runs real programs."""
+
+    def __init__(self, *, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAIL_BYTES) -> None:
+        self.head_bytes = head_bytes
+        self.tail_bytes = tail_bytes
 
     def run(
         self,
@@ -82,65 +317,99 @@ class SubprocessRunner:
         cwd: str | None = None,
     ) -> CommandResult:
         args = tuple(argv)
+        owner = current_scope()
+        left = owner.remaining()
+        if owner.ended or (left is not None and left <= 0):
+            return CommandResult(
+                argv=args, error="timeout", error_detail="not started: the probe's time was up"
+            )
+        if left is not None:
+            timeout = min(timeout, left)
         started = time.monotonic()
+        tag = owner.next_tag()
+        child_env = dict(os.environ if env is None else env)
+        child_env[TAG] = tag
         popen_kwargs: dict[str, object] = {}
         if sys.platform == "win32":
             popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
         else:
             popen_kwargs["start_new_session"] = True
         try:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                **popen_kwargs,  # type: ignore[call-overload]
-            )
+            with _LOCK:  # registered before anyone can end this scope; never started once it has ended
+                if owner.ended:
+                    return CommandResult(
+                        argv=args, error="timeout", error_detail="not started: the probe's time was up"
+                    )
+                proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=child_env,
+                    cwd=cwd,
+                    **popen_kwargs,  # type: ignore[call-overload]
+                )
+                owner._procs.add(proc)
         except FileNotFoundError as exc:
             return CommandResult(argv=args, error="not-found", error_detail=str(exc))
         except PermissionError as exc:
             return CommandResult(argv=args, error="permission", error_detail=str(exc))
         except OSError as exc:
             return CommandResult(argv=args, error="os-error", error_detail=str(exc))
+        out, err = _Capture(self.head_bytes, self.tail_bytes), _Capture(self.head_bytes, self.tail_bytes)
+        readers = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
+        timed_out = False
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(proc)
-            out, err = _drain(proc)
-            return CommandResult(
-                argv=args,
-                stdout=_text(out),
-                stderr=_text(err),
-                error="timeout",
-                error_detail=f"timed out after {timeout:g} s",
-                seconds=time.monotonic() - started,
-            )
-        return CommandResult(
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            if timed_out or owner.ended:
+                _kill_group(proc)
+                _kill_tagged(lambda found: found == tag)
+                proc.wait()
+            elif not _join(readers, PIPE_GRACE):
+                # The program has exited but something it started still holds the pipes open.
+                _kill_group(proc)
+                _kill_tagged(lambda found: found == tag)
+            _join(readers, 2.0)
+        finally:
+            with _LOCK:
+                owner._procs.discard(proc)
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        seconds = time.monotonic() - started
+        for stream, capture in (("stdout", out), ("stderr", err)):
+            if capture.cut:
+                owner.notes.append(
+                    f"{Path(args[0]).name} printed {_size(capture.total)} on {stream}; its output was cut to "
+                    f"the first {_size(self.head_bytes)} and the last {_size(self.tail_bytes)}"
+                )
+        result = CommandResult(
             argv=args,
-            returncode=proc.returncode,
-            stdout=_text(out),
-            stderr=_text(err),
-            seconds=time.monotonic() - started,
+            returncode=None if timed_out else proc.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            seconds=seconds,
+            stdout_cut=out.cut,
+            stderr_cut=err.cut,
         )
+        if timed_out or (owner.ended and proc.returncode is not None and proc.returncode < 0):
+            detail = f"timed out after {timeout:g} s" if timed_out else "stopped: the probe's time was up"
+            return dataclasses.replace(result, returncode=None, error="timeout", error_detail=detail)
+        return result
 
 
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        proc.kill()
+def _join(threads: list[threading.Thread], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
 
 
-def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    try:
-        return proc.communicate(timeout=2)
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        return b"", b""
+def _size(count: int) -> str:
+    return f"{count / (1 << 20):.0f} MiB" if count >= 1 << 20 else f"{count} bytes"
 
 
 def _text(data: bytes | None) -> str:
@@ -150,3 +419,40 @@ def _text(data: bytes | None) -> str:
 def which(name: str, env: Mapping[str, str]) -> str | None:
     """`shutil.which` against the given environment's PATH (the user's, not ours)."""
     return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+# --- Ctrl-C and termination ----------------------------------------------------------------------
+
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def exit_cleanly_on_signals() -> None:
+    """Ctrl-C, SIGTERM, SIGHUP: end every child, one line on stderr, exit 130 (128 + signal), no traceback.
+
+    Installed by the command line's entry point; the Python default would either raise
+    KeyboardInterrupt wherever the main thread is (typer turns it into a silent exit) or, for
+    SIGTERM, die without ending the children, which run in sessions of their own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in INTERRUPT_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            with suppress(OSError, ValueError):
+                signal.signal(number, _on_signal)
+
+
+def _on_signal(number: int, _frame: FrameType | None) -> None:
+    for name in INTERRUPT_SIGNALS:  # a second Ctrl-C while cleaning up must not interrupt the cleanup
+        other = getattr(signal, name, None)
+        if other is not None:
+            signal.signal(other, signal.SIG_IGN)
+    end_all_children()
+    try:
+        sys.stderr.write(
+            "\ngpudoctor: interrupted\n" if number == signal.SIGINT else "\ngpudoctor: terminated\n"
+        )
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(128 + number)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ F = TypeVar("F")
 T = TypeVar("T")
 
 Mark = Literal["ok", "warn", "fail", "none"]
+MIN_CHILD_SECONDS = 1.0  # a child started late still gets this long
 
 
 class Memo:
@@ -55,6 +57,16 @@ class ProbeContext:
     system: str | None = None  # platform.system() override for tests ("Linux", "Windows", "Darwin")
     extras: Mapping[str, Any] = field(default_factory=dict)
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+    started: float = field(default_factory=time.monotonic, compare=False)  # when the check began
+
+    def child_budget(self, wanted: float | None = None) -> float:
+        """Seconds a child may run now: `wanted` (default child_timeout), within child_timeout of the start.
+
+        A framework probe that first waits for the package survey gets what is left, so a hung
+        import costs --timeout, not --timeout plus the wait.
+        """
+        left = self.child_timeout - (time.monotonic() - self.started)
+        return max(MIN_CHILD_SECONDS, min(wanted or self.child_timeout, left))
 
     def path(self, absolute: str) -> Path:
         """An absolute system path, under the (possibly fake) root."""

@@ -77,7 +77,7 @@ def run_child(
 ) -> ChildRun:
     env = child_env(ctx.env, extra_env)
     argv = (ctx.target.python, "-c", script_source(script), *args)
-    result = ctx.runner.run(argv, timeout=timeout or ctx.child_timeout, env=env, cwd=ctx.target.cwd or None)
+    result = ctx.runner.run(argv, timeout=ctx.child_budget(timeout), env=env, cwd=ctx.target.cwd or None)
     data = parse_marker(result.stdout)
     if data is not None:
         return ChildRun(result=result, data=data, problem=None)

@@ -39,6 +39,9 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format(name="text", module="gpudoctor.render.text", help="the report for a person at a terminal"),
         Format(name="json", module="gpudoctor.render.json", help="a JSON document (see docs/schema/)"),
+        Format(name="markdown", module="gpudoctor.render.markdown", help="Markdown for a GitHub issue"),
+        Format(name="junit", module="gpudoctor.render.junit", help="JUnit XML, one test case per check"),
+        Format(name="github", module="gpudoctor.render.github", help="GitHub Actions annotations"),
     )
 }
 

@@ -9,7 +9,9 @@ from gpudoctor import __version__
 from gpudoctor.facts import SCHEMA_VERSION, Facts
 from gpudoctor.model import Finding, Report, Severity
 from gpudoctor.redact import redact
+from gpudoctor.redact import redact as redact_data
 from gpudoctor.render import RenderOptions
+from gpudoctor.render.clean import json_safe
 from gpudoctor.serde import to_data
 
 if TYPE_CHECKING:
@@ -32,18 +34,22 @@ def finding_data(finding: Finding) -> dict[str, Any]:
     }
 
 
-def report_data(report: Report) -> dict[str, Any]:
+def report_data(report: Report, run: Run | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "errors": report.count(Severity.ERROR),
+        "warnings": report.count(Severity.WARNING),
+        "info": report.count(Severity.INFO),
+        "usable_gpu": report.has_usable_gpu,
+        "checks_run": report.checks_run,
+    }
+    if run is not None:
+        summary["exit_code"] = run.decision.exit_code
+        summary["failed_because"] = run.decision.reason or None
     data: dict[str, Any] = redact(
         {
             "schema_version": SCHEMA_VERSION,
             "gpudoctor_version": __version__,
-            "summary": {
-                "errors": report.count(Severity.ERROR),
-                "warnings": report.count(Severity.WARNING),
-                "info": report.count(Severity.INFO),
-                "usable_gpu": report.has_usable_gpu,
-                "checks_run": report.checks_run,
-            },
+            "summary": summary,
             "matrix": report.matrix_source,
             "findings": [finding_data(f) for f in report.findings],
             "checks": [to_data(o) for o in report.outcomes],
@@ -53,13 +59,14 @@ def report_data(report: Report) -> dict[str, Any]:
     return data
 
 
-def dumps_report(report: Report) -> str:
-    return json.dumps(report_data(report), indent=2, ensure_ascii=False)
+def dumps_report(report: Report, run: Run | None = None) -> str:
+    return json_safe(json.dumps(report_data(report, run), indent=2, ensure_ascii=False))
 
 
-def dumps_facts(facts: Facts) -> str:
-    return json.dumps(redact(to_data(facts)), indent=2, ensure_ascii=False)
+def dumps_facts(facts: Facts, *, redact: bool = True) -> str:
+    data = to_data(facts)
+    return json_safe(json.dumps(redact_data(data) if redact else data, indent=2, ensure_ascii=False))
 
 
 def render(run: Run, options: RenderOptions) -> str:
-    return dumps_report(run.report) + "\n"
+    return dumps_report(run.report, run) + "\n"

@@ -13,17 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from gpudoctor import __version__
-from gpudoctor.facts import ProbeStatus
 from gpudoctor.model import Finding, Report, Severity
-from gpudoctor.overview import describe_probe
-from gpudoctor.probes import PROBES
+from gpudoctor.overview import framework_notice, probe_rows, provenance
 from gpudoctor.probes.base import Mark
 from gpudoctor.redact import redact
 from gpudoctor.render import RenderOptions
+from gpudoctor.render.clean import visible
 from gpudoctor.render.screen import PLAIN
 
 if TYPE_CHECKING:
-    from gpudoctor.pipeline import Run
+    from gpudoctor.pipeline import Decision, Origin, Run
 
 MARKS: dict[Mark, tuple[str, str, str]] = {
     "ok": ("✓", "[ok]", "green"),
@@ -60,30 +59,32 @@ def print_lines(console: Console, lines: list[Line]) -> None:
         else:
             line = Text.assemble(prefix, body, no_wrap=body.no_wrap, overflow=body.overflow)
             line.rstrip()
-            console.print(line)
+            # A command is one physical line whatever the width: rich neither wraps nor crops it, and
+            # the terminal folds it on screen (a copy stays one runnable line).
+            console.print(line, soft_wrap=True if body.no_wrap else None)
 
 
 def probe_lines(report: Report, console: Console, verbose: bool) -> list[Line]:
-    titles = {p.name: p.title for p in PROBES}
-    # Hand-written or trimmed facts may carry no probe statuses: show the slots they do have.
-    statuses = report.facts.probes or tuple(
-        ProbeStatus(name=p.name) for p in PROBES if getattr(report.facts, p.name, None) is not None
-    )
-    width = max((len(titles.get(s.name, s.name)) for s in statuses), default=0)
+    rows = probe_rows(report)
+    width = max((len(r.title) for r in rows), default=0)
     lines: list[Line] = []
-    for status in statuses:
-        value = getattr(report.facts, status.name, None)
-        desc = describe_probe(status.name, value, status)
-        title = titles.get(status.name, status.name).ljust(width)
-        mark = _mark(desc.mark, console)
-        lines.append((Text.assemble(mark, " ", (title, "bold"), "  "), Text(redact(desc.summary))))
+    for row in rows:
+        mark = _mark(row.mark, console)
+        body = Text(visible(redact(row.summary)))
+        if row.reason:
+            body.append(" · ")
+            body.append(visible(row.reason), style=MARKS[row.mark][2])
+        lines.append((Text.assemble(mark, " ", (row.title.ljust(width), "bold"), "  "), body))
         if verbose:
             indent = Text(" " * (len(mark) + 1 + width + 2))
-            for detail in desc.details:
-                lines.append((indent, Text(redact(detail), style="dim")))
-            if status.seconds:
-                lines.append((indent, Text(f"({status.seconds:.2f} s)", style="dim")))
+            for detail in row.details:
+                lines.append((indent, Text(visible(redact(detail)), style="dim")))
+            if row.seconds:
+                lines.append((indent, Text(f"({row.seconds:.2f} s)", style="dim")))
     return lines
+
+
+WHERE_LABEL = {"host": "on the host", "container": "inside the container"}
 
 
 def finding_lines(finding: Finding, console: Console) -> list[Line]:
@@ -95,16 +96,18 @@ def finding_lines(finding: Finding, console: Console) -> list[Line]:
         (finding.severity.value, SEVERITY_STYLE[finding.severity]),
         "  ",
     )
-    lines: list[Line] = [(head, Text(redact(finding.message)))]
+    lines: list[Line] = [(head, Text(visible(redact(finding.message))))]
     pad = "    "
     for seen in finding.seen:
-        lines.append((Text.assemble(pad, ("seen: ", "dim")), Text(redact(seen))))
+        lines.append((Text.assemble(pad, ("seen: ", "dim")), Text(visible(redact(seen)))))
     if finding.why:
-        lines.append((Text.assemble(pad, ("why:  ", "dim")), Text(redact(finding.why))))
+        lines.append((Text.assemble(pad, ("why:  ", "dim")), Text(visible(redact(finding.why)))))
     for fix in finding.fixes:
         notes = [n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on]
-        summary = redact(fix.summary) + (f" ({', '.join(notes)})" if notes else "")
-        lines.append((Text(pad + "fix:  ", style="green"), Text(summary, style="green")))
+        summary = visible(redact(fix.summary)) + (f" ({', '.join(notes)})" if notes else "")
+        where = WHERE_LABEL.get(str(getattr(fix, "where", "") or ""))
+        label = f"fix ({where}):" if where else "fix:"
+        lines.append((Text(f"{pad}{label:<6}", style="green"), Text(summary, style="green")))
         prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
         for command in fix.commands:
             # Never wrapped by us (the terminal folds it, and a copy stays one runnable line) and not
@@ -112,31 +115,40 @@ def finding_lines(finding: Finding, console: Console) -> list[Line]:
             lines.append(
                 (
                     Text(pad + "      " + prompt, style="bold"),
-                    Text(command, style="bold", no_wrap=True, overflow="ignore"),
+                    Text(visible(command), style="bold", no_wrap=True, overflow="ignore"),
                 )
             )
     lines.append((Text(pad), Text(f"more: gpudoctor explain {finding.code}", style="dim")))
     return lines
 
 
-def summary_line(report: Report) -> Text:
+def summary_line(report: Report, decision: Decision | None = None) -> Text:
     errors, warnings, infos = (report.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     checks = report.checks_run
-    if errors:
-        head = Text(f"{errors} error{'s' * (errors != 1)}", style="bold red")
-    else:
-        head = Text("No errors", style="bold green")
-    tail = (
+    counts = (
         f", {warnings} warning{'s' * (warnings != 1)}, {infos} note{'s' * (infos != 1)}"
         f" · {checks} check{'s' * (checks != 1)} ran"
     )
-    verdict = ""
-    if not errors:
-        verdict = " · a usable NVIDIA GPU was found" if report.has_usable_gpu else " · no usable NVIDIA GPU"
-    return Text.assemble(head, tail, verdict)
+    gpu = " · a usable NVIDIA GPU was found" if report.has_usable_gpu else " · no usable NVIDIA GPU"
+    if errors:
+        return Text.assemble((f"{errors} error{'s' * (errors != 1)}", "bold red"), counts)
+    if decision is not None and decision.failed:
+        because = {
+            "warnings": f"because of {warnings} warning{'s' * (warnings != 1)} (--fail-on warning)",
+            "no-gpu": "because no usable NVIDIA GPU was found (--require-gpu)",
+        }.get(decision.reason, "")
+        return Text.assemble((f"Failed {because}".rstrip(), "bold red"), ": no errors", counts, gpu)
+    return Text.assemble(("No errors", "bold green"), counts, gpu)
 
 
-def render_report(report: Report, console: Console, *, verbose: bool = False) -> None:
+def render_report(
+    report: Report,
+    console: Console,
+    *,
+    verbose: bool = False,
+    decision: Decision | None = None,
+    origin: Origin | None = None,
+) -> None:
     target = report.facts.target
     python = report.facts.python
     version = f" {python.version}" if python and python.version else ""
@@ -144,12 +156,19 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
         Text.assemble(
             (f"gpudoctor {__version__}", "bold"),
             " · target Python",
-            version,
+            visible(version),
             ": ",
-            redact(target.python) if target.python else ("not recorded in these facts", "dim"),
-            (f" (from {target.selected_by})" if target.python else "", "dim"),
+            visible(redact(target.python)) if target.python else ("not recorded in these facts", "dim"),
+            (f" (from {visible(target.selected_by)})" if target.python else "", "dim"),
         )
     )
+    replay = provenance(report.facts, origin) if origin is not None else None
+    if replay:
+        console.print(Text(visible(redact(replay)), style="dim"))
+    notice = framework_notice(report.facts)
+    if notice:
+        console.print()
+        print_lines(console, [(Text("note: ", style="bold yellow"), Text(visible(redact(notice))))])
     console.print()
     print_lines(console, probe_lines(report, console, verbose))
     shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
@@ -161,7 +180,7 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
             console.print()
     else:
         console.print()
-    console.print(summary_line(report))
+    console.print(summary_line(report, decision))
     if hidden:
         console.print(
             Text(f"{hidden} note{'s' * (hidden != 1)} hidden; run with -v to see them", style="dim")
@@ -170,7 +189,5 @@ def render_report(report: Report, console: Console, *, verbose: bool = False) ->
 
 def render(run: Run, options: RenderOptions) -> str:
     console, buffer = (options.screen or PLAIN).console()
-    render_report(run.report, console, verbose=options.verbose)
-    if run.policy.require_gpu and not run.report.has_usable_gpu:
-        console.print("--require-gpu: no usable NVIDIA GPU was found", style="bold red")
+    render_report(run.report, console, verbose=options.verbose, decision=run.decision, origin=run.origin)
     return buffer.getvalue()
