@@ -487,3 +487,23 @@ def test_conda_manager_creates_the_environment_with_the_python_the_release_needs
     )
     planned = planned_facts(plan, matrix)
     assert planned is not None and planned.conda is not None and planned.conda.is_target
+
+
+@pytest.mark.parametrize(
+    ("framework", "gpu", "cc"), [("tensorflow", "GTX 1080", "6.1"), ("jax", "GTX 970", "5.2")]
+)
+def test_a_cudnn_range_is_held_below_the_release_that_dropped_this_gpu(
+    framework: Framework, gpu: str, cc: str, matrix: Matrix
+) -> None:
+    facts = _facts("Linux", driver="570.124.06", gpu=gpu, cc=cc)
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), framework)
+    assert plan.status == "ready"
+    dropped = next(r for r in matrix.cudnn_releases if r.min_compute_capability == "7.5")
+    cap = f"nvidia-cudnn-cu12<{min(s.version for s in dropped.versions if s.operator == '>=')}"
+    assert any(cap in c for c in _all_commands(plan)), _all_commands(plan)
+
+
+def test_a_turing_gpu_needs_no_cudnn_ceiling(matrix: Matrix) -> None:
+    facts = _facts("Linux", driver="570.124.06", gpu="NVIDIA GeForce RTX 2080", cc="7.5")
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "tensorflow")
+    assert not any("nvidia-cudnn" in c for c in _all_commands(plan))

@@ -195,3 +195,17 @@ def test_bad_requirement_lines_are_ignored() -> None:
     assert states(facts(broken, dist("numpy", "2.4.1")), "torch") == {"numpy>=1": "ok"}
     odd = dist("torch", "2.14.1", ("numpy>=1",))
     assert states(facts(odd, dist("numpy", "not a version")), "torch") == {"numpy>=1": "ok"}
+
+
+def test_library_cuda_major_from_wheel_folder_and_soname() -> None:
+    from gpudoctor.rules.pythonenv import library_cuda_major
+
+    site = "/v/lib/python3.11/site-packages/nvidia"
+    assert library_cuda_major(f"{site}/cudnn/lib/libcudnn.so.9", "nvidia-cudnn-cu12") == 12
+    assert library_cuda_major(f"{site}/cu13/lib/libcusparse.so.12", "nvidia-cusparse") == 13
+    assert library_cuda_major("/usr/local/cuda-12.2/lib64/libcudart.so.12", None) == 12
+    assert library_cuda_major("/usr/lib/x86_64-linux-gnu/libcufft.so.11", None) == 12
+    assert (
+        library_cuda_major("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", None) is None
+    )  # cuDNN 9: CUDA 12 or 13
+    assert library_cuda_major("/usr/lib/libcusolver.so.11", None) is None  # CUDA 11 and 12 both ship .so.11

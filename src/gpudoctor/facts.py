@@ -273,8 +273,8 @@ class FrameworkModule:
 
 
 @dataclass(frozen=True, kw_only=True)
-class WheelTool:
-    """A compiler or device library a CUDA wheel ships (ptxas, nvcc, libdevice.10.bc)."""
+class WheelFile:
+    """A file a wheel's RECORD lists: a compiler or device library (ptxas, libdevice.10.bc), a CUDA library."""
 
     name: str = ""
     path: str = ""
@@ -304,7 +304,8 @@ class PythonFacts:
     shared_files: tuple[SharedFile, ...] = ()  # paths two distributions' RECORD list (bounded)
     shared_files_total: int = 0  # how many such paths there are in all
     framework_modules: tuple[FrameworkModule, ...] = ()
-    wheel_tools: tuple[WheelTool, ...] = ()
+    wheel_tools: tuple[WheelFile, ...] = ()
+    wheel_libraries: tuple[WheelFile, ...] = ()  # CUDA libraries the wheels' RECORDs list, and who wrote each
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,6 +52,7 @@ from gpudoctor.matrix import (
     parse_version,
 )
 from gpudoctor.model import Finding, Fix, Report, Severity, Shell
+from gpudoctor.rules.views import normalise_targets
 
 Framework = Literal["tensorflow", "torch", "jax"]
 FRAMEWORKS: tuple[Framework, ...] = ("tensorflow", "torch", "jax")
@@ -83,7 +84,6 @@ CONDA_LIBRARY_PATH_LINE = (
 )
 PLANNED_HOME = "/home/you"  # planned facts name folders; a real run replaces them
 PLANNED_WINDOWS_HOME = "C:\\Users\\you"
-FIRST_AND_CUDA = Version("2.14")
 # set by the environment the user is in now; the plan's own environment replaces them
 ENVIRONMENT_OF_THE_OLD_SHELL = frozenset(
     {"VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PYTHON_EXE"}
@@ -664,21 +664,9 @@ def _min_driver(matrix: Matrix, candidate: _Candidate, machine: Machine, support
 
 def _support(candidate: _Candidate, cc: str) -> KernelSupport | None:
     try:
-        return kernel_support(cc, _normalise_targets(candidate.targets))
+        return kernel_support(cc, normalise_targets(candidate.targets))
     except ValueError:
         return None
-
-
-def _normalise_targets(raw: Sequence[str]) -> tuple[str, ...]:
-    targets: list[str] = []
-    for item in raw:
-        text = item.strip().lower()
-        bare = re.fullmatch(r"(\d+)\.?(\d)", text)
-        if bare:
-            targets += [f"sm_{bare.group(1)}{bare.group(2)}", f"compute_{bare.group(1)}{bare.group(2)}"]
-        elif re.fullmatch(r"(sm|compute)_\d+[af]?", text):
-            targets.append(text)
-    return tuple(dict.fromkeys(targets))
 
 
 def _gpu_support(candidate: _Candidate, machine: Machine) -> tuple[Support, list[str]]:
@@ -1010,7 +998,7 @@ def _steps(
         return _tf_steps(matrix, candidate, machine, python, support)
     if candidate.framework == "torch":
         return _torch_steps(candidate, machine, python)
-    return _jax_steps(candidate, machine, python)
+    return _jax_steps(matrix, candidate, machine, python)
 
 
 def _torch_steps(
@@ -1113,7 +1101,8 @@ def _tf_steps(
         candidate.tf.gpu_packages[0] if candidate.tf.gpu_packages else "tensorflow"
     )
     env = _env_name("tensorflow", release)
-    if machine.wheels == "linux" and _key(release) >= FIRST_AND_CUDA and gpu_package == "tensorflow":
+    first_and_cuda = _key(matrix.platform.tensorflow_first_and_cuda)
+    if machine.wheels == "linux" and _key(release) >= first_and_cuda and gpu_package == "tensorflow":
         pins = tuple(
             (name, _lowest(spec))
             for name, spec in sorted(candidate.tf.and_cuda.items())
@@ -1130,11 +1119,17 @@ def _tf_steps(
             targets=row.compute_capabilities,
         )
         steps = _env_steps(machine, install)
+        wheel = next((n for n in candidate.tf.and_cuda if n.startswith("nvidia-cudnn")), None)
+        cap = _cudnn_cap(
+            matrix, machine, _cuda_key(row.cuda)[0], wheel, candidate.tf.and_cuda.get(wheel or "")
+        )
         steps.append(
             Step(
                 summary=f"Install TensorFlow {release} with the CUDA {row.cuda} and cuDNN {row.cudnn} wheels it pins "
-                "(the [and-cuda] extra); TensorFlow finds them on its own",
-                commands=(_pip_cmd(machine, "install", f"tensorflow[and-cuda]=={release}.*", *numpy),),
+                "(the [and-cuda] extra); TensorFlow finds them on its own" + (f"; {cap[1]}" if cap else ""),
+                commands=(
+                    _pip_cmd(machine, "install", f"tensorflow[and-cuda]=={release}.*", *numpy, *cap[:1]),
+                ),
                 language=machine.shell,
             )
         )
@@ -1248,6 +1243,30 @@ def _tf_steps(
     return install, steps, notes
 
 
+def _cudnn_cap(
+    matrix: Matrix, machine: Machine, cuda_major: int, wheel: str | None, pinned: str | None
+) -> tuple[str, str] | tuple[()]:
+    """A cuDNN ceiling for a pin range that would let pip take a cuDNN too new for this GPU: newer cuDNN
+    releases drop older GPUs (9.11 dropped everything below Turing). The requirement to add, and why."""
+    if wheel is None or not machine.ccs or not pinned or ">" not in pinned:
+        return ()
+    lowest = min(machine.ccs, key=_cuda_key)
+    floor = _key(_lowest(pinned))
+    for row in sorted(matrix.cudnn_releases, key=lambda r: _key(_lowest(str(r.versions)))):
+        start = _key(_lowest(str(row.versions)))
+        if cuda_major not in row.cuda or start <= floor or row.min_compute_capability is None:
+            continue
+        if _cuda_key(lowest) < _cuda_key(row.min_compute_capability):
+            return (
+                f"{wheel}<{start}",
+                (
+                    f"{wheel} is held below {start}: cuDNN {start} and newer need compute capability "
+                    f"{row.min_compute_capability}, this GPU is {lowest}"
+                ),
+            )
+    return ()
+
+
 # cuDNN series conda-forge publishes builds of (conda-forge/cudnn-feedstock); another series is asked
 # for as "this minor or newer within the major", which TensorFlow accepts.
 CONDA_FORGE_CUDNN = frozenset({"7.6", "8.0", "8.1", "8.2", "8.4", "8.8", "8.9"})
@@ -1266,7 +1285,9 @@ def _user_path_command(folder: str) -> str:
     return f'[Environment]::SetEnvironmentVariable("Path", "{folder};" + {user}, "User")'
 
 
-def _jax_steps(candidate: _Candidate, machine: Machine, python: str) -> tuple[Install, list[Step], list[str]]:
+def _jax_steps(
+    matrix: Matrix, candidate: _Candidate, machine: Machine, python: str
+) -> tuple[Install, list[Step], list[str]]:
     assert candidate.jax is not None and candidate.variant is not None
     run = candidate.jax
     version = run.version
@@ -1292,11 +1313,13 @@ def _jax_steps(candidate: _Candidate, machine: Machine, python: str) -> tuple[In
     steps = _env_steps(machine, install)
     spec = f"jax[{extra}]>={run.version},<{run.until}"
     options: tuple[str, ...] = ("-f", JAX_CUDA_RELEASES) if extra.endswith("_pip") else ()
+    cudnn_floor = f">={candidate.cudnn}" if candidate.cudnn else None
+    cap = _cudnn_cap(matrix, machine, major, f"nvidia-cudnn-cu{major}", cudnn_floor)
     steps.append(
         Step(
             summary=f"Install JAX {run.version} up to {run.until} (not included) with its CUDA {major} plugin and "
-            "NVIDIA's CUDA wheels",
-            commands=(_pip_cmd(machine, "install", spec, *options),),
+            "NVIDIA's CUDA wheels" + (f"; {cap[1]}" if cap else ""),
+            commands=(_pip_cmd(machine, "install", spec, *cap[:1], *options),),
             language=machine.shell,
         )
     )

@@ -6,6 +6,7 @@ and read the user's environment only through `ctx.env`, so tests can fake both.
 
 from __future__ import annotations
 
+import json
 import platform
 import threading
 import time
@@ -40,6 +41,14 @@ class Memo:
                 self._values[key] = compute()
             value: T = self._values[key]
             return value
+
+
+def load_json(text: str) -> Any:
+    """json.loads for what a machine or a child wrote: any unparsable input (nesting too deep too) is ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
 
 
 class ProbeUnavailable(Exception):

@@ -9,7 +9,6 @@ user's, but it is never on the child's `sys.path` (see `child_env` and `child/_p
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gpudoctor.probes.base import ProbeContext
+from gpudoctor.probes.base import ProbeContext, load_json
 from gpudoctor.runner import CommandResult
 
 MARKER = "@@GPUDOCTOR@@ "
@@ -111,7 +110,7 @@ def parse_marker(stdout: str) -> dict[str, Any] | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith(MARKER):
             try:
-                value = json.loads(line[len(MARKER) :])
+                value = load_json(line[len(MARKER) :])
             except ValueError:
                 return None
             return value if isinstance(value, dict) else None

@@ -8,7 +8,6 @@ env that the target does not belong to (a venv on top of it) is reported with is
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gpudoctor.facts import CondaFacts, CondaPackage
-from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
+from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
 from gpudoctor.runner import which
 
 CONDA_LIST_TIMEOUT = 12.0
@@ -60,7 +59,7 @@ def short_channel(channel: str) -> str:
 
 def parse_record(text: str) -> CondaPackage:
     """One conda-meta/*.json record. Raises ValueError on anything that is not a package record."""
-    data = json.loads(text)
+    data = load_json(text)
     if not isinstance(data, dict):
         data = {}
     name, version = data.get("name"), data.get("version")
@@ -78,7 +77,7 @@ def parse_record(text: str) -> CondaPackage:
 
 def parse_conda_list(text: str) -> tuple[CondaPackage, ...]:
     """`conda list --json` output. Raises ValueError when it is not a list of package rows."""
-    rows = json.loads(text)
+    rows = load_json(text)
     if isinstance(rows, list):
         return tuple(
             _list_row(row) for row in rows if isinstance(row, dict) and isinstance(row.get("name"), str)

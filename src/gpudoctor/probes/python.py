@@ -15,7 +15,7 @@ from gpudoctor.facts import (
     FrameworkModule,
     PythonFacts,
     SharedFile,
-    WheelTool,
+    WheelFile,
 )
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext
 from gpudoctor.probes.child_process import run_child, string, strings
@@ -125,7 +125,8 @@ def parse(data: dict[str, Any]) -> PythonFacts:
         shared_files=_shared_files(data.get("shared_files")),
         shared_files_total=_count(data.get("shared_files_total")),
         framework_modules=_framework_modules(data.get("framework_modules")),
-        wheel_tools=_wheel_tools(data.get("wheel_tools")),
+        wheel_tools=_wheel_files(data.get("wheel_tools")),
+        wheel_libraries=_wheel_files(data.get("wheel_libraries")),
     )
 
 
@@ -182,9 +183,9 @@ def _framework_modules(raw: object) -> tuple[FrameworkModule, ...]:
     )
 
 
-def _wheel_tools(raw: object) -> tuple[WheelTool, ...]:
+def _wheel_files(raw: object) -> tuple[WheelFile, ...]:
     return tuple(
-        WheelTool(
+        WheelFile(
             name=string(item.get("name")),
             path=string(item.get("path")),
             distribution=str(canonicalize_name(string(item.get("distribution")))),

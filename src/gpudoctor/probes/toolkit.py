@@ -7,14 +7,13 @@ environment's own nvcc, and the standard install folders. An install's version c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from gpudoctor.facts import CudaInstall, ToolkitFacts
-from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
+from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
 
 NVCC_TIMEOUT = 5.0
 MAX_INSTALLS = 12
@@ -34,7 +33,7 @@ def parse_nvcc_version(output: str) -> str | None:
 
 def parse_version_json(text: str) -> str:
     """The toolkit's version from version.json: the runtime's ("12.2.140"), else the toolkit's major.minor."""
-    loaded = json.loads(text)
+    loaded = load_json(text)
     data = loaded if isinstance(loaded, dict) else {}
     for key in ("cuda_cudart", "cuda_nvcc"):
         entry = data.get(key)

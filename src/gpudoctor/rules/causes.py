@@ -36,20 +36,22 @@ BROKEN_PYTHON = ("GD003",)
 # LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels.
 SHADOWED_WHEELS = ("GD209",)
 
+# The environment's own wheels do not fit its frameworks: a framework's pinned CUDA wheels missing or of
+# another version (GD801), two wheels that wrote the same library files (GD802). They explain an import
+# that fails on a missing libcudnn.so.9, a cuDNN other than pinned, CUDA libraries of another major.
+# Each of their findings names the frameworks it hurts and explains only those frameworks' rules
+# (`wheel_symptoms`, through Verdict.explains), never another framework's.
+WHEELS_IN_CONFLICT = ("GD801", "GD802")
+
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
 NO_GPU_FOR_ANY_FRAMEWORK = tuple(sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS}))
-
-# The Python environment's wheels: a framework's pinned CUDA wheels missing or of another version
-# (GD801), wheels that overwrote each other's libraries (GD802). Each of their findings names the
-# frameworks it hurts and explains only those frameworks' rules (`wheel_symptoms`), never another's.
-PYTHON_WHEELS = ("GD801", "GD802")
 
 # What a finding about a framework's own wheels explains: its import failure, and the wrong libraries
 # it loads or the GPU it does not see because of them.
 WHEEL_SYMPTOMS: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("GD401", "GD402", "GD201", "GD202"),
-    "torch": ("GD601", "GD606", "GD607"),
-    "jax": ("GD701", "GD704", "GD708"),
+    "tensorflow": ("GD401", "GD402", "GD201", "GD202", "GD803"),
+    "torch": ("GD601", "GD606", "GD607", "GD803"),
+    "jax": ("GD701", "GD704", "GD708", "GD803"),
 }
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -60,8 +62,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "TENSORFLOW_WITHOUT_CUDA": TENSORFLOW_WITHOUT_CUDA,
     "BROKEN_PYTHON": BROKEN_PYTHON,
     "SHADOWED_WHEELS": SHADOWED_WHEELS,
+    "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
-    "PYTHON_WHEELS": PYTHON_WHEELS,
 }
 
 

@@ -170,7 +170,7 @@ def _runtime_install_fixes(ctx: RuleContext, build: TfBuild, cuda: str) -> list[
 @rule(
     "GD201",
     "The CUDA runtime TensorFlow loads is installed",
-    requires=(*EARLY, "GD203", "GD401", *causes.PYTHON_WHEELS),
+    requires=(*EARLY, "GD203", "GD401", *causes.WHEELS_IN_CONFLICT),
     problem="The CUDA runtime TensorFlow loads is missing",
     part="libraries",
 )
@@ -237,7 +237,7 @@ def _build_for_runtimes(ctx: RuleContext, build: TfBuild, runtimes: list[Library
 @rule(
     "GD202",
     "The cuDNN version matches TensorFlow's build",
-    requires=(*EARLY, "GD201", "GD203", "GD412", *causes.PYTHON_WHEELS),
+    requires=(*EARLY, "GD201", "GD203", "GD412", *causes.WHEELS_IN_CONFLICT),
     problem="The cuDNN does not match TensorFlow's build",
     part="libraries",
 )

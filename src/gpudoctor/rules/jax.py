@@ -78,7 +78,7 @@ def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
 @rule(
     "GD701",
     "JAX imports",
-    requires=(*causes.BROKEN_PYTHON, *causes.PYTHON_WHEELS),
+    requires=(*causes.BROKEN_PYTHON, *causes.WHEELS_IN_CONFLICT),
     needs=("jax",),
     problem="JAX fails to import",
     part="jax",
@@ -270,7 +270,7 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
 @rule(
     "GD704",
     "The CUDA libraries JAX loads are as new as jaxlib needs",
-    requires=("GD701", *causes.SHADOWED_WHEELS, *causes.PYTHON_WHEELS),
+    requires=("GD701", *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT),
     needs=("jax",),
     problem="The CUDA libraries JAX loads are older than jaxlib needs",
     part="jax",
@@ -478,7 +478,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
         "GD706",
         "GD707",
         "GD709",
-        *causes.PYTHON_WHEELS,
+        *causes.WHEELS_IN_CONFLICT,
     ),
     needs=("jax", "driver"),
     problem="JAX does not see the GPU the driver reports",

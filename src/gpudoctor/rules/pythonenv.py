@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from gpudoctor.facts import PythonFacts, SharedFile
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import FrameworkPins, Pin, Resolution, framework_pins, resolve
-from gpudoctor.rules import causes
+from gpudoctor.rules import causes, recipes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
 
@@ -364,6 +365,10 @@ def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
                     ),
                 )
             )
+    for framework in sorted({f.framework for f in foreign_libraries(ctx)}):
+        mine = [f for f in foreign_libraries(ctx) if f.framework == framework]
+        _, label, _ = _framework_cuda(ctx, framework)
+        seen.append(f"{label} also loaded: " + _listed([f"{f.name} ({f.origin})" for f in mine]))
     fixes = _own_venv_fixes(ctx, resolution, pins) if resolution.move else keep_fixes
     message = "; ".join(parts)
     if resolution.move:
@@ -400,3 +405,232 @@ def _shared_groups(python: PythonFacts | None) -> dict[tuple[str, ...], list[Sha
 
 def _import_failed(ctx: RuleContext, frameworks: list[str]) -> bool:
     return any(_import_error(ctx, fw) for fw in frameworks)
+
+
+# ----------------------------------------------------------------------------------------------
+# GD803: what each framework really loaded, against its CUDA build and its own pins
+
+# Libraries whose soname major is the CUDA major (libcudart.so.12 is CUDA 12), and cuFFT's own table.
+SONAME_IS_CUDA = ("cudart", "cublas", "cublaslt", "nvrtc", "nvjitlink", "cupti")
+CUFFT_SONAME_TO_CUDA = {10: 11, 11: 12, 12: 13}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Foreign:
+    """A CUDA library a framework process loaded that is not the one its build or its pins call for."""
+
+    framework: str
+    path: str
+    reason: str  # "CUDA 12 library in a CUDA 13.0 build", "nvidia-cudnn-cu12 9.28 instead of pinned ..."
+    origin: str  # "the nvidia-cublas-cu12 12.9.3.13 wheel", "LD_LIBRARY_PATH (/opt/cuda/lib64)", "the system"
+    owner: str | None = None  # the wheel that wrote it
+    via_ld_library_path: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def _framework_cuda(ctx: RuleContext, framework: str) -> tuple[int | None, str, tuple[str, ...]]:
+    """A framework's CUDA major, how it says so, and the libraries its process mapped."""
+    if framework == "torch" and ctx.facts.torch is not None:
+        torch = ctx.facts.torch
+        paths = tuple(lib.path for lib in torch.loaded_libraries)
+        return _major(torch.cuda_version), f"torch {torch.version} (CUDA {torch.cuda_version})", paths
+    if framework == "tensorflow" and ctx.facts.tensorflow is not None:
+        tf = ctx.facts.tensorflow
+        paths = tuple(lib.path for lib in tf.loaded_libraries)
+        return _major(tf.build_cuda_version), f"TensorFlow {tf.version} (CUDA {tf.build_cuda_version})", paths
+    if framework == "jax" and ctx.facts.jax is not None:
+        jax = ctx.facts.jax
+        majors = sorted({int(m.group(1)) for name in jax.plugins if (m := re.match(r"jax-cuda(\d+)-", name))})
+        major = majors[0] if len(majors) == 1 else None
+        paths = tuple(lib.path for lib in jax.loaded_libraries)
+        return major, f"jaxlib {jax.jaxlib_version} (CUDA {major} plugin)", paths
+    return None, "", ()
+
+
+def _major(version: str | None) -> int | None:
+    match = re.match(r"(\d+)", version or "")
+    return int(match.group(1)) if match else None
+
+
+def library_cuda_major(path: str, owner: str | None) -> int | None:
+    """Which CUDA a library was built for: its wheel's -cuNN, the nvidia/cuNN folder, or its soname."""
+    if owner and (match := re.search(r"-cu(\d+)$", owner)):
+        return int(match.group(1))
+    if match := re.search(r"[\\/]nvidia[\\/]cu(\d+)[\\/]", path):
+        return int(match.group(1))
+    name = path.rsplit("/", 1)[-1]
+    soname = re.match(r"lib([A-Za-z]+)\.so\.(\d+)", name)
+    if soname is None:
+        return None
+    stem, major = soname.group(1).lower(), int(soname.group(2))
+    if stem in SONAME_IS_CUDA:
+        return major
+    if stem == "cufft":
+        return CUFFT_SONAME_TO_CUDA.get(major)
+    return None
+
+
+def _owners(python: PythonFacts | None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for wheel in python.wheel_libraries if python is not None else ():
+        found.setdefault(_tail(wheel.path), []).append(wheel.distribution)
+    return found
+
+
+def _tail(path: str) -> str:
+    """The part of a path inside site-packages (maps and RECORD may spell the prefix differently)."""
+    return re.split(r"[\\/](?:site|dist)-packages[\\/]", path)[-1]
+
+
+def _shared_paths(python: PythonFacts | None) -> set[str]:
+    return {_tail(f.path) for files in _shared_groups(python).values() for f in files}
+
+
+def foreign_libraries(ctx: RuleContext) -> list[Foreign]:
+    """Every CUDA library a framework process loaded that its CUDA build or its own pins do not call for."""
+    python = _python(ctx)
+    owners = _owners(python)
+    shared = _shared_paths(python)
+    pins = {fw.framework: fw for fw in framework_pins(python)} if python is not None else {}
+    ld_dirs = _ld_library_path(ctx)
+    found: list[Foreign] = []
+    for framework in ("torch", "tensorflow", "jax"):
+        major, label, paths = _framework_cuda(ctx, framework)
+        own_pins = pins.get("jaxlib" if framework == "jax" else framework)
+        plugin_pins = [fw for name, fw in pins.items() if framework == "jax" and name.startswith("jax-cuda")]
+        for path in paths:
+            name = path.rsplit("/", 1)[-1]
+            if name.startswith(("libcuda.so", "libnvidia-ml")):
+                continue  # the driver's own libraries: GD1xx judge them
+            candidates = owners.get(_tail(path), [])
+            owner = candidates[0] if len(candidates) == 1 else None
+            if len(candidates) > 1 or _tail(path) in shared:
+                continue  # written by two wheels: GD802 says which one is on disk
+            origin, via_ld = _origin(ctx, path, owner, ld_dirs)
+            lib_major = library_cuda_major(path, owner)
+            if major is not None and lib_major is not None and lib_major != major:
+                found.append(
+                    Foreign(
+                        framework=framework,
+                        path=path,
+                        reason=f"a CUDA {lib_major} library in {label}",
+                        origin=origin,
+                        owner=owner,
+                        via_ld_library_path=via_ld,
+                    )
+                )
+                continue
+            framework_pins_here = [p for fw in (own_pins, *plugin_pins) if fw for p in fw.pins]
+            pin = next(
+                (
+                    p
+                    for p in framework_pins_here
+                    if CUDA_WHEEL.match(p.name) and p.name != "cuda-toolkit" and _provides(p.name, name)
+                ),
+                None,
+            )
+            if pin is None or (owner is None and not via_ld):
+                continue
+            if owner == pin.name and pin.state == "ok":
+                continue
+            if owner is not None and owner != pin.name and not _provides(owner, name):
+                continue
+            reason = f"{label} pins {pin.spec_text}, and the loaded copy is " + (
+                f"{owner}'s" if owner and owner != pin.name else "another version"
+            )
+            found.append(
+                Foreign(
+                    framework=framework,
+                    path=path,
+                    reason=reason,
+                    origin=origin,
+                    owner=owner,
+                    via_ld_library_path=via_ld,
+                )
+            )
+    return found
+
+
+def _ld_library_path(ctx: RuleContext) -> tuple[str, ...]:
+    libraries = ctx.facts.libraries
+    if libraries is not None and libraries.ld_library_path:
+        return libraries.ld_library_path
+    env = ctx.facts.environment
+    value = env.variables.get("LD_LIBRARY_PATH", "") if env is not None else ""
+    return tuple(p for p in value.split(":") if p)
+
+
+def _origin(ctx: RuleContext, path: str, owner: str | None, ld_dirs: tuple[str, ...]) -> tuple[str, bool]:
+    folder = path.rsplit("/", 1)[0]
+    if owner is not None:
+        dist = ctx.distribution(owner)
+        return f"the {owner} {dist.version if dist else ''} wheel".replace("  ", " "), False
+    if any(folder.rstrip("/") == d.rstrip("/") for d in ld_dirs):
+        return f"LD_LIBRARY_PATH ({folder})", True
+    conda = ctx.facts.conda
+    if conda is not None and conda.prefix and path.startswith(conda.prefix.rstrip("/") + "/"):
+        return f"the conda environment ({folder})", False
+    if re.search(r"[\\/](site|dist)-packages[\\/]", path):
+        return f"{folder}, a file no installed wheel's RECORD lists", False
+    return f"the system ({folder})", False
+
+
+@rule(
+    "GD803",
+    "Each framework loads the CUDA libraries of its own build and pins",
+    problem="A framework loads CUDA libraries other than those of its own build and pins",
+    part="libraries",
+    requires=(*causes.WHEELS_IN_CONFLICT, *causes.SHADOWED_WHEELS),
+    needs=("python",),
+)
+def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
+    python = _python(ctx)
+    if python is None:
+        return
+    foreign = foreign_libraries(ctx)
+    resolution = resolve(framework_pins(python), python)
+    pinned = {p.name for fw in framework_pins(python) for p in fw.pins}
+    for framework in ("torch", "tensorflow", "jax"):
+        mine = [f for f in foreign if f.framework == framework]
+        if not mine:
+            continue
+        _, label, _ = _framework_cuda(ctx, framework)
+        listed = [f"{f.name} ({f.origin})" for f in mine]
+        failed = _import_error(ctx, framework) or (
+            ctx.facts.torch.cuda_error or ctx.facts.torch.cudnn_error
+            if framework == "torch" and ctx.facts.torch
+            else None
+        )
+        stray = sorted({f.owner for f in mine if f.owner and f.owner not in pinned})
+        fixes: list[Fix] = []
+        if resolution.move:
+            fixes += _own_venv_fixes(ctx, resolution, framework_pins(python))
+        elif stray:
+            fixes.append(
+                ctx.fix(
+                    f"Remove the wheels no installed framework pins, so {framework} finds only its own",
+                    ctx.pip("uninstall", "-y", *stray),
+                )
+            )
+        ld = sorted({f.path.rsplit("/", 1)[0] for f in mine if f.via_ld_library_path})
+        if ld and ctx.flavor in ("linux", "wsl"):
+            fixes.append(
+                ctx.fix("Take these folders out of LD_LIBRARY_PATH", recipes.ld_library_path_without(ld))
+            )
+        yield Verdict(
+            severity=Severity.ERROR if failed else Severity.WARNING,
+            message=f"{label} loaded {len(mine)} CUDA librar{'y' if len(mine) == 1 else 'ies'} its build and pins do not call for: "
+            + _listed(listed),
+            why=(
+                "A framework is built against one CUDA major and pins the library wheels it was tested with. "
+                "Its loader searches LD_LIBRARY_PATH, its own nvidia-* folders and the system, and takes the "
+                "first file with a matching name: a wheel left by another framework or an older install can "
+                "put a second CUDA runtime, cuBLAS or cuDNN into the process, which fails or gives wrong "
+                "results in the kernels that use it."
+            ),
+            seen=tuple(f"{f.path}: {f.reason}; from {f.origin}" for f in mine),
+            fixes=tuple(fixes),
+        )

@@ -235,7 +235,7 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     "GD401",
     "TensorFlow imports",
     needs=("tensorflow",),
-    requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513", *causes.PYTHON_WHEELS),
+    requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513", *causes.WHEELS_IN_CONFLICT),
     problem="TensorFlow fails to import",
     part="tensorflow",
 )
@@ -608,7 +608,7 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
         *("GD403", "GD404", "GD405", "GD111", "GD201", "GD202", "GD203", "GD204", "GD205"),
         *("GD411", "GD412", "GD413", "GD414", "GD511", "GD513"),
         *causes.NO_GPU_FOR_ANY_FRAMEWORK,
-        *causes.PYTHON_WHEELS,
+        *causes.WHEELS_IN_CONFLICT,
     ),
     problem="TensorFlow sees no GPU",
     part="tensorflow",

@@ -105,7 +105,7 @@ def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> t
 @rule(
     "GD601",
     "PyTorch imports",
-    requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS, *causes.PYTHON_WHEELS),
+    requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT),
     needs=("torch",),
     problem="PyTorch fails to import",
     part="torch",
@@ -687,7 +687,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
         "GD603",
         "GD604",
         "GD607",
-        *causes.PYTHON_WHEELS,
+        *causes.WHEELS_IN_CONFLICT,
     ),
     needs=("torch", "driver"),
     problem="PyTorch does not see the GPU the driver reports",
@@ -735,7 +735,7 @@ def _dotted(numbers: str) -> str:
 @rule(
     "GD607",
     "PyTorch loads the cuDNN it was built with",
-    requires=(*causes.DRIVER, *causes.SHADOWED_WHEELS, "GD601", *causes.PYTHON_WHEELS),
+    requires=(*causes.DRIVER, *causes.SHADOWED_WHEELS, "GD601", *causes.WHEELS_IN_CONFLICT),
     needs=("torch",),
     problem="PyTorch loads a cuDNN other than the one it was built with",
     part="torch",

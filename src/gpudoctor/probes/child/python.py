@@ -8,7 +8,7 @@ import re
 import struct
 import sys
 
-from _prelude import canonical, emit, installed_distributions, read_text
+from _prelude import CUDA_LIBRARY, canonical, emit, installed_distributions, read_text
 
 EXACT = {
     "tensorflow",
@@ -47,6 +47,8 @@ RECORD_EXACT = {"torch", "jax", "jaxlib", "triton", "pytorch-triton", "intel-ten
 FRAMEWORK_MODULES = ("tensorflow", "torch", "jax", "jaxlib")
 TOOL_FILES = {"ptxas", "ptxas.exe", "nvcc", "nvcc.exe", "nvlink", "fatbinary"}
 MAX_SHARED = 400
+MAX_LIBRARIES = 600
+CUDA_DLL = r"^(cudart|cudnn|cublas|cufft|curand|cusolver|cusparse|nvrtc|nvjitlink|cupti)\w*\.dll$"
 HASH_BUDGET = 64 << 20  # bytes hashed at most to tell two owners of one file apart
 MAX_RECORD = 1 << 25  # bytes read from one RECORD (torch's is ~2 MB)
 
@@ -257,6 +259,20 @@ def wheel_tools(records):
     return found[:50]
 
 
+def wheel_libraries(records):
+    """Every CUDA library a wheel's RECORD lists (libcudnn.so.9, libcublas.so.13), with the wheel that wrote it."""
+    found = []
+    for name in sorted(records):
+        for path in records[name]:
+            base = os.path.basename(path)
+            library = ".so" in base or base.lower().endswith((".dll", ".dylib"))
+            if library and (CUDA_LIBRARY.match(base) or re.match(CUDA_DLL, base.lower())):
+                found.append(
+                    {"name": base, "path": path, "distribution": name, "exists": os.path.exists(path)}
+                )
+    return found[:MAX_LIBRARIES]
+
+
 def framework_modules(records):
     """What `import X` would load for each framework, found without importing it, and who installed it."""
     try:
@@ -375,6 +391,7 @@ def main():
         "shared_files_total": shared_total,
         "framework_modules": framework_modules(records),
         "wheel_tools": wheel_tools(records),
+        "wheel_libraries": wheel_libraries(records),
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
