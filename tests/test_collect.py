@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -70,3 +71,36 @@ def test_probes_run_concurrently() -> None:
     facts = collect(make_ctx(), probes)
     assert all(p.state == "ok" for p in facts.probes)
     assert time.monotonic() - started < 1.5
+
+
+def test_on_wait_names_the_pending_probes_with_their_elapsed_seconds() -> None:
+    release = threading.Event()
+
+    def hangs(ctx: ProbeContext) -> EnvironmentFacts:
+        release.wait(30)
+        return EnvironmentFacts()
+
+    def quick(ctx: ProbeContext) -> EnvironmentFacts:
+        return EnvironmentFacts()
+
+    seen: list[dict[str, float]] = []
+    done: list[str] = []
+    probes = [_probe("torch", hangs, timeout=2.5), _probe("environment", quick)]
+    facts = collect(
+        make_ctx(), probes, on_done=lambda n, _: done.append(n), on_wait=lambda p: seen.append(dict(p))
+    )
+    release.set()
+    assert done == ["environment", "torch"]  # the quick probe is reported at once, not after the hang
+    assert seen and all(set(p) == {"torch"} for p in seen)
+    assert [p["torch"] for p in seen] == sorted(p["torch"] for p in seen) and seen[-1]["torch"] >= 1.0
+    assert facts.status("torch").state == "timeout"  # type: ignore[union-attr]
+
+
+def test_a_child_started_late_gets_what_is_left_of_the_timeout() -> None:
+    ctx = make_ctx(child_timeout=10)
+    assert 9 < ctx.child_budget() <= 10
+    assert ctx.child_budget(3) == 3
+    late = dataclasses.replace(ctx, started=time.monotonic() - 8)
+    assert 1.5 < late.child_budget() <= 2
+    assert late.child_budget(25) <= 2
+    assert dataclasses.replace(ctx, started=time.monotonic() - 60).child_budget() == 1.0  # never nothing

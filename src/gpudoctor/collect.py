@@ -98,8 +98,9 @@ def collect(
                             timed_out.end()  # its programs, now: a hung probe costs its deadline only
                         if on_done:
                             on_done(n, statuses[n])
-                if on_wait is not None:
-                    on_wait({n: round(now - started, 1) for n in pending if n not in statuses})
+                still = {n: round(now - started, 1) for n in pending if n not in statuses}
+                if on_wait is not None and still:
+                    on_wait(still)
                 continue
             if name in statuses:  # finished after its deadline was already declared
                 continue

@@ -168,13 +168,20 @@ atexit.register(end_all_children)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None and sys.platform == "win32":
+    if sys.platform == "win32":
+        if proc.poll() is None:  # no process groups to signal: taskkill walks the tree of child processes
+            with suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
+                    capture_output=True,
+                    timeout=5,
+                    check=False,
+                )
+            with suppress(OSError):
+                proc.kill()
         return
     try:
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader: kill it even after exit
+        os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader: kill it even after exit
     except (ProcessLookupError, PermissionError, OSError):
         with suppress(OSError):
             proc.kill()
