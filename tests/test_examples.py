@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,48 +25,19 @@ from gpudoctor.render.json import dumps_report
 from tests.conftest import FakeCall, fake_program
 from tests.slurm_cluster import SlurmCluster, ensure_installed
 from tests.test_machines import run_machine
+from tests.wheel import REPO, built_wheel, installed_gpudoctor, run
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-
-
-def _pypi_reachable() -> bool:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-    except OSError:
-        return False
-    return True
-
-
-def _run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    kwargs.setdefault("timeout", 600)
-    return subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)
 
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel built from this repository, as the examples tell a user to build it."""
-    out = tmp_path_factory.mktemp("wheel")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)])
-    if built.returncode != 0:
-        if not _pypi_reachable():
-            pytest.skip("PyPI cannot be reached to build the wheel (hatchling)")
-        pytest.fail(f"pip wheel failed:\n{built.stderr[-3000:]}")
-    (found,) = out.glob("gpudoctor-*.whl")
-    return found
+    return built_wheel(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`gpudoctor` from that wheel, in a venv of its own."""
-    venv = tmp_path_factory.mktemp("installed") / "gpudoctor"
-    assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
-    done = _run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)])
-    if done.returncode != 0:
-        if not _pypi_reachable():
-            pytest.skip("PyPI cannot be reached to install gpudoctor's dependencies")
-        pytest.fail(f"pip install {wheel.name} failed:\n{done.stderr[-3000:]}")
-    return venv / "bin" / "gpudoctor"
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installed_gpudoctor(tmp_path_factory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +63,7 @@ def test_slurm_batch_script_on_a_real_one_node_cluster(
     job_out = tmp_path / "job.out"
     env = {**slurm.env, "GPUDOCTOR": str(installed), "GPUDOCTOR_REPORTS": str(reports), "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
-    submitted = _run(
+    submitted = run(
         [
             shutil.which("sbatch") or "sbatch",
             "--wait",
@@ -177,7 +146,7 @@ def test_kubernetes_pod_command_exits_0_when_gpudoctor_ran(tmp_path: Path) -> No
     bin_dir.mkdir()
     (bin_dir / "gpudoctor").symlink_to(Path(sys.executable).parent / "gpudoctor")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NO_COLOR": "1"}
-    done = _run(argv, env=env, timeout=300)
+    done = run(argv, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout)["findings"], list)
     failing = tmp_path / "failing"
@@ -185,7 +154,7 @@ def test_kubernetes_pod_command_exits_0_when_gpudoctor_ran(tmp_path: Path) -> No
     write_executable_script(
         failing / "gpudoctor", "#!/bin/sh\necho 'gpudoctor: error: internal error' >&2\nexit 2\n"
     )
-    broken = _run(argv, env={**env, "PATH": f"{failing}:{os.environ['PATH']}"}, timeout=60)
+    broken = run(argv, env={**env, "PATH": f"{failing}:{os.environ['PATH']}"}, timeout=60)
     assert broken.returncode == 2
 
 
@@ -236,7 +205,7 @@ def test_kubernetes_collect_script_saves_each_pods_report_and_runs_fleet(tmp_pat
         "GPUDOCTOR": str(Path(sys.executable).parent / "gpudoctor"),
         "NO_COLOR": "1",
     }
-    done = _run(["bash", str(EXAMPLES / "kubernetes" / "collect.sh"), str(folder)], env=env, timeout=120)
+    done = run(["bash", str(EXAMPLES / "kubernetes" / "collect.sh"), str(folder)], env=env, timeout=120)
     assert not kubectl.unexpected()
     assert done.returncode == 1, done.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["gpu-a.json", "gpu-b.json", "gpudoctor-2-zz81c.json"]
@@ -247,3 +216,57 @@ def test_kubernetes_collect_script_saves_each_pods_report_and_runs_fleet(tmp_pat
     )
     assert "gpudoctor-2-zz81c: " in out and "empty file" in out
     assert "no log from gpudoctor-2-zz81c on gpudoctor-2-zz81c" in done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Ansible
+
+
+@pytest.mark.integration
+def test_ansible_playbook_against_localhost(wheel: Path, tmp_path: Path) -> None:
+    playbook_program = shutil.which("ansible-playbook") or str(
+        Path(sys.executable).parent / "ansible-playbook"
+    )
+    if not Path(playbook_program).exists():
+        pytest.skip("ansible-playbook is not installed (pip install ansible-core)")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        f"[gpu_nodes]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n",
+        encoding="utf-8",
+    )
+    venv = tmp_path / "opt" / "gpudoctor"
+    venv.parent.mkdir()
+    reports = tmp_path / "reports"
+    extra = {
+        "gpudoctor_wheel": str(wheel),
+        "gpudoctor_venv": str(venv),
+        "gpudoctor_reports": str(reports),
+        "gpudoctor_command": str(venv / "bin" / "gpudoctor"),  # the controller is the node here
+    }
+    env = {
+        **os.environ,
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_HOME": str(tmp_path / "ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible" / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible" / "remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    done = run(
+        [
+            playbook_program,
+            "-i",
+            str(inventory),
+            str(EXAMPLES / "ansible" / "gpudoctor.yml"),
+            "-e",
+            json.dumps(extra),
+        ],
+        env=env,
+        timeout=600,
+    )
+    report = json.loads((reports / "localhost.json").read_text(encoding="utf-8"))
+    has_error = any(f["severity"] == "error" for f in report["findings"])
+    assert done.returncode == (2 if has_error else 0), done.stdout[-4000:] + done.stderr[-2000:]
+    assert "gpudoctor fleet: 1 node: " in done.stdout
+    assert "failed=0" in done.stdout or has_error

@@ -153,9 +153,9 @@ def hostile_files(folder: Path) -> dict[str, str]:
     return {
         "empty": "empty file",
         "truncated": "not valid JSON",
-        "deep": "nested too deeply",
-        "deep-object": "nested too deeply",
-        "binary": "UTF-8",
+        "deep": "levels deep: refused",
+        "deep-object": "levels deep: refused",
+        "binary": "not UTF-8",
         "list": "not a gpudoctor report",
         "stranger": "neither a gpudoctor report",
         "bad-severity": "not error, warning or info",
@@ -163,8 +163,8 @@ def hostile_files(folder: Path) -> dict[str, str]:
         "wrong-types": "does not look like gpudoctor facts",
         "newer": "newer gpudoctor",
         "too-many": "5000 findings",
-        "huge": "too large",
-        "fifo": "not a regular file",
+        "huge": "larger than 8.0 MB (64.0 MB): refused",
+        "fifo": "not a regular file (a FIFO): refused",
         "dangling": "cannot open",
         "bignum": "not valid JSON",
     }

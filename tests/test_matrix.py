@@ -596,8 +596,8 @@ def test_duplicate_row(tmp_path: Path, text: str) -> None:
 
 
 def test_overlapping_jax_runs(tmp_path: Path, text: str) -> None:
-    broken = _with(text, '{version: "0.4.31", until: "0.6.0"', '{version: "0.4.31", until: "0.6.1"')
-    assert "jax[0.6.0]: overlaps jax[0.4.31]" in str(_load_broken(tmp_path, broken))
+    broken = _with(text, '{version: "0.4.36", until: "0.6.0"', '{version: "0.4.36", until: "0.6.1"')
+    assert "jax[0.6.0]: overlaps jax[0.4.36]" in str(_load_broken(tmp_path, broken))
 
 
 def test_overlapping_cudnn_ranges(tmp_path: Path, text: str) -> None:
@@ -643,3 +643,121 @@ def test_missing_file_is_an_oserror(tmp_path: Path) -> None:
 def test_parse_matrix_names_the_given_file() -> None:
     with pytest.raises(MatrixError, match=r"^custom\.yaml: "):
         parse_matrix("schema: 1\n", name="custom.yaml")
+
+
+# -- Issue #11: corrected and new rows, and the lookups other areas use -------------------------
+
+
+def test_short_driver_versions_are_the_lowest_of_their_series(matrix: Matrix) -> None:
+    from gpudoctor.matrix import driver_at_least, is_short_driver
+
+    assert driver_at_least("535.54", "535.54.03")
+    assert not driver_at_least("535.54", "535.86.09")
+    assert not driver_at_least("610.10", "610.43.02")
+    assert driver_at_least("610.43.02", "610.43.02")
+    assert is_short_driver("535.54") and not is_short_driver("535.54.03")
+    assert matrix.newest_cuda_for_driver("535.54", "linux") == "12.2"
+    assert matrix.newest_cuda_for_driver("610.10", "linux") == "13.2"
+    assert matrix.newest_cuda_for_driver("610.43.02", "linux") == "13.3"
+
+
+def test_corrected_rows(matrix: Matrix) -> None:
+    toolkit = matrix.cuda_toolkit("13.3")
+    assert toolkit is not None and toolkit.linux == "610.43.02"
+    five = matrix.cuda_toolkit("13.5")
+    assert five is not None and five.linux is None and not five.verified
+    assert matrix.driver_runs_cuda("580.65.06", "13.5", "linux") is True
+    torch_215, torch_113, torch_18 = (matrix.torch_release(v) for v in ("2.15", "1.13", "1.8"))
+    assert torch_215 is not None and torch_215.python.contains("3.15.0") and torch_215.free_threaded
+    assert torch_113 is not None and torch_113.python.contains("3.11.0")
+    cu101 = torch_18.variant("cu101") if torch_18 else None
+    assert cu101 is not None and cu101.cudnn == "7.6.3.30"
+    assert matrix.cudnn_supports("9.11.0", "13.0") is False
+    assert matrix.cudnn_supports("9.12.0", "13.0") is True
+    plugin = matrix.jax_cuda(12)
+    assert plugin is not None and (plugin.min_jax, plugin.min_cudnn) == ("0.4.22", "9.10.2")
+    early = matrix.jax_release("0.4.2")
+    assert early is not None and "cuda11_cudnn86" in early.extras
+    assert matrix.jax_release("0.4.7") is not matrix.jax_release("0.4.8")
+    assert {
+        v: (r.min_cudnn[12] if (r := matrix.jax_release(v)) else "") for v in ("0.4.26", "0.4.28", "0.4.29")
+    } == {"0.4.26": "8.9.2", "0.4.28": "8.9.2", "0.4.29": "9.0"}
+
+
+def test_new_compute_capabilities_have_no_guessed_product(matrix: Matrix) -> None:
+    for cc, first in (("8.8", "13.0"), ("10.7", "13.4")):
+        arch = matrix.architecture(cc)
+        assert arch is not None and arch.first_cuda == first
+        assert not any(g.cc == cc for g in matrix.gpus)
+    assert matrix.toolkit_supports_arch("13.3", "10.7") is False
+    assert matrix.toolkit_supports_arch("13.5", "10.7") is True
+
+
+def test_tensorflow_prerelease_is_looked_up_but_never_recommended(matrix: Matrix) -> None:
+    row = matrix.tensorflow_release("2.22.0rc0")
+    assert row is not None and row.prerelease == "2.22.0rc0"
+    assert all(r.version != "2.22" for r in matrix.tensorflow)
+    assert "2.22" not in matrix.tensorflow_versions_for_python("3.14")
+
+
+def test_tensorflow_gpu_packages_per_patch_release(matrix: Matrix) -> None:
+    assert matrix.tensorflow_gpu_packages("1.15.0") == ("tensorflow", "tensorflow-gpu")
+    assert matrix.tensorflow_gpu_packages("1.15.5") == ("tensorflow-gpu",)
+    assert matrix.tensorflow_gpu_packages("2.0.0") == ("tensorflow-gpu",)
+    assert matrix.tensorflow_gpu_packages("2.11.0") == ("tensorflow", "tensorflow-gpu")
+    assert matrix.tensorflow_gpu_packages("2.11.1") == ("tensorflow",)
+    assert matrix.tensorflow_gpu_packages("9.9") == ()
+
+
+def test_jax_targets_judge_a_gpu(matrix: Matrix) -> None:
+    assert matrix.jax_kernel_support("0.5.0", 12, "10.0") == "ptx"  # Blackwell: compute_90 JIT only
+    assert matrix.jax_kernel_support("0.6.0", 12, "10.0") == "native"
+    assert matrix.jax_kernel_support("0.8.0", 13, "6.1") is None  # CUDA 13 wheels start at sm_75
+    assert matrix.jax_kernel_support("0.4.2", 11, "3.5") == "native"
+    assert matrix.jax_kernel_support("0.4.5", 11, "3.5") is None
+    assert matrix.jax_kernel_support("0.8.0", 11, "8.0") is None  # no CUDA 11 build
+    assert ("0.6.0", 12) in matrix.jax_releases_supporting_arch("12.0")
+
+
+def test_legacy_driver_branches_and_pci_ids(matrix: Matrix) -> None:
+    assert matrix.pci_generation("10de:1b80") == "Pascal"
+    assert matrix.pci_generation("0x1180") == "Kepler"
+    assert matrix.pci_generation("20B2") == "Ampere"
+    assert matrix.pci_generation("ffff") is None
+    assert matrix.pci_generation("not an id") is None
+    kepler = matrix.last_driver_branch("kepler")
+    assert kepler is not None and kepler.last_branch == "470" and kepler.verified
+    assert matrix.last_driver_branch("Turing") is None
+    pascal = matrix.last_driver_branch_for_cc("6.1")
+    assert pascal is not None and pascal.last_branch == "580"
+    assert matrix.driver_supports_generation("590.44.01", "Pascal") is False
+    assert matrix.driver_supports_generation("580.95.05", "Pascal") is True
+    assert matrix.driver_supports_generation("610.43.02", "Ada Lovelace") is True
+    generations = {b.generation for b in matrix.driver_branches} | {p.generation for p in matrix.pci_devices}
+    assert generations <= {a.name for a in matrix.architectures} | {"Tesla", "Fermi"}
+
+
+def test_jetson_and_tensorflow_plugins(matrix: Matrix) -> None:
+    jetson = matrix.jetson_release(l4t="R35.4.1")
+    assert jetson is not None and jetson.jetpack == "5.1.2" and jetson.python == "3.8"
+    assert matrix.jetson_release(l4t="35.2") is matrix.jetson_release(jetpack="5.1")
+    assert matrix.jetson_release(l4t="99.1") is None
+    metal = matrix.tensorflow_metal_for("2.14.1")
+    assert [p.version for p in metal] == ["1.1.0"]
+    assert matrix.tensorflow_metal_for("2.12.0")[0].tensorflow_package == "tensorflow-macos"
+    directml = matrix.tensorflow_directml_for("2.10.0")
+    assert directml[0].version == "0.4.0.dev230202" and directml[0].tensorflow_package == "tensorflow-cpu"
+    assert [p.version for p in matrix.tensorflow_directml_for("2.11.0")] == [
+        "0.2.0.dev221020",
+        "0.1.1.dev221004",
+        "0.1.0.dev220928",
+    ]
+
+
+def test_overlapping_pci_ids(tmp_path: Path, text: str) -> None:
+    broken = _with(
+        text,
+        '{generation: Volta, source: *pci_ids, ids: "',
+        '{generation: Volta, source: *pci_ids, ids: "1b80 ',
+    )
+    assert "pci_devices[Volta]: 1b80 is listed under Pascal too" in str(_load_broken(tmp_path, broken))

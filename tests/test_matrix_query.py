@@ -34,7 +34,8 @@ def test_overview_text() -> None:
     code, output = _run()
     assert code == 0
     assert "compat_matrix.yaml" in output
-    assert "tensorflow" in output and "(1.13 … 2.21)" in output
+    assert "tensorflow" in output and "(1.13 … 2.22)" in output
+    assert "Last verified against the released wheels: " in output
     assert "torch" in output and "jax" in output
 
 
@@ -42,7 +43,9 @@ def test_overview_json_counts_match_the_matrix() -> None:
     data = _json()
     sections = data["sections"]
     assert isinstance(sections, dict)
-    assert sections["tensorflow"]["rows"] == len(load_matrix().tensorflow)
+    matrix = load_matrix()
+    assert sections["tensorflow"]["rows"] == len(matrix.tensorflow) + len(matrix.tensorflow_prereleases)
+    assert {name: entry["rows"] for name, entry in sections.items()} == matrix.sections()
     assert str(data["source"]).endswith("compat_matrix.yaml")
 
 
@@ -132,16 +135,23 @@ def test_jax_0431() -> None:
 @pytest.mark.parametrize(
     ("version", "expected"),
     [
-        ("0.4.1", ["CUDA 11: Linux driver >= 450.80.02", "jaxlib==0.4.1+cuda11"]),
+        (
+            "0.4.1",
+            [
+                "CUDA 11: Linux driver >= 450.80.02",
+                'pip install "jax[cuda11_cudnn86]==0.4.1" -f https://storage.googleapis.com/jax-releases/',
+                "(targets sm_35 sm_52 sm_60 sm_70 compute_80)",
+            ],
+        ),
         (
             "0.4.16",
             [
                 (
-                    "CUDA 11: Linux driver >= 450.80.02 (CUDA 11.x minor-version compatibility); "
+                    "CUDA 11: cuDNN >= 8.8, Linux driver >= 450.80.02 (CUDA 11.x minor-version compatibility); "
                     'pip install "jax[cuda11_pip]==0.4.16" -f https://storage.googleapis.com/jax-releases/'
                 ),
                 (
-                    "CUDA 12: Linux driver >= 525.60.13 (CUDA 12.x minor-version compatibility); "
+                    "CUDA 12: cuDNN >= 8.9, Linux driver >= 525.60.13 (CUDA 12.x minor-version compatibility); "
                     'pip install "jax[cuda12_pip]==0.4.16"'
                 ),
             ],
@@ -160,7 +170,11 @@ def test_jax_before_plugins_has_no_empty_cuda_lines(version: str, expected: list
 def test_jax_with_driver_judges_cuda_11_by_its_floor() -> None:
     data = _json("jax", "0.4.16", "--driver", "470.82")
     by_major = {entry["cuda"]: entry for entry in data["cuda"]}
-    assert by_major[11]["driver_ok"] is True and by_major[11]["extras"] == ["cuda11_pip", "cuda11_local"]
+    assert by_major[11]["driver_ok"] is True and by_major[11]["extras"] == [
+        "cuda11_pip",
+        "cuda11_local",
+        "cuda11_cudnn86",
+    ]
     assert by_major[12]["driver_ok"] is False
 
 

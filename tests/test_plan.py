@@ -145,7 +145,7 @@ CASES = [
         {
             "tensorflow": ("ready", "2.14", None),
             "torch": ("ready", "2.7", "cu118"),
-            "jax": ("ready", "0.4.17", "cuda11_pip"),
+            "jax": ("ready", "0.4.25", "cuda11_pip"),
         },
         "driver 470 runs CUDA 11.x by minor-version compatibility only: TF 2.14 (CUDA 11.8), torch 2.7's "
         "cu118 (the last release with a CUDA 11 build), JAX's last CUDA 11 wheels",
@@ -507,3 +507,13 @@ def test_a_turing_gpu_needs_no_cudnn_ceiling(matrix: Matrix) -> None:
     facts = _facts("Linux", driver="570.124.06", gpu="NVIDIA GeForce RTX 2080", cc="7.5")
     plan = make_plan(matrix, machine_from_facts(facts, matrix), "tensorflow")
     assert not any("nvidia-cudnn" in c for c in _all_commands(plan))
+
+
+def test_in_a_container_the_driver_is_the_hosts(matrix: Matrix) -> None:
+    base = _facts("Linux", driver="535.104.05", gpu="NVIDIA A100-SXM4-80GB", cc="8.0")
+    assert base.platform is not None
+    facts = dataclasses.replace(base, platform=dataclasses.replace(base.platform, container="docker"))
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch", "2.15")
+    assert plan.status == "after-changes"
+    (driver_change,) = plan.changes
+    assert driver_change.summary.startswith("On the host") and driver_change.commands == ()

@@ -59,11 +59,13 @@ PLATFORMS = {
     "windows": ("win_amd64",),
 }
 PYTHONS = tuple(f"3.{m}" for m in range(5, 16))
-BUILD_INFO = "tensorflow/python/platform/build_info.py"
+BUILD_INFO = "python/platform/build_info.py"  # under tensorflow/ (tensorflow_core/ in 1.15-2.1)
 
 
 def _pip(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    keep = ("PIP_CERT", "PIP_DEFAULT_TIMEOUT")  # no local find-links, constraints or mirrors
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in keep}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
     return subprocess.run(
         [sys.executable, "-m", "pip", *args],
         capture_output=True,
@@ -75,7 +77,8 @@ def _pip(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 
 
 def _target(python: str, platform: str) -> list[str]:
-    flags = ["--only-binary=:all:", "--python-version", python]
+    # X.Y.99: a release that requires ">=3.6.2" still counts for Python 3.6
+    flags = ["--only-binary=:all:", "--python-version", f"{python}.99"]
     for tag in PLATFORMS[platform]:
         flags += ["--platform", tag]
     return flags
@@ -84,7 +87,8 @@ def _target(python: str, platform: str) -> list[str]:
 def index_versions(package: str, python: str, platform: str) -> list[str]:
     done = _pip("index", "versions", package, "--pre", *_target(python, platform), timeout=120)
     match = re.search(r"Available versions: (.*)", done.stdout)
-    return [v.strip() for v in match.group(1).split(",")] if match else []
+    versions = [v.strip() for v in match.group(1).split(",")] if match else []
+    return [v for v in versions if "+" not in v]  # a local build (+cpu) is not on the index
 
 
 def _read_wheel(path: Path) -> dict[str, Any]:
@@ -93,8 +97,10 @@ def _read_wheel(path: Path) -> dict[str, Any]:
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
         text = wheel.read(metadata).decode("utf-8", "replace")
         build_info = None
-        if BUILD_INFO in names:
-            build_info = _build_info(wheel.read(BUILD_INFO).decode("utf-8", "replace"))
+        found = sorted(n for n in names if n.endswith(BUILD_INFO) and n.count("/") == 3)
+        if found:
+            build_info = _build_info(wheel.read(found[0]).decode("utf-8", "replace"))
+            build_info["file"] = found[0]
     headers = _headers(text)
     return {
         "wheel": path.name,
@@ -153,10 +159,33 @@ def fetch_release(package: str, version: str, python: str, platform: str) -> dic
         )
         files = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not files:
-            return {"error": _last_line(done.stderr), "python": python}
+            return _from_sdist(package, version, Path(tmp)) or {"error": _last_line(done.stderr), "python": python}
         record = _read_wheel(files[0])
     record["python"] = python
     return record
+
+
+def _from_sdist(package: str, version: str, tmp: Path) -> dict[str, Any] | None:
+    """A release without wheels (jax <= 0.4.14 was an sdist): pip's report of the metadata it builds."""
+    report = tmp / "report.json"
+    done = _pip(
+        "install", "--dry-run", "--no-deps", "--ignore-installed", "--ignore-requires-python",
+        "--no-binary", package, "--quiet", "--report", str(report), f"{package}=={version}",
+    )  # fmt: skip
+    if done.returncode != 0 or not report.exists():
+        return None
+    items = json.loads(report.read_text())["install"]
+    if not items or items[0]["download_info"]["url"].endswith(".whl"):
+        return None
+    meta = items[0]["metadata"]
+    return {
+        "sdist": items[0]["download_info"]["url"].rsplit("/", 1)[-1],
+        "requires_python": meta.get("requires_python"),
+        "requires_dist": meta.get("requires_dist", []),
+        "provides_extra": meta.get("provides_extra", []),
+        "build_info": None,
+        "python": None,
+    }
 
 
 def _last_line(text: str) -> str:
@@ -164,10 +193,12 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else "pip failed"
 
 
-def refresh(recording_dir: Path, jobs: int) -> None:
+def refresh(recording_dir: Path, jobs: int, only: list[str] | None = None, again: bool = False) -> None:
     matrix = load_matrix(str(ROOT / "compat_matrix.yaml"))
     recording_dir.mkdir(parents=True, exist_ok=True)
     for package, spec in PACKAGES.items():
+        if only and package not in only:
+            continue
         path = recording_dir / f"{package}.json"
         old = json.loads(path.read_text()) if path.exists() else {}
         platform = spec["platform"]
@@ -179,7 +210,7 @@ def refresh(recording_dir: Path, jobs: int) -> None:
         by_python = {py: versions for py, versions in listed.items() if versions}
         wanted = releases_to_record(matrix, package, by_python)
         releases: dict[str, Any] = dict(old.get("releases", {}))
-        todo = [(v, py) for v, py in wanted.items() if "error" in releases.get(v, {"error": ""})]
+        todo = [(v, py) for v, py in wanted.items() if again or "error" in releases.get(v, {"error": ""})]
         print(f"{package}: reading {len(todo)} of {len(wanted)} releases", file=sys.stderr, flush=True)
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
             futures = {pool.submit(fetch_release, package, v, py, platform): v for v, py in todo}
@@ -207,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         "--refresh", action="store_true", help="read the wheels from the index first (network)"
     )
     parser.add_argument("--jobs", type=int, default=4, help="parallel pip processes for --refresh")
+    parser.add_argument("--only", action="append", metavar="PACKAGE", help="refresh only these packages")
+    parser.add_argument("--again", action="store_true", help="re-read releases already recorded")
     parser.add_argument("--recording", type=Path, default=ROOT / RECORDING)
     parser.add_argument("--matrix", type=Path, default=ROOT / "compat_matrix.yaml")
     args = parser.parse_args(argv)
     if args.refresh:
-        refresh(args.recording, args.jobs)
+        refresh(args.recording, args.jobs, args.only, args.again)
     recording: Recording = load_recording(args.recording)
     matrix = load_matrix(str(args.matrix))
     result = verify(matrix, recording)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from gpudoctor.matrix import Matrix
 
-MAX_FILE_BYTES = 16 * 1024 * 1024  # a real report is 5-50 KB; a facts file with a big survey < 2 MB
 MAX_FILES = 200_000  # files gathered from folders, all together
 MAX_FOLDER_DEPTH = 8
 MAX_FINDINGS_PER_NODE = 500
@@ -351,46 +349,35 @@ class _Bad(Exception):
     """This node's file cannot be used; the message is the one line shown for it."""
 
 
-def read_bounded(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes, at most `limit`; never blocks on a FIFO or a device."""
+def read_text(path: str) -> str:
+    """The file's text, through the bounded reader every untrusted file goes through."""
+    from gpudoctor import loading
+
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        return loading.read_bounded(path, loading.MAX_FACTS_BYTES)
     except OSError as exc:
-        raise _Bad(f"cannot open: {exc.strerror or exc}") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _Bad("not a regular file")
-        if info.st_size > limit:
-            raise _Bad(f"too large ({info.st_size} bytes; a report is at most {limit})")
-        chunks = []
-        size = 0
-        while chunk := os.read(fd, min(max(info.st_size + 1, 1 << 16), limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise _Bad(f"too large (over {limit} bytes)")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise _Bad(f"cannot read: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
+        raise _Bad(f"cannot open: {exc.strerror or exc}") from None
+    except loading.UntrustedInputError as exc:
+        raise _Bad(clean(str(exc), 200)) from None
 
 
-def parse_json(data: bytes) -> Any:
-    if not data.strip():
+def parse_json(text: str) -> Any:
+    """The document; of a report, what fleet reads (`_report_quickly`); bounded in depth."""
+    from gpudoctor import loading
+
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
         raise _Bad("empty file")
     try:
-        text = data.decode("utf-8")
-        text = text.removeprefix("\ufeff")
         quick = _report_quickly(text)
-        return quick if quick is not None else json.loads(text)
+        if quick is None:
+            return loading.parse_json(text)
+        loading.check_depth(quick)
+        return quick
     except RecursionError:
-        raise _Bad("nested too deeply to be a gpudoctor report") from None
-    except UnicodeDecodeError as exc:
-        raise _Bad(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except ValueError as exc:
-        raise _Bad(f"not valid JSON: {clean(str(exc), 160)}") from None
+        raise _Bad(f"nested more than {loading.MAX_DEPTH} levels deep: refused") from None
+    except loading.UntrustedInputError as exc:
+        raise _Bad(clean(str(exc), 200)) from None
 
 
 _DECODER = json.JSONDecoder()
@@ -629,7 +616,7 @@ def _load(name: str, path: str) -> Node | Unreadable | _Facts:
     """Read and parse one file: a report becomes a Node; facts wait for the engine."""
     shown = clean(path, 300)
     try:
-        doc = parse_json(read_bounded(path))
+        doc = parse_json(read_text(path))
         if not isinstance(doc, dict):
             raise _Bad(f"a JSON {type(doc).__name__}, not a gpudoctor report or facts object")
         if doc.get("kind") == "gpudoctor-fleet":

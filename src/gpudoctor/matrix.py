@@ -60,6 +60,9 @@ class TensorFlowRelease:
     windows: TensorFlowBuild | None = None  # native Windows GPU build (<= 2.10 only)
     and_cuda: dict[str, str] = field(default_factory=dict)  # `tensorflow[and-cuda]`: dist -> specifier
     gpu_packages: tuple[str, ...] = ()  # pip distributions of this release that are CUDA builds (Linux)
+    # patch releases whose CUDA distributions differ from `gpu_packages` ("1.15.0": tensorflow too)
+    gpu_packages_in: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    prerelease: str | None = None  # "2.22.0rc0": only a pre-release is out (`pip install --pre`)
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -160,6 +163,7 @@ class TorchRelease:
     python: SpecifierSet
     variants: tuple[TorchVariant, ...]
     pypi_default_linux: str  # the variant plain `pip install torch` gives on Linux x86_64
+    free_threaded: tuple[str, ...] = ()  # free-threaded CPython builds with wheels: ("3.14t", "3.15t")
     notes: str = ""
     source: str = ""
     verified: bool = True
@@ -192,7 +196,62 @@ class JaxRelease:
     cuda: tuple[int, ...]  # CUDA majors with NVIDIA GPU wheels
     min_cudnn: dict[int, str] = field(default_factory=dict)  # CUDA major -> minimum cuDNN
     extras: tuple[str, ...] = ()  # pip extras for NVIDIA GPUs
+    # CUDA major -> the GPU targets jaxlib / the CUDA plugin is compiled for ("sm_80", "compute_120")
+    targets: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    targets_source: str = ""
     notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverBranch:
+    """The last NVIDIA driver branch that supports a GPU generation (a legacy branch)."""
+
+    generation: str  # "Kepler", as in `architectures` and `pci_devices`
+    ccs: tuple[str, ...]  # its compute capabilities
+    last_branch: str  # "470": drivers of later branches do not load on it
+    max_cuda: str | None = None  # the newest CUDA that branch's driver runs ("11.4")
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PciGeneration:
+    """NVIDIA PCI device ids (vendor 10de) of one GPU generation."""
+
+    generation: str
+    ids: frozenset[int]  # device ids, from a space-separated list of 4-digit hex numbers
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class JetsonRelease:
+    """A JetPack release: its L4T, CUDA and Python, and where NVIDIA's framework wheels for it live."""
+
+    jetpack: str  # "5.1.2"
+    l4t: str  # "35.4.1" (the R35.4.1 of /etc/nv_tegra_release)
+    cuda: str | None = None
+    cudnn: str | None = None
+    python: str = ""  # the system Python the wheels are built for ("3.8")
+    torch: tuple[str, ...] = ()  # NVIDIA's torch wheels for it ("2.0.0+nv23.05")
+    tensorflow: tuple[str, ...] = ()  # NVIDIA's TensorFlow wheels for it ("2.12.0+nv23.06")
+    index_url: str = ""  # where the wheels are (pip --extra-index-url / -f)
+    notes: str = ""
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class PluginRelease:
+    """A release of a TensorFlow device plugin (tensorflow-metal, tensorflow-directml-plugin) and the
+    TensorFlow it works with."""
+
+    version: str  # the plugin's release ("1.1.0")
+    tensorflow: SpecifierSet  # TensorFlow releases it works with
+    tensorflow_package: str = "tensorflow"  # the distribution it needs ("tensorflow-cpu" for directml)
+    python: SpecifierSet | None = None
     source: str = ""
     verified: bool = True
 
@@ -292,8 +351,26 @@ def _series(version: str) -> str | None:
 
 
 def _at_least(version: str, minimum: str) -> bool:
+    """`version` >= `minimum`, where a short version names the lowest release of its series:
+    "535.54" is a 535.54.x driver, so it meets "535.54.03" (the series' first release)."""
     left, right = parse_version(version), parse_version(minimum)
-    return left is not None and right is not None and left >= right
+    if left is None or right is None:
+        return False
+    if len(left.release) < len(right.release):
+        return left.release >= right.release[: len(left.release)]
+    return left >= right
+
+
+def driver_at_least(driver: str, minimum: str) -> bool:
+    """Whether NVIDIA driver `driver` meets `minimum`; a short `driver` ("535.54") is read as the
+    lowest release of its series, which meets any floor inside that series ("535.54.03")."""
+    return _at_least(driver, minimum)
+
+
+def is_short_driver(driver: str) -> bool:
+    """Whether `driver` has fewer parts than NVIDIA's Linux versions (535.54 vs 535.54.03)."""
+    parsed = parse_version(driver)
+    return parsed is not None and len(parsed.release) < 3
 
 
 def _cuda_key(cuda: str) -> tuple[int, int] | None:
@@ -323,7 +400,9 @@ def _is_subsequence(needle: Sequence[str], haystack: Sequence[str]) -> bool:
 @dataclass(frozen=True, kw_only=True)
 class Matrix:
     source: str = ""  # the file this was loaded from
-    tensorflow: tuple[TensorFlowRelease, ...] = ()
+    last_verified: str = ""  # when tools/verify_matrix.py last checked it against the wheels, and its tally
+    tensorflow: tuple[TensorFlowRelease, ...] = ()  # released series only: what rules recommend
+    tensorflow_prereleases: tuple[TensorFlowRelease, ...] = ()  # rows with `prerelease:` (2.22.0rc0)
     cuda_toolkits: tuple[CudaToolkit, ...] = ()
     cuda_families: tuple[CudaFamily, ...] = ()
     architectures: tuple[Architecture, ...] = ()
@@ -334,6 +413,11 @@ class Matrix:
     torch: tuple[TorchRelease, ...] = ()
     jax_cuda_plugins: tuple[JaxCuda, ...] = ()
     jax: tuple[JaxRelease, ...] = ()
+    driver_branches: tuple[DriverBranch, ...] = ()
+    pci_devices: tuple[PciGeneration, ...] = ()
+    jetson: tuple[JetsonRelease, ...] = ()
+    tensorflow_metal: tuple[PluginRelease, ...] = ()
+    tensorflow_directml: tuple[PluginRelease, ...] = ()
     platform: Platform = field(default_factory=Platform)
 
     # -- TensorFlow --------------------------------------------------------------------------
@@ -342,7 +426,19 @@ class Matrix:
         """The row of the release series `version` belongs to ("2.15.1", "2.15.0.post1" -> "2.15"),
         or None for an unknown series or an unparseable version."""
         series = _series(version)
-        return next((r for r in self.tensorflow if r.version == series), None)
+        rows = (*self.tensorflow, *self.tensorflow_prereleases)
+        return next((r for r in rows if r.version == series), None)
+
+    def tensorflow_gpu_packages(self, version: str) -> tuple[str, ...]:
+        """The pip distributions of release `version` ("2.1.3") whose Linux wheels are CUDA builds
+        (build_info is_cuda_build, checked in every patch release): ("tensorflow", "tensorflow-gpu"),
+        ("tensorflow-gpu",) for 1.13, 1.14 and 2.0; empty for an unknown release."""
+        release = self.tensorflow_release(version)
+        if release is None:
+            return ()
+        parsed = parse_version(version)
+        public = parsed.public if parsed is not None else version
+        return release.gpu_packages_in.get(public, release.gpu_packages)
 
     def tensorflow_versions_for_python(self, python_version: str) -> list[str]:
         """TensorFlow series ("2.12", ...) with Linux wheels for this Python ("3.11" or "3.11.4"),
@@ -534,15 +630,106 @@ class Matrix:
             return None
         return next((r for r in self.jax if Version(r.version) <= parsed < Version(r.until)), None)
 
+    def jax_kernel_support(self, version: str, major: int, cc: str) -> KernelSupport | None:
+        """Whether the jax release `version`'s CUDA `major` wheels (jaxlib / jax-cudaNN-plugin) have
+        kernels for compute capability `cc`: "native", "ptx" (JIT from PTX at first start) or None.
+        None too when the run or its target list is unknown (see `jax_targets`)."""
+        targets = self.jax_targets(version, major)
+        return kernel_support(cc, targets) if targets else None
+
+    def jax_targets(self, version: str, major: int) -> tuple[str, ...]:
+        """The GPU targets of that jax release's CUDA `major` build; empty when not recorded."""
+        release = self.jax_release(version)
+        return release.targets.get(major, ()) if release is not None else ()
+
+    def jax_releases_supporting_arch(self, cc: str) -> list[tuple[str, int]]:
+        """(first release of a run, CUDA major) pairs whose targets run on `cc`, oldest first."""
+        pairs = []
+        for run in sorted(self.jax, key=lambda r: Version(r.version)):
+            for major, targets in sorted(run.targets.items()):
+                if kernel_support(cc, targets) is not None:
+                    pairs.append((run.version, major))
+        return pairs
+
+    # -- Legacy driver branches, PCI ids, Jetson ---------------------------------------------
+
+    def pci_generation(self, device_id: str) -> str | None:
+        """The GPU generation ("Pascal") of an NVIDIA PCI device id: "10de:1b80", "0x1B80", "1b80".
+        None for an unknown id (newer than the PCI id list the matrix was built from) or garbage."""
+        text = device_id.strip().lower()
+        text = text.removeprefix("10de:")
+        text = text.removeprefix("0x")
+        if not re.fullmatch(r"[0-9a-f]{1,4}", text):
+            return None
+        number = int(text, 16)
+        return next((row.generation for row in self.pci_devices if number in row.ids), None)
+
+    def last_driver_branch(self, generation: str) -> DriverBranch | None:
+        """The legacy branch row of a generation ("Kepler" -> 470), or None when current drivers
+        still support it (or the generation is unknown)."""
+        wanted = generation.strip().lower()
+        return next((b for b in self.driver_branches if b.generation.lower() == wanted), None)
+
+    def last_driver_branch_for_cc(self, cc: str) -> DriverBranch | None:
+        """The legacy branch row of a compute capability ("3.7" -> Kepler, 470), or None."""
+        return next((b for b in self.driver_branches if cc.strip() in b.ccs), None)
+
+    def driver_supports_generation(self, driver: str, generation: str) -> bool | None:
+        """Whether driver `driver` ("590.44.01") still supports GPUs of `generation`: its branch
+        (major) is at most the generation's last branch. True for generations without a legacy
+        branch; None for a driver that does not parse."""
+        parsed = parse_version(driver)
+        if parsed is None:
+            return None
+        branch = self.last_driver_branch(generation)
+        return branch is None or parsed.release[0] <= int(branch.last_branch)
+
+    def jetson_release(self, *, jetpack: str | None = None, l4t: str | None = None) -> JetsonRelease | None:
+        """The JetPack row for a JetPack version ("5.1.2") or an L4T release ("35.4.1", "R35.4.1",
+        or "35.4" for any 35.4.x); None when unknown."""
+        if jetpack is not None:
+            return next((j for j in self.jetson if j.jetpack == jetpack.strip()), None)
+        if l4t is None:
+            return None
+        wanted = l4t.strip().upper().removeprefix("R")
+        exact = next((j for j in self.jetson if j.l4t == wanted), None)
+        return exact or next((j for j in self.jetson if j.l4t.startswith(wanted + ".")), None)
+
+    # -- TensorFlow device plugins -------------------------------------------------------------
+
+    def tensorflow_metal_for(self, tensorflow: str) -> list[PluginRelease]:
+        """tensorflow-metal releases that work with TensorFlow `tensorflow` ("2.15.1"), newest first."""
+        return _plugins_for(self.tensorflow_metal, tensorflow)
+
+    def tensorflow_directml_for(self, tensorflow: str) -> list[PluginRelease]:
+        """tensorflow-directml-plugin releases that work with TensorFlow `tensorflow`, newest first."""
+        return _plugins_for(self.tensorflow_directml, tensorflow)
+
+    def tensorflow_metal_release(self, version: str) -> PluginRelease | None:
+        return next((p for p in self.tensorflow_metal if p.version == version.strip()), None)
+
+    def tensorflow_directml_release(self, version: str) -> PluginRelease | None:
+        return next((p for p in self.tensorflow_directml if p.version == version.strip()), None)
+
     # -- Overview -----------------------------------------------------------------------------
 
     def sections(self) -> dict[str, int]:
         """Row counts per section, in file order."""
-        return {section.name: len(getattr(self, section.attribute)) for section in SECTIONS}
+        return {name: len(rows) for name, rows in self.section_rows().items()}
 
     def section_rows(self) -> dict[str, tuple[Any, ...]]:
-        """The rows of each section, in file order."""
-        return {section.name: getattr(self, section.attribute) for section in SECTIONS}
+        """The rows of each section, in file order (TensorFlow pre-release rows included)."""
+        rows = {section.name: getattr(self, section.attribute) for section in SECTIONS}
+        rows["tensorflow"] = (*self.tensorflow, *self.tensorflow_prereleases)
+        return rows
+
+
+def _plugins_for(rows: tuple[PluginRelease, ...], tensorflow: str) -> list[PluginRelease]:
+    parsed = parse_version(tensorflow)
+    if parsed is None:
+        return []
+    fits = [p for p in rows if p.tensorflow.contains(parsed, prereleases=True)]
+    return sorted(fits, key=lambda p: Version(p.version), reverse=True)
 
 
 def _major(cuda: str) -> int:
@@ -828,6 +1015,58 @@ def VERSION_BY_MAJOR(entry: _Entry, key: str) -> dict[int, str]:
     return versions
 
 
+def TEXTS_BY_VERSION(entry: _Entry, key: str) -> dict[str, tuple[str, ...]]:
+    """A mapping of release ("1.15.0") to a list of names; empty when absent."""
+    raw = entry.get(key, required=False) or {}
+    if not isinstance(raw, dict):
+        raise entry.error(f"{key}: expected a mapping of release to names, got {_kind(raw)}")
+    found: dict[str, tuple[str, ...]] = {}
+    for version, names in raw.items():
+        if not isinstance(version, str) or parse_version(version) is None:
+            raise entry.error(f"{key}: {excerpt(version)} is not a quoted release")
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise entry.error(f"{key}: {version}: {excerpt(names)} is not a list of names")
+        found[version] = tuple(names)
+    return found
+
+
+def TARGETS_BY_MAJOR(entry: _Entry, key: str) -> dict[int, tuple[str, ...]]:
+    """A mapping of CUDA major to a list of CUDA targets (`targets` of a jax run); empty when absent."""
+    raw = entry.get(key, required=False) or {}
+    if not isinstance(raw, dict):
+        raise entry.error(f"{key}: expected a mapping of CUDA major to targets, got {_kind(raw)}")
+    targets: dict[int, tuple[str, ...]] = {}
+    for major, values in raw.items():
+        if not isinstance(major, int) or isinstance(major, bool) or not isinstance(values, list):
+            raise entry.error(f"{key}: {excerpt(major)}: {excerpt(values)} is not a list of CUDA targets")
+        for target in values:
+            if not isinstance(target, str) or not _TARGET_NAME.match(target):
+                raise entry.error(
+                    f"{key}: {excerpt(target)} is not a CUDA target like 'sm_80' or 'compute_90'"
+                )
+        targets[major] = tuple(values)
+    return targets
+
+
+def PCI_IDS(entry: _Entry, key: str) -> frozenset[int]:
+    """A space-separated list of 4-digit hex PCI device ids ("1b80 1b81")."""
+    text = entry.text(key)
+    ids = set()
+    for word in text.split():
+        if not re.fullmatch(r"[0-9a-fA-F]{4}", word):
+            raise entry.error(f"{key}: {excerpt(word)} is not a 4-digit hex PCI device id")
+        ids.add(int(word, 16))
+    return frozenset(ids)
+
+
+def CCS(entry: _Entry, key: str) -> tuple[str, ...]:
+    values = entry.texts(key)
+    for value in values:
+        if not _CC.match(value):
+            raise entry.error(f"{key}: {excerpt(value)} is not a compute capability like '8.6'")
+    return values
+
+
 def NESTED(section: Section) -> Reader:
     """One entry of another section inside this one (`linux:` of a TensorFlow release); None when absent."""
 
@@ -898,8 +1137,10 @@ def _rows(section: Section, document: dict[str, Any], fail: Callable[[str], Matr
 
 
 def _toolkit_has_a_driver(row: CudaToolkit, entry: _Entry) -> None:
-    if row.linux is None and row.windows is None:
-        raise entry.error("needs a 'linux' or a 'windows' driver version")
+    if row.linux is None and row.windows is None and row.verified:
+        raise entry.error(
+            "needs a 'linux' or a 'windows' driver version (or verified: false: none published)"
+        )
 
 
 _VARIANT = re.compile(r"^cu(\d+)(\d)$")
@@ -1012,6 +1253,15 @@ def _shared_boundary(left: SpecifierSet, right: SpecifierSet) -> str:
     return next(iter(right)).version if len(right) else "?"
 
 
+def _pci_ids_are_disjoint(rows: tuple[PciGeneration, ...], fail: Callable[[str], MatrixError]) -> None:
+    seen: dict[int, str] = {}
+    for row in rows:
+        for number in sorted(row.ids):
+            if number in seen:
+                raise fail(f"pci_devices[{row.generation}]: {number:04x} is listed under {seen[number]} too")
+            seen[number] = row.generation
+
+
 # -- The sections, in file order ------------------------------------------------------------------
 
 TF_BUILD = Section(
@@ -1060,6 +1310,8 @@ SECTIONS: tuple[Section, ...] = (
             "and_cuda": SPEC_MAP,
             "python": SPEC,
             "gpu_packages": TEXTS,
+            "gpu_packages_in": TEXTS_BY_VERSION,
+            "prerelease": OPTIONAL_VERSION,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
@@ -1157,6 +1409,7 @@ SECTIONS: tuple[Section, ...] = (
             "variants": NESTED_LIST(TORCH_VARIANT),
             "python": SPEC,
             "pypi_default_linux": TEXT,
+            "free_threaded": OPTIONAL_TEXTS,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
@@ -1194,12 +1447,88 @@ SECTIONS: tuple[Section, ...] = (
             "until": VERSION,
             "python": SPEC,
             "extras": OPTIONAL_TEXTS,
+            "targets": TARGETS_BY_MAJOR,
+            "targets_source": OPTIONAL_TEXT,
             "notes": OPTIONAL_TEXT,
             "source": SOURCE,
             "verified": FLAG,
         },
         check=_run_is_not_empty,
         whole=_jax_runs_do_not_overlap,
+    ),
+)
+
+SECTIONS += (
+    Section(
+        "driver_branches",
+        DriverBranch,
+        label="generation",
+        fields={
+            "generation": TEXT,
+            "ccs": CCS,
+            "last_branch": TEXT,
+            "max_cuda": OPTIONAL_VERSION,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        unique=lambda r: r.generation.lower(),
+    ),
+    Section(
+        "pci_devices",
+        PciGeneration,
+        label="generation",
+        fields={"generation": TEXT, "ids": PCI_IDS, "source": SOURCE, "verified": FLAG},
+        unique=lambda r: r.generation.lower(),
+        whole=_pci_ids_are_disjoint,
+    ),
+    Section(
+        "jetson",
+        JetsonRelease,
+        label="jetpack",
+        fields={
+            "jetpack": VERSION,
+            "l4t": VERSION,
+            "cuda": OPTIONAL_VERSION,
+            "cudnn": OPTIONAL_VERSION,
+            "python": OPTIONAL_TEXT,
+            "torch": OPTIONAL_TEXTS,
+            "tensorflow": OPTIONAL_TEXTS,
+            "index_url": OPTIONAL_TEXT,
+            "notes": OPTIONAL_TEXT,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        unique=lambda r: r.jetpack,
+    ),
+    Section(
+        "tensorflow_metal",
+        PluginRelease,
+        label="version",
+        fields={
+            "version": VERSION,
+            "tensorflow": SPEC,
+            "tensorflow_package": OPTIONAL_TEXT,
+            "python": OPTIONAL_SPEC,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
+        unique=lambda r: r.version,
+    ),
+    Section(
+        "tensorflow_directml",
+        PluginRelease,
+        label="version",
+        fields={
+            "version": VERSION,
+            "tensorflow": SPEC,
+            "tensorflow_package": OPTIONAL_TEXT,
+            "python": OPTIONAL_SPEC,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
+        unique=lambda r: r.version,
     ),
 )
 
@@ -1239,7 +1568,7 @@ def _platform(raw: object, fail: Callable[[str], MatrixError]) -> Platform:
     return Platform(**values, sources=sources)
 
 
-TOP_LEVEL = frozenset({"schema", "sources", "platform", *(s.name for s in SECTIONS)})
+TOP_LEVEL = frozenset({"schema", "last_verified", "sources", "platform", *(s.name for s in SECTIONS)})
 
 
 def parse_matrix(
@@ -1263,9 +1592,14 @@ def parse_matrix(
     unknown = sorted(str(k) for k in document if k not in TOP_LEVEL)
     if unknown:
         raise fail(f"unknown section {', '.join(excerpt(u) for u in unknown[:5])}")
+    last_verified = document.get("last_verified") or ""
+    if not isinstance(last_verified, str):
+        raise fail(f"last_verified: {excerpt(last_verified)} is not text")
     platform = _platform(document.get("platform"), fail)
-    rows = {section.attribute: _rows(section, document, fail) for section in SECTIONS}
-    return Matrix(source=source or name, platform=platform, **rows)
+    rows: dict[str, Any] = {section.attribute: _rows(section, document, fail) for section in SECTIONS}
+    rows["tensorflow_prereleases"] = tuple(r for r in rows["tensorflow"] if r.prerelease)
+    rows["tensorflow"] = tuple(r for r in rows["tensorflow"] if not r.prerelease)
+    return Matrix(source=source or name, last_verified=last_verified, platform=platform, **rows)
 
 
 def default_matrix_path() -> Path:
@@ -1311,14 +1645,18 @@ __all__ = [
     "CudaToolkit",
     "CudnnMajor",
     "CudnnRelease",
+    "DriverBranch",
     "DriverRequirement",
     "GpuModel",
     "JaxCuda",
     "JaxRelease",
+    "JetsonRelease",
     "KernelSupport",
     "Matrix",
     "MatrixError",
+    "PciGeneration",
     "Platform",
+    "PluginRelease",
     "System",
     "TensorFlowBuild",
     "TensorFlowRelease",
@@ -1327,6 +1665,8 @@ __all__ = [
     "clear_cache",
     "cudnn_version_from_int",
     "default_matrix_path",
+    "driver_at_least",
+    "is_short_driver",
     "kernel_support",
     "load_matrix",
     "parse_matrix",

@@ -19,6 +19,8 @@ from gpudoctor.matrix import (
     TensorFlowRelease,
     TorchRelease,
     TorchVariant,
+    driver_at_least,
+    is_short_driver,
     kernel_support,
     parse_version,
 )
@@ -106,7 +108,7 @@ def _overview(matrix: Matrix) -> QueryResult:
     counts = matrix.sections()
     unverified = _unverified_counts(matrix)
     spans = {
-        "tensorflow": _span([r.version for r in matrix.tensorflow]),
+        "tensorflow": _span([r.version for r in (*matrix.tensorflow, *matrix.tensorflow_prereleases)]),
         "cuda_toolkits": _span([t.cuda for t in matrix.cuda_toolkits]),
         "torch": _span([r.version for r in matrix.torch]),
         "jax": _span([r.version for r in matrix.jax]),
@@ -118,10 +120,12 @@ def _overview(matrix: Matrix) -> QueryResult:
         lines.append(f"  {section:<16}{count:>4} rows{extra}{flag}")
     lines += [
         "",
+        f"Last verified against the released wheels: {matrix.last_verified or 'never'}",
         "Look up: gpudoctor matrix tensorflow 2.10 | torch 2.5 | jax 0.4.31 | --driver 470.82",
     ]
     data = {
         "source": matrix.source,
+        "last_verified": matrix.last_verified or None,
         "sections": {s: {"rows": c, "unverified": unverified.get(s, 0)} for s, c in counts.items()},
         "ranges": spans,
     }
@@ -129,38 +133,31 @@ def _overview(matrix: Matrix) -> QueryResult:
 
 
 def _unverified_counts(matrix: Matrix) -> dict[str, int]:
-    rows: dict[str, tuple[Any, ...]] = {
-        "tensorflow": matrix.tensorflow,
-        "cuda_toolkits": matrix.cuda_toolkits,
-        "cuda_families": matrix.cuda_families,
-        "architectures": matrix.architectures,
-        "gpus": matrix.gpus,
-        "cudnn_majors": matrix.cudnn_majors,
-        "cudnn_releases": matrix.cudnn_releases,
-        "cuda_runtimes": matrix.cuda_runtimes,
-        "torch": matrix.torch,
-        "jax_cuda": matrix.jax_cuda_plugins,
-        "jax": matrix.jax,
+    return {
+        name: sum(1 for r in rows if not getattr(r, "verified", True))
+        for name, rows in matrix.section_rows().items()
     }
-    return {name: sum(1 for r in section if not r.verified) for name, section in rows.items()}
 
 
 def _releases(matrix: Matrix, framework: str) -> QueryResult:
     rows: list[dict[str, Any]]
     if framework == "tensorflow":
+        releases = (*matrix.tensorflow, *matrix.tensorflow_prereleases)
         rows = [
             {
                 "version": r.version,
                 "python": str(r.python),
                 "linux_cuda": r.linux.cuda if r.linux else None,
                 "windows_gpu": r.windows is not None,
+                "prerelease": r.prerelease,
             }
-            for r in matrix.tensorflow
+            for r in releases
         ]
         lines = ["TensorFlow releases (Linux CUDA / native Windows GPU):"] + [
             f"  {row.version:<6} Python {python_text(row.python):<16} CUDA {r['linux_cuda'] or '-':<5}"
             f"{'  + Windows GPU' if r['windows_gpu'] else ''}"
-            for row, r in zip(matrix.tensorflow, rows, strict=True)
+            f"{f'  (pre-release {row.prerelease})' if row.prerelease else ''}"
+            for row, r in zip(releases, rows, strict=True)
         ]
     elif framework == "torch":
         rows = [
@@ -260,12 +257,18 @@ def _unknown(framework: str, version: str, known: list[str]) -> MatrixQueryError
 def _tensorflow(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     release = matrix.tensorflow_release(version)
     if release is None:
-        raise _unknown("tensorflow", version, [r.version for r in matrix.tensorflow])
+        raise _unknown("tensorflow", version, [r.version for r in matrix.section_rows()["tensorflow"]])
     lines = [
         f"TensorFlow {release.version}   Python {python_text(release.python)}"
+        + (f"   [PRE-RELEASE {release.prerelease}]" if release.prerelease else "")
         + ("" if release.verified else "   [unverified]"),
         f"  GPU packages (Linux): {', '.join(release.gpu_packages) or 'none'}",
     ]
+    if release.prerelease:
+        lines.append(
+            f"  Only a pre-release is out: pip install --pre 'tensorflow=={release.prerelease}'"
+            " (a plain `pip install tensorflow` does not pick it)"
+        )
     builds: dict[str, Any] = {}
     pairs: tuple[tuple[System, TensorFlowBuild | None], ...] = (
         ("linux", release.linux),
@@ -290,6 +293,7 @@ def _tensorflow(matrix: Matrix, version: str, driver: str | None) -> QueryResult
         "version": release.version,
         "python": str(release.python),
         "gpu_packages": list(release.gpu_packages),
+        "prerelease": release.prerelease,
         "linux": builds["linux"],
         "windows": builds["windows"],
         "and_cuda": dict(release.and_cuda),
@@ -342,7 +346,8 @@ def _tf_build_lines(
     pad = " " * (len(label) + 4)
     lines = [
         f"  {label}: CUDA {build.cuda}, cuDNN {build.cudnn} (same major, minor >= {build.cudnn.split('.')[1]})"
-        + (f", Python {python_text(build.python)}" if build.python else ""),
+        + (f", Python {python_text(build.python)}" if build.python else "")
+        + ("" if build.verified else "  [unverified]"),
         f"{pad}loads {build.cudart} and {build.cudnn_library}"
         + (f" (build_info says {build.cudart_build_info})" if build.cudart_build_info else ""),
         f"{pad}driver {_driver_text(data['driver'])}",
@@ -381,6 +386,8 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
         + ("" if release.verified else "   [unverified]"),
         f"  plain `pip install torch`: {release.pypi_default_linux} on Linux x86_64, cpu on Windows and macOS",
     ]
+    if release.free_threaded:
+        lines.append(f"  free-threaded CPython wheels: {', '.join(release.free_threaded)}")
     variants = [_torch_variant_data(matrix, release, v, driver) for v in shown]
     for variant, variant_data in zip(shown, variants, strict=True):
         lines += _torch_variant_lines(pin, variant, variant_data, driver)
@@ -392,6 +399,7 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
         "version": release.version,
         "python": str(release.python),
         "pypi_default_linux": release.pypi_default_linux,
+        "free_threaded": list(release.free_threaded),
         "variant": wanted or None,
         "variants": variants,
         "notes": release.notes,
@@ -465,8 +473,12 @@ def _jax(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     plugins = []
     for major in release.cuda:
         entry, text = _jax_cuda_entry(matrix, release, version, major, driver)
+        targets = release.targets.get(major, ())
+        entry["targets"] = list(targets)
+        entry["gpus"] = _gpu_support(matrix, targets)
         plugins.append(entry)
         lines.append(text)
+        lines += ["      " + line for line in _gpu_lines(entry["gpus"], targets)]
     platform = matrix.platform
     lines.append(
         f"  Windows native GPU: {platform.jax_windows_native_gpu}; WSL2 GPU: {platform.jax_wsl2_gpu};"
@@ -475,6 +487,8 @@ def _jax(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
     if release.notes:
         lines.append(f"  Note: {release.notes}")
     lines.append(f"  Source: {release.source}")
+    if release.targets_source:
+        lines.append(f"  Targets: {release.targets_source}")
     data = _jax_data(release, version, plugins)
     if driver is not None:
         data["driver"] = driver
@@ -511,7 +525,7 @@ def _jax_cuda_entry(
             install = f"a jaxlib=={version}+cuda{major}.cudnnNN wheel from {JAX_CUDA_RELEASES}"
     text = f"  CUDA {major}: " + ", ".join(needs or ["no driver floor recorded"]) + f"; {install}"
     if driver is not None and "min_driver_linux" in entry:
-        entry["driver_ok"] = Version(driver) >= Version(entry["min_driver_linux"])
+        entry["driver_ok"] = driver_at_least(driver, entry["min_driver_linux"])
         text += f"; driver {driver}: {_yes_no(entry['driver_ok'])}"
     return entry, text
 
@@ -537,12 +551,18 @@ def _jax_data(release: JaxRelease, version: str, plugins: list[dict[str, Any]]) 
 def _driver(matrix: Matrix, driver: str) -> QueryResult:
     data: dict[str, Any] = {"driver": driver}
     lines = [f"NVIDIA driver {driver}"]
+    if is_short_driver(driver):
+        lines.append(
+            f"  (Linux: read as the lowest {driver}.x release, so it meets a floor inside that series"
+            f" such as {driver}.03, not one above it)"
+        )
+        data["read_as"] = f"the lowest {driver}.x release"
     for system in SYSTEMS:
         newest = matrix.newest_cuda_for_driver(driver, system)
         families = [
             f.major
             for f in matrix.cuda_families
-            if (floor := f.linux if system == "linux" else f.windows) and Version(driver) >= Version(floor)
+            if (floor := f.linux if system == "linux" else f.windows) and driver_at_least(driver, floor)
         ]
         tensorflow = [
             r.version
@@ -558,7 +578,7 @@ def _driver(matrix: Matrix, driver: str) -> QueryResult:
         jax = [
             p.extra
             for p in matrix.jax_cuda_plugins
-            if system == "linux" and Version(driver) >= Version(p.min_driver_linux)
+            if system == "linux" and driver_at_least(driver, p.min_driver_linux)
         ]
         legacy = _jax_without_plugin(matrix, driver) if system == "linux" and not jax else None
         data[system] = {
@@ -607,7 +627,7 @@ def _jax_without_plugin(matrix: Matrix, driver: str) -> dict[str, Any] | None:
             for m in run.cuda
             if m not in plugin_majors
             and (family := matrix.cuda_family(m)) is not None
-            and Version(driver) >= Version(family.linux)
+            and driver_at_least(driver, family.linux)
         ]
         if majors:
             runs.append((run, majors))

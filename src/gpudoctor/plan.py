@@ -851,6 +851,14 @@ def _driver_step(matrix: Matrix, machine: Machine, minimum: str) -> Step:
     from gpudoctor.rules.context import RuleContext
     from gpudoctor.rules.recipes import install_driver_fixes
 
+    if machine.platform.container:
+        return Step(
+            summary=f"On the host, not in this {machine.platform.container} container (a container runs on the "
+            f"host's driver): install NVIDIA driver {minimum} or newer there, then start the container again",
+            kind="environment",
+            needs_admin=True,
+            needs_reboot=True,
+        )
     ctx = RuleContext(facts=Facts(platform=machine.platform), matrix=matrix)
     fixes: tuple[Fix, ...] = install_driver_fixes(ctx, minimum=minimum)
     fix = fixes[0] if fixes else Fix(summary="Install the NVIDIA driver")

@@ -51,7 +51,7 @@ def _drivers(nodes: tuple[Node, ...]) -> dict[str, list[str]]:
 def render_text(fleet: Fleet, *, verbose: bool = False, width: int = 100) -> str:
     width = max(60, width)
     lines = [f"gpudoctor fleet: {headline(fleet)}", ""]
-    indent = " " * 24
+    indent = " " * 25
 
     def wrapped(text: str, prefix: str = indent) -> list[str]:
         return textwrap.wrap(
