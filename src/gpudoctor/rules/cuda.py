@@ -10,7 +10,7 @@ from gpudoctor.facts import CudaInstall, LibraryFile
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without
+from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without, prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import (
     TfBuild,
@@ -27,7 +27,7 @@ CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
-LIBRARY_PATH_LINE = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH'"
+LIBRARY_PATH_LINE = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}'"
 EARLY = (*causes.DRIVER, *causes.TENSORFLOW_WITHOUT_CUDA)
 XLA_SIGNS = (
     "can't find libdevice directory",
@@ -150,7 +150,7 @@ def _runtime_install_fixes(ctx: RuleContext, build: TfBuild, cuda: str) -> list[
                 f"Install CUDA {cuda} from NVIDIA's archive (runfile: tick only the toolkit) and add its "
                 "libraries to the loader path",
                 f"xdg-open {CUDA_ARCHIVE}" if ctx.flavor == "linux" else f"echo {CUDA_ARCHIVE}",
-                f"export LD_LIBRARY_PATH=/usr/local/cuda-{cuda}/lib64:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"/usr/local/cuda-{cuda}/lib64"),
             )
         )
     if not ctx.in_conda:
@@ -332,7 +332,7 @@ def _cudnn_verdict(
                 f"Install cuDNN {need} or newer as a pip wheel and put its lib folder first on LD_LIBRARY_PATH "
                 "(add the line to the venv's activate script to keep it)",
                 ctx.pip_install(f"nvidia-cudnn-cu{cuda.split('.')[0]}>={need},<{int(major) + 1}"),
-                f"export LD_LIBRARY_PATH=$({cudnn_dir})/lib:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"$({cudnn_dir})/lib"),
             )
         )
     if ctx.in_conda:
@@ -495,7 +495,9 @@ def conda_libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     folder = _folder(ctx, stranded[0][1][0].path)
     append = "env_vars.sh" in conda.activate_scripts
     script = f"{ACTIVATE_D}/env_vars.sh"
-    export = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH' " + (">>" if append else ">")
+    export = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}' " + (
+        ">>" if append else ">"
+    )
     env = conda.env_name or "<env>"
     names = ", ".join(n for n, _ in stranded)
     yield Verdict(
@@ -570,7 +572,7 @@ def libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Put every lib folder of the nvidia-* wheels on LD_LIBRARY_PATH (add the line to the venv's "
                 "activate script to keep it)",
-                f"export LD_LIBRARY_PATH=$({every_wheel_lib}):$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"$({every_wheel_lib})"),
             ),
             ctx.fix(
                 "Or move to a TensorFlow release that finds its own wheels, with its pinned CUDA wheels",
@@ -584,7 +586,7 @@ def libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Add the folder to LD_LIBRARY_PATH (on a cluster: after your `module load` lines, in the job "
                 "script too), then confirm with TensorFlow's verbose loader log",
-                f"export LD_LIBRARY_PATH={joined}:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", joined),
                 'TF_CPP_MAX_VLOG_LEVEL=3 python -c "import tensorflow as tf; '
                 "print(tf.config.list_physical_devices('GPU'))\"",
             ),
@@ -687,7 +689,7 @@ def toolkits_disagree(ctx: RuleContext) -> Iterator[Verdict]:
                 f"Point CUDA_HOME at the toolkit whose nvcc you use (CUDA {target.version}) and put its "
                 "libraries first",
                 f"export CUDA_HOME={target.path}",
-                f"export LD_LIBRARY_PATH={target.path}/lib64:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"{target.path}/lib64"),
             ),
         )
     described = [f"{role}: CUDA {i.version or i.nvcc_version} at {i.path}" for role, i in roles]
@@ -886,7 +888,6 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
         return
     folders = list(dict.fromkeys(str(PurePosixPath(first.path).parent) for first, _ in pairs))
     names = ", ".join(dict.fromkeys(first.name for first, _ in pairs))
-    drop = " ".join(f"-e '{folder}'" for folder in folders)
     yield Verdict(
         severity=Severity.ERROR,
         message=f"LD_LIBRARY_PATH makes the loader take older {names} from {', '.join(folders)} instead of "
@@ -905,8 +906,7 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Take those folders out of LD_LIBRARY_PATH (and out of ~/.bashrc or the `module load` lines "
                 "that add them)",
-                f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | "
-                "paste -sd: -)",
+                ld_library_path_without(folders),
             ),
             ctx.fix(
                 "Or run without LD_LIBRARY_PATH: pip wheels find their libraries themselves",

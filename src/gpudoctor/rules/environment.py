@@ -324,7 +324,9 @@ def cuda_home_disagrees(ctx: RuleContext) -> Iterator[Verdict]:
     )
     separator = ";" if ctx.shell == "powershell" else ":"
     new_path = (
-        f"{home.path}\\bin{separator}$env:PATH" if ctx.shell == "powershell" else f"{home.path}/bin:$PATH"
+        f"{home.path}\\bin{separator}$env:PATH"
+        if ctx.shell == "powershell"
+        else f"{home.path}/bin${{PATH:+:$PATH}}"
     )
     fixes.append(
         ctx.fix(

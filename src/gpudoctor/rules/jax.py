@@ -12,7 +12,7 @@ from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import driver_upgrade_fix
+from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
 from gpudoctor.versions import major_minor, parse_version
@@ -444,7 +444,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
             f"Put a CUDA {driver_cuda} ptxas first on PATH for JAX",
             ctx.conda_install(f"cuda-nvcc={driver_cuda}", channels=("nvidia",))
             if ctx.in_conda
-            else f"export PATH=/usr/local/cuda-{driver_cuda}/bin:$PATH",
+            else prepend_path("PATH", f"/usr/local/cuda-{driver_cuda}/bin"),
         )
     ]
     if requirement and requirement.toolkit_minimum:

@@ -16,6 +16,7 @@ from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.versions import parse_version
 
@@ -35,7 +36,7 @@ MISSING_SO = re.compile(r"(lib(cudart|cublas|cudnn|cufft|curand|cusolver|cuspars
 MISSING_DLL = re.compile(
     r"((cudart|cublas|cudnn|cufft|curand|cusolver|cusparse)64_(\d+)\.dll)", re.IGNORECASE
 )
-CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/:$LD_LIBRARY_PATH' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"
+CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"
 TOOLKIT_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 
@@ -208,7 +209,7 @@ def _cuda_archive_fix(ctx: RuleContext, library: str, cuda: str | None, cudnn: s
         ctx.fix(
             f"Install {what} from {page} (side by side with other versions), then put its libraries on the "
             "loader path (add the line to ~/.bashrc to keep it)",
-            f"export LD_LIBRARY_PATH={lib_dir}:$LD_LIBRARY_PATH",
+            prepend_path("LD_LIBRARY_PATH", lib_dir),
         ),
     )
 
@@ -570,7 +571,7 @@ def _gpu_fixes(ctx: RuleContext, tf: TensorFlowFacts) -> tuple[Fix, ...]:
             return (
                 ctx.fix(
                     "Put WSL's driver libraries on the loader path",
-                    "export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH",
+                    prepend_path("LD_LIBRARY_PATH", "/usr/lib/wsl/lib"),
                 ),
             )
         return (
