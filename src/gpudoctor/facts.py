@@ -390,6 +390,10 @@ class TorchFacts:
         None  # torch.backends.cudnn.version() raised: e.g. "cuDNN version incompatibility"
     )
     probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
+    # env (#10.10): the Metal route on Apple silicon; None when this torch has no torch.backends.mps
+    mps_built: bool | None = None
+    mps_available: bool | None = None
+    mps_error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
-from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.facts import Distribution, PlatformFacts, PythonFacts
 
 PinState = Literal["ok", "missing", "too-old", "too-new", "excluded"]
 
@@ -33,9 +33,7 @@ FRAMEWORKS: tuple[str, ...] = (
     "torchaudio",
     "jax",
     "jaxlib",
-    "tensorflow-metal",
-    "tensorflow-directml-plugin",
-)
+)  # tensorflow-metal and tensorflow-directml-plugin: GD808/GD809 judge them with their TensorFlow
 FRAMEWORK_PATTERN = re.compile(r"^jax-(cuda|rocm)\d+-(plugin|pjrt)$")
 # Which requirements are judged: the CUDA library wheels, the compilers and ABI-bound packages.
 CHECKED = re.compile(
@@ -99,9 +97,15 @@ class FrameworkPins:
         return tuple(p for p in self.pins if p.state != "ok")
 
 
-def environment(python: PythonFacts | None) -> dict[str, str]:
-    """The target's marker environment; gaps filled from its version, then from a plain Linux CPython."""
+def environment(python: PythonFacts | None, platform: PlatformFacts | None = None) -> dict[str, str]:
+    """The target's marker environment as its own interpreter computed it; for facts without one (older
+    or hand-written), derived from the platform facts and the Python version, else a plain Linux CPython."""
     env = dict(DEFAULT_ENVIRONMENT)
+    if platform is not None and platform.system:
+        env["platform_system"] = platform.system
+        env["sys_platform"] = {"Windows": "win32", "Darwin": "darwin"}.get(platform.system, "linux")
+        env["os_name"] = "nt" if platform.system == "Windows" else "posix"
+        env["platform_machine"] = platform.machine or env["platform_machine"]
     if python is not None:
         if python.version:
             env["python_full_version"] = python.version
@@ -197,26 +201,35 @@ def _checked(name: str) -> bool:
     return canonical not in NOT_CUDA and bool(CHECKED.match(canonical))
 
 
-def framework_pins(python: PythonFacts | None) -> tuple[FrameworkPins, ...]:
+def framework_pins(
+    python: PythonFacts | None, platform: PlatformFacts | None = None
+) -> tuple[FrameworkPins, ...]:
     """Each installed framework's checked requirements for the target interpreter, with their state."""
     if python is None:
         return ()
-    env = environment(python)
-    installed = {d.name: d for d in python.distributions}
-    found = []
-    for dist in python.distributions:
-        if not is_framework(dist.name):
-            continue
-        parsed = _requirements(dist)
-        extras = ["", *_active_extras(parsed, env, installed)]
-        pins: dict[str, Pin] = {}
-        for extra in extras:
-            for line, requirement in parsed:
-                if not _applies(requirement, env, extra) or (extra and _applies(requirement, env, "")):
-                    continue
-                _add(pins, dist.name, line, requirement, extra or None, None, installed, env)
-        found.append(FrameworkPins(framework=dist.name, version=dist.version, pins=tuple(pins.values())))
-    return tuple(found)
+    env = environment(python, platform)
+    return tuple(
+        FrameworkPins(
+            framework=dist.name, version=dist.version, pins=distribution_pins(dist, python.distributions, env)
+        )
+        for dist in python.distributions
+        if is_framework(dist.name)
+    )
+
+
+def distribution_pins(
+    dist: Distribution, distributions: Iterable[Distribution], env: Mapping[str, str]
+) -> tuple[Pin, ...]:
+    """One distribution's checked requirements (with the extras in use) against these installed ones."""
+    installed = {d.name: d for d in distributions}
+    parsed = _requirements(dist)
+    pins: dict[str, Pin] = {}
+    for extra in ("", *_active_extras(parsed, env, installed)):
+        for line, requirement in parsed:
+            if not _applies(requirement, env, extra) or (extra and _applies(requirement, env, "")):
+                continue
+            _add(pins, dist.name, line, requirement, extra or None, None, installed, env)
+    return tuple(pins.values())
 
 
 def _add(

@@ -31,6 +31,8 @@ TORCH_SIGNALS = (
     "Torch not compiled with CUDA",
     "CUDA capabilit",
     "Maxwell and Pascal",
+    "NumPy",  # env (#9.6): "Failed to initialize NumPy: _ARRAY_API not found", NumPy 1.x/2 ABI
+    "_ARRAY_API",
 )
 
 
@@ -137,6 +139,9 @@ def parse(data: Mapping[str, Any], run: ChildRun) -> TorchFacts:
         loaded_libraries=loaded_libraries(data.get("loaded_libraries")),
         cuda_error=cuda_error,
         cudnn_error=text(data.get("cudnn_error")),
+        mps_built=data["mps_built"] if isinstance(data.get("mps_built"), bool) else None,
+        mps_available=data["mps_available"] if isinstance(data.get("mps_available"), bool) else None,
+        mps_error=text(data.get("mps_error")),
     )
 
 

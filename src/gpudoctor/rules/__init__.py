@@ -18,6 +18,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     jax,
     platform,
     pythonenv,
+    pythonstack,
     tensorflow,
     tensorflow_builds,
     torch,

@@ -167,7 +167,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     if python is None:
         return
-    pins = framework_pins(python)
+    pins = framework_pins(python, ctx.facts.platform)
     resolution = resolve(pins, python)
     for fw in pins:
         error = _import_error(ctx, fw.framework)
@@ -180,7 +180,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
             continue
         missing = [p for p in unmet if p.state == "missing"]
         wrong = [p for p in unmet if p.state != "missing"]
-        severe = error is not None or any(_breaks(p) for p in unmet)
+        severe = any(_breaks(p) for p in unmet)
         parts = []
         if missing:
             parts.append(
@@ -219,6 +219,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         library = _missing_library(error)
         wheel = next((p for p in missing if _provides(p.name, library)), None) if library else None
         if library and wheel:
+            severe = True
             message = (
                 f"{head} cannot load {library}: {wheel.spec_text}, the wheel that ships it, is not installed; "
                 "of the wheels its own metadata pins, " + "; ".join(parts)
@@ -313,7 +314,7 @@ def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
     groups = _shared_groups(python)
     if python is None or not groups:
         return
-    pins = framework_pins(python)
+    pins = framework_pins(python, ctx.facts.platform)
     resolution = resolve(pins, python)
     needed_by: dict[str, set[str]] = {}
     for fw in pins:
@@ -494,7 +495,9 @@ def foreign_libraries(ctx: RuleContext) -> list[Foreign]:
     python = _python(ctx)
     owners = _owners(python)
     shared = _shared_paths(python)
-    pins = {fw.framework: fw for fw in framework_pins(python)} if python is not None else {}
+    pins = (
+        {fw.framework: fw for fw in framework_pins(python, ctx.facts.platform)} if python is not None else {}
+    )
     ld_dirs = _ld_library_path(ctx)
     found: list[Foreign] = []
     for framework in ("torch", "tensorflow", "jax"):
@@ -591,8 +594,8 @@ def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
     if python is None:
         return
     foreign = foreign_libraries(ctx)
-    resolution = resolve(framework_pins(python), python)
-    pinned = {p.name for fw in framework_pins(python) for p in fw.pins}
+    resolution = resolve(framework_pins(python, ctx.facts.platform), python)
+    pinned = {p.name for fw in framework_pins(python, ctx.facts.platform) for p in fw.pins}
     for framework in ("torch", "tensorflow", "jax"):
         mine = [f for f in foreign if f.framework == framework]
         if not mine:
@@ -607,7 +610,7 @@ def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
         stray = sorted({f.owner for f in mine if f.owner and f.owner not in pinned})
         fixes: list[Fix] = []
         if resolution.move:
-            fixes += _own_venv_fixes(ctx, resolution, framework_pins(python))
+            fixes += _own_venv_fixes(ctx, resolution, framework_pins(python, ctx.facts.platform))
         elif stray:
             fixes.append(
                 ctx.fix(

@@ -448,6 +448,7 @@ def _is_tf_2_0(dist: Distribution) -> bool:
     "GD404",
     "The installed TensorFlow package is a GPU build",
     needs=("python", "driver"),
+    requires=("GD809",),
     problem="The installed TensorFlow package is a CPU-only build",
     part="tensorflow",
 )

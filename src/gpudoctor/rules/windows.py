@@ -19,7 +19,7 @@ def _cudnn_spec(cudnn: str) -> str:
 @rule(
     "GD511",
     "TensorFlow has GPU support on this platform",
-    requires=("GD413",),
+    requires=("GD413", "GD809"),
     needs=("platform",),
     problem="TensorFlow has no GPU support on this platform",
     part="tensorflow",

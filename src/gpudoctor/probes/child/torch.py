@@ -75,6 +75,13 @@ def main():
             data["devices"] = devices
         except Exception as exc:
             data["cuda_error"] = describe_error(exc)
+        mps = getattr(getattr(torch, "backends", None), "mps", None)  # env (#10.10): Apple's Metal route
+        if mps is not None:
+            try:
+                data["mps_built"] = bool(mps.is_built())
+                data["mps_available"] = bool(mps.is_available())
+            except Exception as exc:
+                data["mps_error"] = describe_error(exc)
         data["warnings"] = [str(w.message) for w in caught]
     data["loaded_libraries"] = loaded_libraries()
     data["stage"] = "done"

@@ -1,0 +1,443 @@
+"""GD804–GD809: the rest of the Python stack around the GPU frameworks — two builds of one framework,
+NumPy's ABI, and the GPU routes that are not CUDA (PyTorch MPS, tensorflow-metal, DirectML).
+
+Each rule reads what the environment says about itself first: which distribution's file `import
+tensorflow` really loads, a plugin's own Requires-Dist, the framework's own error text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
+from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.registry import rule
+
+TF_BUILDS = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "tensorflow-gpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-cpu-aws",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+    "tf-nightly",
+    "tf-nightly-cpu",
+    "tf-nightly-gpu",
+)
+NUMPY_ABI = re.compile(
+    r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found"
+    r"|numpy\.core\.(?:_?multiarray(?:_umath)?) failed to import|numpy\.dtype size changed",
+    re.IGNORECASE,
+)
+METAL_LOAD_FAILED = re.compile(
+    r"libmetal_plugin\.dylib.*?(Symbol not found|Library not loaded|image not found)[^\n]*", re.IGNORECASE
+)
+DIRECTML_PLATFORMS = ("windows", "wsl")
+
+
+def _python(ctx: RuleContext) -> PythonFacts | None:
+    python = ctx.facts.python
+    return python if python is not None and not python.error else None
+
+
+# `tensorflow` wheels that are only a front for a platform build of the same version (their Requires-Dist
+# pins it): Windows 2.12–2.15 → tensorflow-intel, Apple silicon 2.13–2.15 → tensorflow-macos, Linux aarch64
+# → tensorflow-cpu-aws. Used only when the facts carry no Requires-Dist to read.
+FRONT_FOR = {"tensorflow-intel": "Windows", "tensorflow-macos": "Darwin", "tensorflow-cpu-aws": "Linux"}
+
+
+def _requires_each_other(a: Distribution, b: Distribution, env: dict[str, str]) -> bool:
+    """One build pulls in the other on this platform (Windows `tensorflow` → `tensorflow-intel`)."""
+    if not a.requires and not b.requires and a.version == b.version:
+        names = {a.name, b.name}
+        return any(
+            names == {"tensorflow", platform} and env.get("platform_system") == system
+            for platform, system in FRONT_FOR.items()
+        )
+    return any(p.name == b.name and p.state == "ok" for p in distribution_pins(a, (a, b), env)) or any(
+        p.name == a.name and p.state == "ok" for p in distribution_pins(b, (a, b), env)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD804: two builds of one framework
+
+
+@rule(
+    "GD804",
+    "Each framework is installed once, as one build",
+    needs=("python",),
+    problem="A framework is installed more than once, or as two builds",
+    part="python",
+)
+def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
+    python = _python(ctx)
+    if python is None:
+        return
+    env = environment(python, ctx.facts.platform)
+    builds = [d for d in python.distributions if d.name in TF_BUILDS]
+    gpu_pair = {d.name for d in builds} >= {"tensorflow", "tensorflow-gpu"}
+    if ctx.distribution("tensorflow-directml-plugin") is not None:
+        builds = [d for d in builds if d.name != "tensorflow-cpu"]  # the plugin's own requirement: GD809
+    extra = [b for b in builds if not any(_requires_each_other(a, b, env) for a in builds if a is not b)]
+    if len(extra) > 1 and not gpu_pair:  # tensorflow + tensorflow-gpu: GD404 says which one wins
+        yield _tensorflow_builds(ctx, python, extra)
+    for dist in python.distributions:
+        if dist.shadowed and (
+            dist.name in ("torch", "jax", "jaxlib", *TF_BUILDS) or dist.name.startswith("nvidia-")
+        ):
+            yield _shadowed(ctx, dist)
+
+
+def _tensorflow_builds(ctx: RuleContext, python: PythonFacts, builds: list[Distribution]) -> Verdict:
+    module = next((m for m in python.framework_modules if m.module == "tensorflow"), None)
+    winner = module.matches[0] if module is not None and len(module.matches) == 1 else None
+    names = [f"{d.name} {d.version}" for d in builds]
+    keep = _keep(ctx, builds, winner)
+    kept = ctx.distribution(keep)
+    version = kept.version if kept is not None else builds[0].version
+    seen = [f"{d.name}=={d.version} installed" + (f" in {d.location}" if d.location else "") for d in builds]
+    if module is not None:
+        owners = ", ".join(module.owners) or "no distribution's RECORD"
+        seen.append(
+            f"import tensorflow loads {module.path}, listed by {owners}"
+            + (f"; the file on disk is {winner}'s" if winner else "")
+        )
+    imported = f"; `import tensorflow` loads {winner}'s files" if winner else ""
+    spec = f"{keep}=={version}"
+    return Verdict(
+        severity=Severity.WARNING,
+        message=f"{len(builds)} builds of TensorFlow are installed into one `tensorflow` folder: "
+        + ", ".join(names)
+        + imported,
+        why=(
+            "Every TensorFlow build (tensorflow, tensorflow-cpu, tensorflow-gpu, tensorflow-intel, tf-nightly) "
+            "installs the same `tensorflow` package folder: the last one installed overwrote the others' "
+            "files, which build you import depends on install order, and uninstalling any of them deletes "
+            "files the others need."
+        ),
+        seen=tuple(seen),
+        fixes=(
+            ctx.fix(
+                f"Remove every build, then install the one to keep ({keep})",
+                ctx.pip("uninstall", "-y", *(d.name for d in builds)),
+                ctx.pip_install(spec),
+            ),
+        ),
+    )
+
+
+def _keep(ctx: RuleContext, builds: list[Distribution], winner: str | None) -> str:
+    """The build to keep: the GPU-capable one for this platform, else the one imported."""
+    names = {d.name for d in builds}
+    if ctx.flavor in ("linux", "wsl") and "tensorflow" in names:
+        return "tensorflow"
+    if ctx.flavor == "macos" and "tensorflow" in names:
+        return "tensorflow"
+    return winner or ("tensorflow" if "tensorflow" in names else builds[0].name)
+
+
+def _shadowed(ctx: RuleContext, dist: Distribution) -> Verdict:
+    others = [f"{c.version} in {c.location}" for c in dist.shadowed]
+    return Verdict(
+        severity=Severity.WARNING,
+        message=f"{dist.name} is installed {len(dist.shadowed) + 1} times on sys.path: {dist.version} in "
+        f"{dist.location} is the one imported, and it hides " + "; ".join(others),
+        why=(
+            "Python imports the first copy on sys.path (the user site ~/.local comes before the system "
+            "site-packages); `pip list` and `pip install -U` may act on another copy than the one that runs, "
+            "so an upgrade or a CUDA build installed into one place never takes effect."
+        ),
+        seen=(
+            f"{dist.name}=={dist.version} at {dist.location}",
+            *(f"{dist.name}=={c.version} at {c.location}" for c in dist.shadowed),
+        ),
+        fixes=(
+            ctx.fix(
+                f"Remove the copy Python imports ({dist.version}), so the next one is used, or the others to "
+                "keep this one",
+                ctx.pip("uninstall", "-y", dist.name),
+            ),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD806: NumPy's C ABI
+
+
+def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
+    """The framework's own words about NumPy's ABI, and whether its import failed."""
+    if framework == "torch" and ctx.facts.torch is not None:
+        torch = ctx.facts.torch
+        text = "\n".join([torch.import_error or "", *torch.warnings])
+        return (text if NUMPY_ABI.search(text) else None), not torch.imported
+    if framework == "jax" and ctx.facts.jax is not None and ctx.facts.jax.installed:
+        jax = ctx.facts.jax
+        text = "\n".join([jax.import_error or "", jax.backend_error or "", *jax.warnings])
+        return (text if NUMPY_ABI.search(text) else None), not jax.imported
+    return None, False
+
+
+@rule(
+    "GD806",
+    "PyTorch and JAX were built for the installed NumPy",
+    needs=("python",),
+    problem="PyTorch or JAX was built for another NumPy than the one installed",
+    part="python",
+)
+def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
+    python = _python(ctx)
+    numpy = ctx.distribution("numpy")
+    if python is None or numpy is None:
+        return
+    numpy_version = version_of(numpy.version)
+    for framework in ("torch", "jax"):  # TensorFlow's NumPy import error is GD401's
+        text, failed = _numpy_text(ctx, framework)
+        if text is None:
+            continue
+        dist = ctx.distribution("jaxlib" if framework == "jax" else framework)
+        label = f"{dist.name} {dist.version}" if dist else framework
+        line = next(ln.strip() for ln in text.splitlines() if NUMPY_ABI.search(ln))
+        numpy_pins = [
+            p for fw in framework_pins(python, ctx.facts.platform) for p in fw.pins if p.name == "numpy"
+        ]
+        below_2 = numpy_version is not None and numpy_version.major >= 2
+        specs = ["numpy<2", *(str(p.specifier) for p in numpy_pins if str(p.specifier))]
+        spec = "numpy" + ",".join(s.removeprefix("numpy") for s in specs)
+        fixes: list[Fix] = []
+        if below_2:
+            fixes.append(
+                ctx.fix(f"Go back to a NumPy 1.x that {label} was built against", ctx.pip_install(spec))
+            )
+        fixes.append(
+            ctx.fix(
+                f"Or upgrade {framework} to a release built against NumPy 2 (PyTorch 2.3+, jaxlib 0.4.26+)",
+                ctx.pip_install("torch>=2.3" if framework == "torch" else "jax[cuda12]>=0.4.26"),
+            )
+        )
+        yield Verdict(
+            severity=Severity.ERROR if failed else Severity.WARNING,
+            message=f"{label} was compiled against NumPy 1.x and numpy {numpy.version} is installed: {line}",
+            why=(
+                "NumPy 2 changed its C ABI: an extension compiled against NumPy 1.x cannot use NumPy 2's arrays. "
+                "PyTorch still imports but every tensor↔array conversion fails; JAX fails on import."
+            ),
+            seen=(f"numpy=={numpy.version}", f"{framework} says: {line}"),
+            fixes=tuple(fixes),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD807: PyTorch on Apple silicon
+
+
+@rule(
+    "GD807",
+    "PyTorch can use the Apple GPU (MPS) on Apple silicon",
+    needs=("platform", "torch"),
+    problem="PyTorch cannot use the Apple GPU (MPS) on Apple silicon",
+    part="torch",
+)
+def mps(ctx: RuleContext) -> Iterator[Verdict]:
+    torch = ctx.facts.torch
+    platform = ctx.facts.platform
+    if ctx.flavor != "macos" or torch is None or platform is None or not torch.imported:
+        return
+    if platform.machine not in ("arm64", "aarch64"):
+        return  # Intel Macs: MPS needs an AMD GPU and macOS 12.3; no finding either way
+    python = _python(ctx)
+    python_machine = python.marker_environment.get("platform_machine") if python else None
+    seen = [f"macOS {platform.version or platform.release} on {platform.machine}"]
+    if python_machine:
+        seen.append(f"Python's own platform_machine: {python_machine}")
+    seen.append(f"torch {torch.version}: mps built={torch.mps_built}, mps available={torch.mps_available}")
+    if torch.mps_available:
+        return
+    if python_machine == "x86_64":
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"This Python is an x86_64 build running under Rosetta on Apple silicon: torch {torch.version} "
+            "is the Intel wheel, which has no MPS",
+            why=(
+                "Rosetta 2 runs Intel binaries on Apple silicon but gives them no Metal GPU for PyTorch: the "
+                "x86_64 torch wheel is built without MPS. An arm64 Python installs the arm64 wheel, which has it."
+            ),
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Use an arm64 Python (Homebrew in /opt/homebrew, python.org's universal2 installer, or "
+                    "an arm64 conda), then reinstall torch in a fresh environment",
+                    "/opt/homebrew/bin/python3 -m venv $HOME/venvs/torch-arm64",
+                    f"$HOME/venvs/torch-arm64/bin/python -m pip install torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                ),
+            ),
+        )
+        return
+    if torch.mps_built is False:
+        reason = f"torch {torch.version} was built without MPS"
+    elif torch.mps_error:
+        reason = f"torch.backends.mps failed: {torch.mps_error}"
+    elif torch.mps_built is None:
+        return  # a torch too old to have torch.backends.mps (before 1.12): GD501 names the Metal route
+    else:
+        reason = "torch.backends.mps.is_available() is False: MPS needs macOS 12.3 or newer"
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch cannot use the Apple GPU: {reason}",
+        why=(
+            "On Apple silicon PyTorch reaches the GPU through Metal Performance Shaders (the 'mps' device), "
+            "built into the standard macOS arm64 wheels from PyTorch 1.12 on and usable from macOS 12.3."
+        ),
+        seen=tuple(seen),
+        fixes=(
+            ctx.fix(
+                "Install the standard macOS arm64 torch wheel from PyPI (it includes MPS); update macOS if it "
+                "is older than 12.3",
+                ctx.pip_install(
+                    f"torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                    options=("--force-reinstall",),
+                ),
+            ),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD808: tensorflow-metal against the TensorFlow it supports
+
+
+@rule(
+    "GD808",
+    "The tensorflow-metal plug-in matches the installed TensorFlow",
+    needs=("python",),
+    problem="The tensorflow-metal plug-in does not match the installed TensorFlow",
+    part="tensorflow",
+)
+def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
+    metal = ctx.distribution("tensorflow-metal")
+    if metal is None or ctx.flavor not in ("macos", "unknown"):
+        return
+    tf_dist = next(
+        (ctx.distribution(n) for n in ("tensorflow", "tensorflow-macos") if ctx.distribution(n)), None
+    )
+    tf = ctx.facts.tensorflow
+    text = "\n".join([(tf.import_error or "") if tf else "", *(tf.log_lines if tf else ())])
+    failed = METAL_LOAD_FAILED.search(text)
+    if tf_dist is None:
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"tensorflow-metal {metal.version} is installed without TensorFlow",
+            why="tensorflow-metal is a PluggableDevice plug-in: it adds the Apple GPU to an installed TensorFlow.",
+            seen=(f"tensorflow-metal=={metal.version}", "tensorflow / tensorflow-macos: not installed"),
+            fixes=(ctx.fix("Install TensorFlow next to the plug-in", ctx.pip_install("tensorflow")),),
+        )
+        return
+    if not failed:
+        return
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"tensorflow-metal {metal.version} does not load into {tf_dist.name} {tf_dist.version}: "
+        f"{failed.group(0).strip()[:200]}",
+        why=(
+            "Each tensorflow-metal release is built against one TensorFlow release's C API; with another "
+            "TensorFlow its libmetal_plugin.dylib fails to load, and TensorFlow then runs on the CPU (or fails "
+            "to import)."
+        ),
+        seen=(
+            f"{tf_dist.name}=={tf_dist.version}",
+            f"tensorflow-metal=={metal.version}",
+            failed.group(0).strip()[:300],
+        ),
+        fixes=(
+            ctx.fix(
+                "Install the tensorflow-metal release made for this TensorFlow (Apple's table: "
+                "https://developer.apple.com/metal/tensorflow-plugin/), or the TensorFlow this plug-in was made for",
+                ctx.pip("uninstall", "-y", "tensorflow-metal"),
+                ctx.pip_install(f"{tf_dist.name}=={tf_dist.version}", "tensorflow-metal"),
+            ),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD809: tensorflow-directml-plugin against the TensorFlow it needs
+
+
+@rule(
+    "GD809",
+    "The DirectML plug-in has the TensorFlow it was built for",
+    needs=("python",),
+    problem="The DirectML plug-in lacks the TensorFlow it was built for",
+    part="tensorflow",
+)
+def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
+    python = _python(ctx)
+    plugin = ctx.distribution("tensorflow-directml-plugin")
+    if python is None or plugin is None:
+        return
+    env = environment(python, ctx.facts.platform)
+    pins = [p for p in distribution_pins(plugin, python.distributions, env) if p.name in TF_BUILDS]
+    installed = [d for d in python.distributions if d.name in TF_BUILDS]
+    label = f"tensorflow-directml-plugin {plugin.version}"
+    seen = [f"{label} requires " + (", ".join(p.spec_text for p in pins) or "no TensorFlow build")]
+    seen += [f"{d.name}=={d.version} installed" for d in installed]
+    unmet = [p for p in pins if p.state != "ok"]
+    others = [d.name for d in installed if d.name not in {p.name for p in pins}]
+    if unmet or others:
+        wanted = ", ".join(p.spec_text for p in pins)
+        have = ", ".join(f"{d.name} {d.version}" for d in installed) or "no TensorFlow"
+        commands = []
+        if others or any(p.state != "missing" for p in unmet):
+            commands.append(
+                ctx.pip("uninstall", "-y", *sorted({*others, *(p.name for p in unmet if p.installed)}))
+            )
+        commands.append(ctx.pip_install(*(p.spec_text for p in pins)))
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"{label} needs {wanted}, and this environment has {have}",
+            why=(
+                "The DirectML plug-in is built against one TensorFlow release's C API and declares it in its "
+                "Requires-Dist (tensorflow-cpu 2.10 for the 0.4 releases). With another TensorFlow, or with a "
+                "second TensorFlow build overwriting tensorflow-cpu's files, the plug-in does not load and "
+                "TensorFlow runs on the CPU."
+            ),
+            seen=tuple(seen),
+            fixes=(ctx.fix("Keep only the TensorFlow the plug-in pins", *commands),),
+        )
+        return
+    if ctx.flavor not in DIRECTML_PLATFORMS:
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"{label} is installed on {ctx.flavor}: DirectML reaches the GPU only on Windows and in WSL 2",
+            why="DirectML is part of DirectX 12; outside Windows it exists only in WSL 2, through /usr/lib/wsl/lib.",
+            seen=tuple(seen),
+            fixes=(),
+        )
+        return
+    tf = ctx.facts.tensorflow
+    if tf is not None and tf.installed and tf.imported and not tf.gpus:
+        return  # it imported and still lists no GPU: the framework rules say why
+    yield Verdict(
+        severity=Severity.INFO,
+        message=f"TensorFlow reaches the GPU through DirectML: {label} with "
+        + ", ".join(f"{d.name} {d.version}" for d in installed),
+        why=(
+            "TensorFlow 2.10 was the last release with CUDA on native Windows; from then on Microsoft's "
+            "tensorflow-directml-plugin on tensorflow-cpu is the GPU route there (and in WSL 2). A CPU "
+            "package is the right package for it."
+        ),
+        seen=tuple(seen),
+        fixes=(
+            ctx.fix(
+                "Check that TensorFlow lists the DirectML device",
+                f"{ctx.python_cmd} -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\"",
+            ),
+        ),
+        settles_dependents=True,
+    )
