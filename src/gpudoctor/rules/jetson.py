@@ -27,7 +27,14 @@ def _label(p: PlatformFacts) -> str:
     return ", ".join(x for x in parts if x) or "version unknown"
 
 
-@rule("GD522", "The Jetson's integrated GPU has its Tegra driver", needs=("platform",), blocks_gpu=True)
+@rule(
+    "GD522",
+    "The Jetson's integrated GPU has its Tegra driver",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="The Jetson's integrated GPU lacks its Tegra driver",
+    part="platform",
+)
 def tegra_driver(ctx: RuleContext) -> Iterator[Verdict]:
     p = jetson(ctx)
     if p is None:
