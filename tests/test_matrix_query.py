@@ -345,3 +345,42 @@ def test_custom_matrix_file_is_used(tmp_path: Path) -> None:
 def test_version_without_framework_is_refused() -> None:
     with pytest.raises(MatrixQueryError, match="name a framework"):
         query(load_matrix(), framework=None, version="2.10", driver=None)
+
+
+# -- Issue #11 "done when": what the primary sources say --------------------------------------
+
+
+def test_done_when_tensorflow_222_is_a_marked_prerelease() -> None:
+    code, output = _run("tensorflow", "2.22")
+    assert code == 0
+    assert "[PRE-RELEASE 2.22.0rc0]" in output and "pip install --pre 'tensorflow==2.22.0rc0'" in output
+    assert "Python 3.10–3.14" in output
+    assert "nvidia-cudnn-cu12>=9.10.2.21,<10.0" in output and "nvidia-nvshmem-cu12>=3.2.5" in output
+    assert "GPUs: not recorded for this build" in output
+
+
+def test_done_when_torch_215() -> None:
+    data = _json("torch", "2.15")
+    assert data["python"] == "<3.16,>=3.11"
+    assert data["pypi_default_linux"] == "cu132" and data["free_threaded"] == ["3.14t", "3.15t"]
+    cu132 = next(v for v in data["variants"] if v["name"] == "cu132")
+    assert cu132["cudnn"] == "9.26.0.51"
+
+
+def test_done_when_jax_012_judges_blackwell() -> None:
+    data = _json("jax", "0.12")
+    by_major = {entry["cuda"]: entry for entry in data["cuda"]}
+    assert by_major[12]["min_cudnn"] == "9.10.2" and by_major[13]["min_cudnn"] == "9.12"
+    assert "10.0" in by_major[12]["gpus"]["native"] and "12.0" in by_major[12]["gpus"]["ptx"]
+    assert "6.1" not in by_major[13]["gpus"]["native"] + by_major[13]["gpus"]["ptx"]
+    assert data["python"] == ">=3.12"
+
+
+def test_done_when_short_and_new_drivers() -> None:
+    code, output = _run("--driver", "535.54")
+    assert code == 0
+    assert "read as the lowest 535.54.x release" in output
+    assert "newest CUDA toolkit: 12.2" in output
+    linux = _json("--driver", "610.10")["linux"]
+    assert linux["newest_cuda_toolkit"] == "13.2"  # 13.3 needs 610.43.02
+    assert 13 in linux["cuda_majors_by_compatibility"]

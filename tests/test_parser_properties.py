@@ -225,11 +225,17 @@ def test_prelude_metadata_readers(text: str) -> None:
 # --- redaction -----------------------------------------------------------------------------------
 
 PEOPLE = Identity(home="/home/zqx", users=("zqx",), homes=("/home/zqx",), hosts=("gpubox",))
+WINDOWS_PEOPLE = Identity(
+    home="C:\\Users\\zqx", users=("zqx", "b\\1"), homes=("C:\\Users\\zqx", "C:\\Users\\b\\1")
+)
+PATHS = st.text(alphabet=st.sampled_from(list("/\\:;C Userhomzqxb1.-_~<>")), max_size=200)
 
 
 @PROPERTY
-@given(st.one_of(st.text(max_size=500), tool_output().map(lambda t: t[:2000])))
+@given(st.one_of(st.text(max_size=500), PATHS, tool_output().map(lambda t: t[:2000])))
 def test_redaction_never_raises_and_is_stable(text: str) -> None:
     once = redact_text(text, PEOPLE)
     assert redact_text(once, PEOPLE) == once
     assert "/home/zqx/" not in once
+    windows = redact_text(text, WINDOWS_PEOPLE)
+    assert "C:\\Users\\zqx\\" not in windows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gpudoctor.engine import diagnose
 from gpudoctor.facts import (
     CondaFacts,
     CondaPackage,
+    Distribution,
     DriverFacts,
     EnvironmentFacts,
     Facts,
@@ -59,6 +61,7 @@ def test_terminal_level_keeps_everything_but_the_home_folder() -> None:
         ("CONDA_DEFAULT_ENV=zqx-env", "CONDA_DEFAULT_ENV=<user>-env"),
         ("/scratch/zqx/envs/tf/bin", "/scratch/<user>/envs/tf/bin"),
         ("/home/alice/.local/lib", "/home/<user2>/.local/lib"),
+        ("C:\\Users\\alice\\AppData\\x", "C:\\Users\\<user2>\\AppData\\x"),
         ("I0101 gpubox-17 tensorflow/core ...", "I0101 <host> tensorflow/core ..."),
         ("gpubox-17.lab.example.org:8888", "<host>:8888"),
         (f"CUDA_VISIBLE_DEVICES={UUID}", "CUDA_VISIBLE_DEVICES=GPU-…89ab"),
@@ -112,7 +115,15 @@ def planted_facts() -> Facts:
                 ),
             ),
         ),
-        python=PythonFacts(executable="/home/zqx/miniconda3/envs/zqx-env/bin/python", version="3.11.7"),
+        python=PythonFacts(
+            executable="/home/zqx/miniconda3/envs/zqx-env/bin/python",
+            version="3.11.7",
+            distributions=(
+                Distribution(
+                    name="torch", version="2.3.1", location="/home/ana/.venv/lib/python3.11/site-packages"
+                ),
+            ),
+        ),
         tensorflow=TensorFlowFacts(
             installed=True,
             log_lines=("2025-01-01 12:00:00.0 I gpubox-17 external/local_xla/xla/stream_executor/cuda ...",),
@@ -125,7 +136,17 @@ def planted_facts() -> Facts:
 def test_redact_facts_removes_every_planted_identifier() -> None:
     redacted = redact_facts(planted_facts(), ME)
     text = dumped(redacted)
-    for secret in ("zqx-env", "/home/zqx/", "gpubox", "8f2d3c4b", "hf_abc", "wJalr", "s3cr3t", "tk-1234"):
+    for secret in (
+        "zqx-env",
+        "/home/zqx/",
+        "/home/ana",
+        "gpubox",
+        "8f2d3c4b",
+        "hf_abc",
+        "wJalr",
+        "s3cr3t",
+        "tk-1234",
+    ):
         assert secret not in text, secret
     variables = redacted.environment.variables  # type: ignore[union-attr]
     assert variables["CUDA_VISIBLE_DEVICES"] == "GPU-…89ab"
@@ -133,6 +154,9 @@ def test_redact_facts_removes_every_planted_identifier() -> None:
     assert variables["PYTHONPATH"] == "~/src:/home/<user3>/lib"  # another user, not "~user2/lib"
     assert redacted.tensorflow.distributions == {"tensorflow": "2.15.1"}  # type: ignore[union-attr]
     assert redacted.conda.packages[0].version == "8.9.2"  # type: ignore[union-attr]
+    dist = redacted.python.distributions[0]  # type: ignore[union-attr]
+    assert (dist.name, dist.version) == ("torch", "2.3.1")
+    assert re.fullmatch(r"/home/<user\d>/\.venv/lib/python3\.11/site-packages", dist.location or "")
     assert redacted.driver.nvml_state == "ok"  # type: ignore[union-attr]
     assert redacted.target.python == "~/miniconda3/envs/<user>-env/bin/python"
     assert redact_facts(redacted, ME) == redacted  # idempotent
@@ -180,3 +204,22 @@ def test_replaying_a_redacted_facts_file_gives_the_same_findings(path: Path) -> 
 def test_planted_facts_replay_to_the_same_findings() -> None:
     facts = planted_facts()
     assert _outcome(from_data(Facts, json.loads(dumped(redact_facts(facts, ME))))) == _outcome(facts)
+
+
+def test_saved_facts_are_redacted_by_default_and_kept_whole_on_request() -> None:
+    from gpudoctor.render.json import dumps_facts
+
+    redacted, whole = dumps_facts(planted_facts()), dumps_facts(planted_facts(), redact=False)
+    for secret in ("8f2d3c4b", "hf_abc", "s3cr3t", "/home/zqx/", "/home/ana/"):
+        assert secret not in redacted and secret in whole, secret
+    assert from_data(Facts, json.loads(redacted)).tensorflow.distributions == {"tensorflow": "2.15.1"}  # type: ignore[union-attr]
+
+
+def test_windows_homes_are_replaced_literally() -> None:
+    windows = Identity(
+        home="C:\\Users\\zqx", users=("zqx", "bob"), homes=("C:\\Users\\zqx", "C:\\Users\\bob")
+    )
+    text = "C:\\Users\\zqx\\venv;C:\\Users\\bob\\lib;C:\\Users\\carol\\x;C:\\Users\\zqxy"
+    redactor = Redactor(windows)
+    redactor.learn([text])
+    assert redactor.text(text) == "~\\venv;C:\\Users\\<user2>\\lib;C:\\Users\\<user3>\\x;C:\\Users\\<user4>"

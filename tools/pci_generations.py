@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
     for _, name in reversed(GENERATIONS):
         if name in groups:
             ids = " ".join(f"{d:04x}" for d in sorted(set(groups.pop(name))))
-            print(f"  - {{generation: {name}, source: *pci_ids, ids: \"{ids}\"}}")
+            print(f'  - {{generation: {name}, source: *pci_ids, ids: "{ids}"}}')
     print(f"# from pci.ids version {version.group(1) if version else '?'}", file=sys.stderr)
     return 0
 

@@ -34,8 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from gpudoctor.matrix import load_matrix  # noqa: E402
-from gpudoctor.matrix_verify import (  # noqa: E402
+from gpudoctor.matrix import load_matrix
+from gpudoctor.matrix_verify import (
     PACKAGES,
     RECORDING,
     Recording,
@@ -159,7 +159,10 @@ def fetch_release(package: str, version: str, python: str, platform: str) -> dic
         )
         files = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not files:
-            return _from_sdist(package, version, Path(tmp)) or {"error": _last_line(done.stderr), "python": python}
+            return _from_sdist(package, version, Path(tmp)) or {
+                "error": _last_line(done.stderr),
+                "python": python,
+            }
         record = _read_wheel(files[0])
     record["python"] = python
     return record
@@ -204,9 +207,10 @@ def refresh(recording_dir: Path, jobs: int, only: list[str] | None = None, again
         platform = spec["platform"]
         print(f"{package}: listing releases", file=sys.stderr, flush=True)
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            listed = dict(
-                zip(PYTHONS, pool.map(lambda py: index_versions(package, py, platform), PYTHONS), strict=True)
+            pythons = list(
+                pool.map(index_versions, [package] * len(PYTHONS), PYTHONS, [platform] * len(PYTHONS))
             )
+            listed = dict(zip(PYTHONS, pythons, strict=True))
         by_python = {py: versions for py, versions in listed.items() if versions}
         wanted = releases_to_record(matrix, package, by_python)
         releases: dict[str, Any] = dict(old.get("releases", {}))

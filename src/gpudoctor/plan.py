@@ -1825,6 +1825,18 @@ def _with_context(
                     notes.append(
                         f"{name} {newest} has no kernels for this GPU ({gpu.have}; it has {gpu.text})"
                     )
+    machine = plan.machine
+    if (
+        plan.install is not None
+        and machine.manager == "pip"
+        and machine.python_series not in (None, plan.install.python)
+    ):
+        keep = next((j for j in judged if not j.failed and j.python == machine.python_series), None)
+        if keep is not None:
+            notes.append(
+                f"To keep Python {machine.python_series}: {name} {keep.candidate.release} is the newest release for it "
+                f"(`gpudoctor plan {framework} {keep.candidate.release}`)"
+            )
     notes.extend(rejected)
     if framework == "tensorflow" and plan.machine.flavor == "windows":
         notes.append(

@@ -182,6 +182,11 @@ def _path_prefix(home: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![{_PATH_CHAR}/\\]){re.escape(home)}(?![{_PATH_CHAR}])")
 
 
+def _replace(pattern: re.Pattern[str], replacement: str, text: str) -> str:
+    """Literal replacement: a Windows path (C:\\Users\\<user2>) holds backslashes re.sub would read as escapes."""
+    return pattern.sub(lambda _: replacement, text)
+
+
 def _keep_tail(text: str) -> str:
     return "…" + text[-4:]
 
@@ -255,17 +260,17 @@ class Redactor:
             return text
         if self.terminal:
             for pattern, replacement in self._homes[:1] if self.identity.home else ():
-                text = pattern.sub(replacement, text)
+                text = _replace(pattern, replacement, text)
             return text
         text = redact_secrets(text)
         if identifier:
             return text
         for pattern, replacement in self._homes:
-            text = pattern.sub(replacement, text)
+            text = _replace(pattern, replacement, text)
         for pattern, replacement in self._names:
-            text = pattern.sub(replacement, text)
+            text = _replace(pattern, replacement, text)
         for pattern, replacement in self._hosts:
-            text = pattern.sub(replacement, text)
+            text = _replace(pattern, replacement, text)
         return text
 
     def data(self, data: Any) -> Any:
@@ -306,7 +311,7 @@ class Redactor:
                 if field_kind == "literal":
                     continue
                 old = getattr(value, name)
-                new = self._walk(old, kind=field_kind if kind == "text" else kind)
+                new = self._walk(old, kind=field_kind)  # a nested dataclass's fields keep their own kinds
                 if new != old:
                     changes[name] = new
             return dataclasses.replace(value, **changes) if changes else value

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 from gpudoctor import __version__
 from gpudoctor.facts import SCHEMA_VERSION, Facts
 from gpudoctor.model import Finding, Report, Severity
-from gpudoctor.redact import redact
-from gpudoctor.redact import redact as redact_data
+from gpudoctor.redact import redact, redact_facts
 from gpudoctor.render import RenderOptions
 from gpudoctor.render.clean import json_safe
 from gpudoctor.serde import to_data
@@ -62,8 +61,8 @@ def dumps_report(report: Report, run: Run | None = None) -> str:
 
 
 def dumps_facts(facts: Facts, *, redact: bool = True) -> str:
-    data = to_data(facts)
-    return json_safe(json.dumps(redact_data(data) if redact else data, indent=2, ensure_ascii=False))
+    data = to_data(redact_facts(facts) if redact else facts)  # structure-aware: the same findings on replay
+    return json_safe(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def render(run: Run, options: RenderOptions) -> str:
