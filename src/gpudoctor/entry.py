@@ -68,6 +68,9 @@ def start_probing(argv: Sequence[str]) -> None:
     options = probing_options(argv)
     if options is None:
         return
+    from gpudoctor import prestart
+
+    prestart.start(options[0])  # the slow children first (a framework import takes seconds)
     from gpudoctor import pipeline
 
     pipeline.start_early(*options)
