@@ -231,6 +231,24 @@ def test_nothing_from_the_working_directory_runs_in_gpudoctor_or_its_children(
     assert_clean(out, err, str(venv), cli.proc.pid)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P is new in 3.11")
+def test_the_documented_safe_module_start_ignores_a_shadowing_stdlib_module(tmp_path: Path) -> None:
+    """`python -m` imports collections/functools from the working directory before gpudoctor runs;
+    the README's answer is `python -P -m gpudoctor` (or the `gpudoctor` command), which must hold."""
+    witness = tmp_path / "witness"
+    witness.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("collections", "functools", "enum", "re", *HOSTILE):
+        (work / f"{name}.py").write_text(f"open({str(witness / name)!r}, 'w').close()\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "gpudoctor", "--version"], cwd=work, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("gpudoctor ")
+    assert sorted(p.name for p in witness.iterdir()) == []
+
+
 # --- the same guarantees at the seam, without the CLI ---------------------------------------------
 
 
