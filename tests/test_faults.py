@@ -112,8 +112,10 @@ def wait_for_process(marker: str, timeout: float = 30) -> None:
 
 def assert_clean(out: str, err: str, marker: str, pid: int) -> None:
     assert "Traceback" not in out + err, err[-3000:]
-    time.sleep(0.3)
-    assert leftovers(marker, pid) == []
+    deadline = time.monotonic() + 5  # an ended process can take a moment to leave `ps` on a loaded machine
+    while (left := leftovers(marker, pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == []
 
 
 @pytest.mark.parametrize(
@@ -242,7 +244,12 @@ def test_the_documented_safe_module_start_ignores_a_shadowing_stdlib_module(tmp_
     for name in ("collections", "functools", "enum", "re", *HOSTILE):
         (work / f"{name}.py").write_text(f"open({str(witness / name)!r}, 'w').close()\n", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "gpudoctor", "--version"], cwd=work, capture_output=True, text=True, timeout=60
+        [sys.executable, "-P", "-m", "gpudoctor", "--version"],
+        check=False,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("gpudoctor ")
