@@ -31,7 +31,7 @@ TARGET_MIB = 500.0
 # jq doing the same work: every report's finding codes, grouped to the nodes that have them.
 JQ_PROGRAM = (
     "reduce inputs as $r ({}; reduce (($r.findings // [])[]) as $f (.;"
-    " .[$f.code] += [input_filename | split(\"/\") | last | rtrimstr(\".json\")]))"
+    ' .[$f.code] += [input_filename | split("/") | last | rtrimstr(".json")]))'
     " | to_entries | map({code: .key, count: (.value | length)}) | sort_by(-.count)"
 )
 
@@ -85,7 +85,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--facts-share", type=float, default=0.2, help="part of the nodes sent as facts files")
+    parser.add_argument(
+        "--facts-share", type=float, default=0.2, help="part of the nodes sent as facts files"
+    )
     args = parser.parse_args()
 
     folder = CACHE / f"fleet-{args.nodes}-{args.facts_share}"

@@ -7,10 +7,12 @@ import ast
 import re
 from pathlib import Path
 
+from gpudoctor import explain
 from gpudoctor import rules as rules_package
-from gpudoctor.engine import diagnose
+from gpudoctor.engine import CRASH_CODE, CRASH_TITLE, diagnose
 from gpudoctor.matrix import load_matrix
 from gpudoctor.model import Severity
+from gpudoctor.probes import PROBES
 from gpudoctor.rules import RULES, causes
 from tests.test_machines import MACHINES, load_machine
 
@@ -114,3 +116,21 @@ def test_only_gpu_level_rules_block_the_gpu() -> None:
     """An error about one framework's build never makes the GPU itself unusable."""
     framework_level = [c for c, r in RULES.items() if r.blocks_gpu and re.match(r"GD(0|20\d|4|6|7|8)", c)]
     assert framework_level == [], f"framework-level rules marked blocks_gpu: {framework_level}"
+
+
+def test_every_finding_names_the_probe_line_it_is_about() -> None:
+    probes = {p.name for p in PROBES}
+    for code, rule in RULES.items():
+        if code.startswith("GD0") and not rule.part:
+            continue  # gpudoctor itself; GD001 names the probe per finding
+        assert rule.part in probes, f"{code} part={rule.part!r} is not a probe name ({sorted(probes)})"
+
+
+def test_titles_state_the_problem_on_findings_and_pages() -> None:
+    report = diagnose(load_machine(MACHINES / "env-cvd-minus-one-in-bashrc.yaml")[0], load_matrix())
+    finding = next(f for f in report.findings if f.code == "GD301")
+    assert finding.title == "CUDA_VISIBLE_DEVICES hides every GPU"
+    assert finding.check == RULES["GD301"].healthy == "CUDA_VISIBLE_DEVICES does not hide the GPUs"
+    assert finding.part == "environment"
+    crash = explain.load(CRASH_CODE)
+    assert crash is not None and crash.title == CRASH_TITLE

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gpudoctor.facts import DriverFacts, Facts, GpuFacts, PlatformFacts, ProbeStatus
+from gpudoctor.facts import SCHEMA_VERSION, DriverFacts, Facts, GpuFacts, PlatformFacts, ProbeStatus
 from gpudoctor.serde import to_data
 
 
@@ -82,7 +82,7 @@ def test_check_on_this_machine_never_tracebacks(tmp_path: Path) -> None:
 def test_json_document_schema(tmp_path: Path) -> None:
     result = gpudoctor("check", "--json", "--facts", str(write_facts(tmp_path / "f.json", NO_DRIVER)))
     document: dict[str, Any] = json.loads(result.stdout)
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == SCHEMA_VERSION
     assert set(document) >= {"schema_version", "gpudoctor_version", "summary", "findings", "facts", "checks"}
     for finding in document["findings"]:
         assert set(finding) >= {"code", "severity", "title", "message", "fix"}

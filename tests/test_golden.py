@@ -54,3 +54,24 @@ def test_text_report_matches_golden(path: Path) -> None:
 @pytest.mark.parametrize("path", machine_files(), ids=lambda p: p.stem)
 def test_json_report_matches_golden(path: Path) -> None:
     _compare(f"{path.stem}.json", _json(path))
+
+
+def test_readme_samples_follow_the_goldens() -> None:
+    """Under GPUDOCTOR_UPDATE_GOLDEN=1 the README's sample reports are copied from the goldens just
+    written (tests/test_readme.py checks them on every run)."""
+    import re
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text(encoding="utf-8")
+
+    def sample(match: re.Match[str]) -> str:
+        golden = (GOLDEN / match.group(1)).read_text(encoding="utf-8")
+        return f"<!-- golden: {match.group(1)} -->\n```\n{golden}```\n"
+
+    updated = re.sub(r"<!-- golden: (\S+) -->\n```\n(.*?)```\n", sample, text, flags=re.DOTALL)
+    if UPDATE:
+        readme.write_text(updated, encoding="utf-8")
+        return
+    assert updated == text, (
+        "README samples differ from the goldens; regenerate with GPUDOCTOR_UPDATE_GOLDEN=1"
+    )

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,15 @@ import pytest
 from gpudoctor.engine import diagnose
 from gpudoctor.facts import Facts
 from gpudoctor.matrix import load_matrix
-from gpudoctor.model import Severity
-from gpudoctor.rules import RULES, causes
+from gpudoctor.model import RuleOutcome, Severity, Verdict
+from gpudoctor.rules import RULES, Rule, causes
+from gpudoctor.rules.context import RuleContext
 from gpudoctor.serde import to_data
 from tests.test_machines import MACHINES, load_machine, machine_files
 
 # Framework -> (its import rule, the machine whose facts hold that framework's real import failure).
 IMPORT_FAILURES = {
-    "torch": ("GD601", "torch-cu130-no-deps-no-gpu"),
+    "torch": ("GD601", "pyenv-GD801-torch-no-deps-no-gpu"),
     "tensorflow": ("GD401", "tf-numpy2-with-tf-2.15"),
     "jax": ("GD701", "jax-import-error"),
 }
@@ -104,3 +106,39 @@ def test_the_cli_fails_on_a_gpu_less_machine_whose_framework_does_not_import(
     assert data["summary"]["errors"] >= 1
     assert [f["severity"] for f in data["findings"] if f["code"] == code] == ["error"]
     assert any(f["code"] == "GD106" for f in data["findings"]), "the machine is no longer GPU-less"
+
+
+def _rules(cause_explains: tuple[str, ...] | None) -> dict[str, Rule]:
+    def cause(ctx: RuleContext) -> Iterator[Verdict]:
+        yield Verdict(severity=Severity.ERROR, message="the cause", explains=cause_explains)
+
+    def symptom(ctx: RuleContext) -> Iterator[Verdict]:
+        yield Verdict(severity=Severity.ERROR, message="a symptom")
+
+    def skipped_cause(ctx: RuleContext) -> Iterator[Verdict]:
+        yield Verdict(severity=Severity.ERROR, message="never runs")
+
+    return {
+        "GD901": Rule(code="GD901", title="Cause", healthy="No cause", check=cause),
+        "GD902": Rule(code="GD902", title="Symptom A", healthy="No A", check=symptom, requires=("GD901",)),
+        "GD903": Rule(code="GD903", title="Symptom B", healthy="No B", check=symptom, requires=("GD901",)),
+        # skipped because GD901 explains it; what requires only GD904 must still run
+        "GD904": Rule(
+            code="GD904", title="Middle", healthy="No middle", check=skipped_cause, requires=("GD901",)
+        ),
+        "GD905": Rule(code="GD905", title="Symptom C", healthy="No C", check=symptom, requires=("GD904",)),
+    }
+
+
+def test_a_finding_explains_every_dependent_unless_it_names_them() -> None:
+    report = diagnose(Facts(), load_matrix(), _rules(None))
+    assert [f.code for f in report.findings] == ["GD901", "GD905"]
+    assert report.outcome("GD904") == RuleOutcome(
+        code="GD904", state="skip", detail="GD901 found the root cause"
+    )
+
+    narrowed = diagnose(Facts(), load_matrix(), _rules(("GD903",)))
+    assert [f.code for f in narrowed.findings] == ["GD901", "GD902", "GD904"]  # GD904's error explains GD905
+    assert narrowed.outcome("GD903") == RuleOutcome(
+        code="GD903", state="skip", detail="GD901 found the root cause"
+    )

@@ -367,3 +367,60 @@ def test_commands_whole_in_other_formats(tmp_path: Path, fmt: str) -> None:
     lines = out.replace("%0A", "\n").replace("&quot;", '"').replace("&amp;", "&").splitlines()
     for command in commands:
         assert any(line.strip() == command for line in lines), f"{command!r} not whole in {fmt}"
+
+
+# --- snapshots for bug reports ----------------------------------------------------------------------
+
+
+def test_collect_is_redacted_and_replays_to_the_same_findings(tmp_path: Path) -> None:
+    home = tmp_path / "home" / "zqxuser"
+    (home / "cuda" / "lib64").mkdir(parents=True)
+    env = {
+        "HOME": str(home),
+        "USER": "zqxuser",
+        "LOGNAME": "zqxuser",
+        "LD_LIBRARY_PATH": f"{home}/cuda/lib64",
+        "CUDA_HOME": f"{home}/cuda",
+        "HF_TOKEN": "hf_QmVyeVNlY3JldFRva2VuVmFsdWUxMjM0",
+    }
+    saved = tmp_path / "facts.json"
+    collected = gpudoctor("collect", "-o", str(saved), "--timeout", "60", cwd=tmp_path, env=env)
+    assert collected.returncode == 0, collected.stderr
+    assert collected.stderr.startswith(f"gpudoctor: facts saved to {saved} (redacted")
+    text = saved.read_text(encoding="utf-8")
+    assert "zqxuser" not in text and "hf_QmVyeVNlY3JldFRva2VuVmFsdWUxMjM0" not in text
+    live = gpudoctor("check", "--json", "--timeout", "60", cwd=tmp_path, env=env)
+    replay = gpudoctor("check", "--json", "--facts", str(saved), cwd=tmp_path, env=env)
+    codes = lambda out: [(f["code"], f["severity"]) for f in json.loads(out)["findings"]]
+    assert codes(replay.stdout) == codes(live.stdout)
+    assert replay.returncode == live.returncode
+    # What is shared is redacted too; the terminal report keeps the names readable.
+    assert "zqxuser" not in live.stdout
+    kept = gpudoctor("collect", "--no-redact", "--timeout", "60", cwd=tmp_path, env=env)
+    assert "zqxuser" in kept.stdout
+
+
+def test_collect_to_an_unwritable_place_is_one_line(tmp_path: Path) -> None:
+    result = gpudoctor("collect", "-o", str(tmp_path / "missing" / "f.json"), "--timeout", "60", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"gpudoctor: error: cannot write {tmp_path / 'missing' / 'f.json'}: No such file or directory"
+    ]
+
+
+@pytest.mark.parametrize("columns", [40, 80, 120])
+def test_explain_page_code_lines_are_whole_on_a_terminal(columns: int) -> None:
+    from gpudoctor import explain as explanations
+
+    page = explanations.load("GD204")
+    assert page is not None
+    fenced_lines = [
+        line.strip()
+        for block in re.findall(r"^```[a-z]*\n(.*?)\n```$", page.body, re.DOTALL | re.MULTILINE)
+        for line in block.splitlines()
+        if line.strip()
+    ]
+    assert any(len(line) > columns for line in fenced_lines) or columns == 120
+    lines = [line.strip() for line in run_in_terminal(["explain", "GD204"], columns).splitlines()]
+    for line in fenced_lines:
+        assert line in lines, f"{line!r} split at {columns} columns"

@@ -32,7 +32,10 @@ def machine_expectations() -> tuple[set[str], set[str]]:
 def test_codes_are_well_formed() -> None:
     for code, rule in RULES.items():
         assert re.fullmatch(r"GD\d{3}", code)
-        assert rule.title and rule.title[0].isupper(), f"{code} needs a title stating the healthy state"
+        assert rule.healthy and rule.healthy[0].isupper(), f"{code} needs a name stating the healthy state"
+        assert rule.title[0].isupper() and rule.title != rule.healthy, (
+            f"{code} needs problem= stating the problem"
+        )
         for required in rule.requires:
             assert required in RULES, f"{code} requires unknown {required}"
 

@@ -313,7 +313,7 @@ def _register(module: str, name: str) -> None:
 
 # Subcommands in their own modules (gpudoctor/commands/<name>.py), one line each; the blank lines
 # keep two helpers' registrations from touching in a merge.
-# collect (pipeline):
+_register("collect", "collect")
 
 _register("fleet", "fleet")
 

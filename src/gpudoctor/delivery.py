@@ -8,7 +8,7 @@ each failure becomes one line on stderr after the report; the exit code is then 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,33 +44,52 @@ def check_format(name: str) -> str:
 
 
 def deliver(run: Run, delivery: Delivery, stdout: Screen, stderr: Screen) -> int:
-    """Write everything; the exit code: the run's decision, or 2 when a write failed."""
+    """Write everything; the exit code: the run's decision, or 2 when a write failed.
+
+    The text report on stdout is for the person at the terminal (home folder shortened, nothing else
+    hidden); everything saved or shared (other formats, -o files, annotations, the step summary, saved
+    facts) is rendered from the redacted run unless --no-redact.
+    """
+    from gpudoctor.pipeline import shared
+    from gpudoctor.render.screen import PLAIN
+
     failures: list[str] = []
     to_stdout = delivery.output in (None, "-")
     facts_to_stdout = delivery.save_facts == "-"
+    github = delivery.env.get("GITHUB_ACTIONS") == "true" and delivery.annotations
+    public: list[Run] = []
 
-    def attempt(action: str, fn: object, *args: object) -> None:
+    def public_run() -> Run:
+        if not public:
+            public.append(shared(run) if delivery.redact else run)
+        return public[0]
+
+    def attempt(action: str, write: Callable[[str], None], text: str) -> None:
         try:
-            fn(*args)  # type: ignore[operator]
+            write(text)
         except OutputError as exc:
-            failures.append(str(exc) if action == "" else f"{action}: {exc}")
+            failures.append(f"{action}: {exc}" if action else str(exc))
 
+    def render(fmt: str, screen: Screen, *, for_person: bool = False, **extras: str) -> str:
+        """`for_person`: the text report on the terminal (or its pipe); all else is shared."""
+        source = run if for_person else public_run()
+        return renderer(fmt)(source, RenderOptions(verbose=delivery.verbose, screen=screen, extras=extras))
+
+    person = _write_stderr if facts_to_stdout else write_stdout  # where the text for a person goes
+    person_screen = stderr if facts_to_stdout else stdout
     if facts_to_stdout:
         attempt("--save-facts -", write_stdout, facts_document(run.report.facts, redact=delivery.redact))
     if to_stdout:
-        screen = stderr if facts_to_stdout else stdout
-        text = renderer(delivery.fmt)(run, RenderOptions(verbose=delivery.verbose, screen=screen))
-        attempt("", _write_stderr if facts_to_stdout else write_stdout, text)
+        text_report = delivery.fmt == "text"
+        attempt(
+            "", person, render(delivery.fmt, person_screen if text_report else PLAIN, for_person=text_report)
+        )
     else:
         assert delivery.output is not None
-        from gpudoctor.render.screen import PLAIN
-
-        text = renderer(delivery.fmt)(run, RenderOptions(verbose=delivery.verbose, screen=PLAIN))
-        attempt("-o", write_file, text, delivery.output)
+        path = delivery.output
+        attempt("-o", lambda text: write_file(text, path), render(delivery.fmt, PLAIN))
         if delivery.fmt != "text":  # the person reading the log still gets the report
-            screen = stderr if facts_to_stdout else stdout
-            shown = renderer("text")(run, RenderOptions(verbose=delivery.verbose, screen=screen))
-            attempt("", _write_stderr if facts_to_stdout else write_stdout, shown)
+            attempt("", person, render("text", person_screen, for_person=True))
     if delivery.save_facts is not None and not facts_to_stdout:
         path = delivery.save_facts
         try:
@@ -80,14 +99,13 @@ def deliver(run: Run, delivery: Delivery, stdout: Screen, stderr: Screen) -> int
         else:
             note = "redacted" if delivery.redact else "not redacted (--no-redact)"
             _note(f"gpudoctor: facts saved to {path} ({note}); replay with `gpudoctor check --facts {path}`")
-    if delivery.env.get("GITHUB_ACTIONS") == "true" and delivery.annotations and delivery.fmt != "github":
+    if github and delivery.fmt != "github":
         stdout_busy = (to_stdout and delivery.fmt in MACHINE_FORMATS) or facts_to_stdout
-        annotations = renderer("github")(run, RenderOptions(extras={"annotations_only": "1"}))
+        annotations = render("github", PLAIN, annotations_only="1")
         attempt("GitHub annotations", _write_stderr if stdout_busy else write_stdout, annotations)
-    if delivery.env.get("GITHUB_ACTIONS") == "true" and delivery.annotations:
-        summary_file = delivery.env.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            attempt("$GITHUB_STEP_SUMMARY", _append, renderer("markdown")(run, RenderOptions()), summary_file)
+    summary_file = delivery.env.get("GITHUB_STEP_SUMMARY") if github else None
+    if summary_file:
+        attempt("$GITHUB_STEP_SUMMARY", lambda text: _append(text, summary_file), render("markdown", PLAIN))
     for failure in failures:
         _note(f"gpudoctor: error: {failure}")
     return 2 if failures else run.decision.exit_code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 from gpudoctor.facts import Facts
 from gpudoctor.matrix import Matrix
@@ -19,6 +20,8 @@ from gpudoctor.rules import RULES, Rule
 from gpudoctor.rules.context import RuleContext
 
 CRASH_CODE = "GD002"
+CRASH_TITLE = "A gpudoctor check crashed"
+CRASH_CHECK = "Every gpudoctor check runs to completion"
 
 
 def ordered(rules: Mapping[str, Rule]) -> list[Rule]:
@@ -31,10 +34,10 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
     ctx = RuleContext(facts=facts, matrix=matrix)
     findings: list[Finding] = []
     outcomes: dict[str, RuleOutcome] = {}
-    settled: set[str] = set()
+    explained: dict[str, Explains] = {}  # rule code -> the dependents its findings explain
     for rule in ordered(rules):
         missing = [slot for slot in rule.needs if getattr(facts, slot, None) is None]
-        blocked = [code for code in rule.requires if code in settled]
+        blocked = [code for code in rule.requires if _explains(explained.get(code), rule.code)]
         if missing or blocked:
             why = (
                 f"no {', '.join(missing)} facts" if missing else f"{', '.join(blocked)} found the root cause"
@@ -56,16 +59,18 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
                 Finding(
                     code=rule.code,
                     severity=verdict.severity,
-                    title=rule.title,
+                    title=verdict.title or rule.title,
                     message=verdict.message,
                     why=verdict.why,
                     seen=verdict.seen,
                     fixes=verdict.fixes,
                     blocks_gpu=rule.blocks_gpu,
+                    check=rule.healthy,
+                    part=verdict.part or rule.part,
                 )
             )
             if verdict.severity is Severity.ERROR or verdict.settles_dependents:
-                settled.add(rule.code)
+                explained[rule.code] = _widen(explained.get(rule.code), verdict.explains)
         outcomes[rule.code] = RuleOutcome(code=rule.code, state="fail" if verdicts else "pass")
     return Report(
         facts=facts,
@@ -73,6 +78,20 @@ def diagnose(facts: Facts, matrix: Matrix, rules: Mapping[str, Rule] | None = No
         outcomes=tuple(outcomes[code] for code in sorted(outcomes)),
         matrix_source=matrix.source,
     )
+
+
+# What one rule's findings explain: ALL of the rules that require it, or only those named.
+Explains = Literal["all"] | frozenset[str]
+
+
+def _widen(sofar: Explains | None, narrowed: tuple[str, ...] | None) -> Explains:
+    if sofar == "all" or narrowed is None:
+        return "all"
+    return frozenset(narrowed) | (sofar or frozenset())
+
+
+def _explains(explains: Explains | None, code: str) -> bool:
+    return explains == "all" or (explains is not None and code in explains)
 
 
 def _finding_order(finding: Finding) -> tuple[int, str]:
@@ -83,8 +102,9 @@ def _crash_finding(rule: Rule, exc: Exception) -> Finding:
     return Finding(
         code=CRASH_CODE,
         severity=Severity.WARNING,
-        title="Every gpudoctor check runs to completion",
-        message=f"The check {rule.code} ({rule.title}) failed with {type(exc).__name__}: {exc}",
+        title=CRASH_TITLE,
+        check=CRASH_CHECK,
+        message=f"The check {rule.code} ({rule.healthy}) failed with {type(exc).__name__}: {exc}",
         why="That check could not judge this machine, so a problem it looks for may go unreported.",
         seen=(f"rule {rule.code} raised {type(exc).__name__}",),
         fixes=(),

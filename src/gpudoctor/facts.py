@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-SCHEMA_VERSION = 1
+# 2: facts gained `collected_at`; the report's summary gained `exit_code` and `failed_because`.
+# Files of every schema from MIN_SCHEMA_VERSION on load (what a version lacks takes its default).
+SCHEMA_VERSION = 2
+MIN_SCHEMA_VERSION = 1
 
 ProbeState = Literal["ok", "unavailable", "error", "timeout", "crash", "skipped"]
 

@@ -191,7 +191,7 @@ def parse_yaml(text: str, *, bounded: bool = True) -> Any:
 
 def load_facts_file(path: str | os.PathLike[str]) -> Facts:
     """A saved facts file, or a whole `--json` report (its `facts`), validated into `Facts`."""
-    from gpudoctor.facts import SCHEMA_VERSION, Facts
+    from gpudoctor.facts import MIN_SCHEMA_VERSION, SCHEMA_VERSION, Facts
     from gpudoctor.serde import SerdeError, from_data
 
     try:
@@ -219,6 +219,11 @@ def load_facts_file(path: str | os.PathLike[str]) -> Facts:
             raise UntrustedInputError(
                 f"facts file {path} was written by a newer gpudoctor (schema {version}; this one reads "
                 f"{SCHEMA_VERSION}): upgrade with `pip install -U gpudoctor`"
+            )
+        if version < MIN_SCHEMA_VERSION:  # pipeline: no gpudoctor release wrote such a file
+            raise UntrustedInputError(
+                f"facts file {path} has schema_version {version}, which no gpudoctor wrote: this one reads "
+                f"schemas {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION}"
             )
     try:
         return from_data(Facts, raw)

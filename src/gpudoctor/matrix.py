@@ -1298,6 +1298,26 @@ TORCH_VARIANT = Section(
     unique=lambda v: v.name,
 )
 
+
+def _plugin_section(name: str) -> Section:
+    """A TensorFlow device plug-in's releases (tensorflow-metal, tensorflow-directml-plugin)."""
+    return Section(
+        name,
+        PluginRelease,
+        label="version",
+        fields={
+            "version": VERSION,
+            "tensorflow": SPEC,
+            "tensorflow_package": OPTIONAL_TEXT,
+            "python": OPTIONAL_SPEC,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
+        unique=lambda r: r.version,
+    )
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "tensorflow",
@@ -1500,36 +1520,8 @@ SECTIONS += (
         },
         unique=lambda r: r.jetpack,
     ),
-    Section(
-        "tensorflow_metal",
-        PluginRelease,
-        label="version",
-        fields={
-            "version": VERSION,
-            "tensorflow": SPEC,
-            "tensorflow_package": OPTIONAL_TEXT,
-            "python": OPTIONAL_SPEC,
-            "source": SOURCE,
-            "verified": FLAG,
-        },
-        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
-        unique=lambda r: r.version,
-    ),
-    Section(
-        "tensorflow_directml",
-        PluginRelease,
-        label="version",
-        fields={
-            "version": VERSION,
-            "tensorflow": SPEC,
-            "tensorflow_package": OPTIONAL_TEXT,
-            "python": OPTIONAL_SPEC,
-            "source": SOURCE,
-            "verified": FLAG,
-        },
-        derive=lambda values, entry: {"tensorflow_package": values["tensorflow_package"] or "tensorflow"},
-        unique=lambda r: r.version,
-    ),
+    _plugin_section("tensorflow_metal"),
+    _plugin_section("tensorflow_directml"),
 )
 
 # `platform:` is a mapping of named facts, each {value, source, verified}; the reader of each value.

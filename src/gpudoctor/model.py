@@ -39,12 +39,14 @@ class Finding:
 
     code: str
     severity: Severity
-    title: str  # the rule's title: the healthy state, e.g. "NVIDIA driver is loaded"
+    title: str  # the problem, e.g. "CUDA_VISIBLE_DEVICES hides every GPU"
     message: str  # one specific sentence built from the facts
     why: str = ""  # why it matters
     seen: tuple[str, ...] = ()  # the facts that led here, one per line
     fixes: tuple[Fix, ...] = ()
     blocks_gpu: bool = False  # stamped from the rule: as an error, no CUDA program can use the GPU
+    check: str = ""  # the rule's healthy-state name, e.g. "CUDA_VISIBLE_DEVICES does not hide the GPUs"
+    part: str = ""  # the probe whose line this finding is about ("environment"); "" for gpudoctor itself
 
     @property
     def fix_commands(self) -> tuple[str, ...]:
@@ -110,6 +112,11 @@ class Verdict:
     why: str = ""
     seen: tuple[str, ...] = ()
     fixes: tuple[Fix, ...] = field(default_factory=tuple)
+    title: str = ""  # the problem in this case, where it says more than the rule's title
+    part: str = ""  # the probe line this finding is about, where it is not the rule's part
     # An error always settles the rules that `require` this one; a lesser finding can too when it
     # makes them moot (no NVIDIA GPU at all: nothing is left to say about CUDA).
     settles_dependents: bool = False
+    # Which of the rules that `require` this one the finding explains: None, all of them; a tuple of
+    # codes, only those (a finding about PyTorch's wheels explains GD601, not JAX's GD701).
+    explains: tuple[str, ...] | None = None

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gpudoctor.facts import Facts, ProbeStatus
     from gpudoctor.matrix import Matrix
     from gpudoctor.model import Report
+    from gpudoctor.redact import Identity
 
 
 class UsageError(Exception):
@@ -61,6 +62,7 @@ class Run:
     policy: Policy
     decision: Decision
     origin: Origin = dataclasses.field(default_factory=Origin)
+    matrix: Matrix | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def load_matrix(path: Path | str | None) -> Matrix:
@@ -76,12 +78,15 @@ def load_matrix(path: Path | str | None) -> Matrix:
 def load_facts(path: Path) -> Facts:
     """Facts saved by `--save-facts` or `collect`, or a whole `--json` report (bounded and validated
     by `loading`: one clear line for anything it refuses)."""
+    from gpudoctor.facts import SCHEMA_VERSION
     from gpudoctor.loading import UntrustedInputError, load_facts_file
 
     try:
-        return load_facts_file(path)
+        facts = load_facts_file(path)
     except UntrustedInputError as exc:
         raise UsageError(str(exc)) from exc
+    # An older schema lacks only fields that take their defaults: the facts are now of this schema.
+    return dataclasses.replace(facts, schema_version=SCHEMA_VERSION)
 
 
 ProgressCallback = Callable[[str, "ProbeStatus"], None]
@@ -156,7 +161,25 @@ def check(
 ) -> Run:
     """Judge facts and decide: the whole pipeline after gathering."""
     report = judge(facts, matrix, policy)
-    return Run(report=report, policy=policy, decision=decide(report, policy), origin=origin or Origin())
+    return Run(
+        report=report,
+        policy=policy,
+        decision=decide(report, policy),
+        origin=origin or Origin(),
+        matrix=matrix,
+    )
+
+
+def shared(run: Run, identity: Identity | None = None) -> Run:
+    """The run as it may be saved or shared (JSON, Markdown, JUnit, annotations, files): judged again
+    over redacted facts, so messages and fixes carry no user, host, serial or secret either. Redaction
+    keeps every finding (redact.py's promise, tested over every machine); the verdict stays the run's."""
+    from gpudoctor.redact import redact_facts
+
+    if run.matrix is None:
+        raise ValueError("shared() needs a run made by pipeline.check")
+    report = judge(redact_facts(run.report.facts, identity), run.matrix, run.policy)
+    return dataclasses.replace(run, report=report)
 
 
 def warm_up() -> None:

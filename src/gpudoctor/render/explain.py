@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from rich.markdown import Markdown
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import CodeBlock, Markdown
+from rich.text import Text
 
 from gpudoctor.explain import SECTIONS, Explanation
 from gpudoctor.model import Finding, RuleOutcome
 from gpudoctor.render.json import finding_data
 from gpudoctor.render.screen import PLAIN, Screen
 from gpudoctor.render.text import finding_lines, print_lines
+
+
+class _WholeLines(CodeBlock):
+    """A code block whose every line is one physical line: never wrapped, never cropped (the terminal
+    folds it on screen; a copy stays one runnable command)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in str(self.text).rstrip("\n").splitlines():
+            yield Text("    " + line, style="bold", no_wrap=True, overflow="ignore")
+
+
+class _Page(Markdown):
+    elements: ClassVar[dict[str, type[Any]]] = {
+        **Markdown.elements,
+        "fence": _WholeLines,
+        "code_block": _WholeLines,
+    }
 
 
 def render_list(pages: Sequence[Explanation], *, as_json: bool, screen: Screen = PLAIN) -> str:
@@ -59,7 +78,7 @@ def render_page(
             console.print(f"[green]On this machine: {page.code} found nothing wrong.[/green]")
         console.print()
     if console.is_terminal:
-        console.print(Markdown(page.body))
+        console.print(_Page(page.body), crop=False)
     else:  # piped: the Markdown source itself, never cropped to a terminal width
         console.print(page.body, markup=False, highlight=False)
     return buffer.getvalue()

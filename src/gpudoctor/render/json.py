@@ -22,6 +22,8 @@ def finding_data(finding: Finding) -> dict[str, Any]:
         "code": finding.code,
         "severity": finding.severity.value,
         "title": finding.title,
+        "check": finding.check,
+        "part": finding.part,
         "message": finding.message,
         "why": finding.why,
         "seen": list(finding.seen),

@@ -116,8 +116,8 @@ def render(run: Run, options: RenderOptions) -> str:
     if hidden:
         tail.append(f"{hidden} note{'s' * (hidden != 1)} not shown (`gpudoctor check -v` shows them).")
     tail.append(
-        "<details><summary>Facts (JSON, home folder shortened to ~)</summary>\n\n"
-        + fenced(dumps_facts(facts).splitlines(), "json")
+        "<details><summary>Facts (JSON; replay with <code>gpudoctor check --facts FILE</code>)</summary>\n\n"
+        + fenced(dumps_facts(facts, redact=False).splitlines(), "json")
         + "\n\n</details>"
     )
     return "\n\n".join(head + body + tail) + "\n"

@@ -60,6 +60,8 @@ JETSON = ("GD522",)
 # The environment's own wheels do not fit its frameworks: a framework's pinned CUDA wheels missing or of
 # another version (GD801), two wheels that wrote the same library files (GD802). They explain an import
 # that fails on a missing libcudnn.so.9, a cuDNN other than pinned, CUDA libraries of another major.
+# Each of their findings names the frameworks it hurts and explains only those frameworks' rules
+# (`wheel_symptoms`, through Verdict.explains), never another framework's.
 WHEELS_IN_CONFLICT = ("GD801", "GD802")
 
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
@@ -77,6 +79,14 @@ NO_GPU_FOR_ANY_FRAMEWORK = tuple(
     )
 )
 
+# What a finding about a framework's own wheels explains: its import failure, and the wrong libraries
+# it loads or the GPU it does not see because of them.
+WHEEL_SYMPTOMS: dict[str, tuple[str, ...]] = {
+    "tensorflow": ("GD401", "GD402", "GD201", "GD202", "GD803"),
+    "torch": ("GD601", "GD606", "GD607", "GD803"),
+    "jax": ("GD701", "GD704", "GD708", "GD803"),
+}
+
 GROUPS: dict[str, tuple[str, ...]] = {
     "PLATFORM": PLATFORM,
     "DRIVER": DRIVER,
@@ -93,3 +103,13 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }
+
+
+def wheel_symptoms(*frameworks: str) -> tuple[str, ...]:
+    """The rules a finding about these frameworks' wheels explains; a framework is named by any of its
+    distributions ("tensorflow-cpu", "jax-cuda12-plugin", "jaxlib")."""
+    explained: list[str] = []
+    for name in frameworks:
+        family = next((f for f in WHEEL_SYMPTOMS if name == f or name.startswith((f"{f}-", f"{f}lib"))), None)
+        explained += WHEEL_SYMPTOMS.get(family or "", ())
+    return tuple(dict.fromkeys(explained))

@@ -10,7 +10,7 @@ from gpudoctor.facts import CudaInstall, LibraryFile
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without
+from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without, prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import (
     TfBuild,
@@ -27,7 +27,7 @@ CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 WINDOWS_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 ACTIVATE_D = "$CONDA_PREFIX/etc/conda/activate.d"
-LIBRARY_PATH_LINE = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH'"
+LIBRARY_PATH_LINE = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}'"
 EARLY = (*causes.DRIVER, *causes.TENSORFLOW_WITHOUT_CUDA)
 XLA_SIGNS = (
     "can't find libdevice directory",
@@ -150,7 +150,7 @@ def _runtime_install_fixes(ctx: RuleContext, build: TfBuild, cuda: str) -> list[
                 f"Install CUDA {cuda} from NVIDIA's archive (runfile: tick only the toolkit) and add its "
                 "libraries to the loader path",
                 f"xdg-open {CUDA_ARCHIVE}" if ctx.flavor == "linux" else f"echo {CUDA_ARCHIVE}",
-                f"export LD_LIBRARY_PATH=/usr/local/cuda-{cuda}/lib64:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"/usr/local/cuda-{cuda}/lib64"),
             )
         )
     if not ctx.in_conda:
@@ -167,8 +167,14 @@ def _runtime_install_fixes(ctx: RuleContext, build: TfBuild, cuda: str) -> list[
 # GD201
 
 
-@rule("GD201", "The CUDA runtime TensorFlow loads is installed", requires=(*EARLY, "GD203", "GD401"))
-def cuda_runtime(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD201",
+    "The CUDA runtime TensorFlow loads is installed",
+    requires=(*EARLY, "GD203", "GD401", *causes.WHEELS_IN_CONFLICT),
+    problem="The CUDA runtime TensorFlow loads is missing",
+    part="libraries",
+)
+def cuda_runtime_missing(ctx: RuleContext) -> Iterator[Verdict]:
     build = _gpu_build(ctx)
     if build is None or build.cudart is None or tf_conda_managed(ctx):
         return
@@ -231,9 +237,11 @@ def _build_for_runtimes(ctx: RuleContext, build: TfBuild, runtimes: list[Library
 @rule(
     "GD202",
     "The cuDNN version matches TensorFlow's build",
-    requires=(*EARLY, "GD201", "GD203", "GD412"),
+    requires=(*EARLY, "GD201", "GD203", "GD412", *causes.WHEELS_IN_CONFLICT),
+    problem="The cuDNN does not match TensorFlow's build",
+    part="libraries",
 )
-def cudnn_matches(ctx: RuleContext) -> Iterator[Verdict]:
+def cudnn_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)  # a listed GPU proves nothing here: TensorFlow checks cuDNN at first use
     if build is None or build.gpu_build is False or tf_conda_managed(ctx):
         return
@@ -324,7 +332,7 @@ def _cudnn_verdict(
                 f"Install cuDNN {need} or newer as a pip wheel and put its lib folder first on LD_LIBRARY_PATH "
                 "(add the line to the venv's activate script to keep it)",
                 ctx.pip_install(f"nvidia-cudnn-cu{cuda.split('.')[0]}>={need},<{int(major) + 1}"),
-                f"export LD_LIBRARY_PATH=$({cudnn_dir})/lib:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"$({cudnn_dir})/lib"),
             )
         )
     if ctx.in_conda:
@@ -365,8 +373,10 @@ def _cudnn_verdict(
     "The conda CUDA packages match the installed TensorFlow",
     requires=(*causes.DRIVER, "GD413", "GD511"),
     needs=("conda",),
+    problem="The conda CUDA packages do not match the installed TensorFlow",
+    part="conda",
 )
-def conda_cuda_packages(ctx: RuleContext) -> Iterator[Verdict]:
+def conda_cuda_packages_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     conda = ctx.facts.conda
     build = tf_build(ctx)
     if (
@@ -469,8 +479,10 @@ def _in_conda_prefix(ctx: RuleContext, f: LibraryFile) -> bool:
     "The conda environment's CUDA libraries are on the loader path",
     requires=(*EARLY, "GD203"),
     needs=("conda", "libraries"),
+    problem="The conda environment's CUDA libraries are not on the loader path",
+    part="libraries",
 )
-def conda_library_path(ctx: RuleContext) -> Iterator[Verdict]:
+def conda_libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     conda = ctx.facts.conda
     build = _gpu_build(ctx)
     if conda is None or build is None or not ctx.in_conda or ctx.flavor not in ("linux", "wsl"):
@@ -483,7 +495,9 @@ def conda_library_path(ctx: RuleContext) -> Iterator[Verdict]:
     folder = _folder(ctx, stranded[0][1][0].path)
     append = "env_vars.sh" in conda.activate_scripts
     script = f"{ACTIVATE_D}/env_vars.sh"
-    export = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib:$LD_LIBRARY_PATH' " + (">>" if append else ">")
+    export = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}' " + (
+        ">>" if append else ">"
+    )
     env = conda.env_name or "<env>"
     names = ", ".join(n for n, _ in stranded)
     yield Verdict(
@@ -520,8 +534,10 @@ def conda_library_path(ctx: RuleContext) -> Iterator[Verdict]:
     "The CUDA libraries TensorFlow loads are where the loader looks",
     requires=(*EARLY, "GD204"),
     needs=("libraries",),
+    problem="The CUDA libraries TensorFlow loads are not where the loader looks",
+    part="libraries",
 )
-def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
+def libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     build = _gpu_build(ctx)
     if build is None:
         return
@@ -556,7 +572,7 @@ def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Put every lib folder of the nvidia-* wheels on LD_LIBRARY_PATH (add the line to the venv's "
                 "activate script to keep it)",
-                f"export LD_LIBRARY_PATH=$({every_wheel_lib}):$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"$({every_wheel_lib})"),
             ),
             ctx.fix(
                 "Or move to a TensorFlow release that finds its own wheels, with its pinned CUDA wheels",
@@ -570,7 +586,7 @@ def library_off_path(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Add the folder to LD_LIBRARY_PATH (on a cluster: after your `module load` lines, in the job "
                 "script too), then confirm with TensorFlow's verbose loader log",
-                f"export LD_LIBRARY_PATH={joined}:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", joined),
                 'TF_CPP_MAX_VLOG_LEVEL=3 python -c "import tensorflow as tf; '
                 "print(tf.config.list_physical_devices('GPU'))\"",
             ),
@@ -621,8 +637,14 @@ def _install_at(installs: tuple[CudaInstall, ...], path: str | None) -> CudaInst
     return max(owners, key=lambda i: len(i.path), default=None)
 
 
-@rule("GD206", "PATH, CUDA_HOME and the loader agree on one CUDA toolkit", needs=("toolkit",))
-def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD206",
+    "PATH, CUDA_HOME and the loader agree on one CUDA toolkit",
+    needs=("toolkit",),
+    problem="PATH, CUDA_HOME and the loader point at different CUDA toolkits",
+    part="toolkit",
+)
+def toolkits_disagree(ctx: RuleContext) -> Iterator[Verdict]:
     tk = ctx.facts.toolkit
     if tk is None or len(tk.installs) < 2:
         return
@@ -667,7 +689,7 @@ def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
                 f"Point CUDA_HOME at the toolkit whose nvcc you use (CUDA {target.version}) and put its "
                 "libraries first",
                 f"export CUDA_HOME={target.path}",
-                f"export LD_LIBRARY_PATH={target.path}/lib64:$LD_LIBRARY_PATH",
+                prepend_path("LD_LIBRARY_PATH", f"{target.path}/lib64"),
             ),
         )
     described = [f"{role}: CUDA {i.version or i.nvcc_version} at {i.path}" for role, i in roles]
@@ -689,8 +711,15 @@ def toolkits_agree(ctx: RuleContext) -> Iterator[Verdict]:
 # GD207: XLA's ptxas and libdevice
 
 
-@rule("GD207", "XLA finds ptxas and libdevice", requires=(*EARLY, "GD201"), needs=("tensorflow",))
-def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD207",
+    "XLA finds ptxas and libdevice",
+    requires=(*EARLY, "GD201"),
+    needs=("tensorflow",),
+    problem="XLA cannot find ptxas or libdevice",
+    part="toolkit",
+)
+def xla_toolchain_missing(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     build = tf_build(ctx)
     if tf is None or build is None:
@@ -757,8 +786,10 @@ def xla_toolchain(ctx: RuleContext) -> Iterator[Verdict]:
     "The CUDA versions of nvcc, the driver and the frameworks fit together",
     requires=(*causes.DRIVER, "GD707"),
     needs=("toolkit", "driver"),
+    problem="The CUDA versions of nvcc, the driver and the frameworks do not fit together",
+    part="toolkit",
 )
-def which_cuda(ctx: RuleContext) -> Iterator[Verdict]:
+def cuda_versions_clash(ctx: RuleContext) -> Iterator[Verdict]:
     tk, driver = ctx.facts.toolkit, ctx.facts.driver
     if tk is None or driver is None or not tk.nvcc_version or not driver.cuda_driver_version:
         return
@@ -846,6 +877,8 @@ def _shadowed(ctx: RuleContext) -> list[tuple[LibraryFile, LibraryFile]]:
     "GD209",
     "LD_LIBRARY_PATH does not put older CUDA libraries ahead of the framework's own wheels",
     needs=("libraries",),
+    problem="LD_LIBRARY_PATH puts older CUDA libraries ahead of the framework's own wheels",
+    part="libraries",
 )
 def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor not in ("linux", "wsl"):
@@ -855,7 +888,6 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
         return
     folders = list(dict.fromkeys(str(PurePosixPath(first.path).parent) for first, _ in pairs))
     names = ", ".join(dict.fromkeys(first.name for first, _ in pairs))
-    drop = " ".join(f"-e '{folder}'" for folder in folders)
     yield Verdict(
         severity=Severity.ERROR,
         message=f"LD_LIBRARY_PATH makes the loader take older {names} from {', '.join(folders)} instead of "
@@ -874,8 +906,7 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Take those folders out of LD_LIBRARY_PATH (and out of ~/.bashrc or the `module load` lines "
                 "that add them)",
-                f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | "
-                "paste -sd: -)",
+                ld_library_path_without(folders),
             ),
             ctx.fix(
                 "Or run without LD_LIBRARY_PATH: pip wheels find their libraries themselves",
@@ -902,6 +933,8 @@ def _is_stub(path: str) -> bool:
     "The libcuda.so.1 programs load is the driver's, not the CUDA toolkit's stub",
     requires=causes.DRIVER,
     blocks_gpu=True,
+    problem="Programs load the CUDA toolkit's stub libcuda.so.1, not the driver's",
+    part="libraries",
 )
 def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor in ("windows", "macos"):

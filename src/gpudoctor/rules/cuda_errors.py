@@ -222,7 +222,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
 
 @rule(
     "GD151",
-    "The frameworks' CUDA initialisation errors have no machine-level cause",
+    "The frameworks start CUDA without a machine-level error",
     requires=(
         *causes.DRIVER,
         *causes.PLATFORM,
@@ -236,6 +236,8 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
         "GD502",
     ),
     blocks_gpu=True,
+    problem="A framework cannot start CUDA because of a machine-level error",
+    part="driver",
 )
 def framework_cuda_error(ctx: RuleContext) -> Iterator[Verdict]:
     found: dict[int, list[tuple[str, str]]] = {}

@@ -56,6 +56,8 @@ def _gpu_at(ctx: RuleContext, address: str) -> GpuFacts | None:
     requires=(*causes.DRIVER, *causes.PLATFORM, *causes.KERNEL_REFUSES_GPU),
     needs=("devices",),
     blocks_gpu=True,
+    problem="CUDA's unified-memory module nvidia_uvm is not loaded",
+    part="devices",
 )
 def uvm_missing(ctx: RuleContext) -> Iterator[Verdict]:
     d = _devices(ctx)
@@ -98,7 +100,14 @@ def uvm_missing(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD133", "This process may open the NVIDIA device nodes", needs=("devices",), blocks_gpu=True)
+@rule(
+    "GD133",
+    "This process may open the NVIDIA device nodes",
+    needs=("devices",),
+    blocks_gpu=True,
+    problem="This process may not open the NVIDIA device nodes",
+    part="devices",
+)
 def nodes_denied(ctx: RuleContext) -> Iterator[Verdict]:
     d = _devices(ctx)
     denied = [
@@ -166,6 +175,8 @@ def _unbound_gpus(d: DevicesFacts) -> list[PciDevice]:
     "The NVIDIA driver drives every NVIDIA GPU on the PCI bus",
     requires=("GD135", "GD136", "GD138", *causes.PLATFORM),
     needs=("devices",),
+    problem="An NVIDIA GPU on the PCI bus has no driver bound to it",
+    part="devices",
 )
 def gpu_not_bound(ctx: RuleContext) -> Iterator[Verdict]:
     d = _devices(ctx)
@@ -269,7 +280,14 @@ def _legacy_from_table(ctx: RuleContext) -> list[tuple[str, str, str]]:
     return found
 
 
-@rule("GD135", "The installed driver branch supports every GPU", requires=causes.PLATFORM, blocks_gpu=True)
+@rule(
+    "GD135",
+    "The installed driver branch supports every GPU",
+    requires=causes.PLATFORM,
+    blocks_gpu=True,
+    problem="The installed driver branch does not support this GPU",
+    part="devices",
+)
 def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     log = ctx.facts.kernel_log
     usable = (
@@ -327,6 +345,8 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     requires=causes.PLATFORM,
     needs=("kernel_log",),
     blocks_gpu=True,
+    problem="The open kernel modules are loaded on a GPU without GSP (older than Turing)",
+    part="devices",
 )
 def open_module_without_gsp(ctx: RuleContext) -> Iterator[Verdict]:
     log = _log(ctx)
@@ -403,7 +423,13 @@ def _lost_in_nvml(ctx: RuleContext, event: XidEvent) -> bool:
     return gpu is not None and bool(gpu.error) and "lost" in (gpu.error or "").lower()
 
 
-@rule("GD137", "No GPU reported a hardware or firmware fault (Xid) this boot", needs=("kernel_log",))
+@rule(
+    "GD137",
+    "No GPU reported a hardware or firmware fault (Xid) this boot",
+    needs=("kernel_log",),
+    problem="A GPU reported a hardware or firmware fault (Xid) this boot",
+    part="kernel_log",
+)
 def xid_faults(ctx: RuleContext) -> Iterator[Verdict]:
     log = _log(ctx)
     by_gpu: dict[str, list[XidEvent]] = {}
@@ -457,7 +483,13 @@ def xid_faults(ctx: RuleContext) -> Iterator[Verdict]:
 
 
 @rule(
-    "GD138", "Every NVIDIA GPU initialises", requires=causes.PLATFORM, needs=("kernel_log",), blocks_gpu=True
+    "GD138",
+    "Every NVIDIA GPU initialises",
+    requires=causes.PLATFORM,
+    needs=("kernel_log",),
+    blocks_gpu=True,
+    problem="An NVIDIA GPU failed to initialise",
+    part="devices",
 )
 def rm_init_failed(ctx: RuleContext) -> Iterator[Verdict]:
     log = _log(ctx)
@@ -505,6 +537,8 @@ def rm_init_failed(ctx: RuleContext) -> Iterator[Verdict]:
     "The kernel accepts the NVIDIA module (Secure Boot signature)",
     needs=("kernel_log",),
     blocks_gpu=True,
+    problem="The kernel refused the NVIDIA module (Secure Boot signature)",
+    part="devices",
 )
 def module_rejected(ctx: RuleContext) -> Iterator[Verdict]:
     log = _log(ctx)

@@ -64,6 +64,8 @@ def _is_container(ctx: RuleContext) -> bool:
     requires=(*causes.PLATFORM, "GD302", *causes.KERNEL_REFUSES_GPU, *causes.JETSON),
     needs=("driver",),
     blocks_gpu=True,
+    problem="No NVIDIA GPU is present",
+    part="driver",
 )
 def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
@@ -146,6 +148,8 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     requires=(*causes.PLATFORM, "GD106", *causes.JETSON, *causes.WSL),
     needs=("driver",),
     blocks_gpu=True,
+    problem="No NVIDIA driver is installed",
+    part="driver",
 )
 def driver_missing(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
@@ -281,6 +285,8 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
     requires=("GD501", "GD504", "GD506", *causes.KERNEL_REFUSES_GPU, *causes.WSL),
     needs=("driver",),
     blocks_gpu=True,
+    problem="The NVIDIA kernel module is not loaded",
+    part="driver",
 )
 def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
@@ -340,8 +346,10 @@ def driver_not_loaded(ctx: RuleContext) -> Iterator[Verdict]:
     "NVIDIA kernel module and driver libraries are the same version",
     needs=("driver",),
     blocks_gpu=True,
+    problem="The NVIDIA kernel module and driver libraries are different versions",
+    part="driver",
 )
-def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
+def driver_version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "lib_rm_version_mismatch":
         return
@@ -435,9 +443,15 @@ def version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
 
 
 @rule(
-    "GD104", "This user may use the NVIDIA devices", requires=("GD133",), needs=("driver",), blocks_gpu=True
+    "GD104",
+    "This user may use the NVIDIA devices",
+    requires=("GD133",),
+    needs=("driver",),
+    blocks_gpu=True,
+    problem="This user may not use the NVIDIA devices",
+    part="driver",
 )
-def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
+def devices_not_permitted(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state != "no_permission":
         return
@@ -476,7 +490,14 @@ def no_permission(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD105", "Every GPU is reachable", needs=("driver",), blocks_gpu=True)
+@rule(
+    "GD105",
+    "Every GPU is reachable",
+    needs=("driver",),
+    blocks_gpu=True,
+    problem="A GPU is unreachable",
+    part="driver",
+)
 def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     lost = [g for g in d.gpus if g.error and "lost" in g.error.lower()]
@@ -512,8 +533,16 @@ def gpu_lost(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD107", "NVML initialises", requires=("GD133",), needs=("driver",), blocks_gpu=True)
-def nvml_other_error(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD107",
+    "NVML initialises",
+    requires=("GD133",),
+    needs=("driver",),
+    blocks_gpu=True,
+    problem="NVML fails to initialise",
+    part="driver",
+)
+def nvml_fails(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_state not in ("unknown_error", "not_supported"):
         return

@@ -106,6 +106,7 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
             severity=Severity.ERROR
             if ptx_gpus or complaint
             else Severity.INFO,  # it runs; say why it may not stay so
+            title="The NVIDIA driver runs this CUDA only through minor-version compatibility",
             message=f"NVIDIA driver {version} is older than CUDA {cuda} needs ({toolkit_min}); {framework.label} "
             f"runs only through CUDA minor-version compatibility{caveat}",
             why=(
@@ -212,8 +213,10 @@ def tensorflow_cuda(ctx: RuleContext) -> FrameworkCuda | None:
     "The NVIDIA driver is new enough for TensorFlow's CUDA",
     requires=causes.DRIVER,
     needs=("driver", "tensorflow"),
+    problem="The NVIDIA driver is too old for TensorFlow's CUDA",
+    part="tensorflow",
 )
-def driver_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
+def driver_too_old_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
     framework = tensorflow_cuda(ctx)
     if framework is None:
         return
@@ -284,8 +287,10 @@ def _foreign_libcuda(ctx: RuleContext) -> LibraryFile | None:
     "The loaded libcuda is the running NVIDIA driver's own, not a forward-compatibility copy",
     requires=causes.DRIVER,
     blocks_gpu=True,
+    problem="A forward-compatibility libcuda is loaded instead of the running driver's own",
+    part="libraries",
 )
-def forward_compat_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
+def forward_compat_libcuda_loaded(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor not in ("linux", "unknown"):
         return
     lib = _foreign_libcuda(ctx)

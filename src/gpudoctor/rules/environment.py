@@ -102,8 +102,15 @@ def _find_where_set(ctx: RuleContext, name: str) -> Fix:
     )
 
 
-@rule("GD301", "CUDA_VISIBLE_DEVICES does not hide the GPUs", needs=("environment",), blocks_gpu=True)
-def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD301",
+    "CUDA_VISIBLE_DEVICES does not hide the GPUs",
+    needs=("environment",),
+    blocks_gpu=True,
+    problem="CUDA_VISIBLE_DEVICES hides the GPUs",
+    part="environment",
+)
+def cuda_visible_devices_hides_gpus(ctx: RuleContext) -> Iterator[Verdict]:
     value = _env(ctx).variables.get("CUDA_VISIBLE_DEVICES")
     if value is None:
         return
@@ -137,6 +144,7 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
             hint = f" ({parsed.stopped_at!r} is a shell's name: a typed $0 expands to it)"
         yield Verdict(
             severity=Severity.ERROR,
+            title="CUDA_VISIBLE_DEVICES hides every GPU",
             message=f"CUDA_VISIBLE_DEVICES={value!r} hides every GPU: {because}{hint}",
             why=(
                 "CUDA reads CUDA_VISIBLE_DEVICES before anything else and stops at the first entry it cannot "
@@ -150,6 +158,7 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     if parsed.stopped_at is not None:
         yield Verdict(
             severity=Severity.WARNING,
+            title="CUDA_VISIBLE_DEVICES hides GPUs past an entry CUDA cannot read",
             message=f"CUDA_VISIBLE_DEVICES={value!r} shows only GPU {shown}: CUDA stops reading at "
             f"{parsed.stopped_at!r} because {parsed.reason}",
             why=(
@@ -162,6 +171,7 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     elif count is not None and len(set(parsed.visible)) < count:
         yield Verdict(
             severity=Severity.INFO,
+            title="CUDA_VISIBLE_DEVICES shows only some of the GPUs",
             message=f"CUDA_VISIBLE_DEVICES={value!r} shows {len(parsed.visible)} of {count} GPUs "
             f"(index {shown}); the framework numbers them from 0",
             why="Choosing GPUs this way is normal on shared machines; it is reported so the choice is visible.",
@@ -176,8 +186,10 @@ def cuda_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
     requires=("GD503",),
     needs=("environment", "platform"),
     blocks_gpu=True,
+    problem="The container's NVIDIA_VISIBLE_DEVICES passes no GPU in",
+    part="environment",
 )
-def nvidia_visible_devices(ctx: RuleContext) -> Iterator[Verdict]:
+def nvidia_visible_devices_hides_gpus(ctx: RuleContext) -> Iterator[Verdict]:
     value = _env(ctx).variables.get("NVIDIA_VISIBLE_DEVICES")
     platform = ctx.facts.platform
     if value is None or platform is None or platform.container is None:
@@ -239,6 +251,8 @@ def _minor(version: str | None) -> str | None:
     "GD303",
     "CUDA_HOME and CUDA_PATH point at a CUDA toolkit",
     needs=("environment", "toolkit"),
+    problem="CUDA_HOME or CUDA_PATH points at no CUDA toolkit",
+    part="environment",
 )
 def cuda_home_missing(ctx: RuleContext) -> Iterator[Verdict]:
     toolkit = _toolkit(ctx)
@@ -280,6 +294,8 @@ def cuda_home_missing(ctx: RuleContext) -> Iterator[Verdict]:
     "CUDA_HOME and the nvcc on PATH are the same CUDA version",
     requires=("GD303",),
     needs=("environment", "toolkit"),
+    problem="CUDA_HOME and the nvcc on PATH are different CUDA versions",
+    part="environment",
 )
 def cuda_home_disagrees(ctx: RuleContext) -> Iterator[Verdict]:
     toolkit = _toolkit(ctx)
@@ -308,7 +324,9 @@ def cuda_home_disagrees(ctx: RuleContext) -> Iterator[Verdict]:
     )
     separator = ";" if ctx.shell == "powershell" else ":"
     new_path = (
-        f"{home.path}\\bin{separator}$env:PATH" if ctx.shell == "powershell" else f"{home.path}/bin:$PATH"
+        f"{home.path}\\bin{separator}$env:PATH"
+        if ctx.shell == "powershell"
+        else f"{home.path}/bin${{PATH:+:$PATH}}"
     )
     fixes.append(
         ctx.fix(

@@ -64,6 +64,8 @@ def _install_fix(ctx: RuleContext, version: str | None) -> Fix:
     requires=causes.DRIVER,
     needs=("fabric",),
     blocks_gpu=True,
+    problem="Fabric Manager's version differs from the driver's",
+    part="fabric",
 )
 def fabric_manager_version(ctx: RuleContext) -> Iterator[Verdict]:
     f = _fabric(ctx)
@@ -90,6 +92,8 @@ def fabric_manager_version(ctx: RuleContext) -> Iterator[Verdict]:
     requires=(*causes.DRIVER, "GD142"),
     needs=("fabric",),
     blocks_gpu=True,
+    problem="Fabric Manager is not running on this NVSwitch system",
+    part="fabric",
 )
 def fabric_manager_running(ctx: RuleContext) -> Iterator[Verdict]:
     f = _fabric(ctx)

@@ -10,7 +10,7 @@ from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
 
 
-@rule("GD001", "Every probe finished")
+@rule("GD001", "Every probe finished", problem="A probe did not finish", part="python")
 def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
     # python_cmd is the quoted path exactly when the user chose the interpreter with --python
     by_option = ctx.facts.target.selected_by == "--python" and bool(ctx.facts.target.python)
@@ -24,6 +24,8 @@ def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
         }[status.state]
         yield Verdict(
             severity=Severity.WARNING,
+            title=f"The {status.name} probe {what}",
+            part=status.name,
             message=f"The {status.name} probe {what}: {status.detail}",
             why=(
                 "Without these facts gpudoctor cannot judge this part of the setup; the same hang or crash "
@@ -42,7 +44,13 @@ def probe_failed(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD003", "The target Python interpreter runs", needs=("python",))
+@rule(
+    "GD003",
+    "The target Python interpreter runs",
+    needs=("python",),
+    problem="The target Python interpreter does not run",
+    part="python",
+)
 def target_python_broken(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     if python is None or not python.error:

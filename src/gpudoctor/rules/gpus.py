@@ -59,7 +59,14 @@ def _reinstall_driver_library(ctx: RuleContext, d: DriverFacts) -> Fix:
     )
 
 
-@rule("GD121", "NVML answers without crashing or hanging", needs=("driver",), blocks_gpu=True)
+@rule(
+    "GD121",
+    "NVML answers without crashing or hanging",
+    needs=("driver",),
+    blocks_gpu=True,
+    problem="NVML crashes or hangs",
+    part="driver",
+)
 def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     if d.nvml_failure is None:
@@ -110,7 +117,13 @@ def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD122", "No other process holds most of a GPU's memory", needs=("driver",))
+@rule(
+    "GD122",
+    "No other process holds most of a GPU's memory",
+    needs=("driver",),
+    problem="Another process holds most of a GPU's memory",
+    part="driver",
+)
 def memory_held(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     for gpu in d.gpus:
@@ -169,7 +182,13 @@ def _other_gpu(d: DriverFacts, busy: GpuFacts) -> int | None:
     return None
 
 
-@rule("GD123", "Each GPU's MIG mode is what it will be after a reset", needs=("driver",))
+@rule(
+    "GD123",
+    "Each GPU's MIG mode is what it will be after a reset",
+    needs=("driver",),
+    problem="A GPU's MIG mode changes at the next reset",
+    part="driver",
+)
 def mig_pending(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     for gpu in d.gpus:
@@ -195,7 +214,14 @@ def mig_pending(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD124", "A GPU in MIG mode has MIG devices for CUDA to use", needs=("driver",), blocks_gpu=True)
+@rule(
+    "GD124",
+    "A GPU in MIG mode has MIG devices for CUDA to use",
+    needs=("driver",),
+    blocks_gpu=True,
+    problem="A GPU in MIG mode has no MIG devices for CUDA to use",
+    part="driver",
+)
 def mig_without_instances(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     empty = [g for g in d.gpus if g.mig_current and not g.mig_devices and not g.error]
@@ -265,6 +291,8 @@ def _visible_indices(value: str | None, count: int) -> list[int] | None:
     "GD125",
     "A framework's GPU n is the GPU nvidia-smi numbers n (or CUDA_DEVICE_ORDER=PCI_BUS_ID is set)",
     needs=("driver", "environment"),
+    problem="A framework's GPU n is another GPU than nvidia-smi's GPU n",
+    part="environment",
 )
 def device_order(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
@@ -321,7 +349,13 @@ def device_order(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD126", "Each process is given the one MIG device it can use", needs=("driver", "environment"))
+@rule(
+    "GD126",
+    "Each process is given the one MIG device it can use",
+    needs=("driver", "environment"),
+    problem="A CUDA process can use only one of this machine's MIG devices",
+    part="environment",
+)
 def mig_one_per_process(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     env = ctx.facts.environment.variables if ctx.facts.environment else {}

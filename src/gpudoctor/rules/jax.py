@@ -12,7 +12,7 @@ from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import driver_upgrade_fix
+from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
 from gpudoctor.versions import major_minor, parse_version
@@ -75,8 +75,15 @@ def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
     return ctx.fix(summary, ctx.pip_install(f"jax[{plugin.extra}]", options=("-U",)))
 
 
-@rule("GD701", "JAX imports", requires=causes.BROKEN_PYTHON, needs=("jax",))
-def jax_import(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD701",
+    "JAX imports",
+    requires=(*causes.BROKEN_PYTHON, *causes.WHEELS_IN_CONFLICT),
+    needs=("jax",),
+    problem="JAX fails to import",
+    part="jax",
+)
+def jax_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     if j.probe_error:
         yield Verdict(
@@ -121,6 +128,8 @@ def jax_import(ctx: RuleContext) -> Iterator[Verdict]:
     "JAX has CUDA support on a machine with an NVIDIA GPU",
     requires=("GD701", "GD705", "GD706"),
     needs=("jax",),
+    problem="JAX has no CUDA support on a machine with an NVIDIA GPU",
+    part="jax",
 )
 def jax_cpu_only(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
@@ -163,7 +172,14 @@ def jax_cpu_only(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD703", "JAX's CUDA plugin is the same version as jaxlib", requires=("GD701",), needs=("jax",))
+@rule(
+    "GD703",
+    "JAX's CUDA plugin is the same version as jaxlib",
+    requires=("GD701",),
+    needs=("jax",),
+    problem="JAX's CUDA plugin and jaxlib are different versions",
+    part="jax",
+)
 def jax_plugin_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     if not j.installed or not j.jaxlib_version:
@@ -254,8 +270,10 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
 @rule(
     "GD704",
     "The CUDA libraries JAX loads are as new as jaxlib needs",
-    requires=("GD701", *causes.SHADOWED_WHEELS),
+    requires=("GD701", *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT),
     needs=("jax",),
+    problem="The CUDA libraries JAX loads are older than jaxlib needs",
+    part="jax",
 )
 def jax_libraries_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
@@ -289,8 +307,14 @@ def jax_libraries_too_old(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD705", "JAX can use the GPU on this operating system", needs=("jax",))
-def jax_platform(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD705",
+    "JAX can use the GPU on this operating system",
+    needs=("jax",),
+    problem="JAX cannot use the GPU on this operating system",
+    part="jax",
+)
+def jax_without_gpu_on_this_os(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     if not j.installed:
         return
@@ -327,7 +351,14 @@ def jax_platform(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD706", "The GPU is supported by JAX's CUDA wheels", requires=("GD701",), needs=("jax",))
+@rule(
+    "GD706",
+    "The GPU is supported by JAX's CUDA wheels",
+    requires=("GD701",),
+    needs=("jax",),
+    problem="JAX's CUDA wheels do not support this GPU",
+    part="jax",
+)
 def jax_gpu_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     driver = working_driver(ctx)
@@ -391,6 +422,8 @@ def _uses_pip_ptxas(ctx: RuleContext) -> bool:
     "The ptxas JAX compiles with is not newer than the driver",
     requires=(*causes.DRIVER, "GD701"),
     needs=("jax", "driver", "toolkit"),
+    problem="The ptxas JAX compiles with is newer than the driver",
+    part="jax",
 )
 def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
@@ -411,7 +444,7 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
             f"Put a CUDA {driver_cuda} ptxas first on PATH for JAX",
             ctx.conda_install(f"cuda-nvcc={driver_cuda}", channels=("nvidia",))
             if ctx.in_conda
-            else f"export PATH=/usr/local/cuda-{driver_cuda}/bin:$PATH",
+            else prepend_path("PATH", f"/usr/local/cuda-{driver_cuda}/bin"),
         )
     ]
     if requirement and requirement.toolkit_minimum:
@@ -445,8 +478,11 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
         "GD706",
         "GD707",
         "GD709",
+        *causes.WHEELS_IN_CONFLICT,
     ),
     needs=("jax", "driver"),
+    problem="JAX does not see the GPU the driver reports",
+    part="jax",
 )
 def jax_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
@@ -536,6 +572,8 @@ def _cuda11_fix(ctx: RuleContext, driver: DriverFacts, j: JaxFacts, installed: l
     "The NVIDIA driver is new enough for JAX's CUDA plugin",
     requires=(*causes.DRIVER, "GD701", "GD705"),
     needs=("jax", "driver"),
+    problem="The NVIDIA driver is too old for JAX's CUDA plugin",
+    part="jax",
 )
 def jax_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)

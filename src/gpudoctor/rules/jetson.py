@@ -36,7 +36,14 @@ def _label(p: PlatformFacts) -> str:
     return ", ".join(x for x in parts if x) or "version unknown"
 
 
-@rule("GD522", "The Jetson's integrated GPU has its Tegra driver", needs=("platform",), blocks_gpu=True)
+@rule(
+    "GD522",
+    "The Jetson's integrated GPU has its Tegra driver",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="The Jetson's integrated GPU lacks its Tegra driver",
+    part="platform",
+)
 def tegra_driver(ctx: RuleContext) -> Iterator[Verdict]:
     p = jetson(ctx)
     if p is None:
@@ -123,6 +130,8 @@ def _torch_fixes(ctx: RuleContext, p: PlatformFacts, release: JetsonRelease | No
     "PyTorch on this Jetson is NVIDIA's build for its JetPack",
     requires=("GD601",),
     needs=("platform", "torch"),
+    problem="PyTorch on this Jetson is not NVIDIA's build for its JetPack",
+    part="torch",
 )
 def jetson_torch(ctx: RuleContext) -> Iterator[Verdict]:
     p = jetson(ctx)

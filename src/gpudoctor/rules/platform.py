@@ -26,8 +26,15 @@ def _driver_works(ctx: RuleContext) -> bool:
     return d is not None and d.nvml_state == "ok"
 
 
-@rule("GD501", "On macOS the GPU is used through Metal", needs=("platform",), blocks_gpu=True)
-def macos(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD501",
+    "On macOS the GPU is used through Metal",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="There is no CUDA on macOS: the GPU is used through Metal",
+    part="platform",
+)
+def macos_has_no_cuda(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor != "macos":
         return
     tf = ctx.distribution("tensorflow") or ctx.distribution("tensorflow-macos")
@@ -78,7 +85,14 @@ def macos(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD502", "The container has the CUDA device node /dev/nvidia-uvm", needs=("platform",), blocks_gpu=True)
+@rule(
+    "GD502",
+    "The container has the CUDA device node /dev/nvidia-uvm",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="The container lacks the CUDA device node /dev/nvidia-uvm",
+    part="platform",
+)
 def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if ctx.flavor != "linux" or not p.container:
@@ -109,7 +123,14 @@ def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD503", "The container was started with GPU access", needs=("platform",), blocks_gpu=True)
+@rule(
+    "GD503",
+    "The container was started with GPU access",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="The container was started without GPU access",
+    part="platform",
+)
 def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if ctx.flavor != "linux" or not p.container or _driver_works(ctx):
@@ -227,8 +248,15 @@ def _build_without_gpu_fixes(ctx: RuleContext, container: str, nvcc_version: str
     return fixes
 
 
-@rule("GD504", "WSL 2 is used (WSL 1 has no GPU support)", needs=("platform",), blocks_gpu=True)
-def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD504",
+    "WSL 2 is used (WSL 1 has no GPU support)",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="WSL 1 has no GPU support",
+    part="platform",
+)
+def wsl1_has_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     if p.wsl != 1:
         return
@@ -257,6 +285,8 @@ def wsl1(ctx: RuleContext) -> Iterator[Verdict]:
     requires=("GD512",),
     needs=("platform",),
     blocks_gpu=True,
+    problem="The Windows driver's CUDA libraries are not visible in WSL 2",
+    part="platform",
 )
 def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
@@ -283,7 +313,14 @@ def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD506", "No Linux NVIDIA driver is installed inside WSL", needs=("platform",), blocks_gpu=True)
+@rule(
+    "GD506",
+    "No Linux NVIDIA driver is installed inside WSL",
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="A Linux NVIDIA driver is installed inside WSL",
+    part="platform",
+)
 def linux_driver_in_wsl(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
     d = ctx.facts.driver

@@ -156,7 +156,13 @@ def _writes_shared_files(ctx: RuleContext, name: str) -> bool:
 # GD801: every framework's pins against the installed set
 
 
-@rule("GD801", "Every framework's pinned CUDA wheels and companions are installed", needs=("python",))
+@rule(
+    "GD801",
+    "Every framework's pinned CUDA wheels and companions are installed",
+    problem="A framework's pinned CUDA wheels or companions are missing or of another version",
+    part="python",
+    needs=("python",),
+)
 def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     if python is None:
@@ -224,6 +230,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
             message += f". No single set of wheels satisfies every framework here: move {resolution.move} to its own virtual environment"
         yield Verdict(
             severity=Severity.ERROR if severe else Severity.WARNING,
+            explains=causes.wheel_symptoms(fw.framework),
             message=message,
             why=(
                 "A framework's Requires-Dist names the exact CUDA library wheels (and Triton, NumPy, its own "
@@ -295,7 +302,13 @@ def _framework_builds(names: set[str]) -> bool:
     }
 
 
-@rule("GD802", "No file is written by two installed distributions", needs=("python",))
+@rule(
+    "GD802",
+    "No file is written by two installed distributions",
+    problem="Two installed distributions wrote the same files",
+    part="python",
+    needs=("python",),
+)
 def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     groups = _shared_groups(python)
@@ -363,6 +376,7 @@ def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
         message += f". No single set of wheels serves every framework here: move {resolution.move} to its own virtual environment"
     yield Verdict(
         severity=Severity.ERROR if severe else Severity.WARNING,
+        explains=causes.wheel_symptoms(*sorted(affected)),
         message="Wheels overwrote each other's files: " + message,
         why=(
             "pip installs each wheel's files without asking who else wrote them, and `pip check` looks "
@@ -570,6 +584,8 @@ def _origin(ctx: RuleContext, path: str, owner: str | None, ld_dirs: tuple[str, 
 @rule(
     "GD803",
     "Each framework loads the CUDA libraries of its own build and pins",
+    problem="A framework loads CUDA libraries other than those of its own build and pins",
+    part="libraries",
     requires=(*causes.WHEELS_IN_CONFLICT, *causes.SHADOWED_WHEELS),
     needs=("python",),
 )

@@ -68,7 +68,13 @@ def _requires_each_other(a: Distribution, b: Distribution, env: dict[str, str]) 
 # GD804: two builds of one framework
 
 
-@rule("GD804", "Each framework is installed once, as one build", needs=("python",))
+@rule(
+    "GD804",
+    "Each framework is installed once, as one build",
+    needs=("python",),
+    problem="A framework is installed more than once, or as two builds",
+    part="python",
+)
 def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     if python is None:
@@ -178,7 +184,13 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     return None, False
 
 
-@rule("GD806", "PyTorch and JAX were built for the installed NumPy", needs=("python",))
+@rule(
+    "GD806",
+    "PyTorch and JAX were built for the installed NumPy",
+    needs=("python",),
+    problem="PyTorch or JAX was built for another NumPy than the one installed",
+    part="python",
+)
 def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     numpy = ctx.distribution("numpy")
@@ -225,7 +237,13 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
 # GD807: PyTorch on Apple silicon
 
 
-@rule("GD807", "PyTorch can use the Apple GPU (MPS) on Apple silicon", needs=("platform", "torch"))
+@rule(
+    "GD807",
+    "PyTorch can use the Apple GPU (MPS) on Apple silicon",
+    needs=("platform", "torch"),
+    problem="PyTorch cannot use the Apple GPU (MPS) on Apple silicon",
+    part="torch",
+)
 def mps(ctx: RuleContext) -> Iterator[Verdict]:
     torch = ctx.facts.torch
     platform = ctx.facts.platform
@@ -294,7 +312,13 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
 # GD808: tensorflow-metal against the TensorFlow it supports
 
 
-@rule("GD808", "The tensorflow-metal plug-in matches the installed TensorFlow", needs=("python",))
+@rule(
+    "GD808",
+    "The tensorflow-metal plug-in matches the installed TensorFlow",
+    needs=("python",),
+    problem="The tensorflow-metal plug-in does not match the installed TensorFlow",
+    part="tensorflow",
+)
 def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
     metal = ctx.distribution("tensorflow-metal")
     if metal is None or ctx.flavor not in ("macos", "unknown"):
@@ -345,7 +369,13 @@ def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
 # GD809: tensorflow-directml-plugin against the TensorFlow it needs
 
 
-@rule("GD809", "The DirectML plug-in has the TensorFlow it was built for", needs=("python",))
+@rule(
+    "GD809",
+    "The DirectML plug-in has the TensorFlow it was built for",
+    needs=("python",),
+    problem="The DirectML plug-in lacks the TensorFlow it was built for",
+    part="tensorflow",
+)
 def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
     python = _python(ctx)
     plugin = ctx.distribution("tensorflow-directml-plugin")

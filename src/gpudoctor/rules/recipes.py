@@ -237,7 +237,13 @@ def tf_install_spec(ctx: RuleContext, series: str, installed_package: str = "ten
 # Search paths
 
 
+def prepend_path(variable: str, *folders: str) -> str:
+    """A bash command that puts `folders` first on the search path `variable`, keeping what it holds and
+    never leaving an empty entry (which the loader and the shell read as the current directory)."""
+    return f"export {variable}={':'.join(folders)}${{{variable}:+:${variable}}}"
+
+
 def ld_library_path_without(folders: list[str]) -> str:
     """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
-    drop = " ".join(f"-e '{folder}'" for folder in folders)
+    drop = " ".join(["-e ''", *(f"-e '{folder}'" for folder in folders)])  # empty entries go too
     return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"

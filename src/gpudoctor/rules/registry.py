@@ -17,11 +17,13 @@ Check = Callable[[RuleContext], Iterable[Verdict]]
 @dataclass(frozen=True, kw_only=True)
 class Rule:
     code: str
-    title: str  # the healthy state, so it reads right next to a pass or a fail
+    title: str  # the problem it detects, as findings state it: "CUDA_VISIBLE_DEVICES hides the GPUs"
+    healthy: str  # the healthy state, for the list of checks that passed: "... does not hide the GPUs"
     check: Check
     requires: tuple[str, ...] = ()  # codes whose finding explains this rule's (groups in rules/causes.py)
     needs: tuple[str, ...] = ()  # fact slots that must be present, e.g. ("driver", "tensorflow")
     blocks_gpu: bool = False  # an error from this rule means no CUDA program can use the GPU
+    part: str = ""  # the probe (by name) whose part of the stack its findings are about: "environment"
 
 
 RULES: dict[str, Rule] = {}
@@ -29,12 +31,19 @@ RULES: dict[str, Rule] = {}
 
 def rule(
     code: str,
-    title: str,
+    healthy: str,
     *,
+    problem: str = "",
+    part: str = "",
     requires: Iterable[str] = (),
     needs: Iterable[str] = (),
     blocks_gpu: bool = False,
 ) -> Callable[[Check], Check]:
+    """Register a rule: its stable code, the healthy state it checks ("NVIDIA driver is installed"),
+    the problem its findings state (`problem="No NVIDIA driver is installed"`), the probe line they
+    are about (`part="driver"`), the root causes that explain it (`requires=`, from rules/causes.py),
+    the fact slots it needs, and whether its error leaves no CUDA program the GPU (`blocks_gpu`)."""
+
     def register(check: Check) -> Check:
         if not CODE_PATTERN.match(code):
             raise ValueError(f"rule code {code!r} does not match GDnnn")
@@ -42,11 +51,13 @@ def rule(
             raise ValueError(f"rule code {code} registered twice")
         RULES[code] = Rule(
             code=code,
-            title=title,
+            title=problem or healthy,
+            healthy=healthy,
             check=check,
             requires=tuple(dict.fromkeys(requires)),
             needs=tuple(needs),
             blocks_gpu=blocks_gpu,
+            part=part,
         )
         return check
 

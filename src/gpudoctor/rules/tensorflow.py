@@ -16,6 +16,7 @@ from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.versions import parse_version
 
@@ -35,7 +36,7 @@ MISSING_SO = re.compile(r"(lib(cudart|cublas|cudnn|cufft|curand|cusolver|cuspars
 MISSING_DLL = re.compile(
     r"((cudart|cublas|cudnn|cufft|curand|cusolver|cusparse)64_(\d+)\.dll)", re.IGNORECASE
 )
-CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/:$LD_LIBRARY_PATH' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"
+CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"
 TOOLKIT_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
 
@@ -105,7 +106,13 @@ def _framework_installed(ctx: RuleContext, name: str) -> bool:
 # --- GD405 -----------------------------------------------------------------------------------------
 
 
-@rule("GD405", "No file in the working directory shadows a framework package", needs=("python",))
+@rule(
+    "GD405",
+    "No file in the working directory shadows a framework package",
+    needs=("python",),
+    problem="A file in the working directory shadows a framework package",
+    part="python",
+)
 def shadowing_file(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     assert python is not None
@@ -202,7 +209,7 @@ def _cuda_archive_fix(ctx: RuleContext, library: str, cuda: str | None, cudnn: s
         ctx.fix(
             f"Install {what} from {page} (side by side with other versions), then put its libraries on the "
             "loader path (add the line to ~/.bashrc to keep it)",
-            f"export LD_LIBRARY_PATH={lib_dir}:$LD_LIBRARY_PATH",
+            prepend_path("LD_LIBRARY_PATH", lib_dir),
         ),
     )
 
@@ -229,9 +236,11 @@ def _missing_cuda_library(text: str) -> tuple[str, str | None, str | None] | Non
     "GD401",
     "TensorFlow imports",
     needs=("tensorflow",),
-    requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513"),
+    requires=(*causes.BROKEN_PYTHON, "GD405", "GD413", "GD513", *causes.WHEELS_IN_CONFLICT),
+    problem="TensorFlow fails to import",
+    part="tensorflow",
 )
-def tensorflow_imports(ctx: RuleContext) -> Iterator[Verdict]:
+def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     assert tf is not None
     if not tf.installed or tf.imported:
@@ -382,8 +391,14 @@ def _requires_stub(dist: Distribution) -> str | None:
     return None
 
 
-@rule("GD403", "No installed package depends on the removed tensorflow-gpu package", needs=("python",))
-def tensorflow_gpu_stub(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD403",
+    "No installed package depends on the removed tensorflow-gpu package",
+    needs=("python",),
+    problem="An installed package depends on the removed tensorflow-gpu package",
+    part="python",
+)
+def tensorflow_gpu_stub_required(ctx: RuleContext) -> Iterator[Verdict]:
     python = ctx.facts.python
     assert python is not None
     stub = ctx.distribution(STUB)
@@ -434,6 +449,8 @@ def _is_tf_2_0(dist: Distribution) -> bool:
     "The installed TensorFlow package is a GPU build",
     needs=("python", "driver"),
     requires=("GD809",),
+    problem="The installed TensorFlow package is a CPU-only build",
+    part="tensorflow",
 )
 def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
     driver = ctx.facts.driver
@@ -555,7 +572,7 @@ def _gpu_fixes(ctx: RuleContext, tf: TensorFlowFacts) -> tuple[Fix, ...]:
             return (
                 ctx.fix(
                     "Put WSL's driver libraries on the loader path",
-                    "export LD_LIBRARY_PATH=/usr/lib/wsl/lib:$LD_LIBRARY_PATH",
+                    prepend_path("LD_LIBRARY_PATH", "/usr/lib/wsl/lib"),
                 ),
             )
         return (
@@ -593,9 +610,12 @@ def _gpu_names(gpus: tuple[GpuFacts, ...]) -> str:
         *("GD403", "GD404", "GD405", "GD111", "GD201", "GD202", "GD203", "GD204", "GD205"),
         *("GD411", "GD412", "GD413", "GD414", "GD511", "GD513"),
         *causes.NO_GPU_FOR_ANY_FRAMEWORK,
+        *causes.WHEELS_IN_CONFLICT,
     ),
+    problem="TensorFlow sees no GPU",
+    part="tensorflow",
 )
-def tensorflow_sees_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+def tensorflow_sees_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     tf = ctx.facts.tensorflow
     driver = ctx.facts.driver
     assert tf is not None and driver is not None

@@ -49,6 +49,8 @@ CUDA_CACHE_BYTES = "4294967296"
     "TensorFlow's CUDA libraries are installed",
     requires=causes.DRIVER,
     needs=("tensorflow",),
+    problem="TensorFlow's CUDA libraries are not installed",
+    part="tensorflow",
 )
 def no_cuda_libraries(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)
@@ -122,6 +124,8 @@ _CRITICAL = re.compile(r"^nvidia-(cudnn|cuda-runtime)")
     "The nvidia-* wheels match TensorFlow's [and-cuda] pins",
     requires=(*causes.DRIVER, "GD411"),
     needs=("tensorflow", "python"),
+    problem="The nvidia-* wheels do not match TensorFlow's [and-cuda] pins",
+    part="tensorflow",
 )
 def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)
@@ -205,8 +209,14 @@ def _breaks(name: str, version: str, spec: SpecifierSet) -> bool:
 # GD413: a TensorFlow for this Python
 
 
-@rule("GD413", "TensorFlow has a wheel for this Python", needs=("python",))
-def python_supported(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD413",
+    "TensorFlow has a wheel for this Python",
+    needs=("python",),
+    problem="TensorFlow has no wheel for this Python",
+    part="tensorflow",
+)
+def python_unsupported_by_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
     series = python_series(ctx)
     if series is None:
         return
@@ -392,8 +402,10 @@ def _targets_verified(ctx: RuleContext, series: str, system: System) -> bool:
     "TensorFlow has kernels for this GPU",
     requires=(*causes.DRIVER, "GD413", "GD511"),
     needs=("driver", "tensorflow"),
+    problem="TensorFlow has no kernels for this GPU",
+    part="tensorflow",
 )
-def kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
+def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     build = tf_build(ctx)
     if build is None or not build.targets or build.gpu_build is False:
         return

@@ -102,8 +102,15 @@ def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> t
     return None
 
 
-@rule("GD601", "PyTorch imports", requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS), needs=("torch",))
-def torch_import(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD601",
+    "PyTorch imports",
+    requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT),
+    needs=("torch",),
+    problem="PyTorch fails to import",
+    part="torch",
+)
+def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     if t.probe_error:
         yield Verdict(
@@ -365,7 +372,12 @@ def _cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts, versi
 
 
 @rule(
-    "GD602", "PyTorch is a CUDA build on a machine with an NVIDIA GPU", requires=("GD601",), needs=("torch",)
+    "GD602",
+    "PyTorch is a CUDA build on a machine with an NVIDIA GPU",
+    requires=("GD601",),
+    needs=("torch",),
+    problem="PyTorch is a CPU-only build on a machine with an NVIDIA GPU",
+    part="torch",
 )
 def torch_cpu_build(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
@@ -420,6 +432,8 @@ def torch_cpu_build(ctx: RuleContext) -> Iterator[Verdict]:
     "The NVIDIA driver runs PyTorch's CUDA build",
     requires=(*causes.DRIVER, "GD601"),
     needs=("torch", "driver"),
+    problem="The NVIDIA driver is too old for PyTorch's CUDA build",
+    part="torch",
 )
 def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
@@ -572,8 +586,10 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
     "PyTorch has kernels for this GPU's architecture",
     requires=(*causes.DRIVER, "GD601", "GD602"),
     needs=("torch",),
+    problem="PyTorch has no kernels for this GPU's architecture",
+    part="torch",
 )
-def torch_arch(ctx: RuleContext) -> Iterator[Verdict]:
+def torch_no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     if not t.installed or not t.imported or t.cuda_version is None:
         return
@@ -615,7 +631,14 @@ def torch_arch(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
-@rule("GD605", "PyTorch comes from one package manager", requires=("GD601",), needs=("torch",))
+@rule(
+    "GD605",
+    "PyTorch comes from one package manager",
+    requires=("GD601",),
+    needs=("torch",),
+    problem="PyTorch is installed by both conda and pip",
+    part="torch",
+)
 def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
     conda = ctx.facts.conda
@@ -664,8 +687,11 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
         "GD603",
         "GD604",
         "GD607",
+        *causes.WHEELS_IN_CONFLICT,
     ),
     needs=("torch", "driver"),
+    problem="PyTorch does not see the GPU the driver reports",
+    part="torch",
 )
 def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)
@@ -709,8 +735,10 @@ def _dotted(numbers: str) -> str:
 @rule(
     "GD607",
     "PyTorch loads the cuDNN it was built with",
-    requires=(*causes.DRIVER, *causes.SHADOWED_WHEELS, "GD601"),
+    requires=(*causes.DRIVER, *causes.SHADOWED_WHEELS, "GD601", *causes.WHEELS_IN_CONFLICT),
     needs=("torch",),
+    problem="PyTorch loads a cuDNN other than the one it was built with",
+    part="torch",
 )
 def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
     t = torch_facts(ctx)

@@ -17,9 +17,14 @@ def _cudnn_spec(cudnn: str) -> str:
 
 
 @rule(
-    "GD511", "TensorFlow has GPU support on this platform", requires=("GD413", "GD809"), needs=("platform",)
+    "GD511",
+    "TensorFlow has GPU support on this platform",
+    requires=("GD413", "GD809"),
+    needs=("platform",),
+    problem="TensorFlow has no GPU support on this platform",
+    part="tensorflow",
 )
-def windows_native_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
+def tensorflow_without_gpu_support(ctx: RuleContext) -> Iterator[Verdict]:
     if ctx.flavor != "windows":
         return
     build = tf_build(ctx)
@@ -97,8 +102,14 @@ def _next_minor(series: str) -> str:
     return f"{major}.{int(minor) + 1}"
 
 
-@rule("GD512", "Windows is new enough for the GPU in WSL 2", needs=("platform",))
-def windows_build_for_wsl(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD512",
+    "Windows is new enough for the GPU in WSL 2",
+    needs=("platform",),
+    problem="Windows is too old for the GPU in WSL 2",
+    part="platform",
+)
+def windows_too_old_for_wsl_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     p = ctx.facts.platform
     minimum = ctx.matrix.platform.wsl_gpu_min_windows_build
     if p is None or p.windows_build is None or p.windows_build >= minimum:
@@ -142,8 +153,14 @@ def windows_build_for_wsl(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-@rule("GD513", "Python loads CUDA DLLs from PATH", needs=("platform", "python"))
-def store_python(ctx: RuleContext) -> Iterator[Verdict]:
+@rule(
+    "GD513",
+    "Python loads CUDA DLLs from PATH",
+    needs=("platform", "python"),
+    problem="This Python does not load CUDA DLLs from PATH",
+    part="python",
+)
+def store_python_ignores_path(ctx: RuleContext) -> Iterator[Verdict]:
     py = ctx.facts.python
     if ctx.flavor != "windows" or py is None or py.origin != "microsoft-store":
         return

@@ -35,6 +35,8 @@ def wsl_kernel(release: str) -> tuple[int, ...] | None:
     requires=("GD504", "GD505", "GD506"),
     needs=("platform",),
     blocks_gpu=True,
+    problem="The loader does not find the Windows driver's libcuda.so.1 in /usr/lib/wsl/lib",
+    part="platform",
 )
 def wsl_loader(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)
@@ -97,6 +99,8 @@ def wsl_loader(ctx: RuleContext) -> Iterator[Verdict]:
     requires=causes.PLATFORM,
     needs=("platform",),
     blocks_gpu=True,
+    problem="The WSL 2 kernel is too old for CUDA",
+    part="platform",
 )
 def wsl_kernel_version(ctx: RuleContext) -> Iterator[Verdict]:
     p = _platform(ctx)

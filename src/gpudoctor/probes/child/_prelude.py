@@ -15,6 +15,7 @@ import re  # noqa: E402
 
 MARKER = "@@GPUDOCTOR@@ "
 MAX_READ = 1 << 20  # bytes read from one metadata or record file
+METADATA_KEYS = frozenset(("name", "version", "requires-dist"))
 _OUT_FD = os.dup(1)  # the real stdout, even if a framework replaces sys.stdout or redirects fd 1
 
 # Every CUDA library a framework may load, by file name (libcudart.so.12, libcudnn_ops.so.9,
@@ -49,26 +50,43 @@ def read_text(path, limit=MAX_READ):
         return ""
 
 
+def read_head(path, chunk=4096):
+    """The start of a metadata file up to its first blank line: the header block, without the long
+    description that follows it (most of a METADATA file's bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(chunk)
+            while data and b"\n\n" not in data and b"\r\n\r\n" not in data and len(data) < MAX_READ:
+                more = handle.read(chunk)
+                if not more:
+                    break
+                data += more
+    except (OSError, ValueError):
+        return ""
+    return data.decode("utf-8", "replace")
+
+
 def describe_error(exc):
     message = str(exc).strip()
     return "%s: %s" % (type(exc).__name__, message) if message else type(exc).__name__
 
 
-def _headers(text):
-    """The header block of a METADATA / PKG-INFO file: {lowercased key: [values]}."""
+def _headers(text, keys=None):
+    """The header block of a METADATA / PKG-INFO file: {lowercased key: [values]} (only `keys`, when given)."""
     headers = {}
     key = None
     for line in text.splitlines():
-        if not line.strip():
+        if not line or line.isspace():
             break
-        if line[:1] in (" ", "\t") and key is not None:
-            headers[key][-1] += "\n" + line.strip()
+        if line[0] in " \t":
+            if key is not None:
+                headers[key][-1] += "\n" + line.strip()
             continue
         name, sep, value = line.partition(":")
-        if not sep:
+        key = name.strip().lower() if sep else None
+        if key is None or (keys is not None and key not in keys):
             key = None
             continue
-        key = name.strip().lower()
         headers.setdefault(key, []).append(value.strip())
     return headers
 
@@ -96,11 +114,12 @@ def _folder_name(folder):
     return canonical(stem.split("-")[0])
 
 
-def installed_distributions(keep=None, broken=None):
+def installed_distributions(keep=None, broken=None, installer_for=None):
     """Distributions on sys.path in import order, the first of each name winning, without importing any.
 
     `keep(name)` (canonical name, from the folder name) skips reading the others; folders whose
-    metadata is unreadable or names nothing are appended to `broken`. Each item: name (canonical),
+    metadata is unreadable or names nothing are appended to `broken`; `installer_for(name)`, when given,
+    says for which distributions the INSTALLER file is read (the others get installer None). Each item: name (canonical),
     version, requires, installer, location (the sys.path entry), path (the metadata folder or file).
     """
     found = []
@@ -119,12 +138,12 @@ def installed_distributions(keep=None, broken=None):
             if guess in seen or (keep is not None and not keep(guess)):
                 continue
             path = os.path.join(entry, folder)
-            is_dir = os.path.isdir(path)
+            is_dir = folder.endswith(".dist-info") or os.path.isdir(path)  # a .dist-info is always a folder
             if is_dir:
                 meta = "METADATA" if folder.endswith(".dist-info") else "PKG-INFO"
-                headers = _headers(read_text(os.path.join(path, meta)))
+                headers = _headers(read_head(os.path.join(path, meta)), METADATA_KEYS)
             else:
-                headers = _headers(read_text(path))
+                headers = _headers(read_head(path), METADATA_KEYS)
             name = (headers.get("name") or [""])[0]
             if not name:
                 if broken is not None:
@@ -137,7 +156,8 @@ def installed_distributions(keep=None, broken=None):
             requires = headers.get("requires-dist") or []
             if not requires and is_dir and folder.endswith(".egg-info"):
                 requires = _egg_requires(read_text(os.path.join(path, "requires.txt")))
-            installer = read_text(os.path.join(path, "INSTALLER")).strip() if is_dir else ""
+            wanted = installer_for is None or installer_for(key)
+            installer = read_text(os.path.join(path, "INSTALLER"), 256).strip() if is_dir and wanted else ""
             found.append(
                 {
                     "name": key,

@@ -61,6 +61,8 @@ def wanted(name):
 
 
 def names_stub(requirement):
+    if "tensorflow" not in requirement.lower():
+        return False
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     return bool(match) and canonical(match.group(1)) == STUB_NAME
 
@@ -113,7 +115,7 @@ def wants_record(name):
 def distributions(broken):
     seen = {}
     folders = {}
-    for dist in installed_distributions(broken=broken):
+    for dist in installed_distributions(broken=broken, installer_for=wanted):
         key = dist["name"]
         requires = [clip(r) for r in dist["requires"]]
         if not (wanted(key) or any(names_stub(r) for r in requires)):

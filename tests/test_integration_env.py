@@ -1,0 +1,124 @@
+"""Real wheels in throwaway venvs: torch 2.14.1 without its CUDA wheels, and the CUDA 12 and CUDA 13 cuDNN
+wheels side by side. The findings must name what the real metadata and RECORD files say.
+
+Cached under /tmp by content; skips itself cleanly when the package index cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from gpudoctor.probes import python as survey
+from tests.conftest import make_ctx
+
+pytestmark = pytest.mark.integration
+
+CACHE = Path(os.environ.get("GPUDOCTOR_TEST_CACHE", "/tmp/gpudoctor-integration"))
+COMPLETE = ".gpudoctor-complete"
+TORCH = "torch==2.14.1"  # the CUDA 13.0 build; its wheel lies on this machine's disk for Python 3.11
+# What `import torch` needs before it reaches torch._C (pure Python, no CUDA).
+TORCH_PURE_DEPS = (
+    "typing-extensions>=4.10.0",
+    "filelock",
+    "sympy>=1.13.3",
+    "networkx>=2.5.1",
+    "jinja2",
+    "fsspec",
+)
+CUDNN_CU13 = "nvidia-cudnn-cu13==9.24.0.43"
+CUDNN_CU12 = "nvidia-cudnn-cu12==9.28.0.42"
+OFFLINE = (
+    "NewConnectionError",
+    "Could not fetch",
+    "No matching distribution",
+    "Network is unreachable",
+    "Temporary failure",
+)
+
+
+def _venv(name: str, *steps: tuple[str, ...]) -> Path:
+    """A cached venv where each step is one `pip install` argument list, in order."""
+    if not sys.platform.startswith("linux") or sys.version_info[:2] != (3, 11):
+        pytest.skip("the recorded expectations are for the CPython 3.11 Linux x86_64 wheels")
+    root = CACHE / name
+    python = root / "bin" / "python"
+    if (root / COMPLETE).exists() and python.exists():
+        return python
+    shutil.rmtree(root, ignore_errors=True)
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True, symlinks=True).create(partial)
+    for step in steps:
+        done = subprocess.run(
+            [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input", *step],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            if any(word in done.stderr for word in OFFLINE):
+                pytest.skip(f"the package index cannot be reached: {done.stderr.strip()[-200:]}")
+            pytest.fail(f"pip install {' '.join(step)} failed:\n{done.stderr[-2000:]}")
+    partial.rename(root)
+    (root / COMPLETE).write_text(repr(steps) + "\n", encoding="utf-8")
+    return root / "bin" / "python"
+
+
+def _check(python: Path, tmp_path: Path) -> tuple[int, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "gpudoctor", "check", "--python", str(python), "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return done.returncode, json.loads(done.stdout)
+
+
+def _findings(report: dict[str, object], code: str) -> list[dict[str, object]]:
+    findings = report.get("findings")
+    assert isinstance(findings, list)
+    return [f for f in findings if isinstance(f, dict) and f.get("code") == code]
+
+
+def test_torch_without_its_cuda_wheels_names_what_is_missing(tmp_path: Path) -> None:
+    python = _venv("env-torch-2.14.1-no-deps", ("--no-deps", TORCH), TORCH_PURE_DEPS)
+    code, report = _check(python, tmp_path)
+    torch = report["facts"]["torch"]  # type: ignore[index]
+    assert torch["imported"] is False
+    assert "libcudnn.so.9: cannot open shared object file" in torch["import_error"]
+    (finding,) = _findings(report, "GD801")
+    assert finding["severity"] == "error"
+    assert "cannot load libcudnn.so.9: nvidia-cudnn-cu13==9.24.0.43" in finding["message"]
+    command = " ".join(finding["fix"])  # type: ignore[arg-type]
+    for pin in ("nvidia-cudnn-cu13==9.24.0.43", "nvidia-nccl-cu13==2.30.7", "'triton~=3.8.0'", "==13.0.3'"):
+        assert pin in command
+    assert code == 1
+
+
+def test_cuda12_and_cuda13_cudnn_wheels_write_the_same_files(tmp_path: Path) -> None:
+    python = _venv("env-cudnn-cu12-then-cu13", ("--no-deps", CUDNN_CU12), ("--no-deps", CUDNN_CU13))
+    facts = survey.collect(make_ctx(python=str(python), cwd=tmp_path))
+    shared = {Path(f.path).name: f for f in facts.shared_files}
+    assert "libcudnn.so.9" in shared and "libcudnn_ops.so.9" in shared
+    owners = {o.distribution: o.matches for o in shared["libcudnn.so.9"].owners}
+    assert owners == {"nvidia-cudnn-cu12": False, "nvidia-cudnn-cu13": True}  # cu13 was installed last
+    assert facts.shared_files_total >= 20
+    _, report = _check(python, tmp_path)
+    (finding,) = _findings(report, "GD802")
+    assert "nvidia-cudnn-cu12 9.28.0.42 and nvidia-cudnn-cu13 9.24.0.43 write the same" in str(
+        finding["message"]
+    )
+    assert "nvidia-cudnn-cu13's copy is on disk" in str(finding["message"])
