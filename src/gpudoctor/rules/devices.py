@@ -264,8 +264,8 @@ def _installed_driver(ctx: RuleContext) -> str | None:
     return d.driver_version or d.kernel_module_version or d.userspace_version
 
 
-def _legacy_from_table(ctx: RuleContext) -> list[tuple[str, str, str]]:
-    """(PCI id, generation, last branch) of unbound GPUs whose generation the installed branch dropped."""
+def _legacy_from_table(ctx: RuleContext) -> list[tuple[PciDevice, str, str]]:
+    """(PCI function, generation, last branch) of unbound GPUs whose generation the installed branch dropped."""
     devices, driver = ctx.facts.devices, _installed_driver(ctx)
     installed = _branch_of(driver)
     if devices is None or installed is None:
@@ -276,7 +276,7 @@ def _legacy_from_table(ctx: RuleContext) -> list[tuple[str, str, str]]:
         branch = ctx.matrix.last_driver_branch(generation) if generation else None
         last = _branch_of(branch.last_branch) if branch is not None else None
         if generation and branch is not None and last is not None and last < installed:
-            found.append((pci.device_id, generation, branch.last_branch))
+            found.append((pci, generation, branch.last_branch))
     return found
 
 
@@ -298,6 +298,12 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         "kernel log that it will ignore the GPU, and nothing can use it. The legacy branch supports only "
         "older CUDA versions, so current framework releases may still not run on it."
     )
+    unbound = len(_unbound_gpus(ctx.facts.devices)) if ctx.facts.devices is not None else 0
+
+    def explains(count: int) -> tuple[str, ...] | None:
+        # A warning (another GPU works) still explains GD134's "no driver bound" when it names every such GPU.
+        return ("GD134",) if usable and count >= unbound else None
+
     if log is not None and log.legacy_gpus:  # the driver's own word
         driver = log.ignoring_driver or "installed"
         names = ", ".join(
@@ -315,6 +321,8 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
             )[:6]
             or (f"kernel log: {names}",),
             fixes=(_legacy_fix(ctx, branches[0]),),  # an older branch still drives the newer GPUs
+            settles_dependents=explains(len(log.legacy_gpus)) is not None,
+            explains=explains(len(log.legacy_gpus)),
         )
         return
     dropped = _legacy_from_table(ctx)
@@ -322,8 +330,8 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         return
     installed = _installed_driver(ctx)
     listed = ", ".join(
-        f"{pci_id} ({generation}, last supported by the {branch}.xx branch)"
-        for pci_id, generation, branch in dropped
+        f"at {pci.address} ({pci.device_id}, {generation}, last supported by the {branch}.xx branch)"
+        for pci, generation, branch in dropped
     )
     branches = sorted({b for _, _, b in dropped}, key=int)
     yield Verdict(
@@ -332,10 +340,15 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
         why=why
         + " (Read from the GPU's PCI id and NVIDIA's legacy-branch list: the kernel log was not available.)",
         seen=(
-            *tuple(f"PCI {pci_id}: {generation}, no driver bound" for pci_id, generation, _ in dropped),
+            *tuple(
+                f"PCI {pci.address} {pci.device_id}: {generation}, no driver bound"
+                for pci, generation, _ in dropped
+            ),
             f"installed driver: {installed}",
         ),
         fixes=(_legacy_fix(ctx, branches[0]),),
+        settles_dependents=explains(len(dropped)) is not None,
+        explains=explains(len(dropped)),
     )
 
 
