@@ -405,6 +405,9 @@ class TorchDevice:
     index: int = 0
     name: str = ""
     capability: str | None = None  # "8.6"
+    # hardware: which physical GPU this device is (issue #10.8)
+    uuid: str | None = None  # "GPU-5e1c…" or "MIG-…", as NVML writes it
+    pci_bus_id: str | None = None  # "0000:07:00.0"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,13 @@ from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import framework_pins
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import and_cuda_install, tf_install_spec
+from gpudoctor.rules.recipes import (
+    and_cuda_install,
+    tf_crossing,
+    tf_install_commands,
+    tf_install_spec,
+    tf_move_spec,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import (
     TfBuild,
@@ -103,7 +109,7 @@ def no_cuda_libraries(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 f"Install TensorFlow {build.version} together with the CUDA {build.cuda} and cuDNN wheels it "
                 "pins",
-                and_cuda_install(ctx, build),
+                *and_cuda_install(ctx, build),
             ),
         ),
     )
@@ -168,7 +174,7 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     fixes: list[Fix] = [
         ctx.fix(
             f"Reinstall the CUDA wheels TensorFlow {build.version} pins",
-            and_cuda_install(ctx, build),
+            *and_cuda_install(ctx, build),
         )
     ]
     exact = [f"{name}{pins[name]}" for name in [*(w[0] for w in wrong), *absent]]
@@ -266,13 +272,15 @@ def python_unsupported_by_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
         seen.append("import tensorflow: " + tf.import_error.strip().splitlines()[-1][:200])
     fixes = list(_other_python_fixes(ctx, wanted, f"tensorflow=={build.version}"))
     if supporting:
-        newest = max(supporting, key=series_key)
+        later = [s for s in supporting if series_key(s) > series_key(build.version)]
+        nearest = min(later, key=series_key) if later else max(supporting, key=series_key)
         seen.append(f"TensorFlow releases for Python {series}: {', '.join(supporting)}")
         fixes.insert(
             0,
             ctx.fix(
-                f"Or keep Python {series} and install TensorFlow {newest}, which has wheels for it",
-                ctx.pip_install(f"tensorflow=={newest}.*", options=("--upgrade",)),
+                f"Or keep Python {series} and install TensorFlow {nearest}, the nearest release with wheels "
+                "for it" + tf_crossing(ctx, nearest),
+                *tf_install_commands(ctx, tf_move_spec(ctx, nearest)),
             ),
         )
     yield Verdict(
@@ -457,8 +465,9 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 fixes.insert(
                     0,
                     ctx.fix(
-                        f"Install TensorFlow {newer[-1]}, which has native kernels for compute capability {cc}",
-                        ctx.pip_install(tf_install_spec(ctx, newer[-1], build.package)),
+                        f"Install TensorFlow {newer[0]}, the nearest release with native kernels for compute "
+                        f"capability {cc}" + tf_crossing(ctx, newer[0]),
+                        *tf_install_commands(ctx, tf_install_spec(ctx, newer[0], build.package)),
                     ),
                 )
             yield Verdict(
@@ -487,8 +496,9 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                         ""
                         if _targets_verified(ctx, keep, build.system)
                         else " (per TensorFlow's release build scripts)"
-                    ),
-                    ctx.pip_install(tf_install_spec(ctx, keep, build.package)),
+                    )
+                    + tf_crossing(ctx, keep),
+                    *tf_install_commands(ctx, tf_install_spec(ctx, keep, build.package)),
                 )
             )
         if newest is not None and newest != keep:
@@ -496,8 +506,8 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx.fix(
                     f"{'Or install' if keep else 'Install'} TensorFlow {newest}, the newest release with kernels for "
                     f"compute capability {cc}{for_python}; it needs "
-                    f"{_libraries_text(_series_row(ctx, newest, build.system))}",
-                    ctx.pip_install(tf_install_spec(ctx, newest, build.package)),
+                    f"{_libraries_text(_series_row(ctx, newest, build.system))}" + tf_crossing(ctx, newest),
+                    *tf_install_commands(ctx, tf_install_spec(ctx, newest, build.package)),
                 )
             )
         fixes.append(
