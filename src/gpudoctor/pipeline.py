@@ -15,7 +15,7 @@ import dataclasses
 import datetime
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -93,23 +93,30 @@ def load_facts(path: Path) -> Facts:
 ProgressCallback = Callable[[str, "ProbeStatus"], None]
 
 
-def probe_names() -> tuple[str, ...]:
+def probe_names(only: Collection[str] | None = None) -> tuple[str, ...]:
     from gpudoctor.probes import PROBES
 
-    return tuple(p.name for p in PROBES)
+    return tuple(p.name for p in PROBES if only is None or p.name in only)
 
 
-def gather(python: str | None, timeout: float, on_done: ProgressCallback | None = None) -> Facts:
-    """Probe this machine: every probe concurrently, framework children under `timeout` seconds.
+def gather(
+    python: str | None,
+    timeout: float,
+    on_done: ProgressCallback | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> Facts:
+    """Probe this machine: every probe (or those named in `only`) concurrently, framework children
+    under `timeout` seconds.
 
-    When the entry point already started this very gather (`start_early`: same options, same
-    environment and working directory), its result is taken instead of probing twice."""
+    When the entry point already started this very gather (`start_early`: every probe, same options,
+    same environment and working directory), its result is taken instead of probing twice."""
     early = _take_early()
     if early is not None:
-        if early.matches(python, timeout):
+        if only is None and early.matches(python, timeout):
             return early.result(on_done)
         early.result(None)  # let it finish first: its end ends every child of this process
-    return _gather_now(python, timeout, on_done, env=dict(os.environ), cwd=str(Path.cwd()))
+    return _gather_now(python, timeout, on_done, env=dict(os.environ), cwd=str(Path.cwd()), only=only)
 
 
 def _gather_now(
@@ -119,6 +126,7 @@ def _gather_now(
     *,
     env: dict[str, str],
     cwd: str,
+    only: Collection[str] | None = None,
 ) -> Facts:
     from gpudoctor.collect import collect
     from gpudoctor.probes import PROBES
@@ -144,7 +152,11 @@ def _gather_now(
     ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
     # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
     # no probe may outlast that.
-    probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
+    probes = tuple(
+        dataclasses.replace(p, timeout=min(p.timeout, timeout + 30))
+        for p in PROBES
+        if only is None or p.name in only
+    )
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
 

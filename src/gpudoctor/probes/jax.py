@@ -28,6 +28,7 @@ from gpudoctor.probes.torch import (
 
 JAX_SIGNALS = (
     "CUDA-enabled jaxlib is not installed",
+    "Jax plugin configuration error",  # hardware: the plugin's exception rides on the log record
     "backend failed to initialize",
     "Unable to initialize backend 'cuda'",
     "Unable to initialize backend 'rocm'",

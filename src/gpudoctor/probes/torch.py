@@ -159,9 +159,17 @@ def _devices(raw: object) -> tuple[TorchDevice, ...]:
                 index=item["index"],
                 name=str(item.get("name") or ""),
                 capability=capability if valid else None,
+                uuid=_identity(item.get("uuid"), r"(GPU|MIG)-[0-9a-fA-F-]{8,}"),
+                pci_bus_id=_identity(
+                    item.get("pci_bus_id"), r"[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.\d"
+                ),
             )
         )
     return tuple(devices)
+
+
+def _identity(value: object, shape: str) -> str | None:
+    return value if isinstance(value, str) and re.fullmatch(shape, value) else None
 
 
 def cudnn_text(version: int) -> str:

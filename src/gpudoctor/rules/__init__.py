@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gpudoctor.rules import (  # noqa: F401 - importing a family module registers its rules
     cuda,
+    cuda_errors,
     devices,
     driver,
     driver_cuda,
@@ -22,6 +23,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     platform,
     pythonenv,
     pythonstack,
+    pythontools,
     tensorflow,
     tensorflow_builds,
     torch,

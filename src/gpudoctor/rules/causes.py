@@ -51,6 +51,9 @@ CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD53
 # too old (GD533). They explain "no driver" / "driver not loaded" inside WSL.
 WSL = ("GD531", "GD533")
 
+# hardware: a framework's own CUDA error names a machine-level cause no other rule found (GD151).
+FRAMEWORK_CUDA_ERROR = ("GD151",)
+
 # hardware: this is a Jetson: an integrated GPU with the Tegra driver, no NVML and no PCI GPU (GD522).
 JETSON = ("GD522",)
 
@@ -63,7 +66,17 @@ WHEELS_IN_CONFLICT = ("GD801", "GD802")
 
 # Everything that keeps any framework from seeing a GPU the driver reports, whatever the framework.
 NO_GPU_FOR_ANY_FRAMEWORK = tuple(
-    sorted({*DRIVER, *WRONG_LIBCUDA, *HIDDEN_GPUS, *SHADOWED_WHEELS, *KERNEL_REFUSES_GPU, *CUDA_CANNOT_START})
+    sorted(
+        {
+            *DRIVER,
+            *WRONG_LIBCUDA,
+            *HIDDEN_GPUS,
+            *SHADOWED_WHEELS,
+            *KERNEL_REFUSES_GPU,
+            *CUDA_CANNOT_START,
+            *FRAMEWORK_CUDA_ERROR,
+        }
+    )
 )
 
 # What a finding about a framework's own wheels explains: its import failure, and the wrong libraries
@@ -86,6 +99,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "CUDA_CANNOT_START": CUDA_CANNOT_START,
     "WSL": WSL,
     "JETSON": JETSON,
+    "FRAMEWORK_CUDA_ERROR": FRAMEWORK_CUDA_ERROR,
     "WHEELS_IN_CONFLICT": WHEELS_IN_CONFLICT,
     "NO_GPU_FOR_ANY_FRAMEWORK": NO_GPU_FOR_ANY_FRAMEWORK,
 }

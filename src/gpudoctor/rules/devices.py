@@ -252,42 +252,103 @@ def _legacy_fix(ctx: RuleContext, branch: str) -> Fix:
     )
 
 
+def _branch_of(version: str | None) -> int | None:
+    head = (version or "").split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+def _installed_driver(ctx: RuleContext) -> str | None:
+    d = ctx.facts.driver
+    if d is None:
+        return None
+    return d.driver_version or d.kernel_module_version or d.userspace_version
+
+
+def _legacy_from_table(ctx: RuleContext) -> list[tuple[PciDevice, str, str]]:
+    """(PCI function, generation, last branch) of unbound GPUs whose generation the installed branch dropped."""
+    devices, driver = ctx.facts.devices, _installed_driver(ctx)
+    installed = _branch_of(driver)
+    if devices is None or installed is None:
+        return []
+    found = []
+    for pci in _unbound_gpus(devices):
+        generation = ctx.matrix.pci_generation(pci.device_id)
+        branch = ctx.matrix.last_driver_branch(generation) if generation else None
+        last = _branch_of(branch.last_branch) if branch is not None else None
+        if generation and branch is not None and last is not None and last < installed:
+            found.append((pci, generation, branch.last_branch))
+    return found
+
+
 @rule(
     "GD135",
     "The installed driver branch supports every GPU",
     requires=causes.PLATFORM,
-    needs=("kernel_log",),
     blocks_gpu=True,
     problem="The installed driver branch does not support this GPU",
     part="devices",
 )
 def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
-    log = _log(ctx)
-    if not log.legacy_gpus:
-        return
-    driver = log.ignoring_driver or "installed"
-    names = ", ".join(
-        f"{name} (last supported by the {branch}.xx branch)" for name, branch in log.legacy_gpus
-    )
-    branches = sorted(
-        {branch for _, branch in log.legacy_gpus}, key=lambda b: [int(x) for x in re.findall(r"\d+", b)]
-    )
+    log = ctx.facts.kernel_log
     usable = (
         ctx.facts.driver is not None and ctx.facts.driver.nvml_state == "ok" and bool(ctx.facts.driver.gpus)
     )
+    why = (
+        "NVIDIA moves older GPU generations to legacy driver branches; a newer driver loads, says in the "
+        "kernel log that it will ignore the GPU, and nothing can use it. The legacy branch supports only "
+        "older CUDA versions, so current framework releases may still not run on it."
+    )
+    unbound = len(_unbound_gpus(ctx.facts.devices)) if ctx.facts.devices is not None else 0
+
+    def explains(count: int) -> tuple[str, ...] | None:
+        # A warning (another GPU works) still explains GD134's "no driver bound" when it names every such GPU.
+        return ("GD134",) if usable and count >= unbound else None
+
+    if log is not None and log.legacy_gpus:  # the driver's own word
+        driver = log.ignoring_driver or "installed"
+        names = ", ".join(
+            f"{name} (last supported by the {branch}.xx branch)" for name, branch in log.legacy_gpus
+        )
+        branches = sorted(
+            {b for _, b in log.legacy_gpus}, key=lambda b: [int(x) for x in re.findall(r"\d+", b)]
+        )
+        yield Verdict(
+            severity=Severity.WARNING if usable else Severity.ERROR,
+            message=f"The {driver} NVIDIA driver ignores {names}",
+            why=why,
+            seen=tuple(
+                ln for ln in log.lines if "Legacy" in ln or "will ignore" in ln or "No NVIDIA GPU" in ln
+            )[:6]
+            or (f"kernel log: {names}",),
+            fixes=(_legacy_fix(ctx, branches[0]),),  # an older branch still drives the newer GPUs
+            settles_dependents=explains(len(log.legacy_gpus)) is not None,
+            explains=explains(len(log.legacy_gpus)),
+        )
+        return
+    dropped = _legacy_from_table(ctx)
+    if not dropped:
+        return
+    installed = _installed_driver(ctx)
+    listed = ", ".join(
+        f"at {pci.address} ({pci.device_id}, {generation}, last supported by the {branch}.xx branch)"
+        for pci, generation, branch in dropped
+    )
+    branches = sorted({b for _, _, b in dropped}, key=int)
     yield Verdict(
         severity=Severity.WARNING if usable else Severity.ERROR,
-        message=f"The {driver} NVIDIA driver ignores {names}",
-        why=(
-            "NVIDIA moves older GPU generations to legacy driver branches; a newer driver loads, says in the "
-            "kernel log that it will ignore the GPU, and nothing can use it. The legacy branch supports only "
-            "older CUDA versions, so current framework releases may still not run on it."
+        message=f"The {installed} NVIDIA driver no longer supports the GPU {listed}",
+        why=why
+        + " (Read from the GPU's PCI id and NVIDIA's legacy-branch list: the kernel log was not available.)",
+        seen=(
+            *tuple(
+                f"PCI {pci.address} {pci.device_id}: {generation}, no driver bound"
+                for pci, generation, _ in dropped
+            ),
+            f"installed driver: {installed}",
         ),
-        seen=tuple(ln for ln in log.lines if "Legacy" in ln or "will ignore" in ln or "No NVIDIA GPU" in ln)[
-            :6
-        ]
-        or (f"kernel log: {names}",),
-        fixes=(_legacy_fix(ctx, branches[-1]),),
+        fixes=(_legacy_fix(ctx, branches[0]),),
+        settles_dependents=explains(len(dropped)) is not None,
+        explains=explains(len(dropped)),
     )
 
 

@@ -262,3 +262,130 @@ def _default_profile(gpu: GpuFacts) -> str:
     """The smallest GPU-instance profile's ID: 1g.6gb is 14 on the A30; 1g.5gb/1g.10gb/1g.12gb/1g.18gb
     is 19 on the A100, H100, H200 and B200 (the MIG user guide's profile tables)."""
     return "14" if " A30" in f" {gpu.name}" else "19"
+
+
+def _bus(address: str | None) -> str | None:
+    """ "00000000:07:00.0" and "0000:07:00.0" as "07:00" (bus:device), to compare NVML's and a framework's."""
+    if not address:
+        return None
+    parts = address.lower().split(":")
+    return ":".join(parts[-2:]).split(".")[0] if len(parts) >= 2 else None
+
+
+def _visible_indices(value: str | None, count: int) -> list[int] | None:
+    """CUDA_VISIBLE_DEVICES as GPU indices in CUDA's order; None when it names GPUs by UUID (unambiguous)."""
+    if value is None:
+        return list(range(count))
+    indices: list[int] = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item.isdigit():
+            return None if item.startswith(("GPU-", "MIG-")) else indices
+        if int(item) >= count:
+            break  # CUDA stops at the first index that does not exist (GD301 reports it)
+        indices.append(int(item))
+    return indices
+
+
+@rule(
+    "GD125",
+    "A framework's GPU n is the GPU nvidia-smi numbers n (or CUDA_DEVICE_ORDER=PCI_BUS_ID is set)",
+    needs=("driver", "environment"),
+    problem="A framework's GPU n is another GPU than nvidia-smi's GPU n",
+    part="environment",
+)
+def device_order(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    if env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID":
+        return
+    gpus = {g.index: g for g in d.gpus if not g.error}
+    if len(gpus) < 2:
+        return
+    indices = _visible_indices(env.get("CUDA_VISIBLE_DEVICES"), len(d.gpus))
+    torch = ctx.facts.torch
+    if indices is None or torch is None or not torch.devices:
+        return
+    by_bus = {_bus(g.pci_bus_id): g for g in gpus.values() if g.pci_bus_id}
+    by_uuid = {g.uuid: g for g in gpus.values() if g.uuid}
+    wrong = []
+    for device, wanted in zip(torch.devices, indices, strict=False):
+        expected = gpus.get(wanted)
+        got = by_uuid.get(device.uuid or "") or by_bus.get(_bus(device.pci_bus_id))
+        if expected is not None and got is not None and got.index != expected.index:
+            wrong.append((device.index, expected, got))
+    if not wrong:
+        return
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    shown = "; ".join(
+        f"PyTorch's cuda:{index} is nvidia-smi's GPU {got.index} ({got.name}), not GPU {expected.index} "
+        f"({expected.name})"
+        for index, expected, got in wrong
+    )
+    yield Verdict(
+        severity=Severity.WARNING,
+        message=f"GPU numbers differ between CUDA and nvidia-smi: {shown}",
+        why=(
+            "CUDA numbers GPUs fastest first by default (CUDA_DEVICE_ORDER=FASTEST_FIRST), nvidia-smi and NVML by "
+            "PCI bus; on a machine with different GPUs "
+            + (f"CUDA_VISIBLE_DEVICES={cvd} " if cvd is not None else "an index ")
+            + "then selects another GPU than the one nvidia-smi shows under that number."
+        ),
+        seen=(
+            *tuple(
+                f"cuda:{index} = {got.name} at PCI {got.pci_bus_id}; nvidia-smi GPU {expected.index} = {expected.name} "
+                f"at PCI {expected.pci_bus_id}"
+                for index, expected, got in wrong
+            ),
+            f"CUDA_VISIBLE_DEVICES={cvd}" if cvd is not None else "CUDA_VISIBLE_DEVICES unset",
+        ),
+        fixes=(
+            ctx.fix(
+                "Make CUDA number the GPUs in PCI order, as nvidia-smi does (set it where CUDA_VISIBLE_DEVICES is set)",
+                "export CUDA_DEVICE_ORDER=PCI_BUS_ID",
+            ),
+            ctx.fix("Or select GPUs by UUID, which means the same GPU everywhere", "nvidia-smi -L"),
+        ),
+    )
+
+
+@rule(
+    "GD126",
+    "Each process is given the one MIG device it can use",
+    needs=("driver", "environment"),
+    problem="A CUDA process can use only one of this machine's MIG devices",
+    part="environment",
+)
+def mig_one_per_process(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    migs = [m for g in d.gpus if g.mig_current for m in g.mig_devices if m.uuid]
+    if len(migs) < 2:
+        return
+    listed = [item.strip() for item in (cvd or "").split(",") if item.strip().startswith("MIG-")]
+    torch = ctx.facts.torch
+    sees = torch.device_count if torch is not None and torch.cuda_available else None
+    if cvd is not None and len(listed) < 2:
+        return  # one MIG device chosen, or GPUs chosen by index: nothing to say here
+    if sees is not None and sees > 1:
+        return
+    asked = (
+        f"CUDA_VISIBLE_DEVICES lists {len(listed)} MIG devices" if listed else "CUDA_VISIBLE_DEVICES is unset"
+    )
+    yield Verdict(
+        severity=Severity.WARNING if listed else Severity.INFO,
+        message=f"This machine has {len(migs)} MIG devices but a CUDA process uses only one of them ({asked})"
+        + (f"; PyTorch sees {sees}" if sees is not None else ""),
+        why=(
+            "CUDA enumerates at most one MIG device per process; more MIG devices need more processes (one "
+            "per device), each started with its own CUDA_VISIBLE_DEVICES=MIG-<uuid>."
+        ),
+        seen=tuple(f"MIG device {m.profile or m.name}: {m.uuid}" for m in migs[:6]),
+        fixes=(
+            ctx.fix(
+                "Start one process per MIG device, each pinned to its device by UUID",
+                *(f"CUDA_VISIBLE_DEVICES={m.uuid} python train.py &" for m in migs[:2]),
+            ),
+        ),
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gpudoctor.facts import PlatformFacts
-from gpudoctor.model import Severity, Verdict
+from gpudoctor.matrix import JetsonRelease
+from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
 
@@ -17,6 +18,14 @@ JETSON_PYTORCH_PAGE = (
 def jetson(ctx: RuleContext) -> PlatformFacts | None:
     p = ctx.facts.platform
     return p if p is not None and p.system == "Linux" and (p.tegra_release or p.jetson_model) else None
+
+
+def _release(ctx: RuleContext, p: PlatformFacts) -> JetsonRelease | None:
+    if p.jetpack_version:
+        found = ctx.matrix.jetson_release(jetpack=p.jetpack_version)
+        if found is not None:
+            return found
+    return ctx.matrix.jetson_release(l4t=p.tegra_release) if p.tegra_release else None
 
 
 def _label(p: PlatformFacts) -> str:
@@ -78,4 +87,86 @@ def tegra_driver(ctx: RuleContext) -> Iterator[Verdict]:
             if x
         ),
         fixes=(ctx.fix("See the GPU's load and memory the Jetson way", "sudo tegrastats --interval 1000"),),
+    )
+
+
+def _torch_fixes(ctx: RuleContext, p: PlatformFacts, release: JetsonRelease | None) -> tuple[Fix, ...]:
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    if release is None or not release.index_url:
+        return (
+            ctx.fix(
+                f"Install NVIDIA's PyTorch wheel for {_label(p)} (NVIDIA's 'Installing PyTorch for Jetson "
+                f"Platform' lists one per JetPack: {JETSON_PYTORCH_PAGE}), after removing this one",
+                ctx.pip("uninstall", "-y", "torch"),
+            ),
+        )
+    steps = [
+        ctx.pip("uninstall", "-y", "torch"),
+        ctx.pip(
+            "install",
+            "--no-cache-dir",
+            "--no-index",
+            "--no-deps",
+            "--pre",
+            "-f",
+            f"{release.index_url}/pytorch/",
+            "torch",
+        ),
+    ]
+    note = ""
+    if release.python and python and not python.startswith(release.python + "."):
+        note = f" (NVIDIA builds them for JetPack {release.jetpack}'s system Python {release.python}; this is Python {python}: use python{release.python})"
+    return (
+        ctx.fix(
+            f"Replace it with NVIDIA's PyTorch for JetPack {release.jetpack} (torch {', '.join(release.torch) or 'as listed'})"
+            + note,
+            *steps,
+        ),
+    )
+
+
+@rule(
+    "GD521",
+    "PyTorch on this Jetson is NVIDIA's build for its JetPack",
+    requires=("GD601",),
+    needs=("platform", "torch"),
+    problem="PyTorch on this Jetson is not NVIDIA's build for its JetPack",
+    part="torch",
+)
+def jetson_torch(ctx: RuleContext) -> Iterator[Verdict]:
+    p = jetson(ctx)
+    torch = ctx.facts.torch
+    if p is None or torch is None or not torch.installed or not torch.imported or torch.cuda_available:
+        return
+    if p.tegra_libcuda is None and p.loader_libcuda is None:
+        return  # no Tegra driver at all: GD522 says so, and no wheel can help
+    version = torch.version or "?"
+    release = _release(ctx, p)
+    if torch.cuda_version is None:
+        problem = f"PyTorch {version} on this Jetson ({_label(p)}) is a CPU-only build: it cannot use the GPU"
+    else:
+        problem = (
+            f"PyTorch {version} is built for CUDA {torch.cuda_version} on server Arm (SBSA) GPUs, not for this "
+            f"Jetson's integrated GPU ({_label(p)})"
+        )
+    seen = [
+        f"torch {version}",
+        f"torch.version.cuda: {torch.cuda_version}",
+        f"torch.cuda.is_available(): {torch.cuda_available}",
+    ]
+    if torch.cuda_error:
+        seen.append(f"PyTorch said: {torch.cuda_error.splitlines()[0][:200]}")
+    if release is not None:
+        seen.append(
+            f"JetPack {release.jetpack}: CUDA {release.cuda or '?'}, NVIDIA torch wheels {', '.join(release.torch) or '?'}"
+        )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=problem,
+        why=(
+            "The torch wheels on PyPI and download.pytorch.org for aarch64 are CPU-only or built for server Arm "
+            "GPUs; a Jetson needs NVIDIA's build for its JetPack's CUDA and Python."
+        ),
+        seen=tuple(seen),
+        fixes=_torch_fixes(ctx, p, release),
     )

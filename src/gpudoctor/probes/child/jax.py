@@ -6,6 +6,7 @@ a crash or a hang in a later stage still leaves what the earlier stages learned.
 
 import logging
 import re
+import traceback
 import warnings
 
 from _prelude import conda_records, describe_error, emit, installed_distributions, loaded_libraries
@@ -37,9 +38,15 @@ class Recorder(logging.Handler):
     def emit(self, record):
         if record.levelno >= logging.WARNING or record.name.startswith("jax._src.xla_bridge"):
             try:
-                self.lines.append(record.getMessage())
+                line = record.getMessage()
             except Exception:
-                self.lines.append(str(record.msg))
+                line = str(record.msg)
+            if record.exc_info and record.exc_info[1] is not None:
+                # JAX attaches the real reason (a plugin's failed initialize(), cuInit's error) as the
+                # record's exception, not in the message: keep it.
+                reason = traceback.format_exception_only(record.exc_info[0], record.exc_info[1])
+                line += ": " + "".join(reason).strip()[:2000]
+            self.lines.append(line)
 
 
 def main():

@@ -16,6 +16,23 @@ def distribution(wanted):
     return None
 
 
+def device_identity(torch, index):
+    """Which physical GPU a torch device is: its UUID and PCI address (torch 2.x properties)."""
+    found = {}
+    try:
+        props = torch.cuda.get_device_properties(index)
+    except Exception:
+        return found
+    uuid = getattr(props, "uuid", None)
+    if uuid is not None:
+        text = str(uuid)
+        found["uuid"] = text if text.startswith(("GPU-", "MIG-")) else "GPU-" + text
+    parts = [getattr(props, name, None) for name in ("pci_domain_id", "pci_bus_id", "pci_device_id")]
+    if all(isinstance(part, int) for part in parts):
+        found["pci_bus_id"] = "%04x:%02x:%02x.0" % tuple(parts)
+    return found
+
+
 def main():
     data = {"stage": "metadata", "installed": False, "imported": False}
     dist = distribution("torch")
@@ -65,13 +82,13 @@ def main():
             if data["cuda_available"]:
                 for index in range(data["device_count"]):
                     major, minor = torch.cuda.get_device_capability(index)
-                    devices.append(
-                        {
-                            "index": index,
-                            "name": str(torch.cuda.get_device_name(index)),
-                            "capability": "%d.%d" % (major, minor),
-                        }
-                    )
+                    device = {
+                        "index": index,
+                        "name": str(torch.cuda.get_device_name(index)),
+                        "capability": "%d.%d" % (major, minor),
+                    }
+                    device.update(device_identity(torch, index))
+                    devices.append(device)
             data["devices"] = devices
         except Exception as exc:
             data["cuda_error"] = describe_error(exc)
