@@ -22,9 +22,12 @@ BENCHMARKS = ROOT / "benchmarks"
 def _module(name: str) -> ModuleType:
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(
+            f"gpudoctor_benchmark_{name}", BENCHMARKS / f"{name}.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        sys.modules[f"gpudoctor_benchmark_{name}"] = module
         spec.loader.exec_module(module)
         return module
     finally:
