@@ -110,6 +110,7 @@ def test_tensorflow_follows_xla_flags_to_a_full_toolkit() -> None:
         "version": "2.21.0",
         "is_cuda_build": True,
         "build_cuda_version": "12.5.1",
+        "gpus": ["/physical_device:GPU:0"],
     }
     assert findings("GD805", [{"via": "XLA_FLAGS", **TOOLKIT}, PREFIX], tf, tensorflow=tf_facts) == []
     [finding] = findings("GD805", [{"via": "toolkit", **TOOLKIT}, PREFIX], tf, tensorflow=tf_facts)
@@ -151,3 +152,31 @@ def test_torch_minor_difference_is_not_reported() -> None:
 
 def test_no_toolkit_at_all_is_not_an_extension_problem() -> None:
     assert findings("GD810", [PREFIX], TORCH, torch=TORCH_FACTS) == []
+
+
+def test_a_framework_that_does_not_import_or_see_the_gpu_is_judged_first_by_other_rules() -> None:
+    tf = [{"name": "tensorflow", "version": "2.21.0"}]
+    base = {"installed": True, "version": "2.21.0", "is_cuda_build": True, "build_cuda_version": "12.5.1"}
+    for tf_facts in (
+        {**base, "imported": False, "import_error": "ImportError: x"},
+        {**base, "imported": True},
+    ):
+        assert findings("GD805", [PREFIX], tf, tensorflow=tf_facts) == []
+    jax = {"installed": True, "imported": True, "jax_version": "0.10.2", "devices": ["cpu:0"]}
+    assert findings("GD805", [PREFIX], JAX, jax=jax) == []
+
+
+def test_a_tensorflow_without_an_nvcc_pin_gets_the_toolkit_of_its_build() -> None:
+    tf = [{"name": "tensorflow", "version": "2.12.0"}]
+    tf_facts = {
+        "installed": True,
+        "imported": True,
+        "version": "2.12.0",
+        "is_cuda_build": True,
+        "build_cuda_version": "11.8",
+        "gpus": ["/physical_device:GPU:0"],
+    }
+    [finding] = findings("GD805", [PREFIX], tf, tensorflow=tf_facts)
+    commands = "\n".join(finding.fix_commands)
+    assert "nvidia-cuda-nvcc" not in commands
+    assert "--xla_gpu_cuda_data_dir=/usr/local/cuda-11.8" in commands

@@ -55,17 +55,30 @@ class XlaUser:
     dist: Distribution  # the distribution whose Requires-Dist names the nvcc wheel
     major: int  # the CUDA major it was built for
     jax: bool
+    cuda: str | None = None  # the CUDA major.minor of its build, where known ("12.5")
 
 
 def _xla_users(ctx: RuleContext) -> list[XlaUser]:
+    """The XLA frameworks whose GPU route is otherwise in place: installed as a CUDA build and, where their
+    probe ran, imported with a GPU in sight (an import error or missing CUDA libraries are other rules' and
+    come first; the compiler is needed only once the framework reaches the GPU)."""
     users = []
     build = tf_build(ctx)
     tf_dist = ctx.distribution(build.package) if build is not None else None
-    if build is not None and tf_dist is not None and build.gpu_build and build.cuda_major:
-        users.append(XlaUser(label=build.label, dist=tf_dist, major=build.cuda_major, jax=False))
+    tf = ctx.facts.tensorflow
+    tf_ready = tf is None or not tf.installed or (tf.imported and bool(tf.gpus))
+    if build is not None and tf_dist is not None and build.gpu_build and build.cuda_major and tf_ready:
+        cuda = ".".join(map(str, numbers(build.cuda, 2))) if len(numbers(build.cuda, 2)) == 2 else None
+        users.append(XlaUser(label=build.label, dist=tf_dist, major=build.cuda_major, jax=False, cuda=cuda))
+    jax = ctx.facts.jax
+    jax_ready = (
+        jax is None
+        or not jax.installed
+        or (jax.imported and any(d.startswith(("cuda", "gpu")) for d in jax.devices))
+    )
     for name, major in JAX_PLUGINS.items():
         plugin = ctx.distribution(name)
-        if plugin is not None and ctx.distribution("jax") is not None:
+        if plugin is not None and ctx.distribution("jax") is not None and jax_ready:
             users.append(XlaUser(label=f"JAX ({name} {plugin.version})", dist=plugin, major=major, jax=True))
     return users
 
@@ -268,8 +281,16 @@ def _install_fixes(
     python = _python(ctx)
     assert python is not None
     fixes: list[Fix] = []
-    wheel = pin[0] if pin else NVCC_WHEELS.get(user.major)
+    wheel = pin[0] if pin else (NVCC_WHEELS.get(user.major) if user.jax else None)
     floor = lower_bound(pin[1]) if pin else None
+    if wheel is None and user.cuda:  # a TensorFlow whose metadata names no nvcc wheel: the system toolkit
+        fixes.append(
+            ctx.fix(
+                f"Install the CUDA {user.cuda} toolkit (it brings bin/ptxas and nvvm/libdevice) from {ARCHIVE}, "
+                "then point XLA at it",
+                _point_xla(ctx, user, f"/usr/local/cuda-{user.cuda}"),
+            )
+        )
     if wheel is not None:
         specs = [f"{wheel}{pin[1]}" if pin else wheel]
         if user.major >= 13 and need_libdevice:
