@@ -184,6 +184,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         missing = [p for p in unmet if p.state == "missing"]
         wrong = [p for p in unmet if p.state != "missing"]
         severe = any(_breaks(p) for p in unmet)
+        blocker = next((p for p in wrong if _blocks_import(p, error)), None)
         parts = []
         if missing:
             parts.append(
@@ -221,7 +222,14 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         head = f"{fw.framework} {fw.version}"
         library = _missing_library(error)
         wheel = next((p for p in missing if _provides(p.name, library)), None) if library else None
-        if library and wheel:
+        if blocker is not None and error:
+            severe = True
+            message = (
+                f"import {fw.framework.split('-')[0]} fails on {blocker.name} {blocker.installed}, which its own "
+                f"metadata excludes ({blocker.specifier}): {_error_line(error, blocker.name)}"
+                + ("; of the wheels it pins, " + "; ".join(parts) if len(unmet) > 1 else "")
+            )
+        elif library and wheel:
             severe = True
             message = (
                 f"{head} cannot load {library}: {wheel.spec_text}, the wheel that ships it, is not installed; "
@@ -245,6 +253,31 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
             seen=tuple(seen),
             fixes=tuple(fixes),
         )
+
+
+# Companions whose wrong version stops the import, and how the import error names them: protobuf's
+# "Descriptors cannot be created directly" (protobuf 4 under code generated for 3.x) and "cannot import
+# name 'builder' from 'google.protobuf.internal'" (protobuf < 3.20 under code generated for 3.20+);
+# ml_dtypes' "module 'ml_dtypes' has no attribute 'float8_e4m3b11'" (0.3 removed what TF 2.13/2.14 use).
+IMPORT_BLOCKERS = {
+    "protobuf": re.compile(r"google\.protobuf|Descriptors cannot be created directly"),
+    "ml-dtypes": re.compile(r"\bml_dtypes\b"),
+}
+
+
+def _blocks_import(pin: Pin, error: str | None) -> bool:
+    """The framework's own import error names this companion, whose installed version the pin excludes."""
+    pattern = IMPORT_BLOCKERS.get(pin.name)
+    return bool(pattern and error and pin.installed and pattern.search(error))
+
+
+def _error_line(error: str, name: str) -> str:
+    """The import error's line that names the companion (a traceback's `File ...` lines aside)."""
+    lines = [
+        line.strip() for line in error.splitlines() if line.strip() and not line.strip().startswith("File ")
+    ]
+    pattern = IMPORT_BLOCKERS[name]
+    return next((line for line in lines if pattern.search(line)), lines[-1] if lines else error)[:200]
 
 
 LIBRARY_WHEELS = {
