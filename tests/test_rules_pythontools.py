@@ -180,3 +180,34 @@ def test_a_tensorflow_without_an_nvcc_pin_gets_the_toolkit_of_its_build() -> Non
     commands = "\n".join(finding.fix_commands)
     assert "nvidia-cuda-nvcc" not in commands
     assert "--xla_gpu_cuda_data_dir=/usr/local/cuda-11.8" in commands
+
+
+def test_a_ptxas_of_a_newer_cuda_major_than_the_driver_is_an_error() -> None:
+    dists = [*JAX[:2], {"name": "jax-cuda12-plugin", "version": "0.10.2"}]
+    roots = [{"via": "/usr/local/cuda", **TOOLKIT, "path": "/usr/local/cuda", "version": "13.0.88"}, PREFIX]
+    [finding] = findings("GD805", roots, dists)
+    assert finding.severity.value == "error"
+    assert "CUDA 13.0.88 ptxas at /usr/local/cuda/bin/ptxas" in finding.message and "12.9" in finding.message
+    assert "nvidia-cuda-nvcc-cu12" in "\n".join(finding.fix_commands)
+    # The same root a minor version ahead of the driver: XLA only slows down (no parallel compilation).
+    assert findings("GD805", [{**roots[0], "version": "12.9.86"}, PREFIX], dists) == []
+
+
+def test_gd707s_ptxas_newer_than_the_driver_explains_gd805() -> None:
+    """JAX's PATH ptxas newer than the driver is GD707's (the jax family rule): GD805 does not say it again."""
+    dists = [*JAX[:2], {"name": "jax-cuda12-plugin", "version": "0.10.2"}]
+    roots = [
+        {"via": "ptxas on PATH", **TOOLKIT, "path": "/usr/local/cuda-13.0", "version": "13.0.88"},
+        PREFIX,
+    ]
+    jax = {
+        "installed": True,
+        "imported": True,
+        "jax_version": "0.10.2",
+        "jaxlib_version": "0.10.2",
+        "plugins": {"jax-cuda12-plugin": "0.10.2"},
+        "devices": ["cuda:0"],
+    }
+    toolkit = {"nvcc_on_path": "/usr/local/cuda-13.0/bin/nvcc", "nvcc_version": "13.0.88"}
+    assert findings("GD805", roots, dists, jax=jax, toolkit=toolkit) == []
+    assert findings("GD707", roots, dists, jax=jax, toolkit=toolkit)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 
-from gpudoctor.facts import CudaRoot, Distribution, PythonFacts
+from gpudoctor.facts import CudaRoot, Distribution, DriverFacts, PythonFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import environment, framework_pins, lower_bound, requirement_on
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import prepend_path
+from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import tf_build
+from gpudoctor.rules.views import tf_build, working_driver
 from gpudoctor.versions import numbers
 
 XLA_PTXAS_MINIMUM = (11, 8)  # FindPtxAsExecutable passes over an older ptxas
@@ -149,6 +149,10 @@ def _missing_tool_wheels(python: PythonFacts, ctx: RuleContext, user: XlaUser) -
     return [p.name for p in pins.pins if p.name in TOOL_WHEELS and p.state == "missing"] if pins else []
 
 
+def _ptxas_file(root: CudaRoot) -> str:
+    return root.tool or f"{root.path.rstrip('/')}/bin/ptxas"
+
+
 def _describe(ctx: RuleContext, root: CudaRoot, tool: str) -> str:
     inside = "bin/ptxas" if tool == "ptxas" else "nvvm/libdevice/libdevice.10.bc"
     where = root.tool if tool == "ptxas" and root.tool else f"{root.path.rstrip('/')}/{inside}"
@@ -194,12 +198,17 @@ def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
         version = _root_version(ctx, ptxas)
         have = numbers(version, 2) if version else None
         from_wheel = ptxas.via.startswith("wheel")
+        driver = working_driver(ctx)
+        top = numbers(driver.cuda_driver_version, 2) if driver is not None else ()
+        if have and top and have[0] > top[0]:
+            yield _ptxas_beyond_driver(ctx, user, ptxas, version or "", driver, pin, ptxas_search, explains)
+            continue
         if floor is None or not have or from_wheel or have >= floor.release[:2]:
             continue
         yield Verdict(
             severity=Severity.WARNING,
             explains=(),
-            message=f"XLA in {user.label} compiles with the CUDA {version} ptxas at {ptxas.tool or ptxas.path}, "
+            message=f"XLA in {user.label} compiles with the CUDA {version} ptxas at {_ptxas_file(ptxas)}, "
             f"older than the {pin[0] if pin else 'nvcc'} {floor} its own metadata pins",
             why=(
                 "XLA targets the PTX version of the older of its own CUDA and the ptxas it finds, so an older "
@@ -209,6 +218,40 @@ def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
             seen=tuple(_describe(ctx, r, "ptxas") for r in ptxas_search[:MAX_SEEN]),
             fixes=tuple(_install_fixes(ctx, user, pin, need_libdevice=False, ahead=ptxas)),
         )
+
+
+def _ptxas_beyond_driver(
+    ctx: RuleContext,
+    user: XlaUser,
+    ptxas: CudaRoot,
+    version: str,
+    driver: DriverFacts | None,
+    pin: ToolPin | None,
+    search: list[CudaRoot],
+    explains: tuple[str, ...],
+) -> Verdict:
+    assert driver is not None
+    fixes = _install_fixes(ctx, user, pin, need_libdevice=False, ahead=None if user.jax else ptxas)
+    requirement = ctx.matrix.driver_requirement(version, "linux")
+    if requirement is not None and requirement.toolkit_minimum:
+        fixes.append(driver_upgrade_fix(ctx, requirement.toolkit_minimum))
+    return Verdict(
+        severity=Severity.ERROR,
+        explains=explains,
+        message=f"XLA in {user.label} would assemble its GPU code with the CUDA {version} ptxas at "
+        f"{_ptxas_file(ptxas)}, but driver {driver.driver_version} runs CUDA {driver.cuda_driver_version} "
+        "at most: the kernels it builds will not load",
+        why=(
+            "ptxas writes machine code for the CUDA version it comes from; a driver of an older CUDA major cannot "
+            "load it (CUDA's minor-version compatibility spans one major only). XLA takes the first ptxas in "
+            "its search order, whatever the framework was built with."
+        ),
+        seen=(
+            *(_describe(ctx, r, "ptxas") for r in search[: search.index(ptxas) + 1]),
+            f"driver {driver.driver_version}: CUDA {driver.cuda_driver_version} at most",
+        ),
+        fixes=tuple(fixes),
+    )
 
 
 def _tools_missing(
