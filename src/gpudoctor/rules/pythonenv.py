@@ -18,17 +18,13 @@ from gpudoctor.requirements import FrameworkPins, Pin, Resolution, framework_pin
 from gpudoctor.rules import causes, recipes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import surveyed_python
 
 CUDA_WHEEL = re.compile(r"^(nvidia-|cuda-toolkit$|cuda-bindings$)")
 NUMPY_ABI = re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found", re.IGNORECASE
 )
 MAX_LISTED = 8
-
-
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
 
 
 def _import_error(ctx: RuleContext, framework: str) -> str | None:
@@ -146,7 +142,7 @@ def _quote(arg: str) -> str:
 
 
 def _writes_shared_files(ctx: RuleContext, name: str) -> bool:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return False
     if any(o.distribution == name for f in python.shared_files for o in f.owners):
@@ -167,7 +163,7 @@ def _writes_shared_files(ctx: RuleContext, name: str) -> bool:
     needs=("python",),
 )
 def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     pins = framework_pins(python, ctx.facts.platform)
@@ -346,7 +342,7 @@ def _framework_builds(names: set[str]) -> bool:
     needs=("python",),
 )
 def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     groups = _shared_groups(python)
     if python is None or not groups:
         return
@@ -528,7 +524,7 @@ def _shared_paths(python: PythonFacts | None) -> set[str]:
 
 def foreign_libraries(ctx: RuleContext) -> list[Foreign]:
     """Every CUDA library a framework process loaded that its CUDA build or its own pins do not call for."""
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     owners = _owners(python)
     shared = _shared_paths(python)
     pins = (
@@ -626,7 +622,7 @@ def _origin(ctx: RuleContext, path: str, owner: str | None, ld_dirs: tuple[str, 
     needs=("python",),
 )
 def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     foreign = foreign_libraries(ctx)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import surveyed_python
 
 TF_BUILDS = (
     "tensorflow",
@@ -38,11 +39,6 @@ METAL_LOAD_FAILED = re.compile(
     r"libmetal_plugin\.dylib.*?(Symbol not found|Library not loaded|image not found)[^\n]*", re.IGNORECASE
 )
 DIRECTML_PLATFORMS = ("windows", "wsl")
-
-
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
 
 
 # `tensorflow` wheels that are only a front for a platform build of the same version (their Requires-Dist
@@ -76,7 +72,7 @@ def _requires_each_other(a: Distribution, b: Distribution, env: dict[str, str]) 
     part="python",
 )
 def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     env = environment(python, ctx.facts.platform)
@@ -192,7 +188,7 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     part="python",
 )
 def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     numpy = ctx.distribution("numpy")
     if python is None or numpy is None:
         return
@@ -237,6 +233,11 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
 # GD807: PyTorch on Apple silicon
 
 
+def _torch_release(torch: TorchFacts) -> str:
+    """The installed torch release without its local build tag ("2.5.1+cpu" -> "2.5.1")."""
+    return (torch.dist_version or torch.version or "").split("+")[0]
+
+
 @rule(
     "GD807",
     "PyTorch can use the Apple GPU (MPS) on Apple silicon",
@@ -251,7 +252,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
         return
     if platform.machine not in ("arm64", "aarch64"):
         return  # Intel Macs: MPS needs an AMD GPU and macOS 12.3; no finding either way
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     python_machine = python.marker_environment.get("platform_machine") if python else None
     seen = [f"macOS {platform.version or platform.release} on {platform.machine}"]
     if python_machine:
@@ -274,7 +275,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
                     "Use an arm64 Python (Homebrew in /opt/homebrew, python.org's universal2 installer, or "
                     "an arm64 conda), then reinstall torch in a fresh environment",
                     "/opt/homebrew/bin/python3 -m venv $HOME/venvs/torch-arm64",
-                    f"$HOME/venvs/torch-arm64/bin/python -m pip install torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                    f"$HOME/venvs/torch-arm64/bin/python -m pip install torch=={_torch_release(torch)}",
                 ),
             ),
         )
@@ -300,7 +301,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
                 "Install the standard macOS arm64 torch wheel from PyPI (it includes MPS); update macOS if it "
                 "is older than 12.3",
                 ctx.pip_install(
-                    f"torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                    f"torch=={_torch_release(torch)}",
                     options=("--force-reinstall",),
                 ),
             ),
@@ -377,7 +378,7 @@ def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
     part="tensorflow",
 )
 def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     plugin = ctx.distribution("tensorflow-directml-plugin")
     if python is None or plugin is None:
         return

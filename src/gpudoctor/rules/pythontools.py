@@ -22,9 +22,9 @@ from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import environment, framework_pins, lower_bound, requirement_on
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path
+from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path, set_variable
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import tf_build, working_driver
+from gpudoctor.rules.views import surveyed_python, tf_build, working_driver
 from gpudoctor.versions import numbers
 
 XLA_PTXAS_MINIMUM = (11, 8)  # FindPtxAsExecutable passes over an older ptxas
@@ -40,11 +40,6 @@ CUDA_MISMATCH = (
     "The detected CUDA version ({found}) mismatches the version that was used to compilePyTorch ({torch}). "
     "Please make sure to use the same CUDA versions."
 )  # torch.utils.cpp_extension.CUDA_MISMATCH_MESSAGE, its missing space included
-
-
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +115,7 @@ def _root_version(ctx: RuleContext, root: CudaRoot) -> str | None:
     """A folder's CUDA version: its version.json, the wheel that wrote its ptxas, or the toolkit probe's."""
     if root.version:
         return root.version
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     prefix = root.path.rstrip("/\\")
     for wheel in python.wheel_tools if python is not None else ():
         if wheel.name.startswith(("ptxas", "nvcc")) and wheel.path.startswith((prefix + "/", prefix + "\\")):
@@ -179,7 +174,7 @@ def _describe(ctx: RuleContext, root: CudaRoot, tool: str) -> str:
     needs=("python",),
 )
 def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None or ctx.flavor not in ("linux", "wsl") or not python.cuda_roots:
         return  # XLA's GPU backend runs on Linux (and WSL 2); facts without cuda_roots cannot tell
     env = environment(python, ctx.facts.platform)
@@ -262,7 +257,7 @@ def _tools_missing(
     pin: ToolPin | None,
     explains: tuple[str, ...],
 ) -> Verdict:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     assert python is not None
     missing = [name for name, found in (("ptxas", ptxas), ("libdevice", libdevice)) if found is None]
     searched = {tool: _search(python, user, tool) for tool in missing}
@@ -307,7 +302,7 @@ def _wheel_folder(python: PythonFacts, user: XlaUser) -> str:
 def _point_xla(ctx: RuleContext, user: XlaUser, folder: str) -> str:
     """The command that makes `folder` XLA's preferred one: JAX's CUDA_ROOT, TensorFlow's XLA_FLAGS."""
     if user.jax:
-        return f"export CUDA_ROOT={folder}"
+        return set_variable(ctx, "CUDA_ROOT", folder)
     return f'export XLA_FLAGS="${{XLA_FLAGS:+$XLA_FLAGS }}--xla_gpu_cuda_data_dir={folder}"'
 
 
@@ -321,7 +316,7 @@ def _install_fixes(
 ) -> list[Fix]:
     """Fixes that give XLA a ptxas and libdevice; `ahead` is a ptxas XLA would still find before the wheel's
     (one on PATH, for TensorFlow), so the wheel's folder must become XLA's preferred one."""
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     assert python is not None
     fixes: list[Fix] = []
     wheel = pin[0] if pin else (NVCC_WHEELS.get(user.major) if user.jax else None)
@@ -399,7 +394,7 @@ def _torch_cuda_home(python: PythonFacts) -> CudaRoot | None:
     needs=("python", "torch"),
 )
 def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
-    python, torch = _python(ctx), ctx.facts.torch
+    python, torch = surveyed_python(ctx), ctx.facts.torch
     if python is None or torch is None or not torch.cuda_version or not python.cuda_roots:
         return
     home = _torch_cuda_home(python)
@@ -424,9 +419,7 @@ def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
         fixes.append(
             ctx.fix(
                 f"Build with the CUDA {series} toolkit already at {matching.path}",
-                f'$env:CUDA_HOME = "{matching.path}"'
-                if ctx.shell == "powershell"
-                else f"export CUDA_HOME={matching.path}",
+                set_variable(ctx, "CUDA_HOME", matching.path),
                 *(() if ctx.shell == "powershell" else (prepend_path("PATH", f"{matching.path}/bin"),)),
             )
         )
@@ -435,14 +428,14 @@ def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 f"Install conda-forge's CUDA {series} compiler and headers into this environment and build with them",
                 ctx.conda_install(f"cuda-nvcc={series}", f"cuda-cudart-dev={series}"),
-                "export CUDA_HOME=$CONDA_PREFIX",
+                set_variable(ctx, "CUDA_HOME", "$CONDA_PREFIX"),
             )
         )
     else:
         fixes.append(
             ctx.fix(
                 f"Install the CUDA {series} toolkit from {ARCHIVE} (it installs beside the others), then build with it",
-                f"export CUDA_HOME=/usr/local/cuda-{series}",
+                set_variable(ctx, "CUDA_HOME", f"/usr/local/cuda-{series}"),
                 prepend_path("PATH", f"/usr/local/cuda-{series}/bin"),
             )
         )
