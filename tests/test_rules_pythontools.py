@@ -211,3 +211,21 @@ def test_gd707s_ptxas_newer_than_the_driver_explains_gd805() -> None:
     toolkit = {"nvcc_on_path": "/usr/local/cuda-13.0/bin/nvcc", "nvcc_version": "13.0.88"}
     assert findings("GD805", roots, dists, jax=jax, toolkit=toolkit) == []
     assert findings("GD707", roots, dists, jax=jax, toolkit=toolkit)
+
+
+def test_gd806_pins_the_first_numpy2_jax_with_the_installed_plugins_extra() -> None:
+    dists = [
+        {"name": "jax", "version": "0.4.23"},
+        {"name": "jaxlib", "version": "0.4.23"},
+        {"name": "jax-cuda12-plugin", "version": "0.4.23"},
+        {"name": "numpy", "version": "2.0.1"},
+    ]
+    jax = {
+        "installed": True,
+        "imported": False,
+        "import_error": "ImportError: numpy.core.multiarray failed to import",
+        "jax_version": "0.4.23",
+    }
+    [finding] = findings("GD806", [PREFIX], dists, jax=jax)
+    commands = "\n".join(finding.fix_commands)
+    assert "python -m pip install 'jax[cuda12]==0.4.26'" in commands, commands

@@ -14,6 +14,7 @@ from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import jax_cuda_spec
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 
@@ -39,6 +40,7 @@ METAL_LOAD_FAILED = re.compile(
     r"libmetal_plugin\.dylib.*?(Symbol not found|Library not loaded|image not found)[^\n]*", re.IGNORECASE
 )
 DIRECTML_PLATFORMS = ("windows", "wsl")
+NUMPY2_JAX = "0.4.26"  # the first jax/jaxlib built against NumPy 2
 
 
 # `tensorflow` wheels that are only a front for a platform build of the same version (their Requires-Dist
@@ -180,6 +182,25 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     return None, False
 
 
+def _numpy2_upgrade(ctx: RuleContext, framework: str) -> str:
+    """The nearest framework release built against NumPy 2, keeping the installed build's CUDA flavour:
+    torch 2.3 from the index of its local tag (+cu118), jax 0.4.26 with the installed plugin's extra."""
+    if framework == "torch":
+        torch = ctx.facts.torch
+        local = ((torch.version or "") if torch else "").partition("+")[2]
+        options = (
+            ("--index-url", f"https://download.pytorch.org/whl/{local}") if local.startswith("cu") else ()
+        )
+        return ctx.pip_install("torch==2.3.*", options=options)
+    jax = ctx.distribution("jax")
+    plugin = next(
+        (name for name in ("jax-cuda13-plugin", "jax-cuda12-plugin") if ctx.distribution(name)), None
+    )
+    if plugin is None:
+        return ctx.pip_install(f"jax=={NUMPY2_JAX}")
+    return ctx.pip_install(jax_cuda_spec(ctx, plugin.split("-")[1], jax.version if jax else None, NUMPY2_JAX))
+
+
 @rule(
     "GD806",
     "PyTorch and JAX were built for the installed NumPy",
@@ -213,8 +234,8 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
             )
         fixes.append(
             ctx.fix(
-                f"Or upgrade {framework} to a release built against NumPy 2 (PyTorch 2.3+, jaxlib 0.4.26+)",
-                ctx.pip_install("torch>=2.3" if framework == "torch" else "jax[cuda12]>=0.4.26"),
+                f"Or upgrade {framework} to the first release built against NumPy 2 (PyTorch 2.3, jax 0.4.26)",
+                _numpy2_upgrade(ctx, framework),
             )
         )
         yield Verdict(
