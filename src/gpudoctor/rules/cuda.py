@@ -737,7 +737,7 @@ def toolkits_disagree(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD207",
     "XLA finds ptxas and libdevice",
-    requires=(*EARLY, "GD201"),
+    requires=(*EARLY, "GD201", "GD805"),
     needs=("tensorflow",),
     problem="XLA cannot find ptxas or libdevice",
     part="toolkit",

@@ -19,6 +19,7 @@ from gpudoctor.matrix import (
     kernel_support,
 )
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.requirements import framework_pins
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.recipes import (
@@ -128,7 +129,7 @@ _CRITICAL = re.compile(r"^nvidia-(cudnn|cuda-runtime)")
 @rule(
     "GD412",
     "The nvidia-* wheels match TensorFlow's [and-cuda] pins",
-    requires=(*causes.DRIVER, "GD411"),
+    requires=(*causes.DRIVER, "GD411", *causes.WHEELS_IN_CONFLICT),
     needs=("tensorflow", "python"),
     problem="The nvidia-* wheels do not match TensorFlow's [and-cuda] pins",
     part="tensorflow",
@@ -141,6 +142,8 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         or tf_conda_managed(ctx)
         or build.gpu_build is False
     ):
+        return
+    if _judged_by_gd801(ctx, build):
         return
     pins, source = and_cuda_pins(ctx, build)
     if not pins:
@@ -197,6 +200,17 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         seen=(f"pins from {source}", *parts),
         fixes=tuple(fixes),
     )
+
+
+def _judged_by_gd801(ctx: RuleContext, build: TfBuild) -> bool:
+    """TensorFlow's own metadata carries its [and-cuda] pins and the extra is in use: GD801 judges them,
+    with every other framework's pins and the one install set that satisfies all (or the venv to split
+    off), so this rule, which sees TensorFlow alone, keeps to facts that lack them (the matrix's table)."""
+    pins = next(
+        (fw for fw in framework_pins(ctx.facts.python, ctx.facts.platform) if fw.framework == build.package),
+        None,
+    )
+    return pins is not None and any(p.extra == "and-cuda" for p in pins.pins)
 
 
 def _breaks(name: str, version: str, spec: SpecifierSet) -> bool:
