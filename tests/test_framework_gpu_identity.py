@@ -13,7 +13,7 @@ from typing import Any
 
 from gpudoctor.probes.jax import collect as collect_jax
 from gpudoctor.probes.torch import _devices
-from gpudoctor.rules.cuda_errors import cuda_error_in
+from gpudoctor.rules.views import cuda_error_in
 from tests.conftest import load_child, make_ctx
 from tests.test_probe_jax import OUTDATED_CUDNN, jax_env
 
