@@ -22,8 +22,9 @@ DRIVER = ("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD107")
 # GPU or driver it does not serve (GD112), the toolkit's link-time stub (GD210).
 WRONG_LIBCUDA = ("GD112", "GD210")
 
-# CUDA_VISIBLE_DEVICES hides every GPU from the process.
-HIDDEN_GPUS = ("GD301",)
+# CUDA_VISIBLE_DEVICES hides every GPU from the process: an index list CUDA cannot use (GD301), or a
+# first entry that is a UUID this machine does not have (GD127, hardware).
+HIDDEN_GPUS = ("GD301", "GD127")
 
 # The installed TensorFlow cannot load CUDA on this machine for a reason found before its libraries
 # are looked at: no CUDA libraries at all (GD411), no wheel for this Python (GD413), no GPU support
