@@ -514,7 +514,9 @@ def torch_ignores_visible_uuids(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.pip_install("torch", options=("--upgrade", *(("--index-url", index) if index else ()))),
         )
     )
-    kind = ("MIG device" if entries[0].startswith("MIG-") else "GPU") + (" UUIDs" if len(entries) > 1 else " UUID")
+    kind = ("MIG device" if entries[0].startswith("MIG-") else "GPU") + (
+        " UUIDs" if len(entries) > 1 else " UUID"
+    )
     yield Verdict(
         severity=Severity.ERROR,
         message=f"PyTorch {version} counts 0 GPUs although torch.cuda.is_available() is True: it does not read "
