@@ -80,6 +80,15 @@ def test_a_real_matrix_with_one_value_replaced_parses_or_is_a_matrix_error(
         assert isinstance(result, Matrix)
 
 
+def test_a_row_named_by_a_hostile_value_keeps_the_error_short() -> None:
+    """A row's label (`gpus[<cc>]`) is the value that is wrong: it must be cut like any excerpt."""
+    for path in [p for p in PATHS if p[0] == "gpus" and p[-1] == "cc"][:3]:
+        nested = {"k" * 12: ["v" * 200] * 4, "x": {"y" * 12: "z" * 300}}
+        with pytest.raises(MatrixError) as caught:
+            parse_matrix(yaml.safe_dump(_replace(DOCUMENT, path, nested), sort_keys=False), name="m.yaml")
+        assert len(str(caught.value)) < 400, str(caught.value)
+
+
 @SETTINGS
 @given(text=st.text(max_size=300))
 def test_any_text_as_a_matrix_is_a_matrix_error(text: str) -> None:

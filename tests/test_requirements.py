@@ -209,3 +209,30 @@ def test_library_cuda_major_from_wheel_folder_and_soname() -> None:
         library_cuda_major("/usr/lib/x86_64-linux-gnu/libcudnn.so.9", None) is None
     )  # cuDNN 9: CUDA 12 or 13
     assert library_cuda_major("/usr/lib/libcusolver.so.11", None) is None  # CUDA 11 and 12 both ship .so.11
+
+
+JAX = dist("jax", "0.10.2", requires("jax-0.10.2"))
+JAX_CUDA12 = dist("jax-cuda12-plugin", "0.10.2", requires("jax-cuda12-plugin-0.10.2"))
+JAXLIB = dist("jaxlib", "0.10.2")
+
+
+def test_jax_cuda12_local_is_not_taken_for_jax_cuda12() -> None:
+    """`jax[cuda12-local]` and `jax[cuda12]` add the same plugin, the latter with its `[with-cuda]` wheels:
+    without those wheels only cuda12-local is in use, so no nvidia-* pin is reported missing; and
+    `jax[minimum-jaxlib]` (jaxlib==0.10.1) only narrows the jaxlib every jax needs, so it is not in use."""
+    companions = (dist("jax-cuda12-pjrt", "0.10.2"), dist("numpy", "2.3.5"), dist("ml-dtypes", "0.5.4"))
+    local = states(facts(JAX, JAXLIB, JAX_CUDA12, *companions), "jax")
+    assert not any(name.startswith("nvidia-") for name in local), local
+    assert "jaxlib==0.10.1" not in local and "jax-cuda13-plugin<=0.10.2,>=0.10.2" not in local
+    assert all(state == "ok" for state in local.values()), local
+
+
+def test_jax_cuda12_with_most_of_its_wheels_reports_the_missing_one() -> None:
+    wheels = [
+        dist(name, "12.9.0")
+        for line in requires("jax-cuda12-plugin-0.10.2")
+        if (name := line.split(">=")[0].split("<")[0]).startswith("nvidia-")
+        and name != "nvidia-cuda-nvcc-cu12"
+    ]
+    found = states(facts(JAX, JAXLIB, JAX_CUDA12, dist("jax-cuda12-pjrt", "0.10.2"), *wheels), "jax")
+    assert found["nvidia-cuda-nvcc-cu12>=12.6.85"] == "missing"

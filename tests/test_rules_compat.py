@@ -160,6 +160,36 @@ def test_and_cuda_pins_fall_back_to_the_matrix() -> None:
 
 
 def test_gd412_patch_drift_with_a_working_gpu_is_a_warning() -> None:
+    """Facts without TensorFlow's Requires-Dist (a facts file saved before the survey kept it): GD412
+    judges the wheels against the matrix's copy of the [and-cuda] pins."""
+    report = run(
+        platform=LINUX,
+        driver=T4,
+        python={
+            "version": "3.11.7",
+            "distributions": [
+                {"name": "tensorflow", "version": "2.15.1"},
+                {"name": "nvidia-cublas-cu12", "version": "12.2.5.7"},
+                {"name": "nvidia-cuda-runtime-cu12", "version": "12.2.140"},
+            ],
+        },
+        tensorflow={
+            "installed": True,
+            "imported": True,
+            "version": "2.15.1",
+            "is_cuda_build": True,
+            "gpus": ["/physical_device:GPU:0"],
+        },
+    )
+    [finding] = found(report, "GD412")
+    assert finding.severity.value == "warning"
+    assert "nvidia-cublas-cu12 12.2.5.7" in finding.message
+    assert "matrix" in " ".join(finding.seen)
+
+
+def test_gd412_leaves_tensorflows_own_pins_to_gd801() -> None:
+    """One root cause, one finding: with TensorFlow's own [and-cuda] Requires-Dist in the facts, GD801
+    reports the drift (with every framework's pins in view) and GD412 says nothing."""
     report = run(
         platform=LINUX,
         driver=T4,
@@ -186,7 +216,8 @@ def test_gd412_patch_drift_with_a_working_gpu_is_a_warning() -> None:
             "gpus": ["/physical_device:GPU:0"],
         },
     )
-    [finding] = found(report, "GD412")
+    assert found(report, "GD412") == []
+    [finding] = found(report, "GD801")
     assert finding.severity.value == "warning"
     assert "nvidia-cublas-cu12 12.2.5.7" in finding.message
 

@@ -17,15 +17,13 @@ import threading
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Generic, NoReturn, TypeVar
+from typing import Annotated, Generic, NoReturn, TypeVar
 
 import typer
 
+from gpudoctor.commands.common import MatrixOption, NoRedactOption, PythonOption, TimeoutOption, gather
 from gpudoctor.output import OutputError
 from gpudoctor.pipeline import UsageError
-
-if TYPE_CHECKING:
-    from gpudoctor.facts import Facts
 
 T = TypeVar("T")
 
@@ -89,31 +87,12 @@ class _Background(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-def _gather(python: str | None, timeout: float, show_progress: bool) -> Facts:
-    from gpudoctor import pipeline
-
-    if not show_progress:
-        return pipeline.gather(python, timeout)
-    from gpudoctor.render.progress import spinner
-
-    with spinner(pipeline.probe_names()) as on_done:
-        return pipeline.gather(python, timeout, on_done=on_done)
-
-
 _FORMATS_HELP = "text, json, markdown, junit or github"
 
 
 @app.command()
 def check(
-    python: Annotated[
-        str | None,
-        typer.Option(
-            "--python",
-            metavar="PATH",
-            help="Interpreter whose environment to diagnose. Default: the active venv, then the active "
-            "conda env, then python3/python on PATH.",
-        ),
-    ] = None,
+    python: PythonOption = None,
     output_format: Annotated[
         str,
         typer.Option("--format", "-f", metavar="FORMAT", help=f"Output format: {_FORMATS_HELP}."),
@@ -136,17 +115,12 @@ def check(
             "--save-facts", metavar="FILE", help="Also write the collected facts to FILE (- is stdout)."
         ),
     ] = None,
-    no_redact: Annotated[
-        bool,
-        typer.Option("--no-redact", help="Keep user and host names, GPU serials and secrets in saved facts."),
-    ] = False,
+    no_redact: NoRedactOption = False,
     facts_file: Annotated[
         Path | None,
         typer.Option("--facts", metavar="FILE", help="Diagnose saved facts instead of probing this machine."),
     ] = None,
-    matrix_file: Annotated[
-        Path | None, typer.Option("--matrix", metavar="FILE", help="Use another compatibility matrix.")
-    ] = None,
+    matrix_file: MatrixOption = None,
     fail_on: Annotated[
         FailOn, typer.Option("--fail-on", help="Exit 1 on errors only, or on warnings too.")
     ] = FailOn.error,
@@ -171,10 +145,7 @@ def check(
             help="Under GitHub Actions, no annotations and no step summary.",
         ),
     ] = False,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", metavar="SECONDS", min=1, help="Time limit for each framework probe."),
-    ] = 60.0,
+    timeout: TimeoutOption = 60.0,
 ) -> None:
     """Probe this machine's GPU stack and report what is wrong, why, and how to fix it."""
     from gpudoctor import pipeline
@@ -202,7 +173,7 @@ def check(
     else:
         matrix_loader = _Background(lambda: pipeline.load_matrix(matrix_file))  # parse while probes run
         _Background(pipeline.warm_up)
-        facts = _gather(python, timeout, show_progress=sys.stderr.isatty())
+        facts = gather(python, timeout)
         matrix = matrix_loader.result()
         origin = pipeline.Origin()
     run = pipeline.check(facts=facts, matrix=matrix, policy=policy, origin=origin)
@@ -221,9 +192,7 @@ def explain(
             "--facts", metavar="FILE", help="Show what this code found on the machine saved in FILE."
         ),
     ] = None,
-    matrix_file: Annotated[
-        Path | None, typer.Option("--matrix", metavar="FILE", help="Use another compatibility matrix.")
-    ] = None,
+    matrix_file: MatrixOption = None,
 ) -> None:
     """Explain a finding code: what it means, why it happens, how to confirm and fix it."""
     from gpudoctor import explain as explanations
@@ -256,9 +225,7 @@ def matrix_command(
         str | None, typer.Option("--driver", metavar="VERSION", help="What can this NVIDIA driver run?")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    matrix_file: Annotated[
-        Path | None, typer.Option("--matrix", metavar="FILE", help="Use another compatibility matrix.")
-    ] = None,
+    matrix_file: MatrixOption = None,
 ) -> None:
     """Show and query the compatibility matrix."""
     from gpudoctor.matrix_query import MatrixQueryError, query

@@ -297,6 +297,38 @@ class WheelFile:
     exists: bool = False
 
 
+CudaRootVia = Literal[
+    "XLA_FLAGS",  # --xla_gpu_cuda_data_dir=...: XLA's preferred folder (TensorFlow; JAX without CUDA_ROOT or a wheel)
+    "CUDA_ROOT",  # JAX's own override
+    "CUDA_HOME",  # PyTorch's cpp_extension, CMake
+    "CUDA_PATH",
+    "ptxas on PATH",  # the folder above the first ptxas on PATH
+    "nvcc on PATH",  # the folder above the first nvcc on PATH (PyTorch's second guess)
+    "wheel nvidia/cu13",  # site-packages/nvidia/cu13: the CUDA 13 nvcc/nvvm wheels
+    "wheel nvidia/cuda_nvcc",  # site-packages/nvidia/cuda_nvcc: nvidia-cuda-nvcc-cu12 / -cu11
+    "tensorflow/cuda",  # the libdevice copy inside the TensorFlow package
+    "/usr/local/cuda",
+    "/opt/cuda",
+    "prefix",  # the environment's own prefix (conda's cuda-nvcc puts bin/ptxas and nvvm/ there)
+    "toolkit",  # another installed toolkit no framework searches by itself (a candidate for fixes)
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaRoot:
+    """A folder where a framework looks for CUDA's run-time compiler tools (`bin/ptxas`, `bin/nvcc`,
+    `nvvm/libdevice/libdevice.10.bc`), as the target's own environment names it (env, #9 item 5)."""
+
+    path: str = ""
+    via: CudaRootVia = "prefix"
+    real: str | None = None  # the path with symlinks resolved, where it differs
+    tool: str | None = None  # for the PATH entries: the ptxas / nvcc file found on PATH
+    ptxas: bool = False
+    nvcc: bool = False
+    libdevice: bool = False
+    version: str | None = None  # its version.json's cuda_nvcc (else cuda) version
+
+
 @dataclass(frozen=True, kw_only=True)
 class PythonFacts:
     """The target interpreter and the packages gpudoctor cares about in it."""
@@ -321,6 +353,7 @@ class PythonFacts:
     framework_modules: tuple[FrameworkModule, ...] = ()
     wheel_tools: tuple[WheelFile, ...] = ()
     wheel_libraries: tuple[WheelFile, ...] = ()  # CUDA libraries the wheels' RECORDs list, and who wrote each
+    cuda_roots: tuple[CudaRoot, ...] = ()  # where XLA, JAX and PyTorch look for ptxas/nvcc/libdevice
 
 
 @dataclass(frozen=True, kw_only=True)

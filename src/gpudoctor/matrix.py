@@ -908,11 +908,18 @@ def _section(document: dict[str, Any], name: str, fail: Callable[[str], MatrixEr
     return value
 
 
+LABEL_LIMIT = 60  # a row's name in an error message; a hostile value there must not flood the line
+
+
 def _label(raw: object, *keys: str) -> str:
     if isinstance(raw, dict):
         for key in keys:
-            if raw.get(key) is not None:
-                return str(raw[key])
+            value = raw.get(key)
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                text = str(value)
+                return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
+            if value is not None:
+                return excerpt(value, LABEL_LIMIT)
     return "?"
 
 

@@ -20,6 +20,9 @@ class Severity(str, Enum):
 
 
 Shell = Literal["bash", "powershell", "cmd"]
+# Where a fix's commands run when that is not where gpudoctor ran: on the machine that hosts this
+# container (or the Windows side of WSL 2), or inside the container; "" = here.
+Where = Literal["", "host", "container"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +34,7 @@ class Fix:
     shell: Shell = "bash"
     needs_admin: bool = False
     needs_reboot: bool = False
+    where: Where = ""
 
 
 @dataclass(frozen=True, kw_only=True)

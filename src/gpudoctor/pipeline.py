@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -92,14 +92,21 @@ def load_facts(path: Path) -> Facts:
 ProgressCallback = Callable[[str, "ProbeStatus"], None]
 
 
-def probe_names() -> tuple[str, ...]:
+def probe_names(only: Collection[str] | None = None) -> tuple[str, ...]:
     from gpudoctor.probes import PROBES
 
-    return tuple(p.name for p in PROBES)
+    return tuple(p.name for p in PROBES if only is None or p.name in only)
 
 
-def gather(python: str | None, timeout: float, on_done: ProgressCallback | None = None) -> Facts:
-    """Probe this machine: every probe concurrently, framework children under `timeout` seconds."""
+def gather(
+    python: str | None,
+    timeout: float,
+    on_done: ProgressCallback | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> Facts:
+    """Probe this machine: every probe (or those named in `only`) concurrently, framework children
+    under `timeout` seconds."""
     from gpudoctor.collect import collect
     from gpudoctor.probes import PROBES
     from gpudoctor.probes.base import ProbeContext
@@ -125,7 +132,11 @@ def gather(python: str | None, timeout: float, on_done: ProgressCallback | None 
     ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
     # Framework probes wait for the package survey (25 s at most), then run a child under --timeout;
     # no probe may outlast that.
-    probes = tuple(dataclasses.replace(p, timeout=min(p.timeout, timeout + 30)) for p in PROBES)
+    probes = tuple(
+        dataclasses.replace(p, timeout=min(p.timeout, timeout + 30))
+        for p in PROBES
+        if only is None or p.name in only
+    )
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
 

@@ -183,14 +183,29 @@ def _state(spec: SpecifierSet, installed: Distribution | None) -> PinState:
 def _active_extras(
     parsed: list[tuple[str, Requirement]], env: Mapping[str, str], installed: Mapping[str, Distribution]
 ) -> list[str]:
-    """Extras in use: at least half of the checked wheels the extra adds are installed (pip records no extras)."""
+    """Extras in use: at least half of the checked wheels the extra adds to the base requirements are
+    installed (pip records no extras).
+    A requirement with extras of its own adds those extras' wheels too, so `jax[cuda12]`
+    (`jax-cuda12-plugin[with-cuda]` and its nvidia-* wheels) is told apart from `jax[cuda12-local]`
+    (the same plugin without them)."""
+    base = {str(canonicalize_name(r.name)) for _, r in parsed if _applies(r, env, "")}
     active = []
     for extra in _extras(parsed):
-        added = [
-            str(canonicalize_name(r.name))
-            for _, r in parsed
-            if _applies(r, env, extra) and not _applies(r, env, "") and _checked(r.name)
-        ]
+        added = []
+        for _, r in parsed:
+            if not _applies(r, env, extra) or str(canonicalize_name(r.name)) in base:
+                continue  # `jax[minimum-jaxlib]` only narrows the jaxlib every jax needs: it adds nothing
+            if _checked(r.name):
+                added.append(str(canonicalize_name(r.name)))
+            target = installed.get(str(canonicalize_name(r.name)))
+            if r.extras and target is not None:
+                added += [
+                    str(canonicalize_name(inner.name))
+                    for _, inner in _requirements(target)
+                    if _checked(inner.name)
+                    and any(_applies(inner, env, str(canonicalize_name(e))) for e in r.extras)
+                    and not _applies(inner, env, "")
+                ]
         if added and 2 * sum(name in installed for name in added) >= len(added):
             active.append(extra)
     return active
@@ -395,3 +410,30 @@ def _choose(merged: SpecifierSet, pins: list[Pin]) -> str | None:
     if exact:
         return f"{name}=={exact[0].version}"
     return f"{name}{merged}"
+
+
+def requirement_on(
+    dist: Distribution, names: Iterable[str], env: Mapping[str, str]
+) -> tuple[str, SpecifierSet, str | None] | None:
+    """What `dist`'s own metadata asks of one of these distributions on this platform, under any of its
+    extras (TensorFlow's `[and-cuda]`, a JAX plugin's `[with-cuda]`), installed or not: the required
+    name, its specifier and the extra that adds it (None: always)."""
+    wanted = {str(canonicalize_name(n)) for n in names}
+    parsed = _requirements(dist)
+    for extra in ("", *_extras(parsed)):
+        for _, requirement in parsed:
+            name = str(canonicalize_name(requirement.name))
+            if name in wanted and _applies(requirement, env, extra):
+                return name, requirement.specifier, extra or None
+    return None
+
+
+def lower_bound(spec: SpecifierSet) -> Version | None:
+    """The lowest version a specifier admits, from its `>=`, `==`, `~=` or `>` clauses."""
+    floors = []
+    for s in spec:
+        if s.operator in (">=", "==", "~=", ">", "==="):
+            found = version_of(s.version.removesuffix(".*"))
+            if found is not None:
+                floors.append(found)
+    return max(floors) if floors else None

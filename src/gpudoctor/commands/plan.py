@@ -6,12 +6,13 @@ fits or the machine must change first, 2 bad usage (an unknown framework, releas
 
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from gpudoctor.commands.common import MatrixOption, gather
 
 if TYPE_CHECKING:
     from gpudoctor.facts import Facts
@@ -37,28 +38,6 @@ class Format(str, Enum):
     text = "text"
     json = "json"
     markdown = "markdown"
-
-
-def _this_machine(python: str | None, timeout: float) -> Facts:
-    """The few facts a plan needs, probed here: platform, driver, environment, conda, the Python."""
-    import dataclasses
-
-    from gpudoctor import pipeline
-    from gpudoctor.collect import collect
-    from gpudoctor.probes import PROBES
-    from gpudoctor.probes.base import ProbeContext
-    from gpudoctor.runner import SubprocessRunner
-    from gpudoctor.target import select_target
-
-    env = dict(os.environ)
-    target = select_target(python, env, str(Path.cwd()))
-    if python and not os.access(target.python, os.X_OK):
-        raise pipeline.UsageError(f"--python {python}: no such interpreter")
-    ctx = ProbeContext(runner=SubprocessRunner(), env=env, target=target, child_timeout=timeout)
-    probes = tuple(
-        dataclasses.replace(p, timeout=min(p.timeout, timeout)) for p in PROBES if p.name in PLAN_PROBES
-    )
-    return collect(ctx, probes)
 
 
 def plan(
@@ -106,9 +85,7 @@ def plan(
             "--facts", metavar="FILE", help="Plan for the machine saved in FILE (`check --save-facts`)."
         ),
     ] = None,
-    matrix_file: Annotated[
-        Path | None, typer.Option("--matrix", metavar="FILE", help="Use another compatibility matrix.")
-    ] = None,
+    matrix_file: MatrixOption = None,
     output_format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
     planned_facts_file: Annotated[
         Path | None,
@@ -156,7 +133,7 @@ def plan(
         if facts_file is not None:
             machine = machine_of(pipeline.load_facts(facts_file), f"facts file {facts_file.name}")
         else:
-            machine = machine_of(_this_machine(python, 30.0), "this machine")
+            machine = machine_of(gather(python, 30.0, only=PLAN_PROBES), "this machine")
         if chosen is None:
             plans = planning.plan_all(matrix, machine)
         else:

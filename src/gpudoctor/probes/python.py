@@ -9,6 +9,8 @@ from typing import Any, Literal, get_args
 from packaging.utils import canonicalize_name
 
 from gpudoctor.facts import (
+    CudaRoot,
+    CudaRootVia,
     Distribution,
     DistributionCopy,
     FileOwner,
@@ -127,6 +129,7 @@ def parse(data: dict[str, Any]) -> PythonFacts:
         framework_modules=_framework_modules(data.get("framework_modules")),
         wheel_tools=_wheel_files(data.get("wheel_tools")),
         wheel_libraries=_wheel_files(data.get("wheel_libraries")),
+        cuda_roots=_cuda_roots(data.get("cuda_roots")),
     )
 
 
@@ -194,6 +197,30 @@ def _wheel_files(raw: object) -> tuple[WheelFile, ...]:
         for item in _dicts(raw)
         if string(item.get("name")) and string(item.get("path")) and string(item.get("distribution"))
     )
+
+
+CUDA_ROOT_VIAS: tuple[CudaRootVia, ...] = get_args(CudaRootVia)
+
+
+def _cuda_roots(raw: object) -> tuple[CudaRoot, ...]:
+    found = []
+    for item in _dicts(raw):
+        via = next((v for v in CUDA_ROOT_VIAS if v == item.get("via")), None)
+        if via is None or not string(item.get("path")):
+            continue
+        found.append(
+            CudaRoot(
+                path=string(item.get("path")),
+                via=via,
+                real=string(item.get("real")) or None,
+                tool=string(item.get("tool")) or None,
+                ptxas=item.get("ptxas") is True,
+                nvcc=item.get("nvcc") is True,
+                libdevice=item.get("libdevice") is True,
+                version=string(item.get("version")) or None,
+            )
+        )
+    return tuple(found)
 
 
 def _distributions(raw: object) -> tuple[Distribution, ...]:

@@ -106,7 +106,7 @@ def finding_lines(finding: Finding, console: Console) -> list[Line]:
         notes = [n for n, on in (("needs admin", fix.needs_admin), ("then reboot", fix.needs_reboot)) if on]
         summary = visible(redact(fix.summary)) + (f" ({', '.join(notes)})" if notes else "")
         where = WHERE_LABEL.get(str(getattr(fix, "where", "") or ""))
-        label = f"fix ({where}):" if where else "fix:"
+        label = f"fix ({where}): " if where else "fix:"
         lines.append((Text(f"{pad}{label:<6}", style="green"), Text(summary, style="green")))
         prompt = "PS> " if fix.shell == "powershell" else "> " if fix.shell == "cmd" else "$ "
         for command in fix.commands:

@@ -23,6 +23,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     platform,
     pythonenv,
     pythonstack,
+    pythontools,
     tensorflow,
     tensorflow_builds,
     torch,

@@ -10,7 +10,7 @@ from packaging.utils import canonicalize_name
 
 from gpudoctor.facts import Distribution, Facts
 from gpudoctor.matrix import Matrix
-from gpudoctor.model import Fix, Shell
+from gpudoctor.model import Fix, Shell, Where
 
 Flavor = Literal["linux", "wsl", "windows", "macos", "unknown"]
 
@@ -59,19 +59,48 @@ class RuleContext:
     def pip_install(self, *specs: str, options: tuple[str, ...] = ()) -> str:
         return self.pip("install", *options, *specs)
 
-    def conda_install(self, *specs: str, channels: tuple[str, ...] = ("conda-forge",)) -> str:
-        parts = ["conda", "install", "-y"]
-        for channel in channels:
-            parts += ["-c", channel]
-        return " ".join(parts + [_quote(s, self.shell) for s in specs])
+    @property
+    def conda_target(self) -> tuple[str, ...]:
+        """conda's arguments that name the diagnosed environment (`-n NAME` or `-p PREFIX`), so a
+        command acts on it whichever environment is active; () when the target is not a conda env."""
+        conda = self.facts.conda
+        if conda is not None and conda.is_target and conda.prefix:
+            return ("-n", conda.env_name) if conda.env_name else ("-p", conda.prefix)
+        python = self.facts.python
+        if python is not None and python.origin == "conda" and python.prefix:
+            return ("-p", python.prefix)
+        return ()
 
-    def fix(self, summary: str, *commands: str, needs_admin: bool = False, needs_reboot: bool = False) -> Fix:
+    def conda_install(self, *specs: str, channels: tuple[str, ...] = ("conda-forge",)) -> str:
+        args = [*self.conda_target]
+        for channel in channels:
+            args += ["-c", channel]
+        return " ".join(["conda", "install", "-y", *(_quote(a, self.shell) for a in [*args, *specs])])
+
+    def conda_remove(self, *names: str, force: bool = False) -> str:
+        """`conda remove` in the diagnosed environment; `--force` (keep what depends on the package)
+        only when that environment is named, never in whichever one happens to be active."""
+        target = self.conda_target
+        parts = ["conda", "remove", "-y", *(_quote(a, self.shell) for a in target)]
+        if force and target:
+            parts.append("--force")
+        return " ".join(parts + [_quote(n, self.shell) for n in names])
+
+    def fix(
+        self,
+        summary: str,
+        *commands: str,
+        needs_admin: bool = False,
+        needs_reboot: bool = False,
+        where: Where = "",
+    ) -> Fix:
         return Fix(
             summary=summary,
             commands=commands,
             shell=self.shell,
             needs_admin=needs_admin,
             needs_reboot=needs_reboot,
+            where=where,
         )
 
     def distribution(self, name: str) -> Distribution | None:

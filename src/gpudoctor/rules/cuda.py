@@ -10,7 +10,13 @@ from gpudoctor.facts import CudaInstall, LibraryFile
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import and_cuda_install, ld_library_path_without, prepend_path
+from gpudoctor.rules.recipes import (
+    and_cuda_install,
+    ld_library_path_without,
+    prepend_path,
+    tf_crossing,
+    tf_install_commands,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import (
     TfBuild,
@@ -21,7 +27,7 @@ from gpudoctor.rules.views import (
     tf_build,
     tf_conda_managed,
 )
-from gpudoctor.versions import numbers
+from gpudoctor.versions import numbers, series_key
 
 CUDA_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 CUDNN_ARCHIVE = "https://developer.nvidia.com/rdp/cudnn-archive"
@@ -423,8 +429,8 @@ def conda_cuda_packages_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 f"TensorFlow {build.version} brings its CUDA as pip wheels: remove the conda CUDA packages and "
                 "install the wheels it pins",
-                f"conda remove -y --force {' '.join(present)}",
-                and_cuda_install(ctx, build),
+                ctx.conda_remove(*present, force=True),
+                *and_cuda_install(ctx, build),
             ),
         )
     else:
@@ -529,6 +535,26 @@ def conda_libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
+# TensorFlow 2.16 and 2.17 fail to load the CUDA libraries of their own [and-cuda] wheels
+# (tensorflow/tensorflow#63362, "TF 2.17.0 RC0 Fails to work with GPUs (and TF 2.16 too)"); users there
+# report 2.15.1 working.
+LAST_SELF_FINDING_TF = "2.15.1"
+
+
+def _own_wheels_fix(ctx: RuleContext, build: TfBuild) -> Fix:
+    """Reinstall a release that finds its own CUDA wheels: this one when it does, else 2.15.1."""
+    if series_key(build.version) < series_key("2.16"):
+        return ctx.fix(
+            f"Or reinstall TensorFlow {build.version} with the CUDA wheels it pins",
+            *tf_install_commands(ctx, f"tensorflow[and-cuda]=={build.version}"),
+        )
+    return ctx.fix(
+        f"Or go back to TensorFlow {LAST_SELF_FINDING_TF}, which finds its own CUDA wheels (2.16 and 2.17 "
+        "do not: tensorflow#63362)" + tf_crossing(ctx, LAST_SELF_FINDING_TF),
+        *tf_install_commands(ctx, f"tensorflow[and-cuda]=={LAST_SELF_FINDING_TF}"),
+    )
+
+
 @rule(
     "GD205",
     "The CUDA libraries TensorFlow loads are where the loader looks",
@@ -574,10 +600,7 @@ def libraries_off_path(ctx: RuleContext) -> Iterator[Verdict]:
                 "activate script to keep it)",
                 prepend_path("LD_LIBRARY_PATH", f"$({every_wheel_lib})"),
             ),
-            ctx.fix(
-                "Or move to a TensorFlow release that finds its own wheels, with its pinned CUDA wheels",
-                ctx.pip_install("--upgrade", "tensorflow[and-cuda]"),
-            ),
+            _own_wheels_fix(ctx, build),
         )
         where = "on the loader path"
     else:
@@ -714,7 +737,7 @@ def toolkits_disagree(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD207",
     "XLA finds ptxas and libdevice",
-    requires=(*EARLY, "GD201"),
+    requires=(*EARLY, "GD201", "GD805"),
     needs=("tensorflow",),
     problem="XLA cannot find ptxas or libdevice",
     part="toolkit",
@@ -734,7 +757,7 @@ def xla_toolchain_missing(ctx: RuleContext) -> Iterator[Verdict]:
         fixes.append(
             ctx.fix(
                 "Install the CUDA wheels TensorFlow pins, which include ptxas and libdevice",
-                and_cuda_install(ctx, build),
+                *and_cuda_install(ctx, build),
             )
         )
     elif ctx.in_conda:

@@ -12,7 +12,7 @@ from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path
+from gpudoctor.rules.recipes import driver_upgrade_fix, jax_cuda_spec, prepend_path
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
 from gpudoctor.versions import major_minor, parse_version
@@ -52,11 +52,22 @@ def below(cc: str, minimum: str) -> bool:
     return have is not None and need is not None and have < need
 
 
-def extra_for_machine(ctx: RuleContext, driver: DriverFacts) -> JaxCuda | None:
-    """`jax[cuda13]` where the driver (≥ 580), every GPU and the Python allow it, else `jax[cuda12]`."""
+def extra_for_machine(
+    ctx: RuleContext, driver: DriverFacts, jax_version: str | None = None
+) -> JaxCuda | None:
+    """`jax[cuda13]` where the driver (≥ 580), every GPU and the Python allow it, else `jax[cuda12]`;
+    given the installed `jax_version`, the plugin that version already has first (the least change)."""
     python = ctx.facts.python.version if ctx.facts.python else ""
     ccs = [cc for _, cc in capabilities(driver)]
-    for major in (13, 12):
+    have = parse_version(jax_version)
+
+    def has_plugin(major: int) -> bool:
+        plugin = ctx.matrix.jax_cuda(major)
+        first = parse_version(plugin.min_jax) if plugin else None
+        return have is not None and first is not None and first <= have
+
+    order = sorted((13, 12), key=lambda major: not has_plugin(major))
+    for major in order:
         plugin = ctx.matrix.jax_cuda(major)
         if plugin is None:
             continue
@@ -71,8 +82,9 @@ def extra_for_machine(ctx: RuleContext, driver: DriverFacts) -> JaxCuda | None:
     return None
 
 
-def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str) -> Fix:
-    return ctx.fix(summary, ctx.pip_install(f"jax[{plugin.extra}]", options=("-U",)))
+def jax_install_fix(ctx: RuleContext, plugin: JaxCuda, summary: str, version: str | None) -> Fix:
+    """JAX `version` (the installed one where it has this plugin) with its CUDA plugin."""
+    return ctx.fix(summary, ctx.pip_install(jax_cuda_spec(ctx, plugin.extra, version, plugin.min_jax)))
 
 
 @rule(
@@ -136,13 +148,18 @@ def jax_cpu_only(ctx: RuleContext) -> Iterator[Verdict]:
     driver = working_driver(ctx)
     if driver is None or not j.installed or has_cuda_jaxlib(j) or ctx.flavor in ("windows", "macos"):
         return
-    plugin = extra_for_machine(ctx, driver)
+    plugin = extra_for_machine(ctx, driver, j.jax_version)
     fixes: list[Fix] = []
     if j.jaxlib_conda_build is not None and ctx.in_conda:
+        version = (j.jaxlib_version or "").partition("+")[0]
         fixes.append(
             ctx.fix(
                 "Install conda-forge's CUDA build of jaxlib",
-                ctx.conda_install("jaxlib=*=*cuda*", "jax", channels=("conda-forge",)),
+                ctx.conda_install(
+                    f"jaxlib={version}=*cuda*" if version else "jaxlib=*=*cuda*",
+                    f"jax={j.jax_version}" if j.jax_version else "jax",
+                    channels=("conda-forge",),
+                ),
             )
         )
     if plugin is not None:
@@ -152,6 +169,7 @@ def jax_cpu_only(ctx: RuleContext) -> Iterator[Verdict]:
                 plugin,
                 f"Install JAX with its CUDA {plugin.major} plugin and NVIDIA's CUDA wheels "
                 f"(needs driver ≥ {plugin.min_driver_linux} and compute capability ≥ {plugin.min_compute_capability})",
+                j.jax_version,
             )
         )
     said = [w for w in j.warnings if "CUDA-enabled jaxlib is not installed" in w]
@@ -247,7 +265,7 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
         fixes.append(
             ctx.fix(
                 "Reinstall JAX with NVIDIA's CUDA wheels so it loads their libraries",
-                ctx.pip_install(f"jax[cuda{majors[0]}]", options=("-U",)),
+                ctx.pip_install(jax_cuda_spec(ctx, f"cuda{majors[0]}", j.jax_version)),
             )
         )
     else:
@@ -256,7 +274,9 @@ def _library_fixes(ctx: RuleContext, j: JaxFacts, check: JaxLibraryCheck) -> lis
             fixes.append(
                 ctx.fix(
                     "Reinstall JAX with NVIDIA's CUDA wheels (fresh virtual environment recommended)",
-                    ctx.pip_install(f"jax[{pip_extra}]", options=("-U", "-f", JAX_CUDA_RELEASES)),
+                    ctx.pip_install(
+                        jax_cuda_spec(ctx, pip_extra, j.jax_version), options=("-f", JAX_CUDA_RELEASES)
+                    ),
                 )
             )
     env = ctx.facts.environment
@@ -331,7 +351,7 @@ def jax_without_gpu_on_this_os(ctx: RuleContext) -> Iterator[Verdict]:
                 ),
                 ctx.fix(
                     "Inside WSL, install JAX with CUDA",
-                    'wsl -d Ubuntu -- python3 -m pip install -U "jax[cuda12]"',
+                    f'wsl -d Ubuntu -- python3 -m pip install "{jax_cuda_spec(ctx, "cuda12", j.jax_version)}"',
                 ),
             ),
         )
@@ -403,7 +423,7 @@ def jax_gpu_too_old(ctx: RuleContext) -> Iterator[Verdict]:
                     ctx.fix(
                         "Switch to the CUDA 12 plugin",
                         ctx.pip("uninstall", "-y", "jax-cuda13-plugin", "jax-cuda13-pjrt"),
-                        ctx.pip_install("jax[cuda12]", options=("-U",)),
+                        ctx.pip_install(jax_cuda_spec(ctx, "cuda12", j.jax_version, cuda12.min_jax)),
                     ),
                 ),
             )
@@ -601,7 +621,7 @@ def jax_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
                 f"Or keep driver {driver.driver_version or '?'} and switch to JAX's CUDA {runnable.major} wheels "
                 f"(they need driver {runnable.min_driver_linux} or newer)",
                 *([ctx.pip("uninstall", "-y", *stale)] if stale else []),
-                ctx.pip_install(f"jax[{runnable.extra}]", options=("-U",)),
+                ctx.pip_install(jax_cuda_spec(ctx, runnable.extra, j.jax_version, runnable.min_jax)),
             )
         )
     elif runnable is None and ctx.flavor == "linux" and (fix := _cuda11_fix(ctx, driver, j, old)) is not None:

@@ -77,16 +77,18 @@ def _breaks(pin: Pin) -> bool:
     return bool(floors) and floors[0].split(".")[0] != have
 
 
-def _framework_spec(ctx: RuleContext, name: str) -> tuple[str, tuple[str, ...]]:
-    """`torch==2.14.1` and the pip options its local version needs (`+cu130` lives on PyTorch's index)."""
+def _framework_spec(ctx: RuleContext, name: str, extras: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
+    """`torch==2.14.1` (`tensorflow[and-cuda]==2.15.1` with the extras in use) and the pip options its local
+    version needs (`+cu130` lives on PyTorch's index)."""
     dist = ctx.distribution(name)
     if dist is None:
         return name, ()
     version = dist.version
     local = version.partition("+")[2]
+    head = f"{name}[{','.join(extras)}]" if extras else name
     if name == "torch" and local:
-        return f"{name}=={version}", ("--index-url", f"https://download.pytorch.org/whl/{local}")
-    return f"{name}=={version}", ()
+        return f"{head}=={version}", ("--index-url", f"https://download.pytorch.org/whl/{local}")
+    return f"{head}=={version}", ()
 
 
 def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[FrameworkPins, ...]) -> list[Fix]:
@@ -94,7 +96,8 @@ def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[Framew
     move = resolution.move
     if move is None:
         return []
-    spec, options = _framework_spec(ctx, move)
+    extras = tuple(sorted({p.extra for fw in pins if fw.framework == move for p in fw.pins if p.extra}))
+    spec, options = _framework_spec(ctx, move, extras)
     windows = ctx.flavor == "windows"
     folder = f"$HOME\\venvs\\{move}" if windows else f"$HOME/venvs/{move}"
     python = f"{folder}\\Scripts\\python.exe" if windows else f"{folder}/bin/python"

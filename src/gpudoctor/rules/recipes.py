@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from gpudoctor.model import Fix
+from packaging.version import Version
+
+from gpudoctor.model import Fix, Where
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.views import TfBuild, distro_family
-from gpudoctor.versions import series_key
+from gpudoctor.rules.views import TF_PACKAGES, TfBuild, distro_family, tf_distribution
+from gpudoctor.versions import parse_version, series_key
 
 DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
 # The driver series each Debian release packages as `nvidia-driver` (packages.debian.org).
@@ -20,14 +22,17 @@ DEBIAN_DRIVER_BRANCH = {"11": "470", "12": "535", "13": "550"}
 FIRST_AND_CUDA_SERIES = "2.14"  # TensorFlow's first release with the `[and-cuda]` extra
 
 
-def host_fix(summary: str, *commands: str, needs_admin: bool = True, needs_reboot: bool = False) -> Fix:
-    """A fix run on the Windows side, in PowerShell (for WSL users too)."""
+def host_fix(
+    summary: str, *commands: str, needs_admin: bool = True, needs_reboot: bool = False, where: Where = ""
+) -> Fix:
+    """A fix run on the Windows side, in PowerShell (`where="host"` when gpudoctor ran inside WSL 2)."""
     return Fix(  # noqa: S604 - `shell` names the shell the commands are written for; nothing runs
         summary=summary,
         commands=commands,
         shell="powershell",
         needs_admin=needs_admin,
         needs_reboot=needs_reboot,
+        where=where,
     )
 
 
@@ -37,6 +42,7 @@ def wsl_host_driver_fix() -> Fix:
         "/usr/lib/wsl/lib); never install a Linux NVIDIA driver inside WSL. Then restart WSL",
         f"Start-Process {DRIVERS_PAGE}",
         "wsl --shutdown",
+        where="host",
     )
 
 
@@ -240,8 +246,8 @@ def led_by(lead: str, fix: Fix) -> Fix:
 # Installing TensorFlow
 
 
-def and_cuda_install(ctx: RuleContext, build: TfBuild) -> str:
-    return ctx.pip_install(f"tensorflow[and-cuda]=={build.version}")
+def and_cuda_install(ctx: RuleContext, build: TfBuild) -> tuple[str, ...]:
+    return tf_install_commands(ctx, f"tensorflow[and-cuda]=={build.version}")
 
 
 def tf_install_spec(ctx: RuleContext, series: str, installed_package: str = "tensorflow") -> str:
@@ -259,6 +265,107 @@ def tf_install_spec(ctx: RuleContext, series: str, installed_package: str = "ten
         else ""
     )
     return f"{package}{extra}=={series}.*"
+
+
+# TensorFlow 2.16.1's release notes: "Keras 3.0 will be the default Keras version" (tf.keras is Keras 3),
+# "The tf.estimator API is removed"; Keras 2 stays available as the tf-keras package with
+# TF_USE_LEGACY_KERAS=1. https://github.com/tensorflow/tensorflow/releases/tag/v2.16.1
+KERAS_3_SERIES = "2.16"
+
+
+def tf_installed_version(ctx: RuleContext) -> str | None:
+    tf = ctx.facts.tensorflow
+    if tf is not None and tf.installed and tf.version:
+        return tf.version
+    dist = tf_distribution(ctx)
+    return dist.version if dist is not None and dist.version else None
+
+
+def tf_crossing(ctx: RuleContext, target: str) -> str:
+    """A sentence for a fix that moves the installed TensorFlow to `target` ("2.18", "2.15.1") across
+    the Keras 3 change in 2.16, either way; "" when it stays on one side (or nothing is installed)."""
+    installed = tf_installed_version(ctx)
+    have, want = series_key(installed or ""), series_key(target)
+    line = series_key(KERAS_3_SERIES)
+    if not installed or parse_version(installed) is None or parse_version(target) is None:
+        return ""
+    series = ".".join(target.split(".")[:2])
+    if have < Version("2") <= want:
+        return (
+            ". This is a major step from TensorFlow 1 to 2: sessions, placeholders and tf.contrib are gone "
+            "(tf.compat.v1 keeps most of the old API; https://www.tensorflow.org/guide/migrate)"
+            + ("; and from 2.16 on tf.keras is Keras 3" if line <= want else "")
+        )
+    if have < line <= want:
+        return (
+            f". This is a major step: from TensorFlow {KERAS_3_SERIES} on, tf.keras is Keras 3 and tf.estimator "
+            f"is gone; to keep Keras 2 code running, also `pip install tf-keras=={series}.*` and set "
+            "TF_USE_LEGACY_KERAS=1"
+        )
+    if want < line <= have:
+        return (
+            f". This goes back before TensorFlow {KERAS_3_SERIES}: tf.keras is Keras 2 again, so code written "
+            "for Keras 3 needs changes"
+        )
+    return ""
+
+
+def tf_move_spec(ctx: RuleContext, series: str) -> str:
+    """The installed TensorFlow distribution at release `series` ("tensorflow-cpu==2.18.*"), with the
+    `[and-cuda]` extra when this environment uses TensorFlow's CUDA wheels: the move changes nothing else."""
+    dist = tf_distribution(ctx)
+    package = dist.name if dist is not None else "tensorflow"
+    uses_wheels = ctx.facts.python is not None and any(
+        d.name.startswith("nvidia-") for d in ctx.facts.python.distributions
+    )
+    extra = (
+        "[and-cuda]"
+        if package == "tensorflow"
+        and uses_wheels
+        and ctx.flavor in ("linux", "wsl")
+        and series_key(series) >= series_key(FIRST_AND_CUDA_SERIES)
+        else ""
+    )
+    return f"{package}{extra}=={series}.*"
+
+
+def tf_install_commands(ctx: RuleContext, spec: str, *, options: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """pip commands that install the TensorFlow `spec` ("tensorflow[and-cuda]==2.15.1") and leave no other
+    TensorFlow build behind: tensorflow, tensorflow-cpu, -gpu and -intel all write the same `tensorflow/`
+    package, so a leftover one overwrites (or on uninstall deletes) the new one's files."""
+    package = spec.split("[")[0].split("=")[0].split("<")[0].split(">")[0].split("~")[0].strip()
+    present = [name for name in TF_PACKAGES if ctx.distribution(name) is not None]
+    others = [name for name in present if name != package]
+    if not others:
+        return (ctx.pip_install(spec, options=options),)
+    # removing another build deletes files this one shares: take it out too and install it afresh
+    remove = [*others, *([package] if package in present else [])]
+    return (ctx.pip("uninstall", "-y", *remove), ctx.pip_install(spec, options=options))
+
+
+# ----------------------------------------------------------------------------------------------
+# Installing JAX
+
+
+def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: str | None = None) -> str:
+    """`jax[cuda12]==0.4.31`: the installed jax version when its release has the extra (and is at least
+    `minimum`, the first jax whose extra installs a working plugin), else the first such release after it
+    (the least move), else the extra with the matrix's floor."""
+    have, floor = parse_version(version or ""), parse_version(minimum or "")
+    rows = sorted(ctx.matrix.jax, key=lambda row: series_key(row.version))
+    if have is None:  # nothing installed to stay close to: the newest release the matrix knows
+        newest = [row for row in rows if extra in row.extras]
+        return f"jax[{extra}]=={newest[-1].version}" if newest else f"jax[{extra}]"
+    for row in rows:
+        first, until = parse_version(row.version), parse_version(row.until)
+        if extra not in row.extras or first is None:
+            continue
+        if first <= have and (until is None or have < until):
+            if floor is None or have >= floor:
+                return f"jax[{extra}]=={version}"
+        elif first > have and (floor is None or first >= floor):
+            return f"jax[{extra}]=={row.version}"
+    return f"jax[{extra}]" + (f">={minimum}" if minimum else "")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,13 +16,21 @@ from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import prepend_path
+from gpudoctor.rules.recipes import (
+    FIRST_AND_CUDA_SERIES,
+    prepend_path,
+    tf_crossing,
+    tf_install_commands,
+    tf_install_spec,
+    tf_move_spec,
+)
 from gpudoctor.rules.registry import rule
-from gpudoctor.versions import parse_version
+from gpudoctor.rules.views import TF_PACKAGES
+from gpudoctor.versions import parse_version, series_key
 
 FIRST_AND_CUDA = Version("2.14")  # first release with the `[and-cuda]` extra
 FIRST_GPU_BY_DEFAULT = Version("2.1")  # `tensorflow` itself became the GPU build (1.15 too)
-FIRST_NUMPY_2 = Version("2.18")  # first release compiled against NumPy 2
+NUMPY_2_SERIES = "2.18"  # first release compiled against NumPy 2
 FIRST_NO_WINDOWS_GPU = Version("2.11")
 LAST_REAL_GPU_PACKAGE = Version("2.11.0")  # tensorflow-gpu 2.12.0 is an empty stub that fails to install
 STUB = "tensorflow-gpu"
@@ -66,32 +74,34 @@ def _installed_by_conda(ctx: RuleContext, name: str) -> bool:
     return ctx.in_conda and conda is not None and any(p.name == name for p in conda.packages)
 
 
-def _gpu_tensorflow_fix(ctx: RuleContext, version: str | None, *, remove: tuple[str, ...] = ()) -> Fix:
-    """Commands that leave this environment with the GPU build of TensorFlow `version`."""
-    uninstall = (ctx.pip("uninstall", "-y", *remove),) if remove else ()
+def _gpu_tensorflow_fix(ctx: RuleContext, version: str | None) -> Fix:
+    """Commands that leave this environment with the GPU build of TensorFlow `version` and no other
+    TensorFlow build next to it."""
     parsed = parse_version(version)
     if ctx.in_conda and _installed_by_conda(ctx, "tensorflow"):
+        leftovers = [n for n in TF_PACKAGES if n != "tensorflow" and ctx.distribution(n) is not None]
+        uninstall = (ctx.pip("uninstall", "-y", *leftovers),) if leftovers else ()
         spec = f"tensorflow={version}=cuda*" if version else "tensorflow=*=cuda*"
         return ctx.fix("Install conda-forge's CUDA build of TensorFlow", *uninstall, ctx.conda_install(spec))
     if parsed is None:
-        spec = "tensorflow[and-cuda]" if ctx.flavor in ("linux", "wsl") else "tensorflow"
-        return ctx.fix("Install the GPU build of TensorFlow", *uninstall, ctx.pip_install(spec))
+        newest = max((r.version for r in ctx.matrix.tensorflow if not r.prerelease), key=series_key)
+        return ctx.fix(
+            f"Install the GPU build of TensorFlow {newest}",
+            *tf_install_commands(ctx, tf_install_spec(ctx, newest)),
+        )
     if parsed < FIRST_GPU_BY_DEFAULT and not (parsed.major == 1 and parsed.minor == 15):
         return ctx.fix(
             f"Install the GPU package of TensorFlow {version} (before 2.1 it is named tensorflow-gpu)",
-            *uninstall,
-            ctx.pip_install(f"tensorflow-gpu=={version}"),
+            *tf_install_commands(ctx, f"tensorflow-gpu=={version}"),
         )
     if parsed >= FIRST_AND_CUDA and ctx.flavor in ("linux", "wsl"):
         return ctx.fix(
             f"Install TensorFlow {version} with the CUDA libraries it was built for (the [and-cuda] extra)",
-            *uninstall,
-            ctx.pip_install(f"tensorflow[and-cuda]=={version}"),
+            *tf_install_commands(ctx, f"tensorflow[and-cuda]=={version}"),
         )
     return ctx.fix(
         f"Install the GPU-enabled tensorflow {version} package",
-        *uninstall,
-        ctx.pip_install(f"tensorflow=={version}"),
+        *tf_install_commands(ctx, f"tensorflow=={version}"),
     )
 
 
@@ -171,7 +181,7 @@ def _numpy_abi(ctx: RuleContext, tf: TensorFlowFacts, text: str) -> bool:
         numpy is not None
         and numpy.major >= 2
         and tf_version is not None
-        and tf_version < FIRST_NUMPY_2
+        and tf_version < Version(NUMPY_2_SERIES)
         and "numpy" in text.lower()
     )
 
@@ -264,7 +274,11 @@ def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
                     if _installed_by_conda(ctx, "numpy")
                     else ctx.pip_install("numpy<2"),
                 ),
-                ctx.fix("Or move to a TensorFlow built for NumPy 2", ctx.pip_install("tensorflow>=2.18")),
+                ctx.fix(
+                    f"Or move to TensorFlow {NUMPY_2_SERIES}, the first release built for NumPy 2"
+                    + tf_crossing(ctx, NUMPY_2_SERIES),
+                    *tf_install_commands(ctx, tf_move_spec(ctx, NUMPY_2_SERIES)),
+                ),
             ),
         )
         return
@@ -307,10 +321,12 @@ def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
         built_for = f"CUDA {cuda}" if cuda else f"cuDNN {cudnn}"
         fixes = _cuda_archive_fix(ctx, library, cuda, cudnn)
         if ctx.flavor in ("linux", "wsl"):
+            series = FIRST_AND_CUDA_SERIES
             fixes += (
                 ctx.fix(
-                    "Or move to a current TensorFlow that installs its CUDA libraries as wheels",
-                    ctx.pip_install("tensorflow[and-cuda]"),
+                    f"Or move to TensorFlow {series}, the first release that installs its CUDA libraries as "
+                    "wheels (the [and-cuda] extra)" + tf_crossing(ctx, series),
+                    *tf_install_commands(ctx, f"tensorflow[and-cuda]=={series}.*"),
                 ),
             )
         yield Verdict(
@@ -359,7 +375,8 @@ def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     dist = next(
         (d for d in ("tensorflow", "tensorflow-gpu", "tensorflow-cpu") if d in tf.distributions), "tensorflow"
     )
-    spec = f"{dist}=={tf.distributions[dist]}" if tf.distributions.get(dist) else dist
+    version = tf.distributions.get(dist) or _tf_version(ctx)
+    spec = f"{dist}=={version}" if version else dist
     yield Verdict(
         severity=Severity.ERROR,
         message=f"`import tensorflow` fails: {last}"[:300],
@@ -409,7 +426,7 @@ def tensorflow_gpu_stub_required(ctx: RuleContext) -> Iterator[Verdict]:
             message=f"tensorflow-gpu {stub.version} is installed: an empty placeholder with no TensorFlow in it",
             why="tensorflow-gpu was retired in December 2022; from 2.12 it is a stub, and `tensorflow` itself is the GPU build.",
             seen=(f"tensorflow-gpu=={stub.version}",),
-            fixes=(_gpu_tensorflow_fix(ctx, None, remove=(STUB,)),),
+            fixes=(_gpu_tensorflow_fix(ctx, stub.version),),
         )
     for dist in python.distributions:
         if dist.name == STUB:
@@ -430,7 +447,7 @@ def tensorflow_gpu_stub_required(ctx: RuleContext) -> Iterator[Verdict]:
                     f"Install {dist.name} without its dependencies and TensorFlow itself; ask its maintainers "
                     "to depend on tensorflow instead of tensorflow-gpu",
                     ctx.pip_install(f"{dist.name}=={dist.version}", options=("--no-deps",)),
-                    _gpu_tensorflow_fix(ctx, _tf_version(ctx)).commands[-1],
+                    *_gpu_tensorflow_fix(ctx, _tf_version(ctx)).commands,
                 ),
             ),
         )
@@ -488,27 +505,17 @@ def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
                 "and uninstalling one deletes files of the other."
             ),
             seen=(f"tensorflow=={plain.version}", f"tensorflow-gpu=={gpu.version}"),
-            fixes=(_gpu_tensorflow_fix(ctx, gpu.version, remove=("tensorflow", STUB)),),
+            fixes=(_gpu_tensorflow_fix(ctx, gpu.version),),
         )
         return
     tf = ctx.facts.tensorflow
     reason: str | None = None
-    remove: tuple[str, ...] = ()
     if gpu is None and plain is None and cpu is not None:
-        reason, remove = (
-            f"tensorflow-cpu {cpu.version} is installed: the CPU-only package",
-            ("tensorflow-cpu",),
-        )
+        reason = f"tensorflow-cpu {cpu.version} is installed: the CPU-only package"
     elif gpu is None and plain is None and intel is not None:
-        reason, remove = (
-            f"tensorflow-intel {intel.version} is installed on its own: Intel's CPU-only build",
-            ("tensorflow-intel",),
-        )
+        reason = f"tensorflow-intel {intel.version} is installed on its own: Intel's CPU-only build"
     elif gpu is None and plain is not None and _is_tf_2_0(plain) and ctx.flavor in ("linux", "wsl"):
-        reason, remove = (
-            f"tensorflow {plain.version} is installed: before 2.1 that package is CPU-only on Linux",
-            ("tensorflow",),
-        )
+        reason = f"tensorflow {plain.version} is installed: before 2.1 that package is CPU-only on Linux"
     elif tf is not None and tf.imported and tf.is_cuda_build is False and not tf.is_rocm_build:
         reason = f"TensorFlow {tf.version} reports is_cuda_build=False: it was built without CUDA"
     if reason is None:
@@ -518,7 +525,7 @@ def tensorflow_cpu_package(ctx: RuleContext) -> Iterator[Verdict]:
         message=f"{reason}, so TensorFlow will not use the {gpu_name} on this machine",
         why="A CPU-only TensorFlow build contains no CUDA kernels; it never lists a GPU, whatever drivers and libraries are installed.",
         seen=(reason, f"driver sees {gpu_name}"),
-        fixes=(_gpu_tensorflow_fix(ctx, version, remove=remove),),
+        fixes=(_gpu_tensorflow_fix(ctx, version),),
     )
 
 

@@ -19,9 +19,16 @@ from gpudoctor.matrix import (
     kernel_support,
 )
 from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.requirements import framework_pins
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import and_cuda_install, tf_install_spec
+from gpudoctor.rules.recipes import (
+    and_cuda_install,
+    tf_crossing,
+    tf_install_commands,
+    tf_install_spec,
+    tf_move_spec,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import (
     TfBuild,
@@ -102,7 +109,7 @@ def no_cuda_libraries(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 f"Install TensorFlow {build.version} together with the CUDA {build.cuda} and cuDNN wheels it "
                 "pins",
-                and_cuda_install(ctx, build),
+                *and_cuda_install(ctx, build),
             ),
         ),
     )
@@ -122,7 +129,7 @@ _CRITICAL = re.compile(r"^nvidia-(cudnn|cuda-runtime)")
 @rule(
     "GD412",
     "The nvidia-* wheels match TensorFlow's [and-cuda] pins",
-    requires=(*causes.DRIVER, "GD411"),
+    requires=(*causes.DRIVER, "GD411", *causes.WHEELS_IN_CONFLICT),
     needs=("tensorflow", "python"),
     problem="The nvidia-* wheels do not match TensorFlow's [and-cuda] pins",
     part="tensorflow",
@@ -135,6 +142,8 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         or tf_conda_managed(ctx)
         or build.gpu_build is False
     ):
+        return
+    if _judged_by_gd801(ctx, build):
         return
     pins, source = and_cuda_pins(ctx, build)
     if not pins:
@@ -165,7 +174,7 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
     fixes: list[Fix] = [
         ctx.fix(
             f"Reinstall the CUDA wheels TensorFlow {build.version} pins",
-            and_cuda_install(ctx, build),
+            *and_cuda_install(ctx, build),
         )
     ]
     exact = [f"{name}{pins[name]}" for name in [*(w[0] for w in wrong), *absent]]
@@ -191,6 +200,17 @@ def and_cuda_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         seen=(f"pins from {source}", *parts),
         fixes=tuple(fixes),
     )
+
+
+def _judged_by_gd801(ctx: RuleContext, build: TfBuild) -> bool:
+    """TensorFlow's own metadata carries its [and-cuda] pins and the extra is in use: GD801 judges them,
+    with every other framework's pins and the one install set that satisfies all (or the venv to split
+    off), so this rule, which sees TensorFlow alone, keeps to facts that lack them (the matrix's table)."""
+    pins = next(
+        (fw for fw in framework_pins(ctx.facts.python, ctx.facts.platform) if fw.framework == build.package),
+        None,
+    )
+    return pins is not None and any(p.extra == "and-cuda" for p in pins.pins)
 
 
 def _breaks(name: str, version: str, spec: SpecifierSet) -> bool:
@@ -252,13 +272,15 @@ def python_unsupported_by_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
         seen.append("import tensorflow: " + tf.import_error.strip().splitlines()[-1][:200])
     fixes = list(_other_python_fixes(ctx, wanted, f"tensorflow=={build.version}"))
     if supporting:
-        newest = max(supporting, key=series_key)
+        later = [s for s in supporting if series_key(s) > series_key(build.version)]
+        nearest = min(later, key=series_key) if later else max(supporting, key=series_key)
         seen.append(f"TensorFlow releases for Python {series}: {', '.join(supporting)}")
         fixes.insert(
             0,
             ctx.fix(
-                f"Or keep Python {series} and install TensorFlow {newest}, which has wheels for it",
-                ctx.pip_install(f"tensorflow=={newest}.*", options=("--upgrade",)),
+                f"Or keep Python {series} and install TensorFlow {nearest}, the nearest release with wheels "
+                "for it" + tf_crossing(ctx, nearest),
+                *tf_install_commands(ctx, tf_move_spec(ctx, nearest)),
             ),
         )
     yield Verdict(
@@ -443,8 +465,9 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 fixes.insert(
                     0,
                     ctx.fix(
-                        f"Install TensorFlow {newer[-1]}, which has native kernels for compute capability {cc}",
-                        ctx.pip_install(tf_install_spec(ctx, newer[-1], build.package)),
+                        f"Install TensorFlow {newer[0]}, the nearest release with native kernels for compute "
+                        f"capability {cc}" + tf_crossing(ctx, newer[0]),
+                        *tf_install_commands(ctx, tf_install_spec(ctx, newer[0], build.package)),
                     ),
                 )
             yield Verdict(
@@ -473,8 +496,9 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                         ""
                         if _targets_verified(ctx, keep, build.system)
                         else " (per TensorFlow's release build scripts)"
-                    ),
-                    ctx.pip_install(tf_install_spec(ctx, keep, build.package)),
+                    )
+                    + tf_crossing(ctx, keep),
+                    *tf_install_commands(ctx, tf_install_spec(ctx, keep, build.package)),
                 )
             )
         if newest is not None and newest != keep:
@@ -482,8 +506,8 @@ def no_kernels_for_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx.fix(
                     f"{'Or install' if keep else 'Install'} TensorFlow {newest}, the newest release with kernels for "
                     f"compute capability {cc}{for_python}; it needs "
-                    f"{_libraries_text(_series_row(ctx, newest, build.system))}",
-                    ctx.pip_install(tf_install_spec(ctx, newest, build.package)),
+                    f"{_libraries_text(_series_row(ctx, newest, build.system))}" + tf_crossing(ctx, newest),
+                    *tf_install_commands(ctx, tf_install_spec(ctx, newest, build.package)),
                 )
             )
         fixes.append(

@@ -290,7 +290,9 @@ def _conda_cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts,
     fixes: list[Fix] = []
     if t.conda_cpuonly:
         fixes.append(
-            ctx.fix("Remove the `cpuonly` package that pins PyTorch to CPU builds", "conda remove -y cpuonly")
+            ctx.fix(
+                "Remove the `cpuonly` package that pins PyTorch to CPU builds", ctx.conda_remove("cpuonly")
+            )
         )
     forge = ctx.fix(
         "Install conda-forge's CUDA build of PyTorch (conda picks the CUDA version from the driver)",
@@ -312,7 +314,9 @@ def _conda_cpu_build_fixes(ctx: RuleContext, t: TorchFacts, driver: DriverFacts,
                 f"{choice[0]} build with pip",
             )
             fixes.append(
-                dataclasses.replace(pip_fix, commands=("conda remove -y --force pytorch", *pip_fix.commands))
+                dataclasses.replace(
+                    pip_fix, commands=(ctx.conda_remove("pytorch", force=True), *pip_fix.commands)
+                )
             )
         return fixes if fixes else [forge]
     mismatch = channel_mismatch(ctx, t, public)
@@ -644,7 +648,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
     conda = ctx.facts.conda
     conda_pkg = None
     pip_torch = None
-    if conda is not None:
+    if conda is not None and ctx.in_conda:  # another environment's packages say nothing about this one
         conda_pkg = next((p for p in conda.packages if p.name == "pytorch" and p.channel != "pypi"), None)
         pip_torch = next((p for p in conda.packages if p.name == "torch" and p.channel == "pypi"), None)
     conda_version = t.conda_version or (conda_pkg.version if conda_pkg else None)
@@ -670,7 +674,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 "Keep one: remove both, then reinstall PyTorch with a single tool (pip shown)",
                 ctx.pip("uninstall", "-y", "torch"),
-                "conda remove -y --force pytorch",
+                ctx.conda_remove("pytorch", force=True),
                 ctx.pip_install(f"torch=={public_version(pip_version)}"),
             ),
         ),

@@ -414,6 +414,21 @@ def python_range(spec: SpecifierSet) -> str:
 def and_cuda_pins(ctx: RuleContext, build: TfBuild) -> tuple[dict[str, SpecifierSet], str]:
     """TensorFlow's `[and-cuda]` requirements on nvidia-* wheels, from its own metadata when the
     facts carry it, else from the matrix; and where they came from."""
+    pins = metadata_and_cuda_pins(ctx, build)
+    if pins:
+        dist = ctx.distribution(build.package) or tf_distribution(ctx)
+        return pins, f"the Requires-Dist of {build.package} {dist.version if dist else build.version}"
+    release = build.release
+    table = {
+        str(canonicalize_name(name)): SpecifierSet(spec)
+        for name, spec in (release.and_cuda.items() if release else ())
+        if name.startswith("nvidia-")
+    }
+    return table, f"gpudoctor's matrix (TensorFlow {release.version if release else build.version})"
+
+
+def metadata_and_cuda_pins(ctx: RuleContext, build: TfBuild) -> dict[str, SpecifierSet]:
+    """TensorFlow's `[and-cuda]` pins on nvidia-* wheels as its own installed metadata writes them."""
     dist = ctx.distribution(build.package) or tf_distribution(ctx)
     environment = _marker_environment(ctx)
     pins: dict[str, SpecifierSet] = {}
@@ -431,15 +446,7 @@ def and_cuda_pins(ctx: RuleContext, build: TfBuild) -> tuple[dict[str, Specifier
             continue
         if wanted and not always:
             pins[str(canonicalize_name(requirement.name))] = requirement.specifier
-    if pins:
-        return pins, f"the Requires-Dist of {build.package} {dist.version if dist else build.version}"
-    release = build.release
-    table = {
-        str(canonicalize_name(name)): SpecifierSet(spec)
-        for name, spec in (release.and_cuda.items() if release else ())
-        if name.startswith("nvidia-")
-    }
-    return table, f"gpudoctor's matrix (TensorFlow {release.version if release else build.version})"
+    return pins
 
 
 def _marker_environment(ctx: RuleContext) -> dict[str, str]:

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import FIRST_AND_CUDA_SERIES, tf_crossing, tf_install_commands
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import files_named, python_range, python_series, tf_build
+from gpudoctor.versions import series_key
 
 WSL_GPU_PAGE = "https://learn.microsoft.com/windows/wsl/tutorials/gpu-compute"
 
@@ -46,6 +48,12 @@ def tensorflow_without_gpu_support(ctx: RuleContext) -> Iterator[Verdict]:
             seen.append(
                 f"CUDA {install.version} at {install.path}: no TensorFlow release uses it on native Windows"
             )
+    # the same release inside WSL where it has the [and-cuda] extra, else the first release that has it
+    wsl_version = (
+        build.version
+        if series_key(build.version) >= series_key(FIRST_AND_CUDA_SERIES)
+        else f"{FIRST_AND_CUDA_SERIES}.*"
+    )
     fixes: list[Fix] = [
         ctx.fix(
             "Use WSL 2 (Windows 10 21H2 build 19044 or later): install Ubuntu, then TensorFlow inside it",
@@ -54,22 +62,23 @@ def tensorflow_without_gpu_support(ctx: RuleContext) -> Iterator[Verdict]:
             needs_reboot=True,
         ),
         Fix(  # noqa: S604 - `shell` names the shell the commands are written for; nothing runs
-            summary="Inside the Ubuntu (WSL 2) shell: install TensorFlow with its CUDA wheels; the Windows "
-            "NVIDIA driver provides the GPU (install no Linux driver there)",
-            commands=("python3 -m pip install 'tensorflow[and-cuda]'",),
+            summary=f"Inside the Ubuntu (WSL 2) shell: install TensorFlow {wsl_version.removesuffix('.*')} with its CUDA wheels; the "
+            "Windows NVIDIA driver provides the GPU (install no Linux driver there)"
+            + tf_crossing(ctx, wsl_version.removesuffix(".*")),
+            commands=(f"python3 -m pip install 'tensorflow[and-cuda]=={wsl_version}'",),
             shell="bash",
         ),
     ]
     if last_release is not None and last_row is not None:
         spec = last_row.python or last_release.python
         python = python_range(spec).split("–")[-1]
-        pin = f"tensorflow<{_next_minor(last)}"
+        pin = f"tensorflow=={last}.*"
         cuda = f"cudatoolkit={last_row.cuda}"
         cudnn = f"cudnn={_cudnn_spec(last_row.cudnn)}"
         fits = series is not None and spec.contains(f"{series}.0", prereleases=True)
         commands: tuple[str, ...]
         if ctx.in_conda and fits:
-            commands = (ctx.conda_install(cuda, cudnn), ctx.pip_install(pin))
+            commands = (ctx.conda_install(cuda, cudnn), *tf_install_commands(ctx, pin))
         else:
             commands = (
                 f"conda create -y -n tf{last.replace('.', '')} -c conda-forge python={python} {cuda} {cudnn}",

@@ -3,6 +3,7 @@
 Standard library only, Python 3.6 syntax. Prints one line `@@GPUDOCTOR@@ {json}` at the end.
 """
 
+import json
 import os
 import re
 import struct
@@ -51,6 +52,10 @@ MAX_LIBRARIES = 600
 CUDA_DLL = r"^(cudart|cudnn|cublas|cufft|curand|cusolver|cusparse|nvrtc|nvjitlink|cupti)\w*\.dll$"
 HASH_BUDGET = 64 << 20  # bytes hashed at most to tell two owners of one file apart
 MAX_RECORD = 1 << 25  # bytes read from one RECORD (torch's is ~2 MB)
+MAX_ROOTS = 24
+TOOL_WHEELS = ("nvidia-", "cuda-", "triton", "pytorch-triton")  # wheels whose ptxas/nvcc/libdevice are listed
+WRAPPED_TOOL = re.compile(r"(/[^\s'\"]+/bin/(?:ptxas|nvcc))(?![\w.-])")
+XLA_DATA_DIR = re.compile(r"--xla_gpu_cuda_data_dir=(\"[^\"]*\"|'[^']*'|[^\s]+)")
 
 
 NOT_CUDA = {"nvidia-ml-py", "nvidia-ml-py3", "pynvml"}  # NVML bindings, not CUDA library wheels
@@ -250,7 +255,7 @@ def wheel_tools(records):
     """Compilers and device libraries the CUDA wheels ship (ptxas, nvcc, libdevice), where RECORD puts them."""
     found = []
     for name in sorted(records):
-        if not name.startswith(("nvidia-", "cuda-")):
+        if not name.startswith(TOOL_WHEELS):
             continue
         for path in records[name]:
             base = os.path.basename(path).lower()
@@ -273,6 +278,105 @@ def wheel_libraries(records):
                     {"name": base, "path": path, "distribution": name, "exists": os.path.exists(path)}
                 )
     return found[:MAX_LIBRARIES]
+
+
+def is_program(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def toolkit_version(root):
+    """The CUDA version a toolkit folder's version.json states (nvcc's, else the toolkit's)."""
+    text = read_text(os.path.join(root, "version.json"), 1 << 16)
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return None
+    for key in ("cuda_nvcc", "cuda"):
+        entry = data.get(key) if isinstance(data, dict) else None
+        version = entry.get("version") if isinstance(entry, dict) else None
+        if isinstance(version, str) and re.match(r"^\d+\.\d+", version):
+            return clip(version)
+    return None
+
+
+def real_program(path):
+    """A program's real file, through symlinks and one-line wrapper scripts (`exec /usr/local/cuda/bin/nvcc`)."""
+    real = os.path.realpath(path)
+    head = read_text(real, 4096)
+    match = WRAPPED_TOOL.search(head) if head.startswith("#!") else None
+    return os.path.realpath(match.group(1)) if match else real
+
+
+def on_path(name):
+    """The first `name` on PATH, skipping empty entries (which would mean the working directory)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if folder and folder != ".":
+            candidate = os.path.join(folder, name)
+            if is_program(candidate):
+                return candidate
+    return None
+
+
+def cuda_roots():
+    """Every folder XLA (TensorFlow, JAX) or PyTorch's extension builder searches for ptxas, nvcc and
+    libdevice at run time, named as this environment names it; which one wins is the rules' question."""
+    exe = ".exe" if os.name == "nt" else ""
+    found = []
+    seen = set()
+
+    def add(via, root, tool=None):
+        if not root or len(found) >= MAX_ROOTS:
+            return
+        path = os.path.normpath(os.path.abspath(root))
+        if (via, path) in seen:
+            return
+        seen.add((via, path))
+        real = os.path.dirname(os.path.dirname(real_program(tool))) if tool else os.path.realpath(path)
+        entry = {
+            "via": via,
+            "path": path,
+            "ptxas": is_program(os.path.join(path, "bin", "ptxas" + exe)),
+            "nvcc": is_program(os.path.join(path, "bin", "nvcc" + exe)),
+            "libdevice": os.path.isfile(os.path.join(path, "nvvm", "libdevice", "libdevice.10.bc")),
+            "version": toolkit_version(path) or (toolkit_version(real) if real != path else None),
+        }
+        if real != path:
+            entry["real"] = real
+        if tool:
+            entry["tool"] = tool
+        found.append(entry)
+
+    match = XLA_DATA_DIR.search(os.environ.get("XLA_FLAGS", ""))
+    if match:
+        add("XLA_FLAGS", match.group(1).strip("'\""))
+    for variable in ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"):
+        add(variable, os.environ.get(variable))
+    for tool, via in (("ptxas", "ptxas on PATH"), ("nvcc", "nvcc on PATH")):
+        program = on_path(tool + exe)
+        if program:
+            add(via, os.path.dirname(os.path.dirname(program)), tool=program)
+    for entry in sys.path:
+        if entry and os.path.isdir(os.path.join(entry, "nvidia")):
+            for folder, via in (("cu13", "wheel nvidia/cu13"), ("cuda_nvcc", "wheel nvidia/cuda_nvcc")):
+                if os.path.isdir(os.path.join(entry, "nvidia", folder)):
+                    add(via, os.path.join(entry, "nvidia", folder))
+        if entry and os.path.isdir(os.path.join(entry, "tensorflow", "cuda")):
+            add("tensorflow/cuda", os.path.join(entry, "tensorflow", "cuda"))
+    if os.name == "nt":
+        import glob
+
+        toolkits = sorted(glob.glob("C:/Program Files/NVIDIA GPU Computing Toolkit/CUDA/v*.*"))
+    else:
+        for root in ("/usr/local/cuda", "/opt/cuda"):
+            if os.path.isdir(root):
+                add(root, root)
+        import glob
+
+        toolkits = sorted(glob.glob("/usr/local/cuda-*") + glob.glob("/opt/cuda-*"))
+    add("prefix", sys.prefix)
+    for root in toolkits[:6]:
+        add("toolkit", root)
+    return found
 
 
 def framework_modules(records):
@@ -394,6 +498,7 @@ def main():
         "framework_modules": framework_modules(records),
         "wheel_tools": wheel_tools(records),
         "wheel_libraries": wheel_libraries(records),
+        "cuda_roots": cuda_roots(),
         "shadowing": shadowing(sites),
         "unreadable_metadata": broken[:50],
     }
