@@ -125,3 +125,15 @@ def test_visible_device_uuids_are_matched_as_cuda_matches_them() -> None:
         _matches("MIG-GPU-1b2c3d4e-0000-1111-2222-333344445551/1/0", d) is None
     )  # that GPU is not in MIG mode
     assert _matches("MIG-00000000", d) is None and _matches("GPU-", d) is None
+
+
+def test_redacted_uuids_are_matched_only_whole() -> None:
+    """A shared facts file keeps a UUID's last four characters: a full UUID still matches, a prefix cannot."""
+    from gpudoctor.facts import DriverFacts, GpuFacts
+    from gpudoctor.rules.gpus import _decidable, _matches
+
+    d = DriverFacts(
+        nvml_state="ok", gpus=(GpuFacts(index=0, uuid="GPU-…5551"), GpuFacts(index=1, uuid="GPU-…5552"))
+    )
+    assert _decidable("GPU-…5552", d) and _matches("GPU-…5552", d) == d.gpus[1]
+    assert not _decidable("GPU-9f8e7d6c", d)

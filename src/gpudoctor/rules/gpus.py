@@ -417,6 +417,16 @@ def _matches(entry: str, d: DriverFacts) -> GpuFacts | None:
     return found[0] if len(found) == 1 else None
 
 
+def _redacted(uuid: str | None) -> bool:
+    return "…" in (uuid or "")  # redact.py keeps only the tail ("GPU-…5551"): prefixes cannot be compared
+
+
+def _decidable(entry: str, d: DriverFacts) -> bool:
+    """Whether an entry can be matched here: against redacted UUIDs only a redacted full UUID can."""
+    uuids = [g.uuid for g in d.gpus] + [m.uuid for g in d.gpus for m in g.mig_devices]
+    return _redacted(entry) or not any(_redacted(u) for u in uuids)
+
+
 def _uuids_known(d: DriverFacts) -> bool:
     """NVML answered for every GPU with its UUID, and for every GPU in MIG mode with its MIG devices' UUIDs."""
     return (
@@ -440,7 +450,7 @@ def visible_uuid_unknown(ctx: RuleContext) -> Iterator[Verdict]:
     env = ctx.facts.environment.variables if ctx.facts.environment else {}
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     entries = _uuid_entries(cvd)
-    if not entries or not _uuids_known(d):
+    if not entries or not _uuids_known(d) or not all(_decidable(e, d) for e in entries):
         return
     position = next((i for i, e in enumerate(entries) if _matches(e, d) is None), None)
     if position is None:
