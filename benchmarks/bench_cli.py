@@ -1,102 +1,362 @@
-"""Wall-clock figures for the CLI, against the issue's targets and a peer (`numba -s`).
+"""`gpudoctor` against issue #12's targets, each beside the peer or baseline measured in the same run.
 
-    python benchmarks/bench_cli.py            # all figures (builds throwaway venvs under /tmp on first run)
-    python benchmarks/bench_cli.py --quick    # skip the TensorFlow and numba venvs
+    python benchmarks/bench_cli.py                  # every figure, 7 interleaved rounds
+    python benchmarks/bench_cli.py --runs 3         # quicker, noisier
+    python benchmarks/bench_cli.py --write-readme   # also benchmarks/results/bench_cli.json + README figures
 
-Targets: `gpudoctor --help` < 0.3 s; `gpudoctor check` with no framework installed < 0.5 s;
-with the real TensorFlow installed, within 0.5 s of TensorFlow's own import time.
-Prints one line per figure (median of N runs) and exits 1 if a target is missed.
+Builds throwaway venvs under /tmp/gpudoctor-bench on first use: this checkout installed with pip
+(.pyc files as a user has them), the peers `numba` and `cuda-doctor==0.2.0`, stand-in framework
+packages whose import sleeps like a real one, 2,000 stand-in distributions, a conda prefix with
+4,000 records, and folders for LD_LIBRARY_PATH. Time figures are medians of interleaved rounds;
+memory figures are peak RSS from getrusage: gpudoctor's own process, and separately the largest
+program it ran. Prints a table and the load average; exits 1 if a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
-import statistics
+import platform
 import subprocess
 import sys
-import time
-import venv
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-CACHE = Path(os.environ.get("GPUDOCTOR_BENCH_CACHE", "/tmp/gpudoctor-bench"))
-TENSORFLOW = os.environ.get("GPUDOCTOR_BENCH_TF", "tensorflow==2.20.0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    CACHE,
+    Command,
+    clean_env,
+    installed_gpudoctor,
+    load_average,
+    make_venv,
+    peak_memory,
+    python_version,
+    save_results,
+    timed_rounds,
+    wait4_peak,
+)
+
+NAME = "bench_cli"
+STANDIN_IMPORT_SECONDS = {"tensorflow": 1.6, "torch": 1.0, "jax": 0.6}
+FLOOD_BYTES = 300 * 2**20
 
 
-def timed(argv: list[str], runs: int, env: dict[str, str] | None = None) -> float:
-    subprocess.run(argv, capture_output=True, check=False, env=env, timeout=600)  # warm caches and .pyc files
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(argv, capture_output=True, check=False, env=env, timeout=600)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+@dataclass
+class Figure:
+    what: str
+    measured: str
+    beside: str
+    target: str
+    met: bool | None  # None: no target, a figure for reference
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.met is None else ("met" if self.met else "MISSED")
 
 
-def make_venv(name: str, *packages: str) -> Path:
-    root = CACHE / name
-    python = root / "bin" / "python"
-    marker = root / ".complete"
-    if marker.exists():
-        return python
-    shutil.rmtree(root, ignore_errors=True)
-    venv.EnvBuilder(with_pip=True).create(root)
-    if packages:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True, timeout=1200)
-    marker.touch()
+# --- stand-in environments ------------------------------------------------------------------------
+
+STANDIN_MODULES = {
+    "torch": (
+        "2.5.1",
+        (
+            "import time\ntime.sleep({sleep})\n__version__ = '2.5.1+cpu'\n"
+            "class version:\n    cuda = None\n    hip = None\n"
+            "class cuda:\n    is_available = staticmethod(lambda: False)\n"
+            "    device_count = staticmethod(lambda: 0)\n    get_arch_list = staticmethod(lambda: [])\n"
+            "class backends:\n    class cudnn:\n        version = staticmethod(lambda: None)\n"
+        ),
+    ),
+    "tensorflow": (
+        "2.17.0",
+        (
+            "import time\ntime.sleep({sleep})\n__version__ = '2.17.0'\n"
+            "class sysconfig:\n    get_build_info = staticmethod(lambda: {{'is_cuda_build': False}})\n"
+            "class config:\n    list_physical_devices = staticmethod(lambda kind=None: [])\n"
+        ),
+    ),
+    "jax": (
+        "0.4.30",
+        "import time\ntime.sleep({sleep})\n__version__ = '0.4.30'\ndevices = lambda backend=None: []\n",
+    ),
+}
+
+
+def site_packages(python: Path) -> Path:
+    return next((python.parent.parent / "lib").glob("python3*/site-packages"))
+
+
+def add_standin(site: Path, name: str, sleep: float, flood: int = 0) -> None:
+    version, source = STANDIN_MODULES[name]
+    package = site / name
+    package.mkdir(exist_ok=True)
+    text = source.format(sleep=sleep)
+    if flood:
+        text = (
+            f"import sys\nfor _ in range({flood // 2**20}):\n    sys.stderr.write('x' * 1048575 + '\\n')\n"
+            + text
+        )
+    (package / "__init__.py").write_text(text, encoding="utf-8")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n", encoding="utf-8"
+    )
+    (info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n", encoding="utf-8")
+
+
+def frameworks_venv() -> Path:
+    python = make_venv("standin-frameworks", marker="-2")
+    for name, sleep in STANDIN_IMPORT_SECONDS.items():
+        add_standin(site_packages(python), name, sleep)
     return python
+
+
+def flood_venv() -> Path:
+    python = make_venv("standin-flood", marker="-2")
+    add_standin(site_packages(python), "torch", 0.0, flood=FLOOD_BYTES)
+    return python
+
+
+def distributions_venv(count: int) -> Path:
+    from bench_survey import make_env
+
+    return make_env(f"survey-{count}", count)
+
+
+def conda_prefix(count: int) -> Path:
+    python = make_venv(f"conda-{count}", marker="-1")
+    meta = python.parent.parent / "conda-meta"
+    if meta.is_dir() and len(list(meta.glob("*.json"))) == count:
+        return python
+    meta.mkdir(exist_ok=True)
+    for i in range(count):
+        name = f"package-{i:05d}"
+        files = [f"lib/python3.11/site-packages/{name.replace('-', '_')}/mod{k}.py" for k in range(30)]
+        record = {
+            "build": f"py311h{i:06x}_0",
+            "build_number": 0,
+            "channel": "https://conda.anaconda.org/conda-forge/linux-64",
+            "constrains": [],
+            "depends": [f"dep-{j} >=1.0" for j in range(i % 6)] + ["python >=3.11,<3.12.0a0"],
+            "extracted_package_dir": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0",
+            "files": files,
+            "fn": f"{name}-1.{i}.0-py311_0.conda",
+            "license": "MIT",
+            "link": {"source": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0", "type": 1},
+            "md5": "0" * 32,
+            "name": name,
+            "package_tarball_full_path": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0.conda",
+            "paths_data": {
+                "paths": [
+                    {"_path": f, "path_type": "hardlink", "sha256": "a" * 64, "size_in_bytes": 1000 + k}
+                    for k, f in enumerate(files)
+                ],
+                "paths_version": 1,
+            },
+            "requested_spec": "None",
+            "sha256": "b" * 64,
+            "size": 12345,
+            "subdir": "linux-64",
+            "timestamp": 1700000000000,
+            "url": f"https://conda.anaconda.org/conda-forge/linux-64/{name}-1.{i}.0-py311_0.conda",
+            "version": f"1.{i}.0",
+        }
+        (meta / f"{name}-1.{i}.0-py311_0.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    return python
+
+
+def library_folders(count: int) -> str:
+    root = CACHE / "ld-library-path"
+    for i in range(count):
+        folder = root / f"lib{i:04d}"
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            for k in range(3):
+                (folder / f"libother{k}.so.1").write_bytes(b"")
+    return ":".join(str(root / f"lib{i:04d}") for i in range(count))
+
+
+# --- the figures -----------------------------------------------------------------------------------
+
+
+def ratio_figure(what: str, mine: Command, other: Command, limit: float, how: str) -> Figure:
+    ratio = mine.median / other.median
+    return Figure(
+        what=what,
+        measured=f"{mine.median:.3f} s",
+        beside=f"{other.label}: {other.median:.3f} s ({ratio:.2f}×)",
+        target=how,
+        met=ratio <= limit,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="skip the TensorFlow and numba figures")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
-
-    gpudoctor = shutil.which("gpudoctor") or f"{sys.executable} -m gpudoctor"
-    cmd = gpudoctor.split()
+    gpudoctor = installed_gpudoctor()
+    python = gpudoctor.parent / "python"
     bare = make_venv("bare")
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("CONDA_PREFIX", None)
-    # an installed package has its .pyc files; without them every run recompiles gpudoctor
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    figures: list[Figure] = []
+    notes: list[str] = []
+    env = clean_env()
 
-    figures: list[tuple[str, float, float | None]] = []
-    figures.append(("gpudoctor --help", timed([*cmd, "--help"], args.runs, env), 0.3))
+    # 1. start-up, beside the peers
+    peers_python: Path | None
+    try:
+        peers_python = make_venv("peers", "numba", "cuda-doctor==0.2.0")
+    except subprocess.CalledProcessError as exc:
+        peers_python = None
+        notes.append(f"numba and cuda-doctor 0.2.0 could not be installed: {exc.stderr.decode()[-300:]}")
+    passing = Command("python -c pass", [str(python), "-c", "pass"])
+    helping = Command("gpudoctor --help", [str(gpudoctor), "--help"])
+    checking = Command("gpudoctor check", [str(gpudoctor), "check", "--python", str(bare)])
+    start_up = [passing, helping, checking]
+    numba = doctor = None
+    if peers_python is not None:
+        numba = Command("numba -s", [str(peers_python), "-m", "numba", "-s"])
+        doctor = Command("cuda-doctor diagnose", [str(peers_python.parent / "cuda-doctor"), "diagnose"])
+        start_up += [numba, doctor]
+    timed_rounds(start_up, args.runs)
+    figures.append(ratio_figure("`gpudoctor --help`", helping, passing, 12, "≤ 12× `python -c pass`"))
+    if numba is not None and doctor is not None:
+        figures.append(
+            ratio_figure("`gpudoctor check`, no framework", checking, numba, 0.30, "≤ 0.30× `numba -s`")
+        )
+        figures.append(
+            ratio_figure("`gpudoctor check`, no framework", checking, doctor, 1.0, "faster than cuda-doctor")
+        )
+    else:
+        figures.append(
+            Figure("`gpudoctor check`, no framework", f"{checking.median:.3f} s", "no peer", "", None)
+        )
+
+    # 2. with frameworks: the slowest import plus at most 0.3 s
+    frameworks = frameworks_venv()
+    imports = [
+        Command(f"python -c 'import {name}'", [str(frameworks), "-c", f"import {name}"])
+        for name in STANDIN_IMPORT_SECONDS
+    ]
+    with_frameworks = Command("gpudoctor check", [str(gpudoctor), "check", "--python", str(frameworks)])
+    timed_rounds([*imports, with_frameworks], max(3, args.runs // 2))
+    slowest = max(imports, key=lambda c: c.median)
+    extra = with_frameworks.median - slowest.median
+    stand_ins = ", ".join(f"{n} {s:g} s" for n, s in STANDIN_IMPORT_SECONDS.items())
     figures.append(
-        (
-            "gpudoctor check (no framework installed)",
-            timed([*cmd, "check", "--python", str(bare)], args.runs, env),
-            0.5,
+        Figure(
+            f"`gpudoctor check`, stand-in frameworks ({stand_ins})",
+            f"{with_frameworks.median:.3f} s",
+            f"slowest import ({slowest.label}): {slowest.median:.3f} s (+{extra:.3f} s)",
+            "≤ slowest import + 0.3 s",
+            extra <= 0.3,
         )
     )
-    if not args.quick:
-        tf = make_venv("tensorflow", TENSORFLOW)
-        tf_import = timed([str(tf), "-c", "import tensorflow"], args.runs, env)
-        tf_check = timed([*cmd, "check", "--python", str(tf)], args.runs, env)
-        figures.append(("python -c 'import tensorflow'", tf_import, None))
-        figures.append(("gpudoctor check (TensorFlow installed)", tf_check, tf_import + 0.5))
-        numba = make_venv("numba", "numba")
+
+    # 3. what each large environment adds to a check
+    base = Command("check", [str(gpudoctor), "check", "--python", str(bare)])
+    dists = Command(
+        "2,000 distributions", [str(gpudoctor), "check", "--python", str(distributions_venv(2000))]
+    )
+    conda = Command("4,000 conda records", [str(gpudoctor), "check", "--python", str(conda_prefix(4000))])
+    ld_half = Command(
+        "200 LD_LIBRARY_PATH folders",
+        [str(gpudoctor), "check", "--python", str(bare)],
+        env=clean_env(LD_LIBRARY_PATH=library_folders(200)),
+    )
+    ld_full = Command(
+        "400 LD_LIBRARY_PATH folders",
+        [str(gpudoctor), "check", "--python", str(bare)],
+        env=clean_env(LD_LIBRARY_PATH=library_folders(400)),
+    )
+    timed_rounds([base, dists, conda, ld_half, ld_full], args.runs)
+    for command, budget in ((dists, 0.15), (conda, 0.10)):
+        added = command.median - base.median
         figures.append(
-            (
-                "numba -s (peer, collects much less)",
-                timed([str(numba), "-m", "numba", "-s"], args.runs, env),
-                None,
+            Figure(
+                f"`gpudoctor check`, {command.label}",
+                f"{command.median:.3f} s (+{added:.3f} s)",
+                f"an empty venv: {base.median:.3f} s",
+                f"≤ +{budget:.2f} s",
+                added <= budget,
             )
         )
+    half, full = ld_half.median - base.median, ld_full.median - base.median
+    linear = full <= max(2.5 * half, half + 0.03)
+    figures.append(
+        Figure(
+            "`gpudoctor check`, 400 LD_LIBRARY_PATH folders",
+            f"{ld_full.median:.3f} s (+{full:.3f} s)",
+            f"an empty venv: {base.median:.3f} s; 200 folders: +{half:.3f} s",
+            "≤ +0.10 s, linear at worst",
+            full <= 0.10 and linear,
+        )
+    )
 
-    missed = 0
-    for label, seconds, target in figures:
-        verdict = ""
-        if target is not None:
-            ok = seconds <= target
-            missed += not ok
-            verdict = f"  target ≤ {target:.2f} s  {'ok' if ok else 'MISSED'}"
-        print(f"{label:45s} {seconds:6.2f} s{verdict}")
-    return 1 if missed else 0
+    # 4. memory: gpudoctor's own process, and the programs it runs
+    own, largest = peak_memory(gpudoctor, ["check", "--python", str(bare)], env)
+    figures.append(
+        Figure(
+            "peak memory, `gpudoctor check`",
+            f"{own:.0f} MiB (own process)",
+            f"largest child: {largest:.0f} MiB",
+            "≤ 80 MiB",
+            own <= 80,
+        )
+    )
+    flood_own, flood_child = peak_memory(gpudoctor, ["check", "--python", str(flood_venv())], env)
+    figures.append(
+        Figure(
+            f"peak memory, a framework printing {FLOOD_BYTES >> 20} MiB on stderr",
+            f"{flood_own:.0f} MiB (own process)",
+            f"largest child: {flood_child:.0f} MiB",
+            "≤ 80 MiB",
+            flood_own <= 80,
+        )
+    )
+    from gpudoctor.probes.child_process import script_source
+
+    seconds, library_child = wait4_peak([str(bare), "-c", script_source("libraries")], env)
+    figures.append(
+        Figure(
+            "peak memory, the CUDA-libraries child (this machine's CUDA 13.0 toolkit)",
+            f"{library_child:.0f} MiB",
+            f"{seconds:.2f} s",
+            "≤ 150 MiB",
+            library_child <= 150,
+        )
+    )
+
+    conditions = (
+        f"{os.cpu_count()} CPUs, Python {python_version()}, {platform.system()}; median of {args.runs} "
+        f"interleaved rounds after a warm-up; load average {load_average()} when done"
+    )
+    markdown = render(figures, notes, conditions)
+    print(markdown)
+    if args.write_readme:
+        results = {"figures": [vars(f) for f in figures], "notes": notes, "conditions": conditions}
+        save_results(NAME, results, markdown)
+        print(f"\nwrote benchmarks/results/{NAME}.json and the README section")
+    return 0 if all(f.met is not False for f in figures) else 1
+
+
+def render(figures: list[Figure], notes: list[str], conditions: str) -> str:
+    """The Markdown table (the README section is exactly this, from benchmarks/results/bench_cli.json)."""
+    rows = ["| what | gpudoctor | beside it, same run | target | |", "| --- | --- | --- | --- | --- |"]
+    rows += [f"| {f.what} | {f.measured} | {f.beside} | {f.target} | {f.verdict} |" for f in figures]
+    return "\n".join([*rows, "", conditions + ".", *(f"\n{n}" for n in notes)]) + "\n"
+
+
+def render_results(results: dict[str, object], make: Callable[..., Figure] = Figure) -> str:
+    figures = [make(**f) for f in results["figures"]]  # type: ignore[attr-defined]
+    return render(figures, list(results["notes"]), str(results["conditions"]))  # type: ignore[call-overload]
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -43,8 +43,9 @@ def make_reports(folder: Path, nodes: int, facts_share: float) -> tuple[int, int
         counts = json.loads(marker.read_text())
         return counts["reports"], counts["facts"]
     sys.path.insert(0, str(ROOT))
-    from gpudoctor.render.json import dumps_facts, dumps_report
     from tests.test_machines import machine_files, run_machine
+
+    from gpudoctor.render.json import dumps_facts, dumps_report
 
     samples = []
     for path in machine_files():

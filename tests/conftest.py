@@ -25,6 +25,13 @@ from gpudoctor.probes.base import ProbeContext
 from gpudoctor.probes.child_process import script_source
 from gpudoctor.runner import SubprocessRunner
 
+# The matrix cache (gpudoctor/matrix_cache.py) goes to a folder of this test session, never the
+# user's ~/.cache; tests of the cache itself point GPUDOCTOR_CACHE_DIR elsewhere.
+if "GPUDOCTOR_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["GPUDOCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="gpudoctor-test-cache-")
+
 OUTPUTS = Path(__file__).parent / "outputs"
 MACHINES = Path(__file__).parent / "machines"
 

@@ -251,3 +251,44 @@ def test_conda_meta_that_is_not_a_folder_and_no_conda_is_reported(tmp_path: Path
     assert (facts.packages, facts.source, facts.conda_exe) == ((), None, None)
     assert facts.unreadable and facts.unreadable[0].startswith(str(prefix / "conda-meta"))
     assert facts.list_error is not None and "no conda executable" in facts.list_error
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"channel": ""},
+        {"channel": None},
+        {"build": ""},
+        {"build": 3},
+        {"schannel": "pytorch", "channel": ""},
+        {"name": 'odd"name\\x'},
+        {"version": ""},
+        {"url": "https://conda.anaconda.org/nvidia/linux-64/x.conda", "channel": ""},
+    ],
+)
+def test_a_record_in_condas_layout_reads_as_the_full_decoder_reads_it(change: dict[str, object]) -> None:
+    """parse_record finds the members it uses without decoding the file lists (issue #12); the
+    answer must be the one json.loads of the whole record gives (a leading space forces that path)."""
+    record = {
+        "build": "h1234_0",
+        "channel": "https://conda.anaconda.org/conda-forge/linux-64",
+        "depends": ["python >=3.11"],
+        "files": [f"lib/python3.11/site-packages/pkg/mod{k}.py" for k in range(20)],
+        "name": "cudnn",
+        "paths_data": {"paths": [{"_path": "lib/libcudnn.so.9", "size_in_bytes": 1}], "paths_version": 1},
+        "url": "https://conda.anaconda.org/conda-forge/linux-64/cudnn-9.1.0-h1234_0.conda",
+        "version": "9.1.0",
+        **change,
+    }
+    text = json.dumps(record, indent=2, sort_keys=True)
+
+    def parsed(text: str) -> object:
+        try:
+            return conda.parse_record(text)
+        except ValueError as exc:
+            return f"ValueError: {exc}"
+
+    assert parsed(text) == parsed(" " + text)
+    if not change:
+        assert conda._used_fields(text) is not None  # the quick path was taken

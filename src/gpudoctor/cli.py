@@ -33,6 +33,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help and usage errors: typer's rich formatting imports rich.markdown and markdown-it
+    # (~0.15 s), which doubled the time of `gpudoctor --help` (issue #12: <= 12x `python -c pass`)
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from gpudoctor import matrix_cache
 from gpudoctor.loading import UntrustedInputError, excerpt, parse_yaml, read_bounded
 
 System = Literal["linux", "windows"]
@@ -1579,10 +1580,13 @@ def parse_matrix(
     def fail(message: str) -> MatrixError:
         return MatrixError(f"{name}: {message}")
 
-    try:
-        document = parse_yaml(text, bounded=not trusted)
-    except UntrustedInputError as exc:
-        raise fail(str(exc)) from None
+    def parse() -> Any:
+        try:
+            return parse_yaml(text, bounded=not trusted)
+        except UntrustedInputError as exc:
+            raise fail(str(exc)) from None
+
+    document, keep = matrix_cache.document(text, parse)  # the YAML's document, parsed once per text
     if not isinstance(document, dict):
         raise fail(f"expected a mapping of sections, got {_kind(document)}")
     schema = document.get("schema")
@@ -1598,7 +1602,9 @@ def parse_matrix(
     rows: dict[str, Any] = {section.attribute: _rows(section, document, fail) for section in SECTIONS}
     rows["tensorflow_prereleases"] = tuple(r for r in rows["tensorflow"] if r.prerelease)
     rows["tensorflow"] = tuple(r for r in rows["tensorflow"] if not r.prerelease)
-    return Matrix(source=source or name, last_verified=last_verified, platform=platform, **rows)
+    matrix = Matrix(source=source or name, last_verified=last_verified, platform=platform, **rows)
+    keep()
+    return matrix
 
 
 def default_matrix_path() -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,15 +107,34 @@ def gather(
     only: Collection[str] | None = None,
 ) -> Facts:
     """Probe this machine: every probe (or those named in `only`) concurrently, framework children
-    under `timeout` seconds."""
+    under `timeout` seconds.
+
+    When the entry point already started this very gather (`start_early`: every probe, same options,
+    same environment and working directory), its result is taken instead of probing twice."""
+    early = _take_early()
+    if early is not None:
+        if only is None and early.matches(python, timeout):
+            return early.result(on_done)
+        early.result(None)  # let it finish first: its end ends every child of this process
+    return _gather_now(python, timeout, on_done, env=dict(os.environ), cwd=str(Path.cwd()), only=only)
+
+
+def _gather_now(
+    python: str | None,
+    timeout: float,
+    on_done: ProgressCallback | None,
+    *,
+    env: dict[str, str],
+    cwd: str,
+    only: Collection[str] | None = None,
+) -> Facts:
     from gpudoctor.collect import collect
     from gpudoctor.probes import PROBES
     from gpudoctor.probes.base import ProbeContext
     from gpudoctor.runner import SubprocessRunner
     from gpudoctor.target import select_target
 
-    env = dict(os.environ)
-    target = select_target(python, env, str(Path.cwd()))
+    target = select_target(python, env, cwd)
     if python:
         path = Path(target.python)
         if not path.exists():
@@ -139,6 +159,79 @@ def gather(
     )
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
+
+
+class _EarlyGather:
+    """A `gather` started by the entry point before the CLI was imported (see gpudoctor/entry.py)."""
+
+    def __init__(self, python: str | None, timeout: float) -> None:
+        self.python = python or None
+        self.timeout = timeout
+        self.env = dict(os.environ)
+        self.cwd = str(Path.cwd())
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, ProbeStatus]] = []
+        self._forward: ProgressCallback | None = None
+        self._facts: Facts | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="gpudoctor-early", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._facts = _gather_now(self.python, self.timeout, self._done, env=self.env, cwd=self.cwd)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the thread that asks for the result
+            self._error = exc
+
+    def _done(self, name: str, status: ProbeStatus) -> None:
+        with self._lock:  # events come in order, never two at once, also while the caller catches up
+            if self._forward is None:
+                self._events.append((name, status))
+            else:
+                self._forward(name, status)
+
+    def matches(self, python: str | None, timeout: float) -> bool:
+        try:
+            cwd = str(Path.cwd())
+        except OSError:
+            return False
+        return (python or None, timeout, cwd) == (self.python, self.timeout, self.cwd) and self.env == dict(
+            os.environ
+        )
+
+    def result(self, on_done: ProgressCallback | None) -> Facts:
+        with self._lock:
+            if on_done is not None:
+                for name, status in self._events:
+                    on_done(name, status)
+                self._forward = on_done
+            self._events = []
+        while self._thread.is_alive():
+            self._thread.join(0.5)  # in slices: Ctrl-C is handled in this (the main) thread
+        if self._error is not None:
+            raise self._error
+        if self._facts is None:
+            raise RuntimeError("the early probe run ended without facts")
+        return self._facts
+
+
+_EARLY: list[_EarlyGather] = []
+
+
+def start_early(python: str | None, timeout: float) -> None:
+    """Start `gather(python, timeout)` in a thread now; the command's own `gather` call takes it over."""
+    import gpudoctor.collect
+    import gpudoctor.probes
+    import gpudoctor.target  # noqa: F401 - imported here, before the thread, so the first child starts soonest
+
+    try:
+        _EARLY.append(_EarlyGather(python, timeout))
+    except OSError:  # no working directory: the command reports it in its own way
+        return
+
+
+def _take_early() -> _EarlyGather | None:
+    return _EARLY.pop() if _EARLY else None
 
 
 def judge(facts: Facts, matrix: Matrix, policy: Policy | None = None) -> Report:

@@ -101,6 +101,7 @@ class Scope:
     notes: list[str] = field(default_factory=list)  # e.g. that a program's output was cut
     _procs: set[subprocess.Popen[bytes]] = field(default_factory=set)
     _runs: int = 0
+    _adopted: list[str] = field(default_factory=list)  # tags of prestarted programs handed to this scope
 
     @property
     def tag(self) -> str:
@@ -120,7 +121,8 @@ class Scope:
             procs = list(self._procs)
         for proc in procs:
             _kill_group(proc)
-        _kill_tagged(lambda tag: tag.startswith(self.tag))
+        adopted = tuple(self._adopted)
+        _kill_tagged(lambda tag: tag.startswith(self.tag) or tag in adopted)
 
 
 _LOCK = threading.Lock()
@@ -308,6 +310,91 @@ def _reader(pipe: object, capture: _Capture) -> threading.Thread:
     return thread
 
 
+def _spawn(
+    args: tuple[str, ...], env: Mapping[str, str] | None, cwd: str | None, tag: str
+) -> subprocess.Popen[bytes]:
+    child_env = dict(os.environ if env is None else env)
+    child_env[TAG] = tag
+    popen_kwargs: dict[str, object] = {}
+    if sys.platform == "win32":
+        popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+    else:
+        popen_kwargs["start_new_session"] = True
+    proc: subprocess.Popen[bytes] = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env,
+        cwd=cwd,
+        **popen_kwargs,  # type: ignore[call-overload]
+    )
+    return proc
+
+
+# --- programs started before anyone asked (gpudoctor/prestart.py) ---------------------------------
+
+_PRESTART_SCOPE = Scope(name="prestart")
+_Early = tuple[
+    subprocess.Popen[bytes], str, float, _Capture, _Capture, list[threading.Thread]
+]  # process, tag, started, stdout, stderr, readers
+_PRESTARTED: dict[tuple[object, ...], _Early] = {}
+
+
+def _key(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None) -> tuple[object, ...]:
+    return (tuple(argv), tuple(sorted((env if env is not None else os.environ).items())), cwd)
+
+
+def prestart(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    head_bytes: int = HEAD_BYTES,
+    tail_bytes: int = TAIL_BYTES,
+) -> None:
+    """Start a program now that a probe will ask `SubprocessRunner.run` for with exactly these argv,
+    env and cwd; that call then takes it over (its output read from the start, its time counted from
+    now). Until then it belongs to a scope of its own, ended with everything else by `end_all_children`.
+    Failing to start is no error: the probe's own call then starts it and reports why it cannot."""
+    args = tuple(argv)
+    key = _key(args, env, cwd)
+    with _LOCK:
+        if key in _PRESTARTED or _PRESTART_SCOPE.ended:
+            return
+        _SCOPES.add(_PRESTART_SCOPE)
+        tag = _PRESTART_SCOPE.next_tag()
+        started = time.monotonic()
+        try:
+            proc = _spawn(args, env, cwd, tag)
+        except OSError:
+            return
+        _PRESTART_SCOPE._procs.add(proc)
+    out, err = _Capture(head_bytes, tail_bytes), _Capture(head_bytes, tail_bytes)
+    readers = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
+    with _LOCK:
+        _PRESTARTED[key] = (proc, tag, started, out, err, readers)
+
+
+def _adopt(
+    args: tuple[str, ...], env: Mapping[str, str] | None, cwd: str | None, owner: Scope
+) -> _Early | None:
+    """The prestarted program for this call, moved into the caller's scope; None when there is none."""
+    if not _PRESTARTED:
+        return None
+    with _LOCK:
+        early = _PRESTARTED.pop(_key(args, env, cwd), None)
+        if early is None:
+            return None
+        proc, tag = early[0], early[1]
+        _PRESTART_SCOPE._procs.discard(proc)
+        owner._procs.add(proc)
+        owner._adopted.append(tag)
+    if owner.ended:  # the probe's time ran out meanwhile: end it as its own start would have been refused
+        _kill_group(proc)
+    return early
+
+
 class SubprocessRunner:
     """Runs real programs."""
 
@@ -332,39 +419,30 @@ class SubprocessRunner:
             )
         if left is not None:
             timeout = min(timeout, left)
-        started = time.monotonic()
-        tag = owner.next_tag()
-        child_env = dict(os.environ if env is None else env)
-        child_env[TAG] = tag
-        popen_kwargs: dict[str, object] = {}
-        if sys.platform == "win32":
-            popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        limit = timeout
+        early = _adopt(args, env, cwd, owner)
+        if early is not None:
+            proc, tag, started, out, err, readers = early
+            timeout = max(0.0, timeout - (time.monotonic() - started))  # it has been running since then
         else:
-            popen_kwargs["start_new_session"] = True
-        try:
-            with _LOCK:  # registered before anyone can end this scope; never started once it has ended
-                if owner.ended:
-                    return CommandResult(
-                        argv=args, error="timeout", error_detail="not started: the probe's time was up"
-                    )
-                proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=child_env,
-                    cwd=cwd,
-                    **popen_kwargs,  # type: ignore[call-overload]
-                )
-                owner._procs.add(proc)
-        except FileNotFoundError as exc:
-            return CommandResult(argv=args, error="not-found", error_detail=str(exc))
-        except PermissionError as exc:
-            return CommandResult(argv=args, error="permission", error_detail=str(exc))
-        except OSError as exc:
-            return CommandResult(argv=args, error="os-error", error_detail=str(exc))
-        out, err = _Capture(self.head_bytes, self.tail_bytes), _Capture(self.head_bytes, self.tail_bytes)
-        readers = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
+            started = time.monotonic()
+            tag = owner.next_tag()
+            try:
+                with _LOCK:  # registered before anyone can end this scope; never started once it has ended
+                    if owner.ended:
+                        return CommandResult(
+                            argv=args, error="timeout", error_detail="not started: the probe's time was up"
+                        )
+                    proc = _spawn(args, env, cwd, tag)
+                    owner._procs.add(proc)
+            except FileNotFoundError as exc:
+                return CommandResult(argv=args, error="not-found", error_detail=str(exc))
+            except PermissionError as exc:
+                return CommandResult(argv=args, error="permission", error_detail=str(exc))
+            except OSError as exc:
+                return CommandResult(argv=args, error="os-error", error_detail=str(exc))
+            out, err = _Capture(self.head_bytes, self.tail_bytes), _Capture(self.head_bytes, self.tail_bytes)
+            readers = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
         timed_out = False
         try:
             try:
@@ -403,7 +481,7 @@ class SubprocessRunner:
             stderr_cut=err.cut,
         )
         if timed_out or (owner.ended and proc.returncode is not None and proc.returncode < 0):
-            detail = f"timed out after {timeout:g} s" if timed_out else "stopped: the probe's time was up"
+            detail = f"timed out after {limit:g} s" if timed_out else "stopped: the probe's time was up"
             return dataclasses.replace(result, returncode=None, error="timeout", error_detail=detail)
         return result
 

@@ -6,9 +6,12 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gpudoctor.facts import TargetFacts
 from gpudoctor.runner import which
+
+if TYPE_CHECKING:
+    from gpudoctor.facts import TargetFacts
 
 
 def _env_python(prefix: str) -> str | None:
@@ -23,18 +26,27 @@ def _env_python(prefix: str) -> str | None:
 
 def select_target(python: str | None, env: Mapping[str, str], cwd: str) -> TargetFacts:
     """--python, else the active venv, else the active conda env, else python3/python on PATH, else us."""
+    from gpudoctor.facts import TargetFacts
+
+    found, selected_by = choose_python(python, env)
+    return TargetFacts(python=found, selected_by=selected_by, cwd=cwd)  # type: ignore[arg-type]
+
+
+def choose_python(python: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+    """(interpreter, how it was chosen) as `select_target` chooses; imports nothing heavy, so the entry
+    point can start children with it before the rest of gpudoctor loads."""
     if python:
         resolved = which(python, env) if os.sep not in python and "/" not in python else python
-        return TargetFacts(python=resolved or python, selected_by="--python", cwd=cwd)
+        return resolved or python, "--python"
     for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
         prefix = env.get(variable)
         if prefix and (found := _env_python(prefix)):
-            return TargetFacts(python=found, selected_by=variable, cwd=cwd)  # type: ignore[arg-type,unused-ignore]
+            return found, variable
     for name in ("python3", "python"):
         found = which(name, env)
         if found and not _is_windows_store_stub(found):
-            return TargetFacts(python=found, selected_by="PATH", cwd=cwd)
-    return TargetFacts(python=sys.executable, selected_by="self", cwd=cwd)
+            return found, "PATH"
+    return sys.executable, "self"
 
 
 def _is_windows_store_stub(path: str) -> bool:

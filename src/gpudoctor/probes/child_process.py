@@ -8,15 +8,12 @@ user's, but it is never on the child's `sys.path` (see `child_env` and `child/_p
 
 from __future__ import annotations
 
-import functools
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from gpudoctor.prestart import child_env, script_source
 from gpudoctor.probes.base import ProbeContext, load_json
 from gpudoctor.runner import CommandResult
 
@@ -36,14 +33,6 @@ class ChildRun:
         return tuple(lines)
 
 
-PRELUDE = "_prelude"
-_PRELUDE_IMPORT = re.compile(r"^from _prelude import (?:\([^)]*\)|[^\n]*)\n", re.MULTILINE)
-
-
-def _read(name: str) -> str:
-    return resources.files("gpudoctor.probes.child").joinpath(f"{name}.py").read_text(encoding="utf-8")
-
-
 def script_names() -> tuple[str, ...]:
     """The scripts in `probes/child/` (not the prelude)."""
     folder = resources.files("gpudoctor.probes.child")
@@ -54,16 +43,6 @@ def script_names() -> tuple[str, ...]:
             if entry.name.endswith(".py") and not entry.name.startswith("_")
         )
     )
-
-
-@functools.cache
-def script_source(name: str) -> str:
-    """The script as the child runs it: the shared prelude, then the script without its `from _prelude` line."""
-    script = _read(name)
-    body, count = _PRELUDE_IMPORT.subn("", script, count=1)
-    if count != 1:
-        raise ValueError(f"probes/child/{name}.py does not import from _prelude")
-    return _read(PRELUDE) + "\n" + body
 
 
 def run_child(
@@ -85,25 +64,6 @@ def run_child(
     else:
         problem = "the probe script printed no result (unexpected output from the target interpreter)"
     return ChildRun(result=result, data=None, problem=problem.replace(ctx.target.python, "python", 1))
-
-
-def child_env(base: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The user's environment for a child, minus what would import code from the working directory.
-
-    An empty or relative PYTHONPATH entry means the working directory; PYTHONSAFEPATH (3.11+) keeps
-    `python -c` from putting it first (the prelude removes it on older interpreters).
-    """
-    env = dict(base)
-    env.update(extra or {})
-    env["PYTHONIOENCODING"] = "utf-8"
-    env["PYTHONSAFEPATH"] = "1"
-    if "PYTHONPATH" in env:
-        kept = [entry for entry in env["PYTHONPATH"].split(os.pathsep) if Path(entry).is_absolute()]
-        if kept:
-            env["PYTHONPATH"] = os.pathsep.join(kept)
-        else:
-            del env["PYTHONPATH"]
-    return env
 
 
 def parse_marker(stdout: str) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ env that the target does not belong to (a venv on top of it) is reported with is
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 from pathlib import Path
@@ -34,6 +36,7 @@ _SHOWN = (
 )
 
 
+@functools.lru_cache(maxsize=1024)  # a few channels, thousands of records
 def short_channel(channel: str) -> str:
     """A channel URL or name as conda shows it: 'conda-forge', 'pytorch', 'nvidia', 'defaults', 'pypi'."""
     channel = channel.strip()
@@ -57,9 +60,59 @@ def short_channel(channel: str) -> str:
     return parts[-1] if parts else ""
 
 
+# conda writes its records with json.dump(indent=2, sort_keys=True): a top-level key is exactly a line
+# starting with two spaces and a quote (JSON strings hold no raw newline), deeper keys have more, and
+# each key once, in sorted order: build, channel, ..., files, ..., name, paths_data, ..., url, version.
+_RECORD_LAYOUT = '{\n  "'
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"(?=,?\n)')
+_NOT_A_STRING = object()
+
+
+def _member(text: str, key: str, *, from_end: bool) -> object:
+    """A top-level string member: its value, None when absent, _NOT_A_STRING for another kind."""
+    needle = f'\n  "{key}": '
+    at = text.rfind(needle) if from_end else text.find(needle)
+    if at < 0:
+        return None
+    value = _STRING.match(text, at + len(needle))
+    if value is None:
+        return _NOT_A_STRING
+    quoted = value.group()
+    return quoted[1:-1] if "\\" not in quoted else json.loads(quoted)
+
+
+def _used_fields(text: str) -> dict[str, str] | None:
+    """The members parse_record uses, found without decoding the whole record (its file lists are most
+    of it): each looked for from the nearer end, fallbacks only when needed. None when the layout is
+    not conda's own or a member is not a string (the full decoder then decides what it means)."""
+    if not text.startswith(_RECORD_LAYOUT) or not text.rstrip().endswith("}"):
+        return None
+    found: dict[str, str] = {}
+    for keys, from_end in (
+        (("name",), False),
+        (("version",), True),
+        (("build", "build_string"), False),
+        (("channel", "schannel"), False),
+        (("url",), True),
+    ):
+        if keys == ("url",) and (found.get("channel") or found.get("schannel")):
+            continue
+        for key in keys:
+            value = _member(text, key, from_end=from_end)
+            if value is _NOT_A_STRING:
+                return None
+            if isinstance(value, str):
+                found[key] = value
+                if value:
+                    break
+    return found
+
+
 def parse_record(text: str) -> CondaPackage:
     """One conda-meta/*.json record. Raises ValueError on anything that is not a package record."""
-    data = load_json(text)
+    data: Any = _used_fields(text)
+    if data is None or not data.get("name") or not data.get("version"):
+        data = load_json(text)
     if not isinstance(data, dict):
         data = {}
     name, version = data.get("name"), data.get("version")
@@ -116,7 +169,7 @@ def collect(ctx: ProbeContext) -> CondaFacts:
         found = []
         for record in records:
             try:
-                found.append(parse_record(record.read_text(encoding="utf-8")))
+                found.append(parse_record(_read(record).decode("utf-8")))
             except (OSError, ValueError, UnicodeDecodeError):
                 unreadable.append(record.name)
         packages = tuple(found)
@@ -146,6 +199,19 @@ def collect(ctx: ProbeContext) -> CondaFacts:
         conda_exe=conda_exe,
         list_error=list_error,
     )
+
+
+def _read(path: Path) -> bytes:
+    """A record's bytes, with one open and as few reads as its size needs (thousands of records)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        size = os.fstat(fd).st_size
+        chunks = [os.read(fd, max(size, 1 << 16) + 1)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 20))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _choose_prefix(ctx: ProbeContext) -> tuple[str, bool]:

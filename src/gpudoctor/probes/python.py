@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from packaging.utils import canonicalize_name
@@ -19,6 +18,7 @@ from gpudoctor.facts import (
     SharedFile,
     WheelFile,
 )
+from gpudoctor.prestart import in_own_prefix
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext
 from gpudoctor.probes.child_process import run_child, string, strings
 
@@ -72,20 +72,7 @@ def surely_installed(ctx: ProbeContext, names: Iterable[str]) -> bool:
     A cheap look at `<prefix>/lib/python3.*/site-packages` (`Lib/site-packages` on Windows) that lets a
     framework probe start at once instead of waiting for the package survey; False proves nothing.
     """
-    if not ctx.target.python:
-        return False
-    prefix = Path(ctx.target.python).parent.parent
-    wanted = {canonicalize_name(n) for n in names}
-    for site in (*prefix.glob("lib/python3*/site-packages"), prefix / "Lib" / "site-packages"):
-        try:
-            entries = list(site.glob("*.dist-info"))
-        except OSError:
-            continue
-        if any(
-            canonicalize_name(e.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wanted for e in entries
-        ):
-            return True
-    return False
+    return in_own_prefix(ctx.target.python, names)  # shared with gpudoctor/prestart.py, which starts it early
 
 
 def absent(ctx: ProbeContext, names: Iterable[str]) -> bool:

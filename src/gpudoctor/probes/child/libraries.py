@@ -97,10 +97,9 @@ def real(path):
         return path
 
 
-def under(path, roots):
-    path = norm(path)
+def under_normed(path, roots):
+    """True when `path` is one of `roots` or inside one; all already passed through `norm`."""
     for root in roots:
-        root = norm(root)
         if path == root or path.startswith(root.rstrip("\\/") + os.sep):
             return True
     return False
@@ -141,23 +140,27 @@ class Search(object):
         self.toolkits = toolkit_roots()
         self.path_var = "PATH" if WINDOWS else "LD_LIBRARY_PATH"
         self.var_dirs = [d for d in os.environ.get(self.path_var, "").split(os.pathsep) if d]
+        self.var_norms = {norm(d) for d in self.var_dirs}  # every folder is looked up: a set, not a list
+        self.site_norms = [(norm(os.path.join(site, "nvidia")), norm(site)) for site in self.sites]
+        self.prefix_norms = [norm(p) for p in self.prefixes]
+        self.toolkit_norms = [norm(t) for t in self.toolkits]
         self.dirs = []  # (shown path, location)
         self.seen_dirs = set()
 
     def classify(self, folder, default):
-        for candidate in (folder, real(folder)):
-            for site in self.sites:
-                if under(candidate, [os.path.join(site, "nvidia")]):
+        for candidate in (norm(folder), norm(real(folder))):
+            for nvidia, site in self.site_norms:
+                if under_normed(candidate, [nvidia]):
                     return "pip-wheel"
-                if under(candidate, [site]):
+                if under_normed(candidate, [site]):
                     return "framework"
-            if under(candidate, self.prefixes):
+            if under_normed(candidate, self.prefix_norms):
                 return "conda"
-            if not WINDOWS and under(candidate, ["/usr/lib/wsl"]):
+            if not WINDOWS and under_normed(candidate, [norm("/usr/lib/wsl")]):
                 return "wsl"
-            if under(candidate, self.toolkits):
+            if under_normed(candidate, self.toolkit_norms):
                 return "cuda-toolkit"
-        if under(folder, self.var_dirs) and norm(folder) in [norm(d) for d in self.var_dirs]:
+        if norm(folder) in self.var_norms:
             return "ld_library_path" if not WINDOWS else "path"
         return default
 
@@ -506,7 +509,7 @@ def main(argv):
             if entry is None:
                 folder = os.path.dirname(path) if path else ""
                 default = "system"
-                if folder and norm(folder) in [norm(d) for d in search.var_dirs]:
+                if folder and norm(folder) in search.var_norms:
                     default = "path" if WINDOWS else "ld_library_path"
                 entry = {
                     "kind": kind,

@@ -1,0 +1,115 @@
+"""The program's entry point (`gpudoctor` and `python -m gpudoctor`): probing starts before the CLI loads.
+
+A live `check` or `collect` spends most of its time waiting for child processes (the package
+survey, the CUDA-library search, NVML, the framework imports). They do not depend on anything the
+CLI imports (typer, rich, the matrix, the rules, the renderers), so this module reads the few
+options that decide what is probed (`--python`, `--timeout`) straight from argv, starts
+`pipeline.gather` in a thread at once, and only then loads the CLI. `pipeline.gather`, called by
+the command with the options typer parsed, adopts that early run when they agree (and runs afresh
+otherwise), so behaviour is that of the command alone. Anything this reader does not understand
+(an unknown option, `--help`, `--facts`) means no early start.
+
+At the end the output is flushed and the process leaves with `os._exit`: the children are ended
+first, and the interpreter's teardown (freeing every module and object) is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+# Options of `check` / `collect` that take a value, and those that do not (keep in step with cli.py
+# and commands/collect.py; an option missing here only means no early start).
+_VALUED = {
+    "check": frozenset(
+        {"--python", "--format", "-f", "--output", "-o", "--save-facts", "--facts", "--matrix"}
+        | {"--fail-on", "--require", "--timeout"}
+    ),
+    "collect": frozenset({"--output", "-o", "--python", "--timeout"}),
+}
+_FLAGS = {
+    "check": frozenset({"--json", "--verbose", "-v", "--no-redact", "--require-gpu", "--no-annotations"}),
+    "collect": frozenset({"--no-redact"}),
+}
+DEFAULT_TIMEOUT = 60.0
+
+
+def probing_options(argv: Sequence[str]) -> tuple[str | None, float] | None:
+    """(--python, --timeout) of a live `check`/`collect` command line; None for anything else."""
+    if not argv or argv[0] not in _VALUED:
+        return None
+    command, rest = argv[0], list(argv[1:])
+    values: dict[str, str] = {}
+    while rest:
+        arg = rest.pop(0)
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in _FLAGS[command] and not eq:
+            continue
+        if name not in _VALUED[command]:
+            return None  # an argument, --help, an unknown or combined option: let typer decide
+        if not eq:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        values[name] = value
+    if "--facts" in values:
+        return None  # a replay probes nothing
+    try:
+        timeout = float(values.get("--timeout", DEFAULT_TIMEOUT))
+    except ValueError:
+        return None
+    if not timeout >= 1:  # typer refuses it (min=1); NaN too
+        return None
+    return values.get("--python") or None, timeout
+
+
+def start_probing(argv: Sequence[str]) -> None:
+    options = probing_options(argv)
+    if options is None:
+        return
+    from gpudoctor import prestart
+
+    prestart.start(options[0])  # the slow children first (a framework import takes seconds)
+    from gpudoctor import pipeline
+
+    pipeline.start_early(*options)
+
+
+def main() -> None:
+    from gpudoctor.runner import exit_cleanly_on_signals
+
+    exit_cleanly_on_signals()
+    start_probing(sys.argv[1:])
+    from gpudoctor.cli import main as cli_main
+
+    try:
+        cli_main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    leave(code)
+
+
+def leave(code: object) -> None:
+    """Flush, end the children, and exit without the interpreter's teardown. A failed flush takes
+    Python's own way out, which reports it as it always did."""
+    from gpudoctor.runner import end_all_children
+
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        raise SystemExit(code)  # a profiler or coverage writes its data at a normal exit
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None
+    end_all_children()
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # SystemExit("message"): Python prints it and exits 1
+        sys.stderr.write(f"{code}\n")
+        sys.stderr.flush()
+        status = 1
+    os._exit(status & 0xFF)

@@ -1,0 +1,116 @@
+"""The slow children of a check, started first: before any other part of gpudoctor is imported.
+
+A framework import takes seconds in its child process and decides how long a check takes; everything
+else gpudoctor does (importing its probes, the CLI, the matrix, the rules) can happen meanwhile. So
+the entry point calls `start(python)` first: it finds the target interpreter, looks in the target's
+own prefix for the frameworks (the same cheap look `probes.python.surely_installed` takes), and
+starts the package survey, the CUDA-library search and each framework's child with exactly the argv,
+environment and working directory the probes will ask the runner for. The runner hands such a
+process to the probe that asks for it (`runner.prestart` / `SubprocessRunner.run`); one nobody asks
+for is ended with the rest when the check ends. Stdlib only, and nothing heavier than the runner.
+
+This module also holds what composing a child script takes (`script_source`, `child_env`), so that
+it needs neither `probes` nor `facts`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
+
+CHILD_FOLDER = Path(__file__).resolve().parent / "probes" / "child"
+PRELUDE = "_prelude"
+_PRELUDE_IMPORT = re.compile(r"^from _prelude import (?:\([^)]*\)|[^\n]*)\n", re.MULTILINE)
+# The environment each framework's probe adds for its child (tests/test_prestart.py checks the probes').
+FRAMEWORK_CHILD_ENV: dict[str, dict[str, str]] = {
+    "tensorflow": {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"},
+}
+
+
+def _read(name: str) -> str:
+    return (CHILD_FOLDER / f"{name}.py").read_text(encoding="utf-8")
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """The script as the child runs it: the shared prelude, then the script without its `from _prelude` line."""
+    script = _read(name)
+    body, count = _PRELUDE_IMPORT.subn("", script, count=1)
+    if count != 1:
+        raise ValueError(f"probes/child/{name}.py does not import from _prelude")
+    return _read(PRELUDE) + "\n" + body
+
+
+def child_env(base: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The user's environment for a child, minus what would import code from the working directory.
+
+    An empty or relative PYTHONPATH entry means the working directory; PYTHONSAFEPATH (3.11+) keeps
+    `python -c` from putting it first (the prelude removes it on older interpreters).
+    """
+    env = dict(base)
+    env.update(extra or {})
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTHONSAFEPATH"] = "1"
+    if "PYTHONPATH" in env:
+        kept = [entry for entry in env["PYTHONPATH"].split(os.pathsep) if Path(entry).is_absolute()]
+        if kept:
+            env["PYTHONPATH"] = os.pathsep.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    return env
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised distribution name (what packaging's canonicalize_name gives a valid name)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def in_own_prefix(python: str, names: Iterable[str]) -> bool:
+    """True when one of these distributions sits in the interpreter's own prefix (a venv or conda env):
+    a look at `<prefix>/lib/python3.*/site-packages` (`Lib/site-packages` on Windows); False proves nothing."""
+    if not python:
+        return False
+    prefix = Path(python).parent.parent
+    wanted = {canonical(n) for n in names}
+    for site in (*prefix.glob("lib/python3*/site-packages"), prefix / "Lib" / "site-packages"):
+        try:
+            entries = list(site.glob("*.dist-info"))
+        except OSError:
+            continue
+        if any(canonical(e.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wanted for e in entries):
+            return True
+    return False
+
+
+def children(python: str, env: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """(script, environment) of each child a check of this interpreter surely runs."""
+    wanted = [("python", child_env(env))]
+    if sys.platform != "darwin":
+        wanted.append(("libraries", child_env(env)))
+    for framework, names in FRAMEWORK_DISTRIBUTIONS.items():
+        if in_own_prefix(python, names):
+            wanted.append((framework, child_env(env, FRAMEWORK_CHILD_ENV.get(framework))))
+    return wanted
+
+
+def start(python_option: str | None) -> None:
+    """Start the children a check with this --python will run; quietly nothing when unsure."""
+    from gpudoctor.runner import prestart
+    from gpudoctor.target import choose_python
+
+    env = dict(os.environ)
+    try:
+        cwd = str(Path.cwd())
+        python, _ = choose_python(python_option, env)
+        if not Path(python).is_file() or not os.access(python, os.X_OK):
+            return  # the command says what is wrong with it
+        for script, child in children(python, env):
+            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+    except (OSError, ValueError):
+        return

@@ -1,0 +1,106 @@
+"""The entry point starts the slow children before the CLI loads; the probes take them over (issue #12)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gpudoctor import entry, prestart, runner
+from gpudoctor.probes import tensorflow
+from tests.standins import install_standin, make_venv, site_packages
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_prestarted_children_are_the_ones_the_probes_ask_for(tmp_path: Path) -> None:
+    python = make_venv(tmp_path)
+    install_standin(site_packages(python), "torch", "2.5.1", "torch", "")
+    env = {"PATH": os.defpath, "PYTHONPATH": "relative:/abs"}
+    scripts = [script for script, _ in prestart.children(str(python), env)]
+    assert scripts == ["python", "libraries", "torch"]
+    assert prestart.FRAMEWORK_CHILD_ENV["tensorflow"] == tensorflow.VERBOSE_LOGGING
+    assert all(
+        child["PYTHONPATH"] == "/abs" and child["PYTHONSAFEPATH"] == "1"
+        for _, child in prestart.children(str(python), env)
+    )
+
+
+def test_a_prestarted_program_is_taken_over_by_the_run_that_asks_for_it(tmp_path: Path) -> None:
+    witness = tmp_path / "starts"
+    code = f"open({str(witness)!r}, 'a').write('x'); import time; time.sleep(0.3); print('done')"
+    argv = (sys.executable, "-c", code)
+    env = {"PATH": os.defpath}
+    runner.prestart(argv, env=env, cwd=str(tmp_path))
+    time.sleep(0.1)
+    result = runner.SubprocessRunner().run(argv, timeout=10, env=env, cwd=str(tmp_path))
+    assert result.ok and result.stdout == "done\n"
+    assert witness.read_text() == "x"  # started once, by prestart
+    assert runner.tagged_processes() == []
+
+
+def test_a_prestarted_program_nobody_asks_for_is_ended(tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    runner.prestart(argv, env={"PATH": os.defpath}, cwd=str(tmp_path))
+    assert runner.tagged_processes()
+    runner.end_all_children()
+    assert runner.tagged_processes() == []
+
+
+def test_a_prestarted_program_keeps_the_callers_time_limit(tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    env = {"PATH": os.defpath}
+    runner.prestart(argv, env=env, cwd=str(tmp_path))
+    started = time.monotonic()
+    result = runner.SubprocessRunner().run(argv, timeout=1, env=env, cwd=str(tmp_path))
+    assert result.error == "timeout" and result.error_detail == "timed out after 1 s"
+    assert time.monotonic() - started < 5
+    assert runner.tagged_processes() == []
+
+
+def test_check_imports_a_framework_once_though_its_child_starts_before_the_cli(tmp_path: Path) -> None:
+    python = make_venv(tmp_path)
+    witness = tmp_path / "imports"
+    install_standin(
+        site_packages(python),
+        "torch",
+        "2.5.1",
+        "torch",
+        f"import time\nopen({str(witness)!r}, 'a').write('x')\ntime.sleep(0.5)\n__version__ = '2.5.1'\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "gpudoctor", "check", "--python", str(python), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert '"torch"' in done.stdout
+    assert witness.read_text() == "x"
+
+
+def test_only_a_live_check_or_collect_starts_early() -> None:
+    assert entry.probing_options(["check"]) == (None, 60.0)
+    assert entry.probing_options(["check", "--python=/x/python", "--timeout", "5", "--json", "-v"]) == (
+        "/x/python",
+        5.0,
+    )
+    assert entry.probing_options(["collect", "-o", "f.json", "--python", "py"]) == ("py", 60.0)
+    for argv in (
+        [],
+        ["--help"],
+        ["explain", "GD101"],
+        ["check", "--facts", "f.json"],
+        ["check", "--help"],
+        ["check", "--timeout", "0.5"],
+        ["check", "--timeout", "nan"],
+        ["check", "--unknown"],
+        ["check", "-vf", "json"],
+        ["check", "--python"],
+    ):
+        assert entry.probing_options(argv) is None, argv
