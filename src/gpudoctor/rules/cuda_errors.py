@@ -45,7 +45,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
                 "NVSwitch device itself (a container, or the switches are not exposed here), so check it on the host."
             ),
             (
-                ctx.fix(
+                ctx.fix_on_host(
                     "On the host, check and start Fabric Manager (its version must equal the driver's)",
                     "nvidia-smi -q | grep -i -A2 fabric",
                     "systemctl status nvidia-fabricmanager",
@@ -67,6 +67,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
                     "wsl --update",
                     "wsl --shutdown",
                     needs_admin=True,
+                    where="host",
                 ),
             ),
         )
@@ -79,7 +80,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
                     "state (after suspend, or a driver update without reboot) or the container lost its devices."
                 ),
                 (
-                    ctx.fix("Restart the container first", "docker restart <container>"),
+                    ctx.fix_on_host("Restart the container first", "docker restart <container>"),
                     _uvm_reload(ctx),
                 ),
             )

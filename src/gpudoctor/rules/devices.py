@@ -132,10 +132,10 @@ def nodes_denied(ctx: RuleContext) -> Iterator[Verdict]:
             ),
             seen=(*seen, f"container: {ctx.facts.platform.container}"),  # type: ignore[union-attr]
             fixes=(
-                ctx.fix(
+                ctx.fix_on_host(
                     "Restart the container: it gets its device permissions back", "docker restart <container>"
                 ),
-                ctx.fix(
+                ctx.fix_on_host(
                     "On the host, stop it recurring: let the NVIDIA Container Toolkit create the /dev/char "
                     "symlinks systemd needs (or use CDI)",
                     "sudo nvidia-ctk system create-dev-char-symlinks --create-all",

@@ -225,7 +225,9 @@ def install_driver_fixes(ctx: RuleContext, minimum: str | None = None) -> tuple[
     if ctx.flavor == "wsl":
         return (wsl_host_driver_fix(),)
     recipe = DRIVER_RECIPES.get(distro_family(ctx.facts.platform), _other_linux_driver)
-    return (recipe(ctx, minimum),)
+    fix = recipe(ctx, minimum)
+    # a container runs on the host's kernel module: the driver is always installed on the host
+    return (dataclasses.replace(fix, where="host") if ctx.in_container else fix,)
 
 
 def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:

@@ -123,6 +123,7 @@ def wsl_kernel_version(ctx: RuleContext) -> Iterator[Verdict]:
                 "wsl --update",
                 "wsl --shutdown",
                 needs_admin=True,
+                where="host",
             ),
         ),
     )
