@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from gpudoctor.facts import DriverFacts, GpuFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import distro_family
+from gpudoctor.rules.views import distro_family, driver_system
 
 NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
@@ -515,15 +517,16 @@ def torch_ignores_visible_uuids(ctx: RuleContext) -> Iterator[Verdict]:
                 f"export CUDA_VISIBLE_DEVICES={indices}",
             )
         )
-    local = (torch.version or "").partition("+")[2]
-    index = f"https://download.pytorch.org/whl/{local}" if local.startswith("cu") else None
-    fixes.append(
-        ctx.fix(
-            "Upgrade PyTorch within its CUDA build: current releases map GPU UUIDs through NVML and leave MIG "
-            "UUIDs to CUDA's own count; then run gpudoctor check again",
-            ctx.pip_install("torch", options=("--upgrade", *(("--index-url", index) if index else ()))),
+    upgrade = _newest_torch_for(ctx)
+    if upgrade is not None:
+        release, variant, index = upgrade
+        fixes.append(
+            ctx.fix(
+                f"Install PyTorch {release} ({variant}, which this driver runs): current releases map GPU UUIDs "
+                "through NVML and leave MIG UUIDs to CUDA's own count; then run gpudoctor check again",
+                ctx.pip_install(f"torch=={release}.*", options=("--index-url", index)),
+            )
         )
-    )
     kind = ("MIG device" if entries[0].startswith("MIG-") else "GPU") + (
         " UUIDs" if len(entries) > 1 else " UUID"
     )
@@ -543,3 +546,21 @@ def torch_ignores_visible_uuids(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         fixes=tuple(fixes),
     )
+
+
+def _newest_torch_for(ctx: RuleContext) -> tuple[str, str, str] | None:
+    """(release, CUDA variant, index URL) of the matrix's newest PyTorch that this driver runs and this Python
+    installs; None when the matrix or the facts cannot say."""
+    d = ctx.facts.driver
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    if d is None or not d.driver_version:
+        return None
+    system = driver_system(ctx)
+    for release in sorted(ctx.matrix.torch, key=lambda r: Version(r.version), reverse=True):
+        if python and not release.python.contains(python, prereleases=True):
+            continue
+        variants = ctx.matrix.torch_variants_for_driver(release.version, d.driver_version, system)
+        if variants:
+            v = variants[0]
+            return release.version, v.name, v.index_url or f"https://download.pytorch.org/whl/{v.name}"
+    return None
