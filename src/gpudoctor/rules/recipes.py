@@ -49,7 +49,7 @@ def wsl_host_driver_fix() -> Fix:
 def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
     """A container on WSL 2 that lacks the Windows driver's libraries: its container toolkit predates them."""
     return (
-        ctx.fix(
+        ctx.fix_on_host(
             "In the WSL distribution that runs Docker (not in this container), upgrade the NVIDIA Container "
             "Toolkit (1.15 or later mounts every library the 555+ Windows drivers need), re-register it with "
             "Docker and restart Docker (on Fedora-based distributions: sudo dnf upgrade nvidia-container-toolkit)",
@@ -59,7 +59,7 @@ def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
             "sudo service docker restart",
             needs_admin=True,
         ),
-        ctx.fix(
+        ctx.fix_on_host(
             "If the container gets the GPU through CDI (podman, or docker with --device nvidia.com/gpu=all), "
             "regenerate the CDI spec after the upgrade",
             "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
@@ -70,6 +70,7 @@ def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
             "start the container again",
             "winget upgrade --id Docker.DockerDesktop",
             needs_admin=False,
+            where="host" if ctx.in_container else "",
         ),
     )
 

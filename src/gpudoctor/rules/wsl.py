@@ -177,7 +177,7 @@ def wsl_container_libraries(ctx: RuleContext) -> Iterator[Verdict]:
             why=why,
             seen=(f"container: {p.container}, WSL 2 kernel {p.release}", "/dev/dxg: absent"),
             fixes=(
-                ctx.fix(
+                ctx.fix_on_host(
                     "Start the container with the GPU (Docker Desktop's WSL 2 backend, or the NVIDIA Container "
                     "Toolkit in the WSL distribution, then passes /dev/dxg and the driver's libraries)",
                     "docker run --gpus all <image> ...",
