@@ -346,6 +346,15 @@ def test_jax_cuda_spec_is_the_least_move(extra: str, installed: str, minimum: st
     assert jax_cuda_spec(_ctx(), extra, installed, minimum) == spec
 
 
+def test_jax_cuda_spec_without_a_version_takes_the_newest_release_for_this_python() -> None:
+    ctx = _ctx(python={"version": "3.11.9"})
+    spec = jax_cuda_spec(ctx, "cuda12", None)
+    release = load_matrix().jax_release(spec.split("==")[1])
+    assert release is not None and release.python.contains("3.11.9")
+    newest = max(load_matrix().jax, key=lambda r: series_key(r.version))
+    assert not newest.python.contains("3.11.9") and spec != f"jax[cuda12]=={newest.version}"
+
+
 def test_conda_commands_name_the_target_env_and_force_only_there() -> None:
     target = _ctx(conda={"prefix": "/opt/conda/envs/ml", "is_target": True})
     assert (
