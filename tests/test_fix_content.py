@@ -123,6 +123,25 @@ def test_every_framework_a_fix_installs_is_pinned() -> None:
     assert not floating, "fixes that install whatever release is newest:\n" + "\n".join(map(str, floating))
 
 
+def test_a_forced_reinstall_of_a_wheel_with_loose_requirements_keeps_its_dependencies() -> None:
+    """`--force-reinstall` ignores what is installed and moves every dependency to its newest allowed
+    release (NumPy 1 -> 2 under TensorFlow, cuBLAS past torch's pin under cuDNN) unless `--no-deps`."""
+    moving = []
+    for name, _, finding, fix in every_fix():
+        for command in fix.commands:
+            words = command.split()
+            if "--force-reinstall" not in words or "--no-deps" in words:
+                continue
+            loose = [
+                r.name
+                for r in pip_installs(command)
+                if canonicalize_name(r.name) in TF_PACKAGES or r.name.startswith("nvidia-")
+            ]
+            if loose:
+                moving.append((name, finding.code, command))
+    assert not moving, "\n".join(map(str, moving))
+
+
 def test_every_conda_command_names_the_diagnosed_environment() -> None:
     unaimed = []
     seen = 0
