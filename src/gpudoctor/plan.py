@@ -644,7 +644,7 @@ def _min_driver(matrix: Matrix, candidate: _Candidate, machine: Machine, support
         return None
     if support == "ptx" and requirement.toolkit_minimum:
         return requirement.toolkit_minimum
-    return requirement.compat_minimum or requirement.toolkit_minimum
+    return requirement.floor
 
 
 def _support(candidate: _Candidate, cc: str) -> KernelSupport | None:

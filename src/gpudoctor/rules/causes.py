@@ -45,7 +45,8 @@ KERNEL_REFUSES_GPU = ("GD135", "GD136", "GD138", "GD139")
 # MIG without MIG devices (GD124), no nvidia_uvm (GD131), device nodes this process may not open
 # (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142), WSL 2 whose
 # loader misses the Windows driver's libcuda (GD531) or whose kernel is too old (GD533).
-CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD531", "GD533")
+# A container given the GPU without the `compute` driver capability has NVML but no libcuda (GD507).
+CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD507", "GD531", "GD533")
 
 # hardware: WSL 2 cannot give CUDA the GPU: the loader misses /usr/lib/wsl/lib (GD531), the WSL kernel is
 # too old (GD533). They explain "no driver" / "driver not loaded" inside WSL.

@@ -58,8 +58,8 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
     complaint = next((line for line in framework.log if any(k in line.lower() for k in INSUFFICIENT)), None)
     requirement = ctx.matrix.driver_requirement(framework.cuda, system) if framework.cuda else None
     toolkit_min = requirement.toolkit_minimum if requirement else None
-    compat_min = requirement.compat_minimum if requirement else None
-    floor = compat_min or toolkit_min
+    compat_min = requirement.compat_minimum if requirement and requirement.through_compatibility else None
+    floor = requirement.floor if requirement else None
     where = "Windows" if system == "windows" else "Linux"
     seen = [
         f"NVIDIA driver {version}"
