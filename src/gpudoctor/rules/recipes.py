@@ -361,3 +361,10 @@ def ld_library_path_without(folders: list[str]) -> str:
     """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
     drop = " ".join(["-e ''", *(f"-e '{folder}'" for folder in folders)])  # empty entries go too
     return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"
+
+
+def set_variable(ctx: RuleContext, name: str, value: str) -> str:
+    """The command that sets environment variable `name` for this shell (bash `export`, PowerShell `$env:`)."""
+    if ctx.shell == "powershell":
+        return f'$env:{name} = "{value}"'
+    return f"export {name}={value}"

@@ -17,7 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from gpudoctor.facts import Distribution, DriverFacts, LibraryFile, PlatformFacts
+from gpudoctor.facts import Distribution, DriverFacts, LibraryFile, PlatformFacts, PythonFacts
 from gpudoctor.matrix import System, TensorFlowBuild, TensorFlowRelease, cudnn_version_from_int
 from gpudoctor.probes.libnames import library_kind
 from gpudoctor.rules.context import RuleContext
@@ -25,6 +25,13 @@ from gpudoctor.versions import major_of, parse_version
 
 # ----------------------------------------------------------------------------------------------
 # The driver and the platform
+
+
+def surveyed_python(ctx: RuleContext) -> PythonFacts | None:
+    """The package survey of the target interpreter, when that interpreter ran (None: no survey, or the
+    interpreter would not start, which GD003 reports)."""
+    python = ctx.facts.python
+    return python if python is not None and not python.error else None
 
 
 def working_driver(ctx: RuleContext) -> DriverFacts | None:
