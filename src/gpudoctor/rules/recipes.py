@@ -353,9 +353,14 @@ def tf_install_commands(ctx: RuleContext, spec: str, *, options: tuple[str, ...]
 def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: str | None = None) -> str:
     """`jax[cuda12]==0.4.31`: the installed jax version when its release has the extra (and is at least
     `minimum`, the first jax whose extra installs a working plugin), else the first such release after it
-    (the least move), else the extra with the matrix's floor."""
+    (the least move); with no version known, the newest such release. Only releases with wheels for the
+    target's Python count."""
     have, floor = parse_version(version or ""), parse_version(minimum or "")
-    rows = sorted(ctx.matrix.jax, key=lambda row: series_key(row.version))
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    rows = sorted(
+        (row for row in ctx.matrix.jax if not python or row.python.contains(python, prereleases=True)),
+        key=lambda row: series_key(row.version),
+    )
     if have is None:  # nothing installed to stay close to: the newest release the matrix knows
         newest = [row for row in rows if extra in row.extras]
         return f"jax[{extra}]=={newest[-1].version}" if newest else f"jax[{extra}]"
