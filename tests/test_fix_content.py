@@ -123,6 +123,25 @@ def test_every_framework_a_fix_installs_is_pinned() -> None:
     assert not floating, "fixes that install whatever release is newest:\n" + "\n".join(map(str, floating))
 
 
+def test_a_forced_reinstall_of_a_wheel_with_loose_requirements_keeps_its_dependencies() -> None:
+    """`--force-reinstall` ignores what is installed and moves every dependency to its newest allowed
+    release (NumPy 1 -> 2 under TensorFlow, cuBLAS past torch's pin under cuDNN) unless `--no-deps`."""
+    moving = []
+    for name, _, finding, fix in every_fix():
+        for command in fix.commands:
+            words = command.split()
+            if "--force-reinstall" not in words or "--no-deps" in words:
+                continue
+            loose = [
+                r.name
+                for r in pip_installs(command)
+                if canonicalize_name(r.name) in TF_PACKAGES or r.name.startswith("nvidia-")
+            ]
+            if loose:
+                moving.append((name, finding.code, command))
+    assert not moving, "\n".join(map(str, moving))
+
+
 def test_every_conda_command_names_the_diagnosed_environment() -> None:
     unaimed = []
     seen = 0
@@ -344,6 +363,15 @@ def test_tf_crossing_names_the_breaking_change(installed: str, target: str, says
 )
 def test_jax_cuda_spec_is_the_least_move(extra: str, installed: str, minimum: str | None, spec: str) -> None:
     assert jax_cuda_spec(_ctx(), extra, installed, minimum) == spec
+
+
+def test_jax_cuda_spec_without_a_version_takes_the_newest_release_for_this_python() -> None:
+    ctx = _ctx(python={"version": "3.11.9"})
+    spec = jax_cuda_spec(ctx, "cuda12", None)
+    release = load_matrix().jax_release(spec.split("==")[1])
+    assert release is not None and release.python.contains("3.11.9")
+    newest = max(load_matrix().jax, key=lambda r: series_key(r.version))
+    assert not newest.python.contains("3.11.9") and spec != f"jax[cuda12]=={newest.version}"
 
 
 def test_conda_commands_name_the_target_env_and_force_only_there() -> None:

@@ -773,7 +773,11 @@ def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
         )
     if pin:
         fixes.append(
-            ctx.fix("Reinstall the cuDNN wheel this torch pins", ctx.pip_install("--force-reinstall", pin))
+            ctx.fix(
+                "Reinstall the cuDNN wheel this torch pins, and only it (`--force-reinstall` alone would move "
+                "the CUDA wheels it requires to their newest releases, past torch's own pins)",
+                ctx.pip_install("--force-reinstall", "--no-deps", pin),
+            )
         )
     elif t.version:
         fixes.append(
