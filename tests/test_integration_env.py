@@ -16,7 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from gpudoctor.engine import diagnose
+from gpudoctor.facts import DriverFacts, Facts, GpuFacts, PlatformFacts
+from gpudoctor.matrix import load_matrix
 from gpudoctor.probes import python as survey
+from gpudoctor.probes import toolkit
+from gpudoctor.probes.base import ProbeUnavailable
 from tests.conftest import make_ctx
 
 pytestmark = pytest.mark.integration
@@ -35,6 +40,13 @@ TORCH_PURE_DEPS = (
 )
 CUDNN_CU13 = "nvidia-cudnn-cu13==9.24.0.43"
 CUDNN_CU12 = "nvidia-cudnn-cu12==9.28.0.42"
+JAX_CUDA12_LOCAL = (
+    "--no-deps",
+    "jax==0.10.2",
+    "jax-cuda12-plugin==0.10.2",
+)  # metadata only: no jaxlib, no GPU
+NVCC_CU12 = "nvidia-cuda-nvcc-cu12==12.9.86"
+NVCC_CU13 = ("nvidia-cuda-nvcc==13.0.88", "nvidia-nvvm==13.0.88")
 OFFLINE = (
     "NewConnectionError",
     "Could not fetch",
@@ -122,3 +134,58 @@ def test_cuda12_and_cuda13_cudnn_wheels_write_the_same_files(tmp_path: Path) -> 
         finding["message"]
     )
     assert "nvidia-cudnn-cu13's copy is on disk" in str(finding["message"])
+
+
+def _on_a_gpu_machine(python: Path, tmp_path: Path, driver_cuda: str) -> list[str]:
+    """GD805 on the real survey of `python` and the real toolkit probe, as if this Linux box had an RTX 4090
+    and a driver of CUDA `driver_cuda`."""
+    ctx = make_ctx(python=str(python), cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    try:
+        tk = toolkit.collect(ctx)
+    except ProbeUnavailable:
+        tk = None
+    facts = Facts(
+        platform=PlatformFacts(system="Linux", machine="x86_64", distro_id="ubuntu"),
+        driver=DriverFacts(
+            nvml_state="ok",
+            driver_version="580.95.05" if driver_cuda == "13.0" else "575.57.08",
+            cuda_driver_version=driver_cuda,
+            gpus=(GpuFacts(name="NVIDIA GeForce RTX 4090", compute_capability="8.9"),),
+        ),
+        toolkit=tk,
+        python=survey.collect(ctx),
+    )
+    return [f.message for f in diagnose(facts, load_matrix()).findings if f.code == "GD805"]
+
+
+def test_the_real_nvcc_wheels_put_ptxas_and_libdevice_where_xla_looks(tmp_path: Path) -> None:
+    """The released nvidia-cuda-nvcc-cu12 (ptxas, nvvm/libdevice in nvidia/cuda_nvcc) and the CUDA 13 pair
+    nvidia-cuda-nvcc + nvidia-nvvm (nvidia/cu13/bin, nvidia/cu13/nvvm): the survey finds each root whole.
+    JAX's `_cuda_path` takes `nvidia.cu13` first, even for its CUDA 12 plugin: fine on a CUDA 13 driver,
+    CUDA 13 code an R575 driver cannot load."""
+    python = _venv("env-jax-cuda12-local-nvcc-wheels", JAX_CUDA12_LOCAL, ("--no-deps", NVCC_CU12, *NVCC_CU13))
+    facts = survey.collect(make_ctx(python=str(python), cwd=tmp_path))
+    roots = {r.via: r for r in facts.cuda_roots}
+    cu12, cu13 = roots["wheel nvidia/cuda_nvcc"], roots["wheel nvidia/cu13"]
+    assert cu12.ptxas and cu12.libdevice and not cu12.nvcc  # the cu12 wheel ships no nvcc binary
+    assert cu13.ptxas and cu13.nvcc and cu13.libdevice
+    tools = {(t.distribution, t.name) for t in facts.wheel_tools}
+    assert {
+        ("nvidia-cuda-nvcc-cu12", "ptxas"),
+        ("nvidia-cuda-nvcc", "ptxas"),
+        ("nvidia-nvvm", "libdevice.10.bc"),
+    } <= tools
+    assert _on_a_gpu_machine(python, tmp_path, "13.0") == []
+    [message] = _on_a_gpu_machine(python, tmp_path, "12.9")
+    assert "CUDA 13.0.88 ptxas" in message and "nvidia/cu13/bin/ptxas" in message
+
+
+def test_jax_cuda12_local_without_the_nvcc_wheel(tmp_path: Path) -> None:
+    """No nvcc wheel: XLA goes on to /usr/local/cuda (this machine's CUDA 13.0 toolkit), which a CUDA 12.9
+    driver cannot run; without a toolkit there it finds no ptxas at all."""
+    python = _venv("env-jax-cuda12-local", JAX_CUDA12_LOCAL)
+    [message] = _on_a_gpu_machine(python, tmp_path, "12.9")
+    if Path("/usr/local/cuda/bin/ptxas").is_file():
+        assert "ptxas at /usr/local/cuda/bin/ptxas" in message and "CUDA 12.9 at most" in message
+    else:
+        assert "JAX (jax-cuda12-plugin 0.10.2) will find no usable ptxas" in message

@@ -271,6 +271,20 @@ def test_driver_runs_cuda_uses_minor_version_compatibility(matrix: Matrix) -> No
     assert matrix.driver_runs_cuda("550.0", "7.5", "linux") is None
 
 
+def test_a_toolkit_whose_own_minimum_is_below_its_majors_compatibility_floor(matrix: Matrix) -> None:
+    """CUDA 11.0 needs 450.51.05 itself; 11.x minor-version compatibility starts only at 450.80.02.
+    A 450.57 driver runs 11.0 (tensorflow#41976 ran TF 2.4 on it) but no later 11.x."""
+    requirement = matrix.driver_requirement("11.0", "linux")
+    assert requirement is not None
+    assert (requirement.toolkit_minimum, requirement.compat_minimum) == ("450.51.05", "450.80.02")
+    assert requirement.floor == "450.51.05" and not requirement.through_compatibility
+    assert matrix.driver_runs_cuda("450.57", "11.0", "linux") is True
+    assert matrix.driver_runs_cuda("450.57", "11.1", "linux") is False
+    assert matrix.driver_runs_cuda("450.36.06", "11.0", "linux") is False
+    later = matrix.driver_requirement("11.8", "linux")
+    assert later is not None and later.floor == "450.80.02" and later.through_compatibility
+
+
 @pytest.mark.parametrize(
     ("cuda", "cc", "supported"),
     [

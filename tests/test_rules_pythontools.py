@@ -110,6 +110,7 @@ def test_tensorflow_follows_xla_flags_to_a_full_toolkit() -> None:
         "version": "2.21.0",
         "is_cuda_build": True,
         "build_cuda_version": "12.5.1",
+        "gpus": ["/physical_device:GPU:0"],
     }
     assert findings("GD805", [{"via": "XLA_FLAGS", **TOOLKIT}, PREFIX], tf, tensorflow=tf_facts) == []
     [finding] = findings("GD805", [{"via": "toolkit", **TOOLKIT}, PREFIX], tf, tensorflow=tf_facts)
@@ -151,3 +152,104 @@ def test_torch_minor_difference_is_not_reported() -> None:
 
 def test_no_toolkit_at_all_is_not_an_extension_problem() -> None:
     assert findings("GD810", [PREFIX], TORCH, torch=TORCH_FACTS) == []
+
+
+def test_a_framework_that_does_not_import_or_see_the_gpu_is_judged_first_by_other_rules() -> None:
+    tf = [{"name": "tensorflow", "version": "2.21.0"}]
+    base = {"installed": True, "version": "2.21.0", "is_cuda_build": True, "build_cuda_version": "12.5.1"}
+    for tf_facts in (
+        {**base, "imported": False, "import_error": "ImportError: x"},
+        {**base, "imported": True},
+    ):
+        assert findings("GD805", [PREFIX], tf, tensorflow=tf_facts) == []
+    jax = {"installed": True, "imported": True, "jax_version": "0.10.2", "devices": ["cpu:0"]}
+    assert findings("GD805", [PREFIX], JAX, jax=jax) == []
+
+
+def test_a_tensorflow_without_an_nvcc_pin_gets_the_toolkit_of_its_build() -> None:
+    tf = [{"name": "tensorflow", "version": "2.12.0"}]
+    tf_facts = {
+        "installed": True,
+        "imported": True,
+        "version": "2.12.0",
+        "is_cuda_build": True,
+        "build_cuda_version": "11.8",
+        "gpus": ["/physical_device:GPU:0"],
+    }
+    [finding] = findings("GD805", [PREFIX], tf, tensorflow=tf_facts)
+    commands = "\n".join(finding.fix_commands)
+    assert "nvidia-cuda-nvcc" not in commands
+    assert "--xla_gpu_cuda_data_dir=/usr/local/cuda-11.8" in commands
+
+
+def test_a_ptxas_of_a_newer_cuda_major_than_the_driver_is_an_error() -> None:
+    dists = [*JAX[:2], {"name": "jax-cuda12-plugin", "version": "0.10.2"}]
+    roots = [{"via": "/usr/local/cuda", **TOOLKIT, "path": "/usr/local/cuda", "version": "13.0.88"}, PREFIX]
+    [finding] = findings("GD805", roots, dists)
+    assert finding.severity.value == "error"
+    assert "CUDA 13.0.88 ptxas at /usr/local/cuda/bin/ptxas" in finding.message and "12.9" in finding.message
+    assert "nvidia-cuda-nvcc-cu12" in "\n".join(finding.fix_commands)
+    # The same root a minor version ahead of the driver: XLA only slows down (no parallel compilation).
+    assert findings("GD805", [{**roots[0], "version": "12.9.86"}, PREFIX], dists) == []
+
+
+def test_gd707s_ptxas_newer_than_the_driver_explains_gd805() -> None:
+    """JAX's PATH ptxas newer than the driver is GD707's (the jax family rule): GD805 does not say it again."""
+    dists = [*JAX[:2], {"name": "jax-cuda12-plugin", "version": "0.10.2"}]
+    roots = [
+        {"via": "ptxas on PATH", **TOOLKIT, "path": "/usr/local/cuda-13.0", "version": "13.0.88"},
+        PREFIX,
+    ]
+    jax = {
+        "installed": True,
+        "imported": True,
+        "jax_version": "0.10.2",
+        "jaxlib_version": "0.10.2",
+        "plugins": {"jax-cuda12-plugin": "0.10.2"},
+        "devices": ["cuda:0"],
+    }
+    toolkit = {"nvcc_on_path": "/usr/local/cuda-13.0/bin/nvcc", "nvcc_version": "13.0.88"}
+    assert findings("GD805", roots, dists, jax=jax, toolkit=toolkit) == []
+    assert findings("GD707", roots, dists, jax=jax, toolkit=toolkit)
+
+
+def test_gd806_pins_the_first_numpy2_jax_with_the_installed_plugins_extra() -> None:
+    dists = [
+        {"name": "jax", "version": "0.4.23"},
+        {"name": "jaxlib", "version": "0.4.23"},
+        {"name": "jax-cuda12-plugin", "version": "0.4.23"},
+        {"name": "numpy", "version": "2.0.1"},
+    ]
+    jax = {
+        "installed": True,
+        "imported": False,
+        "import_error": "ImportError: numpy.core.multiarray failed to import",
+        "jax_version": "0.4.23",
+    }
+    [finding] = findings("GD806", [PREFIX], dists, jax=jax)
+    commands = "\n".join(finding.fix_commands)
+    assert "python -m pip install 'jax[cuda12]==0.4.26'" in commands, commands
+
+
+def test_jax_without_jaxlib_is_gd801s_error_and_explains_gd701() -> None:
+    """`pip install jax` alone: jax's own import error names jaxlib, which its Requires-Dist pins."""
+    from pathlib import Path
+
+    lines = (
+        (Path(__file__).parent / "outputs" / "metadata" / "jax-0.10.2.requires.txt").read_text().splitlines()
+    )
+    dists = [
+        {"name": "jax", "version": "0.10.2", "requires": lines},
+        {"name": "numpy", "version": "2.3.5"},
+        {"name": "ml-dtypes", "version": "0.5.4"},
+    ]
+    error = (
+        "ModuleNotFoundError: jax requires jaxlib to be installed. See https://github.com/jax-ml/jax#installation "
+        "for installation instructions."
+    )
+    jax = {"installed": True, "imported": False, "import_error": error, "jax_version": "0.10.2"}
+    [finding] = findings("GD801", [PREFIX], dists, jax=jax)
+    assert finding.severity.value == "error"
+    assert finding.message.startswith("import jax fails without jaxlib<=0.10.2,>=0.10.1")
+    assert "python -m pip install jaxlib==0.10.2" in finding.fix_commands
+    assert findings("GD701", [PREFIX], dists, jax=jax) == []

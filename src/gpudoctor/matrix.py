@@ -98,6 +98,20 @@ class DriverRequirement:
     source: str = ""
     verified: bool = True
 
+    @property
+    def floor(self) -> str | None:
+        """The oldest driver that runs this CUDA at all: the toolkit's own minimum or the major's
+        compatibility floor, whichever is lower (CUDA 11.0's own 450.51 is below 11.x's 450.80)."""
+        known = [v for v in (self.toolkit_minimum, self.compat_minimum) if v and parse_version(v) is not None]
+        if not known:
+            return self.compat_minimum or self.toolkit_minimum
+        return min(known, key=lambda v: parse_version(v) or Version("0"))
+
+    @property
+    def through_compatibility(self) -> bool:
+        """Whether drivers below the toolkit's own minimum run it (minor-version compatibility)."""
+        return self.floor is not None and self.floor == self.compat_minimum != self.toolkit_minimum
+
 
 @dataclass(frozen=True, kw_only=True)
 class Architecture:
@@ -488,7 +502,7 @@ class Matrix:
         requirement = self.driver_requirement(cuda, system)
         if requirement is None:
             return None
-        floor = requirement.compat_minimum or requirement.toolkit_minimum
+        floor = requirement.floor
         if floor is None or parse_version(driver) is None:
             return None
         return _at_least(driver, floor)

@@ -217,21 +217,28 @@ def _gpu_lines(support: dict[str, list[str]], targets: tuple[str, ...]) -> list[
 def _driver_data(matrix: Matrix, cuda: str, system: System) -> dict[str, Any]:
     requirement = matrix.driver_requirement(cuda, system)
     if requirement is None:
-        return {"cuda": cuda, "toolkit_minimum": None, "compat_minimum": None, "verified": False}
+        return {
+            "cuda": cuda,
+            "toolkit_minimum": None,
+            "compat_minimum": None,
+            "floor": None,
+            "verified": False,
+        }
     return {
         "cuda": requirement.cuda,
         "toolkit_minimum": requirement.toolkit_minimum,
         "compat_minimum": requirement.compat_minimum,
+        "floor": requirement.floor,
         "verified": requirement.verified,
     }
 
 
 def _driver_text(info: dict[str, Any]) -> str:
     floor, toolkit = info["compat_minimum"], info["toolkit_minimum"]
-    if floor and toolkit and floor != toolkit:
+    if floor and toolkit and floor != toolkit and info.get("floor") == floor:
         text = f">= {floor} (CUDA {info['cuda'].split('.')[0]}.x minor-version compatibility; {toolkit} for the {info['cuda']} toolkit itself)"
-    elif floor or toolkit:
-        text = f">= {floor or toolkit}"
+    elif info.get("floor") or toolkit:
+        text = f">= {info.get('floor') or toolkit}"
     else:
         text = "unknown"
     return text + ("" if info["verified"] else "  [unverified]")

@@ -8,6 +8,7 @@ from gpudoctor.probes.base import Description, Probe, ProbeContext
 WATCHED = (
     "CUDA_VISIBLE_DEVICES",
     "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES",
     "CUDA_DEVICE_ORDER",
     "LD_LIBRARY_PATH",
     "LD_PRELOAD",

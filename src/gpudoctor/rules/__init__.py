@@ -9,6 +9,7 @@ GD51x native Windows · GD6xx PyTorch · GD7xx JAX · GD8xx the Python environme
 from __future__ import annotations
 
 from gpudoctor.rules import (  # noqa: F401 - importing a family module registers its rules
+    containers,
     cuda,
     cuda_errors,
     devices,
@@ -18,6 +19,7 @@ from gpudoctor.rules import (  # noqa: F401 - importing a family module register
     fabric,
     gpudoctor,
     gpus,
+    interpreter,
     jax,
     jetson,
     platform,

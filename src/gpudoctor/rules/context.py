@@ -103,6 +103,24 @@ class RuleContext:
             where=where,
         )
 
+    @property
+    def in_container(self) -> bool:
+        p = self.facts.platform
+        return p is not None and p.container is not None
+
+    def fix_on_host(
+        self, summary: str, *commands: str, needs_admin: bool = False, needs_reboot: bool = False
+    ) -> Fix:
+        """A fix for the machine that runs the containers (docker, nvidia-ctk, the driver): labelled
+        "on the host" when gpudoctor ran inside a container, where these commands do not work."""
+        where: Where = "host" if self.in_container else ""
+        return self.fix(summary, *commands, needs_admin=needs_admin, needs_reboot=needs_reboot, where=where)
+
+    def fix_in_container(self, summary: str, *commands: str, needs_admin: bool = False) -> Fix:
+        """A fix run inside the container gpudoctor ran in (labelled so, beside the host's fixes)."""
+        where: Where = "container" if self.in_container else ""
+        return self.fix(summary, *commands, needs_admin=needs_admin, where=where)
+
     def distribution(self, name: str) -> Distribution | None:
         """An installed distribution of the target interpreter, by any spelling of its name."""
         if self.facts.python is None:

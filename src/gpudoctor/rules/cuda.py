@@ -978,14 +978,14 @@ def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     fixes: list[Fix] = []
     if in_ld_path:
         fixes.append(
-            ctx.fix(
+            ctx.fix_in_container(
                 f"Take {', '.join(in_ld_path)} out of LD_LIBRARY_PATH (and out of ~/.bashrc, the Dockerfile's "
                 "ENV line or the `module load` that adds it)",
                 ld_library_path_without(in_ld_path),
             )
         )
     fixes.append(
-        ctx.fix(
+        ctx.fix_in_container(
             "Take the stubs folder out of the loader's configuration and rebuild its cache; then "
             "libcuda.so.1 must point into the driver's folder",
             "grep -rl stubs /etc/ld.so.conf.d/",
@@ -998,7 +998,7 @@ def libcuda_is_stub(ctx: RuleContext) -> Iterator[Verdict]:
     folder = folders[0] if folders else "/usr/local/cuda/lib64/stubs"
     platform = ctx.facts.platform
     fixes.append(
-        ctx.fix(
+        ctx.fix_on_host(
             (
                 "In this container's image"
                 if platform is not None and platform.container

@@ -123,7 +123,7 @@ def no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 *_seen(d),
             ),
             fixes=(
-                ctx.fix(
+                ctx.fix_on_host(
                     "If the host has an NVIDIA GPU, start this container with it (NVIDIA Container Toolkit)",
                     "docker run --gpus all <image> ...",
                 )
@@ -181,7 +181,7 @@ def _kernel_module_fixes(ctx: RuleContext, d: DriverFacts, p: PlatformFacts) -> 
         fixes: list[Fix] = []
         if p.container:
             fixes.append(
-                ctx.fix(
+                ctx.fix_on_host(
                     "In a container the GPU must be passed in: start it with the NVIDIA Container Toolkit",
                     "docker run --gpus all <image> ...",
                 )
@@ -373,13 +373,13 @@ def driver_version_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
             "adds mismatching libraries.",
             seen=(*seen, f"container: {p.container}"),
             fixes=(
-                ctx.fix(
+                ctx.fix_in_container(
                     "Remove the driver installed inside the container (the NVIDIA Container Toolkit mounts the "
-                    "host's libraries), then restart the container; pick a framework build the host driver "
-                    "supports instead of upgrading the driver",
+                    "host's libraries); pick a framework build the host driver supports instead of upgrading "
+                    "the driver",
                     "apt purge -y 'nvidia-*' 'libnvidia-*' 'cuda-drivers*'",
-                    "docker restart <container>",
                 ),
+                ctx.fix_on_host("Then restart the container", "docker restart <container>"),
             ),
         )
         return
@@ -464,7 +464,7 @@ def devices_not_permitted(ctx: RuleContext) -> Iterator[Verdict]:
         )
     elif _is_container(ctx):
         fixes = (
-            ctx.fix(
+            ctx.fix_on_host(
                 "The container's device cgroup does not allow the GPU: start it through the NVIDIA runtime",
                 "docker run --gpus all <image> ...",
             ),
@@ -549,7 +549,7 @@ def nvml_fails(ctx: RuleContext) -> Iterator[Verdict]:
     text = d.nvidia_smi_error or d.nvml_message or d.nvml_state
     if _is_container(ctx):
         fixes: tuple[Fix, ...] = (
-            ctx.fix(
+            ctx.fix_on_host(
                 "The container lost its GPU devices (typically after `systemctl daemon-reload` on a host using "
                 "the systemd cgroup driver): restart it, and on the host let the NVIDIA Container Toolkit "
                 "create the device symlinks",
@@ -619,7 +619,7 @@ def _module_loaded_but_unreachable(
     if p.container:
         fixes.insert(
             0,
-            ctx.fix(
+            ctx.fix_on_host(
                 "The host's driver is loaded but the container was given no GPU devices: start it with them",
                 "docker run --gpus all <image> ...",
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,8 +58,8 @@ def driver_verdicts(ctx: RuleContext, framework: FrameworkCuda) -> Iterator[Verd
     complaint = next((line for line in framework.log if any(k in line.lower() for k in INSUFFICIENT)), None)
     requirement = ctx.matrix.driver_requirement(framework.cuda, system) if framework.cuda else None
     toolkit_min = requirement.toolkit_minimum if requirement else None
-    compat_min = requirement.compat_minimum if requirement else None
-    floor = compat_min or toolkit_min
+    compat_min = requirement.compat_minimum if requirement and requirement.through_compatibility else None
+    floor = requirement.floor if requirement else None
     where = "Windows" if system == "windows" else "Linux"
     seen = [
         f"NVIDIA driver {version}"
@@ -149,11 +150,9 @@ def _upgrade_fixes(
     fixes = list(install_driver_fixes(ctx, minimum=minimum if below else None))
     if fixes:
         first = fixes[0]
-        fixes[0] = Fix(
+        fixes[0] = dataclasses.replace(
+            first,
             summary=f"Update the NVIDIA driver (now {version}): {first.summary[0].lower()}{first.summary[1:]}",
-            commands=first.commands,
-            shell=first.shell,
-            needs_admin=first.needs_admin,
             needs_reboot=True,
         )
     fully = [
@@ -378,10 +377,12 @@ def _compat_fixes(
         (libs is not None and folder in libs.ld_library_path)
         or (lib is not None and lib.location == "ld_library_path")
     ):
-        fixes.append(ctx.fix(f"Take {folder} out of LD_LIBRARY_PATH", ld_library_path_without([folder])))
+        fixes.append(
+            ctx.fix_in_container(f"Take {folder} out of LD_LIBRARY_PATH", ld_library_path_without([folder]))
+        )
     pattern = folder or "compat"
     fixes.append(
-        ctx.fix(
+        ctx.fix_in_container(
             "Take the compat folder out of the loader's configuration and rebuild its cache; then libcuda.so.1 "
             "must be the driver's own",
             f"grep -rlF '{pattern}' /etc/ld.so.conf.d/",
@@ -401,12 +402,18 @@ def _compat_fixes(
         )
         platform = ctx.facts.platform
         if platform is not None and platform.container:
+            manager = "dnf" if family in ("rhel", "fedora") else "apt-get"
             fixes.append(
-                ctx.fix(
-                    f"Or remove the {package} package in the image: this line in its Dockerfile, then rebuild",
-                    f"RUN apt-get remove -y {package} && ldconfig"
-                    if family not in ("rhel", "fedora")
-                    else f"RUN dnf remove -y {package} && ldconfig",
+                ctx.fix_in_container(
+                    f"Or remove the {package} package in this container (until it is recreated from its image)",
+                    f"{manager} remove -y {package}",
+                    "ldconfig",
+                )
+            )
+            fixes.append(
+                ctx.fix_on_host(
+                    "And for good, in the image: add this line to its Dockerfile, then rebuild it",
+                    f"RUN {manager} remove -y {package} && ldconfig",
                 )
             )
         else:
@@ -421,13 +428,11 @@ def _compat_fixes(
         if minimum is not None and (running is None or older(running, minimum)):
             for fix in install_driver_fixes(ctx, minimum=minimum):
                 fixes.append(
-                    Fix(
+                    dataclasses.replace(
+                        fix,
                         summary=f"Or upgrade the host's NVIDIA driver to {minimum} or newer, which runs CUDA "
                         f"{cuda or 'this'} without the compat package (still remove it): "
                         f"{fix.summary[0].lower()}{fix.summary[1:]}",
-                        commands=fix.commands,
-                        shell=fix.shell,
-                        needs_admin=fix.needs_admin,
                         needs_reboot=True,
                     )
                 )

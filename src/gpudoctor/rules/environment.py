@@ -205,22 +205,32 @@ def nvidia_visible_devices_hides_gpus(ctx: RuleContext) -> Iterator[Verdict]:
         if value.strip().lower() == "none"
         else f"{shown!r} turns the NVIDIA container runtime off for this container"
     )
+    fixes: tuple[Fix, ...]
     if platform.container == "kubernetes":
-        fix = ctx.fix(
-            "Request a GPU in the pod spec instead of setting the variable (resources.limits nvidia.com/gpu: 1); "
-            "then check the pod sees it",
-            "kubectl exec <pod> -- nvidia-smi -L",
+        fixes = (
+            ctx.fix_on_host(
+                "Request a GPU in the pod spec instead of setting the variable (resources.limits "
+                "nvidia.com/gpu: 1); then check the pod sees it",
+                "kubectl exec <pod> -- nvidia-smi -L",
+            ),
         )
     elif platform.container == "podman":
-        fix = ctx.fix(
-            "Start the container with the GPUs through CDI",
-            "podman run --device nvidia.com/gpu=all <image> ...",
+        fixes = (
+            ctx.fix_on_host(
+                "Start the container with the GPUs through CDI",
+                "podman run --device nvidia.com/gpu=all <image> ...",
+            ),
         )
     else:
-        fix = ctx.fix(
-            "Start the container with the GPUs; --gpus sets NVIDIA_VISIBLE_DEVICES for you",
-            "docker run --gpus all <image> ...",
-            "docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all <image> ...",
+        fixes = (
+            ctx.fix_on_host(
+                "Start the container with the GPUs; --gpus sets NVIDIA_VISIBLE_DEVICES for you",
+                "docker run --gpus all <image> ...",
+            ),
+            ctx.fix_on_host(
+                "Or name the NVIDIA runtime and the GPUs yourself",
+                "docker run --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all <image> ...",
+            ),
         )
     yield Verdict(
         severity=Severity.ERROR,
@@ -234,7 +244,7 @@ def nvidia_visible_devices_hides_gpus(ctx: RuleContext) -> Iterator[Verdict]:
             f"container: {platform.container}",
             f"GPUs seen by the driver: {len(driver.gpus) if driver is not None else 'unknown'}",
         ),
-        fixes=(fix,),
+        fixes=fixes,
     )
 
 

@@ -133,14 +133,17 @@ def container_without_uvm(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         seen=("device nodes: " + " ".join(p.device_nodes),),
         fixes=(
-            ctx.fix(
+            ctx.fix_on_host(
                 "On the host, load nvidia-uvm and create its device node, then start the container with "
-                "--gpus all (or pass the node with --device)",
+                "--gpus all",
                 "sudo nvidia-modprobe -u -c=0",
                 "docker run --gpus all <image> ...",
+                needs_admin=True,
+            ),
+            ctx.fix_on_host(
+                "Or pass the nodes in yourself",
                 "docker run --device /dev/nvidia-uvm:/dev/nvidia-uvm --device /dev/nvidia-uvm-tools:"
                 "/dev/nvidia-uvm-tools <other options> <image> ...",
-                needs_admin=True,
             ),
         ),
     )
@@ -167,20 +170,20 @@ def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     if p.nvidia_pci_devices:
         seen.append("host GPUs on the PCI bus: " + ", ".join(p.nvidia_pci_devices))
     if p.container == "kubernetes":
-        fix = ctx.fix(
+        fix = ctx.fix_on_host(
             "Request a GPU in the pod spec (the NVIDIA device plugin must run on the node): "
             "resources.limits nvidia.com/gpu: 1",
             "kubectl describe node <node> | grep nvidia.com/gpu",
         )
     elif p.container == "podman":
-        fix = ctx.fix(
+        fix = ctx.fix_on_host(
             "Generate the CDI spec on the host (NVIDIA Container Toolkit), then start the container with the GPUs",
             "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
             "podman run --device nvidia.com/gpu=all <image> ...",
             needs_admin=True,
         )
     else:
-        fix = ctx.fix(
+        fix = ctx.fix_on_host(
             "Restart the container with GPU access; the host needs the NVIDIA Container Toolkit configured "
             "for Docker",
             "docker run --gpus all <image> ...",
@@ -248,7 +251,7 @@ def build_arch_list(nvcc_version: str | None) -> str:
 def _build_without_gpu_fixes(ctx: RuleContext, container: str, nvcc_version: str | None) -> list[Fix]:
     archs = build_arch_list(nvcc_version)
     fixes = [
-        ctx.fix(
+        ctx.fix_on_host(
             f"If this runs in a `{'podman' if container == 'podman' else 'docker'} build` step: building CUDA "
             "extensions needs no GPU, only the target architectures named in advance. Add these two "
             "Dockerfile lines before the step that compiles them (trim the list to your GPUs)",
@@ -258,7 +261,7 @@ def _build_without_gpu_fixes(ctx: RuleContext, container: str, nvcc_version: str
     ]
     if container == "docker":
         fixes.append(
-            ctx.fix(
+            ctx.fix_on_host(
                 "Or give build steps the GPU: on the host make the NVIDIA runtime Docker's default "
                 '("default-runtime": "nvidia" in /etc/docker/daemon.json), restart dockerd and build with the '
                 "classic builder (BuildKit ignores the default runtime)",
@@ -297,6 +300,7 @@ def wsl1_has_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 f"wsl --set-version {distro} 2",
                 "wsl --set-default-version 2",
                 needs_admin=False,
+                where="host",
             ),
         ),
     )
@@ -305,7 +309,7 @@ def wsl1_has_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD505",
     "The Windows driver's CUDA libraries are visible in WSL 2",
-    requires=("GD512",),
+    requires=("GD512", "GD534"),
     needs=("platform",),
     blocks_gpu=True,
     problem="The Windows driver's CUDA libraries are not visible in WSL 2",
@@ -331,7 +335,7 @@ def wsl_without_host_libs(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         fixes=(
             wsl_host_driver_fix(),
-            host_fix("Update WSL itself", "wsl --update", needs_admin=True),
+            host_fix("Update WSL itself", "wsl --update", needs_admin=True, where="host"),
         ),
     )
 

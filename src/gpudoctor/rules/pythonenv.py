@@ -18,17 +18,13 @@ from gpudoctor.requirements import FrameworkPins, Pin, Resolution, framework_pin
 from gpudoctor.rules import causes, recipes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import surveyed_python
 
 CUDA_WHEEL = re.compile(r"^(nvidia-|cuda-toolkit$|cuda-bindings$)")
 NUMPY_ABI = re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found", re.IGNORECASE
 )
 MAX_LISTED = 8
-
-
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
 
 
 def _import_error(ctx: RuleContext, framework: str) -> str | None:
@@ -146,7 +142,7 @@ def _quote(arg: str) -> str:
 
 
 def _writes_shared_files(ctx: RuleContext, name: str) -> bool:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return False
     if any(o.distribution == name for f in python.shared_files for o in f.owners):
@@ -167,7 +163,7 @@ def _writes_shared_files(ctx: RuleContext, name: str) -> bool:
     needs=("python",),
 )
 def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     pins = framework_pins(python, ctx.facts.platform)
@@ -184,6 +180,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         missing = [p for p in unmet if p.state == "missing"]
         wrong = [p for p in unmet if p.state != "missing"]
         severe = any(_breaks(p) for p in unmet)
+        blocker = next((p for p in unmet if _blocks_import(p, error)), None)
         parts = []
         if missing:
             parts.append(
@@ -221,7 +218,18 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         head = f"{fw.framework} {fw.version}"
         library = _missing_library(error)
         wheel = next((p for p in missing if _provides(p.name, library)), None) if library else None
-        if library and wheel:
+        if blocker is not None and error:
+            severe = True
+            importing = f"import {fw.framework.split('-')[0]} fails"
+            cause = (
+                f"without {blocker.spec_text}, which its own metadata requires"
+                if blocker.installed is None
+                else f"on {blocker.name} {blocker.installed}, which its own metadata excludes ({blocker.specifier})"
+            )
+            message = f"{importing} {cause}: {_error_line(error, blocker.name)}" + (
+                "; of the wheels it pins, " + "; ".join(parts) if len(unmet) > 1 else ""
+            )
+        elif library and wheel:
             severe = True
             message = (
                 f"{head} cannot load {library}: {wheel.spec_text}, the wheel that ships it, is not installed; "
@@ -245,6 +253,33 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
             seen=tuple(seen),
             fixes=tuple(fixes),
         )
+
+
+# Companions whose wrong version stops the import, and how the import error names them: protobuf's
+# "Descriptors cannot be created directly" (protobuf 4 under code generated for 3.x) and "cannot import
+# name 'builder' from 'google.protobuf.internal'" (protobuf < 3.20 under code generated for 3.20+);
+# ml_dtypes' "module 'ml_dtypes' has no attribute 'float8_e4m3b11'" (0.3 removed what TF 2.13/2.14 use);
+# jax's own "jax requires jaxlib to be installed" when jaxlib is missing.
+IMPORT_BLOCKERS = {
+    "protobuf": re.compile(r"google\.protobuf|Descriptors cannot be created directly"),
+    "ml-dtypes": re.compile(r"\bml_dtypes\b"),
+    "jaxlib": re.compile(r"\bjaxlib\b"),
+}
+
+
+def _blocks_import(pin: Pin, error: str | None) -> bool:
+    """The framework's own import error names this companion, missing or of a version the pin excludes."""
+    pattern = IMPORT_BLOCKERS.get(pin.name)
+    return bool(pattern and error and pattern.search(error))
+
+
+def _error_line(error: str, name: str) -> str:
+    """The import error's line that names the companion (a traceback's `File ...` lines aside)."""
+    lines = [
+        line.strip() for line in error.splitlines() if line.strip() and not line.strip().startswith("File ")
+    ]
+    pattern = IMPORT_BLOCKERS[name]
+    return next((line for line in lines if pattern.search(line)), lines[-1] if lines else error)[:200]
 
 
 LIBRARY_WHEELS = {
@@ -313,7 +348,7 @@ def _framework_builds(names: set[str]) -> bool:
     needs=("python",),
 )
 def files_owned_twice(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     groups = _shared_groups(python)
     if python is None or not groups:
         return
@@ -495,7 +530,7 @@ def _shared_paths(python: PythonFacts | None) -> set[str]:
 
 def foreign_libraries(ctx: RuleContext) -> list[Foreign]:
     """Every CUDA library a framework process loaded that its CUDA build or its own pins do not call for."""
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     owners = _owners(python)
     shared = _shared_paths(python)
     pins = (
@@ -593,7 +628,7 @@ def _origin(ctx: RuleContext, path: str, owner: str | None, ld_dirs: tuple[str, 
     needs=("python",),
 )
 def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     foreign = foreign_libraries(ctx)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from gpudoctor.facts import Distribution, PythonFacts
+from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import jax_cuda_spec
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import surveyed_python
 
 TF_BUILDS = (
     "tensorflow",
@@ -38,11 +40,7 @@ METAL_LOAD_FAILED = re.compile(
     r"libmetal_plugin\.dylib.*?(Symbol not found|Library not loaded|image not found)[^\n]*", re.IGNORECASE
 )
 DIRECTML_PLATFORMS = ("windows", "wsl")
-
-
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
+NUMPY2_JAX = "0.4.26"  # the first jax/jaxlib built against NumPy 2
 
 
 # `tensorflow` wheels that are only a front for a platform build of the same version (their Requires-Dist
@@ -76,7 +74,7 @@ def _requires_each_other(a: Distribution, b: Distribution, env: dict[str, str]) 
     part="python",
 )
 def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None:
         return
     env = environment(python, ctx.facts.platform)
@@ -184,6 +182,25 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     return None, False
 
 
+def _numpy2_upgrade(ctx: RuleContext, framework: str) -> str:
+    """The nearest framework release built against NumPy 2, keeping the installed build's CUDA flavour:
+    torch 2.3 from the index of its local tag (+cu118), jax 0.4.26 with the installed plugin's extra."""
+    if framework == "torch":
+        torch = ctx.facts.torch
+        local = ((torch.version or "") if torch else "").partition("+")[2]
+        options = (
+            ("--index-url", f"https://download.pytorch.org/whl/{local}") if local.startswith("cu") else ()
+        )
+        return ctx.pip_install("torch==2.3.*", options=options)
+    jax = ctx.distribution("jax")
+    plugin = next(
+        (name for name in ("jax-cuda13-plugin", "jax-cuda12-plugin") if ctx.distribution(name)), None
+    )
+    if plugin is None:
+        return ctx.pip_install(f"jax=={NUMPY2_JAX}")
+    return ctx.pip_install(jax_cuda_spec(ctx, plugin.split("-")[1], jax.version if jax else None, NUMPY2_JAX))
+
+
 @rule(
     "GD806",
     "PyTorch and JAX were built for the installed NumPy",
@@ -192,7 +209,7 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     part="python",
 )
 def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     numpy = ctx.distribution("numpy")
     if python is None or numpy is None:
         return
@@ -217,8 +234,8 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
             )
         fixes.append(
             ctx.fix(
-                f"Or upgrade {framework} to a release built against NumPy 2 (PyTorch 2.3+, jaxlib 0.4.26+)",
-                ctx.pip_install("torch>=2.3" if framework == "torch" else "jax[cuda12]>=0.4.26"),
+                f"Or upgrade {framework} to the first release built against NumPy 2 (PyTorch 2.3, jax 0.4.26)",
+                _numpy2_upgrade(ctx, framework),
             )
         )
         yield Verdict(
@@ -237,6 +254,11 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
 # GD807: PyTorch on Apple silicon
 
 
+def _torch_release(torch: TorchFacts) -> str:
+    """The installed torch release without its local build tag ("2.5.1+cpu" -> "2.5.1")."""
+    return (torch.dist_version or torch.version or "").split("+")[0]
+
+
 @rule(
     "GD807",
     "PyTorch can use the Apple GPU (MPS) on Apple silicon",
@@ -251,7 +273,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
         return
     if platform.machine not in ("arm64", "aarch64"):
         return  # Intel Macs: MPS needs an AMD GPU and macOS 12.3; no finding either way
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     python_machine = python.marker_environment.get("platform_machine") if python else None
     seen = [f"macOS {platform.version or platform.release} on {platform.machine}"]
     if python_machine:
@@ -274,7 +296,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
                     "Use an arm64 Python (Homebrew in /opt/homebrew, python.org's universal2 installer, or "
                     "an arm64 conda), then reinstall torch in a fresh environment",
                     "/opt/homebrew/bin/python3 -m venv $HOME/venvs/torch-arm64",
-                    f"$HOME/venvs/torch-arm64/bin/python -m pip install torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                    f"$HOME/venvs/torch-arm64/bin/python -m pip install torch=={_torch_release(torch)}",
                 ),
             ),
         )
@@ -300,7 +322,7 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
                 "Install the standard macOS arm64 torch wheel from PyPI (it includes MPS); update macOS if it "
                 "is older than 12.3",
                 ctx.pip_install(
-                    f"torch=={(torch.dist_version or torch.version or '').split('+')[0]}",
+                    f"torch=={_torch_release(torch)}",
                     options=("--force-reinstall",),
                 ),
             ),
@@ -377,7 +399,7 @@ def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
     part="tensorflow",
 )
 def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     plugin = ctx.distribution("tensorflow-directml-plugin")
     if python is None or plugin is None:
         return

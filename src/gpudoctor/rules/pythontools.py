@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 
-from gpudoctor.facts import CudaRoot, Distribution, PythonFacts
+from gpudoctor.facts import CudaRoot, Distribution, DriverFacts, PythonFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import environment, framework_pins, lower_bound, requirement_on
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import prepend_path
+from gpudoctor.rules.recipes import driver_upgrade_fix, prepend_path, set_variable
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import tf_build
+from gpudoctor.rules.views import surveyed_python, tf_build, working_driver
 from gpudoctor.versions import numbers
 
 XLA_PTXAS_MINIMUM = (11, 8)  # FindPtxAsExecutable passes over an older ptxas
@@ -42,11 +42,6 @@ CUDA_MISMATCH = (
 )  # torch.utils.cpp_extension.CUDA_MISMATCH_MESSAGE, its missing space included
 
 
-def _python(ctx: RuleContext) -> PythonFacts | None:
-    python = ctx.facts.python
-    return python if python is not None and not python.error else None
-
-
 @dataclass(frozen=True, kw_only=True)
 class XlaUser:
     """A framework that compiles its GPU kernels with XLA, and whose metadata may pin the nvcc wheel."""
@@ -55,17 +50,30 @@ class XlaUser:
     dist: Distribution  # the distribution whose Requires-Dist names the nvcc wheel
     major: int  # the CUDA major it was built for
     jax: bool
+    cuda: str | None = None  # the CUDA major.minor of its build, where known ("12.5")
 
 
 def _xla_users(ctx: RuleContext) -> list[XlaUser]:
+    """The XLA frameworks whose GPU route is otherwise in place: installed as a CUDA build and, where their
+    probe ran, imported with a GPU in sight (an import error or missing CUDA libraries are other rules' and
+    come first; the compiler is needed only once the framework reaches the GPU)."""
     users = []
     build = tf_build(ctx)
     tf_dist = ctx.distribution(build.package) if build is not None else None
-    if build is not None and tf_dist is not None and build.gpu_build and build.cuda_major:
-        users.append(XlaUser(label=build.label, dist=tf_dist, major=build.cuda_major, jax=False))
+    tf = ctx.facts.tensorflow
+    tf_ready = tf is None or not tf.installed or (tf.imported and bool(tf.gpus))
+    if build is not None and tf_dist is not None and build.gpu_build and build.cuda_major and tf_ready:
+        cuda = ".".join(map(str, numbers(build.cuda, 2))) if len(numbers(build.cuda, 2)) == 2 else None
+        users.append(XlaUser(label=build.label, dist=tf_dist, major=build.cuda_major, jax=False, cuda=cuda))
+    jax = ctx.facts.jax
+    jax_ready = (
+        jax is None
+        or not jax.installed
+        or (jax.imported and any(d.startswith(("cuda", "gpu")) for d in jax.devices))
+    )
     for name, major in JAX_PLUGINS.items():
         plugin = ctx.distribution(name)
-        if plugin is not None and ctx.distribution("jax") is not None:
+        if plugin is not None and ctx.distribution("jax") is not None and jax_ready:
             users.append(XlaUser(label=f"JAX ({name} {plugin.version})", dist=plugin, major=major, jax=True))
     return users
 
@@ -107,7 +115,7 @@ def _root_version(ctx: RuleContext, root: CudaRoot) -> str | None:
     """A folder's CUDA version: its version.json, the wheel that wrote its ptxas, or the toolkit probe's."""
     if root.version:
         return root.version
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     prefix = root.path.rstrip("/\\")
     for wheel in python.wheel_tools if python is not None else ():
         if wheel.name.startswith(("ptxas", "nvcc")) and wheel.path.startswith((prefix + "/", prefix + "\\")):
@@ -136,6 +144,10 @@ def _missing_tool_wheels(python: PythonFacts, ctx: RuleContext, user: XlaUser) -
     return [p.name for p in pins.pins if p.name in TOOL_WHEELS and p.state == "missing"] if pins else []
 
 
+def _ptxas_file(root: CudaRoot) -> str:
+    return root.tool or f"{root.path.rstrip('/')}/bin/ptxas"
+
+
 def _describe(ctx: RuleContext, root: CudaRoot, tool: str) -> str:
     inside = "bin/ptxas" if tool == "ptxas" else "nvvm/libdevice/libdevice.10.bc"
     where = root.tool if tool == "ptxas" and root.tool else f"{root.path.rstrip('/')}/{inside}"
@@ -162,7 +174,7 @@ def _describe(ctx: RuleContext, root: CudaRoot, tool: str) -> str:
     needs=("python",),
 )
 def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     if python is None or ctx.flavor not in ("linux", "wsl") or not python.cuda_roots:
         return  # XLA's GPU backend runs on Linux (and WSL 2); facts without cuda_roots cannot tell
     env = environment(python, ctx.facts.platform)
@@ -181,12 +193,17 @@ def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
         version = _root_version(ctx, ptxas)
         have = numbers(version, 2) if version else None
         from_wheel = ptxas.via.startswith("wheel")
+        driver = working_driver(ctx)
+        top = numbers(driver.cuda_driver_version, 2) if driver is not None else ()
+        if have and top and have[0] > top[0]:
+            yield _ptxas_beyond_driver(ctx, user, ptxas, version or "", driver, pin, ptxas_search, explains)
+            continue
         if floor is None or not have or from_wheel or have >= floor.release[:2]:
             continue
         yield Verdict(
             severity=Severity.WARNING,
             explains=(),
-            message=f"XLA in {user.label} compiles with the CUDA {version} ptxas at {ptxas.tool or ptxas.path}, "
+            message=f"XLA in {user.label} compiles with the CUDA {version} ptxas at {_ptxas_file(ptxas)}, "
             f"older than the {pin[0] if pin else 'nvcc'} {floor} its own metadata pins",
             why=(
                 "XLA targets the PTX version of the older of its own CUDA and the ptxas it finds, so an older "
@@ -198,6 +215,40 @@ def xla_tools(ctx: RuleContext) -> Iterator[Verdict]:
         )
 
 
+def _ptxas_beyond_driver(
+    ctx: RuleContext,
+    user: XlaUser,
+    ptxas: CudaRoot,
+    version: str,
+    driver: DriverFacts | None,
+    pin: ToolPin | None,
+    search: list[CudaRoot],
+    explains: tuple[str, ...],
+) -> Verdict:
+    assert driver is not None
+    fixes = _install_fixes(ctx, user, pin, need_libdevice=False, ahead=None if user.jax else ptxas)
+    requirement = ctx.matrix.driver_requirement(version, "linux")
+    if requirement is not None and requirement.toolkit_minimum:
+        fixes.append(driver_upgrade_fix(ctx, requirement.toolkit_minimum))
+    return Verdict(
+        severity=Severity.ERROR,
+        explains=explains,
+        message=f"XLA in {user.label} would assemble its GPU code with the CUDA {version} ptxas at "
+        f"{_ptxas_file(ptxas)}, but driver {driver.driver_version} runs CUDA {driver.cuda_driver_version} "
+        "at most: the kernels it builds will not load",
+        why=(
+            "ptxas writes machine code for the CUDA version it comes from; a driver of an older CUDA major cannot "
+            "load it (CUDA's minor-version compatibility spans one major only). XLA takes the first ptxas in "
+            "its search order, whatever the framework was built with."
+        ),
+        seen=(
+            *(_describe(ctx, r, "ptxas") for r in search[: search.index(ptxas) + 1]),
+            f"driver {driver.driver_version}: CUDA {driver.cuda_driver_version} at most",
+        ),
+        fixes=tuple(fixes),
+    )
+
+
 def _tools_missing(
     ctx: RuleContext,
     user: XlaUser,
@@ -206,7 +257,7 @@ def _tools_missing(
     pin: ToolPin | None,
     explains: tuple[str, ...],
 ) -> Verdict:
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     assert python is not None
     missing = [name for name, found in (("ptxas", ptxas), ("libdevice", libdevice)) if found is None]
     searched = {tool: _search(python, user, tool) for tool in missing}
@@ -251,7 +302,7 @@ def _wheel_folder(python: PythonFacts, user: XlaUser) -> str:
 def _point_xla(ctx: RuleContext, user: XlaUser, folder: str) -> str:
     """The command that makes `folder` XLA's preferred one: JAX's CUDA_ROOT, TensorFlow's XLA_FLAGS."""
     if user.jax:
-        return f"export CUDA_ROOT={folder}"
+        return set_variable(ctx, "CUDA_ROOT", folder)
     return f'export XLA_FLAGS="${{XLA_FLAGS:+$XLA_FLAGS }}--xla_gpu_cuda_data_dir={folder}"'
 
 
@@ -265,11 +316,19 @@ def _install_fixes(
 ) -> list[Fix]:
     """Fixes that give XLA a ptxas and libdevice; `ahead` is a ptxas XLA would still find before the wheel's
     (one on PATH, for TensorFlow), so the wheel's folder must become XLA's preferred one."""
-    python = _python(ctx)
+    python = surveyed_python(ctx)
     assert python is not None
     fixes: list[Fix] = []
-    wheel = pin[0] if pin else NVCC_WHEELS.get(user.major)
+    wheel = pin[0] if pin else (NVCC_WHEELS.get(user.major) if user.jax else None)
     floor = lower_bound(pin[1]) if pin else None
+    if wheel is None and user.cuda:  # a TensorFlow whose metadata names no nvcc wheel: the system toolkit
+        fixes.append(
+            ctx.fix(
+                f"Install the CUDA {user.cuda} toolkit (it brings bin/ptxas and nvvm/libdevice) from {ARCHIVE}, "
+                "then point XLA at it",
+                _point_xla(ctx, user, f"/usr/local/cuda-{user.cuda}"),
+            )
+        )
     if wheel is not None:
         specs = [f"{wheel}{pin[1]}" if pin else wheel]
         if user.major >= 13 and need_libdevice:
@@ -335,7 +394,7 @@ def _torch_cuda_home(python: PythonFacts) -> CudaRoot | None:
     needs=("python", "torch"),
 )
 def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
-    python, torch = _python(ctx), ctx.facts.torch
+    python, torch = surveyed_python(ctx), ctx.facts.torch
     if python is None or torch is None or not torch.cuda_version or not python.cuda_roots:
         return
     home = _torch_cuda_home(python)
@@ -360,9 +419,7 @@ def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
         fixes.append(
             ctx.fix(
                 f"Build with the CUDA {series} toolkit already at {matching.path}",
-                f'$env:CUDA_HOME = "{matching.path}"'
-                if ctx.shell == "powershell"
-                else f"export CUDA_HOME={matching.path}",
+                set_variable(ctx, "CUDA_HOME", matching.path),
                 *(() if ctx.shell == "powershell" else (prepend_path("PATH", f"{matching.path}/bin"),)),
             )
         )
@@ -371,14 +428,14 @@ def extension_toolkit(ctx: RuleContext) -> Iterator[Verdict]:
             ctx.fix(
                 f"Install conda-forge's CUDA {series} compiler and headers into this environment and build with them",
                 ctx.conda_install(f"cuda-nvcc={series}", f"cuda-cudart-dev={series}"),
-                "export CUDA_HOME=$CONDA_PREFIX",
+                set_variable(ctx, "CUDA_HOME", "$CONDA_PREFIX"),
             )
         )
     else:
         fixes.append(
             ctx.fix(
                 f"Install the CUDA {series} toolkit from {ARCHIVE} (it installs beside the others), then build with it",
-                f"export CUDA_HOME=/usr/local/cuda-{series}",
+                set_variable(ctx, "CUDA_HOME", f"/usr/local/cuda-{series}"),
                 prepend_path("PATH", f"/usr/local/cuda-{series}/bin"),
             )
         )

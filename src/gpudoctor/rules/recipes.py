@@ -46,6 +46,35 @@ def wsl_host_driver_fix() -> Fix:
     )
 
 
+def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
+    """A container on WSL 2 that lacks the Windows driver's libraries: its container toolkit predates them."""
+    return (
+        ctx.fix_on_host(
+            "In the WSL distribution that runs Docker (not in this container), upgrade the NVIDIA Container "
+            "Toolkit (1.15 or later mounts every library the 555+ Windows drivers need), re-register it with "
+            "Docker and restart Docker (on Fedora-based distributions: sudo dnf upgrade nvidia-container-toolkit)",
+            "sudo apt-get update",
+            "sudo apt-get install --only-upgrade nvidia-container-toolkit",
+            "sudo nvidia-ctk runtime configure --runtime=docker",
+            "sudo service docker restart",
+            needs_admin=True,
+        ),
+        ctx.fix_on_host(
+            "If the container gets the GPU through CDI (podman, or docker with --device nvidia.com/gpu=all), "
+            "regenerate the CDI spec after the upgrade",
+            "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+            needs_admin=True,
+        ),
+        host_fix(
+            "With Docker Desktop, update it (4.31 and later mount the libraries of the 555+ drivers), then "
+            "start the container again",
+            "winget upgrade --id Docker.DockerDesktop",
+            needs_admin=False,
+            where="host" if ctx.in_container else "",
+        ),
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # Installing the NVIDIA driver: one recipe per Linux distribution family
 
@@ -197,7 +226,9 @@ def install_driver_fixes(ctx: RuleContext, minimum: str | None = None) -> tuple[
     if ctx.flavor == "wsl":
         return (wsl_host_driver_fix(),)
     recipe = DRIVER_RECIPES.get(distro_family(ctx.facts.platform), _other_linux_driver)
-    return (recipe(ctx, minimum),)
+    fix = recipe(ctx, minimum)
+    # a container runs on the host's kernel module: the driver is always installed on the host
+    return (dataclasses.replace(fix, where="host") if ctx.in_container else fix,)
 
 
 def driver_upgrade_fix(ctx: RuleContext, minimum: str) -> Fix:
@@ -322,9 +353,14 @@ def tf_install_commands(ctx: RuleContext, spec: str, *, options: tuple[str, ...]
 def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: str | None = None) -> str:
     """`jax[cuda12]==0.4.31`: the installed jax version when its release has the extra (and is at least
     `minimum`, the first jax whose extra installs a working plugin), else the first such release after it
-    (the least move), else the extra with the matrix's floor."""
+    (the least move); with no version known, the newest such release. Only releases with wheels for the
+    target's Python count."""
     have, floor = parse_version(version or ""), parse_version(minimum or "")
-    rows = sorted(ctx.matrix.jax, key=lambda row: series_key(row.version))
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    rows = sorted(
+        (row for row in ctx.matrix.jax if not python or row.python.contains(python, prereleases=True)),
+        key=lambda row: series_key(row.version),
+    )
     if have is None:  # nothing installed to stay close to: the newest release the matrix knows
         newest = [row for row in rows if extra in row.extras]
         return f"jax[{extra}]=={newest[-1].version}" if newest else f"jax[{extra}]"
@@ -354,3 +390,10 @@ def ld_library_path_without(folders: list[str]) -> str:
     """A bash command that takes exactly these folders out of LD_LIBRARY_PATH, keeping the rest."""
     drop = " ".join(["-e ''", *(f"-e '{folder}'" for folder in folders)])  # empty entries go too
     return f"export LD_LIBRARY_PATH=$(echo \"$LD_LIBRARY_PATH\" | tr ':' '\\n' | grep -vxF {drop} | paste -sd: -)"
+
+
+def set_variable(ctx: RuleContext, name: str, value: str) -> str:
+    """The command that sets environment variable `name` for this shell (bash `export`, PowerShell `$env:`)."""
+    if ctx.shell == "powershell":
+        return f'$env:{name} = "{value}"'
+    return f"export {name}={value}"

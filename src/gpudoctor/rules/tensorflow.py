@@ -384,8 +384,10 @@ def tensorflow_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
         seen=seen,
         fixes=(
             ctx.fix(
-                "Reinstall TensorFlow and its dependencies",
-                ctx.pip_install(spec, options=("--force-reinstall",)),
+                "Reinstall TensorFlow's own files, then whatever it requires that is missing (`--force-reinstall` "
+                "alone would also move every dependency, NumPy included, to its newest allowed release)",
+                ctx.pip_install(spec, options=("--force-reinstall", "--no-deps")),
+                ctx.pip_install(spec),
             ),
         ),
     )

@@ -458,7 +458,7 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
         return
     version = torch_version(t) or "?"
     requirement = ctx.matrix.driver_requirement(t.cuda_version, system)
-    minimum = requirement and (requirement.compat_minimum or requirement.toolkit_minimum)
+    minimum = requirement and requirement.floor
     fixes: list[Fix] = []
     choice = variant_for_driver(ctx, version, driver)
     if choice is not None and choice[0] != local_variant(t.version):
@@ -552,7 +552,7 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
         fixes: list[Fix] = []
         if not runnable and pick.cuda:
             requirement = ctx.matrix.driver_requirement(pick.cuda, driver_system(ctx))
-            minimum = requirement and (requirement.compat_minimum or requirement.toolkit_minimum)
+            minimum = requirement and requirement.floor
             if minimum:
                 fixes.append(driver_upgrade_fix(ctx, minimum))
         fixes.append(
@@ -773,7 +773,11 @@ def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
         )
     if pin:
         fixes.append(
-            ctx.fix("Reinstall the cuDNN wheel this torch pins", ctx.pip_install("--force-reinstall", pin))
+            ctx.fix(
+                "Reinstall the cuDNN wheel this torch pins, and only it (`--force-reinstall` alone would move "
+                "the CUDA wheels it requires to their newest releases, past torch's own pins)",
+                ctx.pip_install("--force-reinstall", "--no-deps", pin),
+            )
         )
     elif t.version:
         fixes.append(
