@@ -13,7 +13,7 @@ from typing import Any
 
 from gpudoctor.probes.jax import collect as collect_jax
 from gpudoctor.probes.torch import _devices
-from gpudoctor.rules.cuda_errors import cuda_error_in
+from gpudoctor.rules.views import cuda_error_in
 from tests.conftest import load_child, make_ctx
 from tests.test_probe_jax import OUTDATED_CUDNN, jax_env
 
@@ -96,3 +96,44 @@ def test_cuda_errors_in_each_frameworks_words() -> None:
     )
     assert unknown is not None and unknown.code == 999
     assert cuda_error_in("Error 12345: nothing") is None and cuda_error_in("") is None
+
+
+def test_visible_device_uuids_are_matched_as_cuda_matches_them() -> None:
+    from gpudoctor.facts import DriverFacts, GpuFacts, MigDevice
+    from gpudoctor.rules.gpus import _matches, _uuid_entries
+
+    d = DriverFacts(
+        nvml_state="ok",
+        gpus=(
+            GpuFacts(index=0, uuid="GPU-1b2c3d4e-0000-1111-2222-333344445551"),
+            GpuFacts(
+                index=1,
+                uuid="GPU-1b2c9999-0000-1111-2222-333344445552",
+                mig_current=True,
+                mig_devices=(MigDevice(uuid="MIG-8f2d6c41-3b7a-5e90-a1c4-7d3e2f1b0a96"),),
+            ),
+        ),
+    )
+    assert _uuid_entries("GPU-1b2c3d4e, 0,GPU-x") == ["GPU-1b2c3d4e"]  # CUDA reads no further than the index
+    assert _uuid_entries("0,1") == [] and _uuid_entries(None) == [] and _uuid_entries("") == []
+    assert _matches("GPU-1b2c3d4e", d) == d.gpus[0]  # a unique prefix
+    assert _matches("gpu-1B2C9999-0000-1111-2222-333344445552", d) == d.gpus[1]
+    assert _matches("GPU-1b2c", d) is None  # fits both GPUs: CUDA refuses it
+    assert _matches("MIG-8f2d6c41", d) == d.gpus[1]
+    assert _matches("MIG-GPU-1b2c9999-0000-1111-2222-333344445552/1/0", d) == d.gpus[1]  # R450/R460 form
+    assert (
+        _matches("MIG-GPU-1b2c3d4e-0000-1111-2222-333344445551/1/0", d) is None
+    )  # that GPU is not in MIG mode
+    assert _matches("MIG-00000000", d) is None and _matches("GPU-", d) is None
+
+
+def test_redacted_uuids_are_matched_only_whole() -> None:
+    """A shared facts file keeps a UUID's last four characters: a full UUID still matches, a prefix cannot."""
+    from gpudoctor.facts import DriverFacts, GpuFacts
+    from gpudoctor.rules.gpus import _decidable, _matches
+
+    d = DriverFacts(
+        nvml_state="ok", gpus=(GpuFacts(index=0, uuid="GPU-…5551"), GpuFacts(index=1, uuid="GPU-…5552"))
+    )
+    assert _decidable("GPU-…5552", d) and _matches("GPU-…5552", d) == d.gpus[1]
+    assert not _decidable("GPU-9f8e7d6c", d)

@@ -303,6 +303,24 @@ def test_tensorflow_2_10_on_native_windows_with_conda(matrix: Matrix) -> None:
     assert report.outcome("GD511").state == "pass"  # type: ignore[union-attr]
 
 
+def test_a_windows_venv_is_made_with_the_64_bit_python(matrix: Matrix) -> None:
+    """GPU wheels exist for no 32-bit Python, and `py -3.12` may pick a 32-bit install (pytorch#42832)."""
+    facts = _facts(
+        "Windows",
+        driver="566.36",
+        gpu="NVIDIA GeForce RTX 3060",
+        cc="8.6",
+        machine="AMD64",
+        windows_build=19045,
+    )
+    plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
+    commands = _all_commands(plan)
+    assert any(
+        c.startswith("py -3.") and c.endswith("-64 -m venv $HOME\\.venvs\\" + plan.install.env_name)
+        for c in commands
+    ), commands  # type: ignore[union-attr]
+
+
 def test_newer_tensorflow_on_native_windows_goes_through_wsl(matrix: Matrix) -> None:
     facts = _facts(
         "Windows",

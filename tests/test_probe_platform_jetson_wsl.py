@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from gpudoctor.engine import diagnose
+from gpudoctor.facts import DriverFacts, Facts, GpuFacts, TorchFacts
+from gpudoctor.matrix import load_matrix
 from gpudoctor.probes.platform import (
+    WSL_DRIVER_FILES,
     collect,
     describe,
     dpkg_versions,
@@ -100,6 +105,84 @@ def test_wsl2_with_interop_off_and_no_ld_conf(tmp_path: Path) -> None:
     assert "no /etc/ld.so.conf.d file lists /usr/lib/wsl/lib" in describe(facts).details
 
 
+STORE = "/usr/lib/wsl/drivers/nvmii.inf_amd64_2a5e1b4c9f6d7e80"
+# PyTorch 2.3 in a Docker container on WSL 2 with the 555.99 Windows driver (NVIDIA/nvidia-container-toolkit#520).
+TORCH_500 = (
+    "CUDA initialization: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before "
+    "calling NumCudaDevices() that might have already set an error? Error 500: named symbol not found "
+    "(Triggered internally at ../c10/cuda/CUDAFunctions.cpp:108.)"
+)
+
+
+def wsl_container(tmp_path: Path, *store_files: str) -> Path:
+    """A Docker container on WSL 2 as the container toolkit's CDI spec lays it out: /dev/dxg, libdxcore.so
+    in /usr/lib/wsl/lib, the driver store folder with the files the toolkit mounted; an Intel driver
+    store folder beside it."""
+    write(tmp_path, "/proc/sys/kernel/osrelease", "5.15.153.1-microsoft-standard-WSL2\n")
+    write(tmp_path, "/proc/version", "Linux version 5.15.153.1-microsoft-standard-WSL2 (root@941d701f84f1)\n")
+    write(tmp_path, "/.dockerenv")
+    write(tmp_path, "/dev/dxg")
+    write(tmp_path, "/usr/lib/wsl/lib/libdxcore.so", "\x7fELF")
+    write(tmp_path, "/usr/lib/wsl/drivers/iigd_dch.inf_amd64_51f685305808e3a5/libigdgmm.so.12", "\x7fELF")
+    for name in store_files:
+        write(tmp_path, f"{STORE}/{name}", "\x7fELF")
+    return tmp_path
+
+
+def test_wsl2_container_records_the_windows_driver_files_it_was_given(tmp_path: Path) -> None:
+    mounted = (
+        "libcuda.so.1.1",
+        "libcuda_loader.so",
+        "libnvidia-ml.so.1",
+        "libnvidia-ml_loader.so",
+        "nvidia-smi",
+    )
+    root = wsl_container(tmp_path, *mounted)
+    bin_dir = tmp_path / "bin"
+    ldconfig = fake_program(
+        bin_dir,
+        "ldconfig",
+        FakeCall(argv=("-p",), stdout=f"\tlibcuda.so.1 (libc6,x86-64) => {STORE}/libcuda.so.1\n"),
+    )
+    facts = collect(make_ctx(env={"PATH": str(bin_dir)}, root=root, system="Linux"))
+    assert ldconfig.calls() == [("-p",)]
+    assert facts.wsl == 2 and facts.container == "docker" and "/dev/dxg" in facts.device_nodes
+    assert facts.wsl_driver_files == ("/usr/lib/wsl/lib/libdxcore.so", *(f"{STORE}/{n}" for n in mounted))
+    assert "libnvdxgdmal.so.1" in WSL_DRIVER_FILES
+    assert any(
+        d.startswith("Windows driver files here: /usr/lib/wsl/lib/libdxcore.so")
+        for d in describe(facts).details
+    )
+
+    # The real rules on these real facts: a 555 driver, PyTorch's error 500, libnvdxgdmal.so.1 not mounted.
+    driver = DriverFacts(
+        nvml_state="ok",
+        source="nvml",
+        driver_version="555.99",
+        gpus=(GpuFacts(index=0, name="NVIDIA RTX A2000 8GB Laptop GPU", compute_capability="8.6"),),
+    )
+    torch = TorchFacts(
+        installed=True,
+        imported=True,
+        version="2.3.0+cu118",
+        cuda_version="11.8",
+        cuda_available=False,
+        device_count=0,
+        warnings=(TORCH_500,),
+    )
+    report = diagnose(Facts(platform=facts, driver=driver, torch=torch), load_matrix())
+    errors = [f for f in report.findings if f.severity.value == "error"]
+    assert [f.code for f in errors] == ["GD534"], [f.code for f in report.findings]
+    assert "libnvdxgdmal.so.1" in errors[0].message and "error 500" in errors[0].message
+
+    # Once the toolkit mounts it, the same container is healthy.
+    write(root, f"{STORE}/libnvdxgdmal.so.1", "\x7fELF")
+    fixed = collect(make_ctx(env={"PATH": str(bin_dir)}, root=root, system="Linux"))
+    healthy = dataclasses.replace(torch, cuda_available=True, device_count=1, warnings=())
+    report = diagnose(Facts(platform=fixed, driver=driver, torch=healthy), load_matrix())
+    assert [f.code for f in report.findings if f.severity.value == "error"] == []
+
+
 def test_parsers_with_bad_input() -> None:
     assert parse_tegra_release("# R32 (release), REVISION: 7.4, GCID: 33514132") == "32.7.4"
     assert parse_tegra_release("# R36 (release), REVISION: 4") == "36.4.0"
@@ -122,3 +205,4 @@ def test_this_machine_is_neither_jetson_nor_wsl() -> None:
     assert facts.tegra_release is None and facts.jetpack_version is None
     if facts.wsl == 0:
         assert facts.windows_build is None and facts.loader_libcuda is None
+        assert facts.wsl_driver_files is None  # not WSL 2: not looked for, rather than "none found"

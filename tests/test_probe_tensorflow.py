@@ -298,6 +298,15 @@ def test_parse_real_default_level_log_hides_library_names() -> None:
             "ImportError: libcublas.so.9.0: cannot open shared object file: No such file or directory",
             ("libcublas.so.9.0",),
         ),
+        # TF <= 1.4 (as its gcr.io latest-gpu images printed it): its dso_loader, then cuda_dnn.cc
+        (
+            (
+                "I tensorflow/stream_executor/dso_loader.cc:99] Couldn't open CUDA library libcudnn.so. "
+                "LD_LIBRARY_PATH: /usr/local/nvidia/lib:/usr/local/nvidia/lib64:"
+            ),
+            ("libcudnn.so",),
+        ),
+        ("I tensorflow/stream_executor/cuda/cuda_dnn.cc:1562] Unable to load cuDNN DSO", ()),
         # the dependency dlerror names is not the library TF asked for
         (
             "Could not load dynamic library 'libcudnn.so.8'; dlerror: libcublasLt.so.12: cannot open shared object file",

@@ -229,3 +229,27 @@ def test_gd806_pins_the_first_numpy2_jax_with_the_installed_plugins_extra() -> N
     [finding] = findings("GD806", [PREFIX], dists, jax=jax)
     commands = "\n".join(finding.fix_commands)
     assert "python -m pip install 'jax[cuda12]==0.4.26'" in commands, commands
+
+
+def test_jax_without_jaxlib_is_gd801s_error_and_explains_gd701() -> None:
+    """`pip install jax` alone: jax's own import error names jaxlib, which its Requires-Dist pins."""
+    from pathlib import Path
+
+    lines = (
+        (Path(__file__).parent / "outputs" / "metadata" / "jax-0.10.2.requires.txt").read_text().splitlines()
+    )
+    dists = [
+        {"name": "jax", "version": "0.10.2", "requires": lines},
+        {"name": "numpy", "version": "2.3.5"},
+        {"name": "ml-dtypes", "version": "0.5.4"},
+    ]
+    error = (
+        "ModuleNotFoundError: jax requires jaxlib to be installed. See https://github.com/jax-ml/jax#installation "
+        "for installation instructions."
+    )
+    jax = {"installed": True, "imported": False, "import_error": error, "jax_version": "0.10.2"}
+    [finding] = findings("GD801", [PREFIX], dists, jax=jax)
+    assert finding.severity.value == "error"
+    assert finding.message.startswith("import jax fails without jaxlib<=0.10.2,>=0.10.1")
+    assert "python -m pip install jaxlib==0.10.2" in finding.fix_commands
+    assert findings("GD701", [PREFIX], dists, jax=jax) == []

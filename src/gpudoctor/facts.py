@@ -72,6 +72,10 @@ class PlatformFacts:
     wsl_ld_conf: bool | None = None  # an /etc/ld.so.conf.d file lists /usr/lib/wsl/lib (WSL 2)
     loader_libcuda: str | None = None  # where the ldconfig cache resolves libcuda.so.1 (WSL 2 and Jetson)
     windows_version: str | None = None  # inside WSL: `cmd.exe /c ver` -> "10.0.22631.4037"
+    # WSL 2: where the Windows driver's files that CUDA and NVML need were found (full paths of the names in
+    # probes.platform.WSL_DRIVER_FILES, in /usr/lib/wsl/lib, the driver store /usr/lib/wsl/drivers/*/, and the
+    # system library folders a container toolkit may mount them into); None = not looked (not WSL 2).
+    wsl_driver_files: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -955,9 +955,9 @@ def _env_steps(machine: Machine, install: Install, conda_specs: Sequence[str] = 
         folder = f"$HOME\\.venvs\\{name}"
         return [
             Step(
-                summary=f"Create a virtual environment with Python {install.python} (the py launcher from "
-                "python.org) and activate it",
-                commands=(f"py -{install.python} -m venv {folder}", f"& {folder}\\Scripts\\Activate.ps1"),
+                summary=f"Create a virtual environment with the 64-bit Python {install.python} (python.org's "
+                "'Windows installer (64-bit)'; GPU wheels exist for no 32-bit Python) and activate it",
+                commands=(f"py -{install.python}-64 -m venv {folder}", f"& {folder}\\Scripts\\Activate.ps1"),
                 kind="environment",
                 language="powershell",
             )

@@ -409,6 +409,10 @@ def _choose(merged: SpecifierSet, pins: list[Pin]) -> str | None:
     exact = [s for s in merged if s.operator in ("==", "===") and "*" not in s.version]
     if exact:
         return f"{name}=={exact[0].version}"
+    ceilings = {version_of(s.version) for s in merged if s.operator == "<="}
+    pinned = next((v for v in fitting if ceilings == {v}), None)
+    if pinned is not None:  # "<=0.10.2,>=0.10.1,>=0.10.2" admits one release only: say which
+        return f"{name}=={pinned}"
     return f"{name}{merged}"
 
 

@@ -20,6 +20,30 @@ TEGRA_LIBCUDA = (
 WINDOWS_VERSION = re.compile(r"\[Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\]")
 LDCONFIG_LIBCUDA = re.compile(r"^\s*libcuda\.so\.1 \(([^)]*)\) => (\S+)", re.MULTILINE)
 PROGRAM_TIMEOUT = 5.0
+# The Windows driver's files CUDA and NVML need in WSL 2 (NVIDIA Container Toolkit's pkg/nvcdi/driver-wsl.go
+# mounts exactly these into containers; libnvdxgdmal.so.1 came with the 555 Windows drivers).
+WSL_DRIVER_FILES = (
+    "libcuda.so.1",
+    "libcuda.so.1.1",
+    "libcuda_loader.so",
+    "libnvidia-ptxjitcompiler.so.1",
+    "libnvidia-ml.so.1",
+    "libnvidia-ml_loader.so",
+    "libdxcore.so",
+    "libnvdxgdmal.so.1",
+    "nvcubins.bin",
+    "nvidia-smi",
+)
+# Where WSL and the container toolkits put them: WSL's own folders, and (legacy nvidia-container-cli mode)
+# the image's library folders.
+WSL_DRIVER_FOLDERS = (
+    "/usr/lib/wsl/lib",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+)
+WSL_DRIVER_STORE = "/usr/lib/wsl/drivers"
+WSL_DRIVER_STORE_LIMIT = 64  # folders in the driver store looked into
 DPKG_STATUS_LIMIT = 32 << 20
 
 
@@ -261,6 +285,25 @@ def _wsl_ld_conf(ctx: ProbeContext) -> bool | None:
     return any("/usr/lib/wsl/lib" in _read(ctx, f"/etc/ld.so.conf.d/{c.name}") for c in confs)
 
 
+def _wsl_driver_files(ctx: ProbeContext) -> tuple[str, ...]:
+    """Full paths of the WSL driver files (WSL_DRIVER_FILES) found where WSL or a container toolkit puts them."""
+    folders = list(WSL_DRIVER_FOLDERS)
+    try:
+        store = sorted(p.name for p in ctx.path(WSL_DRIVER_STORE).iterdir() if p.is_dir())
+    except OSError:
+        store = []
+    folders += [f"{WSL_DRIVER_STORE}/{name}" for name in store[:WSL_DRIVER_STORE_LIMIT]]
+    found = []
+    for folder in folders:
+        for name in WSL_DRIVER_FILES:
+            try:
+                if ctx.path(f"{folder}/{name}").exists():
+                    found.append(f"{folder}/{name}")
+            except OSError:
+                continue
+    return tuple(found)
+
+
 def _jetson(ctx: ProbeContext) -> dict[str, str | None]:
     """L4T, JetPack, board and the Tegra libcuda; {} when this is no Jetson."""
     tegra = parse_tegra_release(_read(ctx, "/etc/nv_tegra_release"))
@@ -331,6 +374,7 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
         loader_libcuda=_loader_libcuda(ctx) if wsl == 2 or jetson else None,
         windows_version=windows[0] if windows else None,
         windows_build=windows[1] if windows else None,
+        wsl_driver_files=_wsl_driver_files(ctx) if wsl == 2 else None,
     )
 
 
@@ -438,6 +482,8 @@ def describe(facts: PlatformFacts) -> Description:
         details.append(f"ldconfig resolves libcuda.so.1 to {facts.loader_libcuda}")
     if facts.wsl_ld_conf is False:
         details.append("no /etc/ld.so.conf.d file lists /usr/lib/wsl/lib")
+    if facts.wsl == 2 and facts.container and facts.wsl_driver_files is not None:
+        details.append("Windows driver files here: " + (" ".join(facts.wsl_driver_files) or "none"))
     if facts.dkms_nvidia_built:
         details.append("DKMS built nvidia " + ", ".join(facts.dkms_nvidia_built) + " for this kernel")
     return Description(mark="ok", summary=" · ".join(p for p in parts if p), details=tuple(details))

@@ -262,8 +262,19 @@ def describe(facts: PythonFacts) -> Description:
         *(f"site-packages: {p}" for p in facts.site_packages),
         *(f"{d.name}=={d.version}" + (f" via {d.installer}" if d.installer else "") for d in ranked),
         *(f"unreadable metadata: {p}" for p in facts.unreadable_metadata),
+        *(_root_detail(r) for r in facts.cuda_roots if r.ptxas or r.nvcc or r.libdevice),
     )
     return Description(mark=mark, summary=summary, details=details)
+
+
+def _root_detail(root: CudaRoot) -> str:
+    tools = ", ".join(
+        name
+        for name, has in (("ptxas", root.ptxas), ("nvcc", root.nvcc), ("libdevice", root.libdevice))
+        if has
+    )
+    where = root.path + (f" -> {root.real}" if root.real else "")
+    return f"{tools} in {where} ({root.via})" + (f", CUDA {root.version}" if root.version else "")
 
 
 def _summary_rank(dist: Distribution) -> tuple[int, str]:

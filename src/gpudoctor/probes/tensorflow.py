@@ -32,6 +32,9 @@ COULD_NOT_LOAD = re.compile(r"Could not load dynamic library '([^']+)'")
 CANNOT_OPEN = re.compile(r"([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file")
 # TF 2.0's own self-check on Windows: "Could not find 'cudart64_100.dll'".
 COULD_NOT_FIND_DLL = re.compile(r"Could not find '([\w.-]+\.dll)'")
+# TF <= 1.4's dso_loader (hardware, #10.9): "Couldn't open CUDA library libcudnn.so. LD_LIBRARY_PATH: ...",
+# followed by cuda_dnn.cc's "Unable to load cuDNN DSO".
+COULD_NOT_OPEN_CUDA = re.compile(r"Couldn't open CUDA library ([\w+-]+(?:\.so(?:\.\d+)*|\.dll))")
 CUDA_DRIVERS = re.compile(r"Could not find cuda drivers on your machine")
 CANNOT_DLOPEN = re.compile(r"Cannot dlopen some GPU libraries")
 CUINIT = re.compile(r"failed call to cuInit:\s*(.*)$")
@@ -64,7 +67,7 @@ def parse_log(lines: Sequence[str]) -> LogFacts:
     cuinit: str | None = None
     cudnn: tuple[str, str] | None = None
     for line in lines:
-        for pattern in (COULD_NOT_LOAD, COULD_NOT_FIND_DLL, CANNOT_OPEN):
+        for pattern in (COULD_NOT_LOAD, COULD_NOT_FIND_DLL, COULD_NOT_OPEN_CUDA, CANNOT_OPEN):
             match = pattern.search(line)
             if match:
                 if match.group(1) not in missing:

@@ -22,8 +22,9 @@ DRIVER = ("GD101", "GD102", "GD103", "GD104", "GD105", "GD106", "GD107")
 # GPU or driver it does not serve (GD112), the toolkit's link-time stub (GD210).
 WRONG_LIBCUDA = ("GD112", "GD210")
 
-# CUDA_VISIBLE_DEVICES hides every GPU from the process.
-HIDDEN_GPUS = ("GD301",)
+# CUDA_VISIBLE_DEVICES hides every GPU from the process: an index list CUDA cannot use (GD301), or a
+# first entry that is a UUID this machine does not have (GD127, hardware).
+HIDDEN_GPUS = ("GD301", "GD127")
 
 # The installed TensorFlow cannot load CUDA on this machine for a reason found before its libraries
 # are looked at: no CUDA libraries at all (GD411), no wheel for this Python (GD413), no GPU support
@@ -44,13 +45,15 @@ KERNEL_REFUSES_GPU = ("GD135", "GD136", "GD138", "GD139")
 # hardware: the driver runs but CUDA still cannot start on this machine: NVML crashes or hangs (GD121),
 # MIG without MIG devices (GD124), no nvidia_uvm (GD131), device nodes this process may not open
 # (GD133), an NVSwitch system without a matching, running Fabric Manager (GD141, GD142), WSL 2 whose
-# loader misses the Windows driver's libcuda (GD531) or whose kernel is too old (GD533).
+# loader misses the Windows driver's libcuda (GD531) or whose kernel is too old (GD533), a container on
+# WSL 2 without /dev/dxg or the Windows driver's libraries (GD534).
 # A container given the GPU without the `compute` driver capability has NVML but no libcuda (GD507).
-CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD507", "GD531", "GD533")
+CUDA_CANNOT_START = ("GD121", "GD124", "GD131", "GD133", "GD141", "GD142", "GD507", "GD531", "GD533", "GD534")
 
 # hardware: WSL 2 cannot give CUDA the GPU: the loader misses /usr/lib/wsl/lib (GD531), the WSL kernel is
-# too old (GD533). They explain "no driver" / "driver not loaded" inside WSL.
-WSL = ("GD531", "GD533")
+# too old (GD533), a container lacks /dev/dxg or the driver's libraries (GD534). They explain "no driver" /
+# "driver not loaded" / "no Windows driver libraries" inside WSL.
+WSL = ("GD531", "GD533", "GD534")
 
 # hardware: a framework's own CUDA error names a machine-level cause no other rule found (GD151).
 FRAMEWORK_CUDA_ERROR = ("GD151",)

@@ -7,64 +7,14 @@ spellings. When no more specific rule has named the cause, this one does, once f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix
+from gpudoctor.rules.recipes import host_fix, wsl_container_toolkit_fixes
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import framework_errors
-
-
-@dataclass(frozen=True)
-class CudaError:
-    code: int
-    name: str
-    text: str  # CUDA's own cuGetErrorString text
-
-
-# The driver API's CUresult values (cuda.h) that name a machine-level cause.
-CUDA_ERRORS = (
-    CudaError(3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"),
-    CudaError(34, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"),
-    CudaError(100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"),
-    CudaError(303, "CUDA_ERROR_SHARED_OBJECT_INIT_FAILED", "shared object initialization failed"),
-    CudaError(304, "CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"),
-    CudaError(802, "CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"),
-    CudaError(
-        803,
-        "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
-        "system has unsupported display driver / cuda driver combination",
-    ),
-    CudaError(
-        804,
-        "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
-        "forward compatibility was attempted on non supported HW",
-    ),
-    CudaError(999, "CUDA_ERROR_UNKNOWN", "unknown error"),
-)
-BY_CODE = {e.code: e for e in CUDA_ERRORS}
-BY_NAME = {e.name: e for e in CUDA_ERRORS}
-# PyTorch: "Error 802: system not yet initialized"; TensorFlow: "UNKNOWN ERROR (303)"; everyone: the name.
-NUMBERED = re.compile(r"\b[Ee]rror (\d{1,3}): |UNKNOWN ERROR \((\d{1,3})\)")
-NAMED = re.compile(r"\b(CUDA_ERROR_[A-Z_]+)\b")
-# PyTorch's own words for cudaErrorUnknown when it falls back to zero devices.
-TORCH_UNKNOWN = "CUDA unknown error - this may be due to an incorrectly set up environment"
-
-
-def cuda_error_in(text: str) -> CudaError | None:
-    """The CUDA error a framework's message names, by name or by number."""
-    named = NAMED.search(text)
-    if named and named.group(1) in BY_NAME:
-        return BY_NAME[named.group(1)]
-    for match in NUMBERED.finditer(text):
-        code = int(match.group(1) or match.group(2))
-        if code in BY_CODE:
-            return BY_CODE[code]
-    return BY_CODE[999] if TORCH_UNKNOWN in text else None
+from gpudoctor.rules.views import BY_CODE, CudaError, framework_cuda_errors
 
 
 def _in_container(ctx: RuleContext) -> bool:
@@ -196,6 +146,27 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
             ),
             (ctx.fix("See which libcuda the loader resolves", "ldconfig -p | grep libcuda.so.1"),),
         )
+    if error.code == 500 and flavor == "wsl" and _in_container(ctx):
+        return (
+            (
+                "this container on WSL 2 lacks libnvdxgdmal.so.1, which Windows drivers 555 and later need: its "
+                "NVIDIA Container Toolkit (or Docker Desktop) is older than those drivers"
+            ),
+            (
+                "Windows drivers 555 and later split part of CUDA into libnvdxgdmal.so.1; a container toolkit "
+                "that does not mount it leaves libcuda without a symbol, and cuInit fails with 500."
+            ),
+            wsl_container_toolkit_fixes(ctx),
+        )
+    if error.code == 500:
+        return (
+            "libcuda lacks a function the CUDA runtime looks up: driver libraries of two releases are mixed",
+            (
+                "CUDA_ERROR_NOT_FOUND at start-up means the libcuda loaded is not the one the rest of the driver "
+                "(or the runtime) was built against: a copied or partly upgraded libcuda."
+            ),
+            (ctx.fix("See which libcuda the loader resolves", "ldconfig -p | grep libcuda.so.1"),),
+        )
     if error.code == 100:
         return (
             "CUDA sees no GPU in this process",
@@ -242,9 +213,8 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
 )
 def framework_cuda_error(ctx: RuleContext) -> Iterator[Verdict]:
     found: dict[int, list[tuple[str, str]]] = {}
-    for framework, text in framework_errors(ctx):
-        error = cuda_error_in(text)
-        if error is not None and error.code != 3:
+    for framework, text, error in framework_cuda_errors(ctx):
+        if error.code != 3:
             found.setdefault(error.code, []).append((framework, text))
     for code, said in sorted(found.items()):
         error = BY_CODE[code]

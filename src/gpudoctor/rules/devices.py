@@ -11,6 +11,7 @@ from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
+from gpudoctor.versions import major_of
 
 CUDA_NODES = re.compile(r"^/dev/(nvidiactl|nvidia\d+|nvidia-uvm)$")
 DRIVER_README = "https://www.nvidia.com/en-us/drivers/unix/legacy-gpu/"
@@ -252,11 +253,6 @@ def _legacy_fix(ctx: RuleContext, branch: str) -> Fix:
     )
 
 
-def _branch_of(version: str | None) -> int | None:
-    head = (version or "").split(".")[0]
-    return int(head) if head.isdigit() else None
-
-
 def _installed_driver(ctx: RuleContext) -> str | None:
     d = ctx.facts.driver
     if d is None:
@@ -267,14 +263,14 @@ def _installed_driver(ctx: RuleContext) -> str | None:
 def _legacy_from_table(ctx: RuleContext) -> list[tuple[PciDevice, str, str]]:
     """(PCI function, generation, last branch) of unbound GPUs whose generation the installed branch dropped."""
     devices, driver = ctx.facts.devices, _installed_driver(ctx)
-    installed = _branch_of(driver)
+    installed = major_of(driver)
     if devices is None or installed is None:
         return []
     found = []
     for pci in _unbound_gpus(devices):
         generation = ctx.matrix.pci_generation(pci.device_id)
         branch = ctx.matrix.last_driver_branch(generation) if generation else None
-        last = _branch_of(branch.last_branch) if branch is not None else None
+        last = major_of(branch.last_branch) if branch is not None else None
         if generation and branch is not None and last is not None and last < installed:
             found.append((pci, generation, branch.last_branch))
     return found

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from gpudoctor.facts import DriverFacts, GpuFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import distro_family
+from gpudoctor.rules.views import distro_family, driver_system
 
 NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
@@ -389,3 +391,176 @@ def mig_one_per_process(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         ),
     )
+
+
+def _uuid_entries(value: str | None) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries up to the first that is not a GPU-/MIG- UUID (CUDA reads no further)."""
+    entries = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item.startswith(("GPU-", "MIG-")):
+            break
+        entries.append(item)
+    return entries
+
+
+def _matches(entry: str, d: DriverFacts) -> GpuFacts | None:
+    """The GPU an entry names, as CUDA matches it: a GPU UUID or its unique prefix, a MIG device UUID, or the
+    R450/R460 form MIG-GPU-<GPU UUID>/<GI>/<CI> (its GPU must be in MIG mode)."""
+    lowered = entry.lower()
+    if lowered.startswith("mig-gpu-"):
+        parent = lowered.removeprefix("mig-").split("/")[0]
+        return next((g for g in d.gpus if g.mig_current and (g.uuid or "").lower() == parent), None)
+    if lowered.startswith("mig-"):
+        return next(
+            (g for g in d.gpus for m in g.mig_devices if (m.uuid or "").lower().startswith(lowered)), None
+        )
+    found = [g for g in d.gpus if (g.uuid or "").lower().startswith(lowered)]
+    return found[0] if len(found) == 1 else None
+
+
+def _redacted(uuid: str | None) -> bool:
+    return "…" in (uuid or "")  # redact.py keeps only the tail ("GPU-…5551"): prefixes cannot be compared
+
+
+def _decidable(entry: str, d: DriverFacts) -> bool:
+    """Whether an entry can be matched here: against redacted UUIDs only a redacted full UUID can."""
+    uuids = [g.uuid for g in d.gpus] + [m.uuid for g in d.gpus for m in g.mig_devices]
+    return _redacted(entry) or not any(_redacted(u) for u in uuids)
+
+
+def _uuids_known(d: DriverFacts) -> bool:
+    """NVML answered for every GPU with its UUID, and for every GPU in MIG mode with its MIG devices' UUIDs."""
+    return (
+        d.nvml_state == "ok"
+        and bool(d.gpus)
+        and all(g.uuid and not g.error for g in d.gpus)
+        and all(m.uuid and not m.error for g in d.gpus if g.mig_current for m in g.mig_devices)
+    )
+
+
+@rule(
+    "GD127",
+    "Every UUID in CUDA_VISIBLE_DEVICES names a GPU or MIG device of this machine",
+    needs=("driver", "environment"),
+    blocks_gpu=True,
+    problem="CUDA_VISIBLE_DEVICES names a GPU UUID this machine does not have",
+    part="environment",
+)
+def visible_uuid_unknown(ctx: RuleContext) -> Iterator[Verdict]:
+    d = _driver(ctx)
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    entries = _uuid_entries(cvd)
+    if not entries or not _uuids_known(d) or not all(_decidable(e, d) for e in entries):
+        return
+    position = next((i for i, e in enumerate(entries) if _matches(e, d) is None), None)
+    if position is None:
+        return
+    unknown = entries[position]
+    hidden_all = position == 0
+    known = [f"{_label(g)}: {g.uuid}" for g in d.gpus] + [
+        f"GPU {g.index} MIG {m.profile or m.name}: {m.uuid}"
+        for g in d.gpus
+        if g.mig_current
+        for m in g.mig_devices
+    ]
+    ambiguous = (
+        not unknown.lower().startswith("mig-")
+        and sum((g.uuid or "").lower().startswith(unknown.lower()) for g in d.gpus) > 1
+    )
+    what = "matches more than one GPU" if ambiguous else "matches no GPU or MIG device here"
+    yield Verdict(
+        severity=Severity.ERROR if hidden_all else Severity.WARNING,
+        message=f"CUDA_VISIBLE_DEVICES entry {unknown} {what}: CUDA ignores it and every entry after it"
+        + (", so no program sees a GPU" if hidden_all else f", so only the {position} before it are visible"),
+        why=(
+            "CUDA reads CUDA_VISIBLE_DEVICES in order and stops at the first entry that names no device; a UUID "
+            "copied from another machine, a MIG device that was destroyed and created again (it gets a new UUID), "
+            "or an abbreviated UUID that fits two GPUs all end the list there."
+        ),
+        seen=(f"CUDA_VISIBLE_DEVICES={cvd}", *known[:8]),
+        fixes=(
+            ctx.fix(
+                "List this machine's GPU and MIG device UUIDs and set CUDA_VISIBLE_DEVICES to ones it has",
+                "nvidia-smi -L",
+            ),
+        ),
+    )
+
+
+@rule(
+    "GD128",
+    "PyTorch counts the GPUs that CUDA_VISIBLE_DEVICES names by UUID",
+    requires=("GD127", "GD301"),
+    needs=("environment", "torch"),
+    problem="PyTorch counts no GPU although CUDA_VISIBLE_DEVICES names it by UUID",
+    part="torch",
+)
+def torch_ignores_visible_uuids(ctx: RuleContext) -> Iterator[Verdict]:
+    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    entries = _uuid_entries(cvd)
+    torch = ctx.facts.torch
+    if not entries or torch is None or not torch.cuda_available or torch.device_count != 0:
+        return
+    version = torch.version or "?"
+    fixes = []
+    d = ctx.facts.driver
+    gpus = [_matches(e, d) for e in entries] if d is not None else []
+    if d is not None and gpus and all(g is not None for g in gpus) and not entries[0].startswith("MIG-"):
+        indices = ",".join(str(g.index) for g in gpus if g is not None)
+        fixes.append(
+            ctx.fix(
+                "Name the same GPUs by nvidia-smi's index instead, in nvidia-smi's (PCI) order",
+                "export CUDA_DEVICE_ORDER=PCI_BUS_ID",
+                f"export CUDA_VISIBLE_DEVICES={indices}",
+            )
+        )
+    upgrade = _newest_torch_for(ctx)
+    if upgrade is not None:
+        release, variant, index = upgrade
+        fixes.append(
+            ctx.fix(
+                f"Install PyTorch {release} ({variant}, which this driver runs): current releases map GPU UUIDs "
+                "through NVML and leave MIG UUIDs to CUDA's own count; then run gpudoctor check again",
+                ctx.pip_install(f"torch=={release}.*", options=("--index-url", index)),
+            )
+        )
+    kind = ("MIG device" if entries[0].startswith("MIG-") else "GPU") + (
+        " UUIDs" if len(entries) > 1 else " UUID"
+    )
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {version} counts 0 GPUs although torch.cuda.is_available() is True: it does not read "
+        f"the {kind} in CUDA_VISIBLE_DEVICES",
+        why=(
+            "PyTorch counts devices itself, through NVML and its own reading of CUDA_VISIBLE_DEVICES, so that "
+            "counting does not start CUDA; releases around 1.13 and 2.0 read only GPU indices there and count 0 "
+            "devices for a UUID (pytorch/pytorch#90543, #95784), while CUDA itself still offers the device. Code "
+            "that loops over torch.cuda.device_count() (DataParallel, Lightning, Accelerate) then runs on the CPU."
+        ),
+        seen=(
+            f"CUDA_VISIBLE_DEVICES={cvd}",
+            f"torch {version}: torch.cuda.is_available() True, torch.cuda.device_count() 0",
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+def _newest_torch_for(ctx: RuleContext) -> tuple[str, str, str] | None:
+    """(release, CUDA variant, index URL) of the matrix's newest PyTorch that this driver runs and this Python
+    installs; None when the matrix or the facts cannot say."""
+    d = ctx.facts.driver
+    python = ctx.facts.python.version if ctx.facts.python else ""
+    if d is None or not d.driver_version:
+        return None
+    system = driver_system(ctx)
+    for release in sorted(ctx.matrix.torch, key=lambda r: Version(r.version), reverse=True):
+        if python and not release.python.contains(python, prereleases=True):
+            continue
+        variants = ctx.matrix.torch_variants_for_driver(release.version, d.driver_version, system)
+        if variants:
+            v = variants[0]
+            return release.version, v.name, v.index_url or f"https://download.pytorch.org/whl/{v.name}"
+    return None

@@ -309,7 +309,7 @@ def wsl1_has_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
 @rule(
     "GD505",
     "The Windows driver's CUDA libraries are visible in WSL 2",
-    requires=("GD512",),
+    requires=("GD512", "GD534"),
     needs=("platform",),
     blocks_gpu=True,
     problem="The Windows driver's CUDA libraries are not visible in WSL 2",

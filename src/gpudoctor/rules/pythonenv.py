@@ -180,7 +180,7 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         missing = [p for p in unmet if p.state == "missing"]
         wrong = [p for p in unmet if p.state != "missing"]
         severe = any(_breaks(p) for p in unmet)
-        blocker = next((p for p in wrong if _blocks_import(p, error)), None)
+        blocker = next((p for p in unmet if _blocks_import(p, error)), None)
         parts = []
         if missing:
             parts.append(
@@ -220,10 +220,14 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
         wheel = next((p for p in missing if _provides(p.name, library)), None) if library else None
         if blocker is not None and error:
             severe = True
-            message = (
-                f"import {fw.framework.split('-')[0]} fails on {blocker.name} {blocker.installed}, which its own "
-                f"metadata excludes ({blocker.specifier}): {_error_line(error, blocker.name)}"
-                + ("; of the wheels it pins, " + "; ".join(parts) if len(unmet) > 1 else "")
+            importing = f"import {fw.framework.split('-')[0]} fails"
+            cause = (
+                f"without {blocker.spec_text}, which its own metadata requires"
+                if blocker.installed is None
+                else f"on {blocker.name} {blocker.installed}, which its own metadata excludes ({blocker.specifier})"
+            )
+            message = f"{importing} {cause}: {_error_line(error, blocker.name)}" + (
+                "; of the wheels it pins, " + "; ".join(parts) if len(unmet) > 1 else ""
             )
         elif library and wheel:
             severe = True
@@ -254,17 +258,19 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
 # Companions whose wrong version stops the import, and how the import error names them: protobuf's
 # "Descriptors cannot be created directly" (protobuf 4 under code generated for 3.x) and "cannot import
 # name 'builder' from 'google.protobuf.internal'" (protobuf < 3.20 under code generated for 3.20+);
-# ml_dtypes' "module 'ml_dtypes' has no attribute 'float8_e4m3b11'" (0.3 removed what TF 2.13/2.14 use).
+# ml_dtypes' "module 'ml_dtypes' has no attribute 'float8_e4m3b11'" (0.3 removed what TF 2.13/2.14 use);
+# jax's own "jax requires jaxlib to be installed" when jaxlib is missing.
 IMPORT_BLOCKERS = {
     "protobuf": re.compile(r"google\.protobuf|Descriptors cannot be created directly"),
     "ml-dtypes": re.compile(r"\bml_dtypes\b"),
+    "jaxlib": re.compile(r"\bjaxlib\b"),
 }
 
 
 def _blocks_import(pin: Pin, error: str | None) -> bool:
-    """The framework's own import error names this companion, whose installed version the pin excludes."""
+    """The framework's own import error names this companion, missing or of a version the pin excludes."""
     pattern = IMPORT_BLOCKERS.get(pin.name)
-    return bool(pattern and error and pin.installed and pattern.search(error))
+    return bool(pattern and error and pattern.search(error))
 
 
 def _error_line(error: str, name: str) -> str:

@@ -46,6 +46,35 @@ def wsl_host_driver_fix() -> Fix:
     )
 
 
+def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
+    """A container on WSL 2 that lacks the Windows driver's libraries: its container toolkit predates them."""
+    return (
+        ctx.fix_on_host(
+            "In the WSL distribution that runs Docker (not in this container), upgrade the NVIDIA Container "
+            "Toolkit (1.15 or later mounts every library the 555+ Windows drivers need), re-register it with "
+            "Docker and restart Docker (on Fedora-based distributions: sudo dnf upgrade nvidia-container-toolkit)",
+            "sudo apt-get update",
+            "sudo apt-get install --only-upgrade nvidia-container-toolkit",
+            "sudo nvidia-ctk runtime configure --runtime=docker",
+            "sudo service docker restart",
+            needs_admin=True,
+        ),
+        ctx.fix_on_host(
+            "If the container gets the GPU through CDI (podman, or docker with --device nvidia.com/gpu=all), "
+            "regenerate the CDI spec after the upgrade",
+            "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+            needs_admin=True,
+        ),
+        host_fix(
+            "With Docker Desktop, update it (4.31 and later mount the libraries of the 555+ drivers), then "
+            "start the container again",
+            "winget upgrade --id Docker.DockerDesktop",
+            needs_admin=False,
+            where="host" if ctx.in_container else "",
+        ),
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # Installing the NVIDIA driver: one recipe per Linux distribution family
 

@@ -94,6 +94,70 @@ def framework_errors(ctx: RuleContext) -> list[tuple[str, str]]:
     return said
 
 
+# CUDA's own error codes, as the frameworks report them: TensorFlow logs `failed call to cuInit:
+# CUDA_ERROR_SYSTEM_NOT_READY: ...`, PyTorch warns `Error 802: system not yet initialized`, JAX says
+# `cuInit(0) failed: CUDA_ERROR_...`: one driver error in three spellings.
+
+
+@dataclass(frozen=True)
+class CudaError:
+    code: int
+    name: str
+    text: str  # CUDA's own cuGetErrorString text
+
+
+# The driver API's CUresult values (cuda.h) that name a machine-level cause.
+CUDA_ERRORS = (
+    CudaError(3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"),
+    CudaError(34, "CUDA_ERROR_STUB_LIBRARY", "CUDA driver is a stub library"),
+    CudaError(100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"),
+    CudaError(303, "CUDA_ERROR_SHARED_OBJECT_INIT_FAILED", "shared object initialization failed"),
+    CudaError(304, "CUDA_ERROR_OPERATING_SYSTEM", "OS call failed or operation not supported on this OS"),
+    CudaError(802, "CUDA_ERROR_SYSTEM_NOT_READY", "system not yet initialized"),
+    CudaError(
+        803,
+        "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
+        "system has unsupported display driver / cuda driver combination",
+    ),
+    CudaError(
+        804,
+        "CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+        "forward compatibility was attempted on non supported HW",
+    ),
+    CudaError(500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"),
+    CudaError(999, "CUDA_ERROR_UNKNOWN", "unknown error"),
+)
+BY_CODE = {e.code: e for e in CUDA_ERRORS}
+BY_NAME = {e.name: e for e in CUDA_ERRORS}
+# PyTorch: "Error 802: system not yet initialized"; TensorFlow: "UNKNOWN ERROR (303)"; everyone: the name.
+NUMBERED = re.compile(r"\b[Ee]rror (\d{1,3}): |UNKNOWN ERROR \((\d{1,3})\)")
+NAMED = re.compile(r"\b(CUDA_ERROR_[A-Z_]+)\b")
+# PyTorch's own words for cudaErrorUnknown when it falls back to zero devices.
+TORCH_UNKNOWN = "CUDA unknown error - this may be due to an incorrectly set up environment"
+
+
+def cuda_error_in(text: str) -> CudaError | None:
+    """The CUDA error a framework's message names, by name or by number."""
+    named = NAMED.search(text)
+    if named and named.group(1) in BY_NAME:
+        return BY_NAME[named.group(1)]
+    for match in NUMBERED.finditer(text):
+        code = int(match.group(1) or match.group(2))
+        if code in BY_CODE:
+            return BY_CODE[code]
+    return BY_CODE[999] if TORCH_UNKNOWN in text else None
+
+
+def framework_cuda_errors(ctx: RuleContext) -> list[tuple[str, str, CudaError]]:
+    """(framework, its text, the CUDA error it names) for each framework message that names one."""
+    found = []
+    for framework, text in framework_errors(ctx):
+        error = cuda_error_in(text)
+        if error is not None:
+            found.append((framework, text, error))
+    return found
+
+
 # ----------------------------------------------------------------------------------------------
 # What the installed TensorFlow needs
 

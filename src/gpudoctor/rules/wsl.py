@@ -9,8 +9,10 @@ from gpudoctor.facts import PlatformFacts
 from gpudoctor.model import Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix
+from gpudoctor.rules.recipes import host_fix, wsl_container_toolkit_fixes
 from gpudoctor.rules.registry import rule
+from gpudoctor.rules.views import framework_cuda_errors
+from gpudoctor.versions import major_of
 
 WSL_LIB = "/usr/lib/wsl/lib"
 # NVIDIA's CUDA on WSL guide: the WSL 2 kernel must be 5.10.43.3 or newer.
@@ -125,3 +127,106 @@ def wsl_kernel_version(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         ),
     )
+
+
+# What each of the Windows driver's WSL files is for, as the container toolkit's list names them.
+WSL_CORE_FILES = (
+    (("libdxcore.so",), "the DirectX core library through which CUDA and NVML reach /dev/dxg"),
+    (("libcuda.so.1", "libcuda.so.1.1"), "the CUDA driver"),
+    (("libnvidia-ml.so.1",), "NVML, which nvidia-smi and the frameworks' device queries use"),
+)
+DXGDMAL = "libnvdxgdmal.so.1"
+DXGDMAL_SINCE = 555  # the first Windows driver branch whose CUDA needs libnvdxgdmal.so.1 (toolkit issue #520)
+
+
+def _framework_saw_gpu(ctx: RuleContext) -> bool:
+    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
+    return bool(
+        (torch is not None and torch.cuda_available)
+        or (tf is not None and tf.gpus)
+        or (jax is not None and any(d.startswith(("cuda", "gpu")) for d in jax.devices))
+    )
+
+
+@rule(
+    "GD534",
+    "A container on WSL 2 has /dev/dxg and the Windows driver's libraries CUDA needs",
+    requires=("GD504",),
+    needs=("platform",),
+    blocks_gpu=True,
+    problem="A container on WSL 2 lacks /dev/dxg or the Windows driver's libraries CUDA needs",
+    part="platform",
+)
+def wsl_container_libraries(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if p.wsl != 2 or not p.container or p.wsl_driver_files is None or _framework_saw_gpu(ctx):
+        return
+    d = ctx.facts.driver
+    nvml_ok = d is not None and d.nvml_state == "ok"
+    why = (
+        "In WSL 2 the GPU reaches Linux only through /dev/dxg and the Windows driver's own libraries; a "
+        "container has neither unless the NVIDIA Container Toolkit (or Docker Desktop) mounts them, and each "
+        "toolkit release mounts the list of files the Windows drivers of its day needed."
+    )
+    if "/dev/dxg" not in p.device_nodes:
+        if nvml_ok:
+            return
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"This {p.container} container on WSL 2 was started without the GPU: /dev/dxg is absent",
+            why=why,
+            seen=(f"container: {p.container}, WSL 2 kernel {p.release}", "/dev/dxg: absent"),
+            fixes=(
+                ctx.fix_on_host(
+                    "Start the container with the GPU (Docker Desktop's WSL 2 backend, or the NVIDIA Container "
+                    "Toolkit in the WSL distribution, then passes /dev/dxg and the driver's libraries)",
+                    "docker run --gpus all <image> ...",
+                ),
+            ),
+        )
+        return
+    found = {path.rsplit("/", 1)[-1]: path for path in p.wsl_driver_files}
+    cuda_errors = framework_cuda_errors(ctx)
+    missing = []
+    if not nvml_ok or cuda_errors:  # a file this probe did not find may still be somewhere it did not look
+        missing += [
+            (names[0], purpose) for names, purpose in WSL_CORE_FILES if not any(n in found for n in names)
+        ]
+    driver = d.driver_version if d is not None else None
+    branch = major_of(driver)
+    said_500 = [(f, t) for f, t, e in cuda_errors if e.code == 500]
+    if DXGDMAL not in found and ((branch is not None and branch >= DXGDMAL_SINCE) or said_500):
+        missing.append((DXGDMAL, f"which CUDA needs with Windows drivers {DXGDMAL_SINCE} and later"))
+    if not missing:
+        return
+    names = ", ".join(name for name, _ in missing)
+    seen = [
+        f"container: {p.container} on WSL 2, /dev/dxg present",
+        *_by_folder(p.wsl_driver_files),
+        *(f"missing: {name} ({purpose})" for name, purpose in missing),
+    ]
+    if driver:
+        seen.append(f"Windows driver {driver}")
+    seen += [f"{f}: {t.strip().splitlines()[0][:200]}" for f, t in said_500[:2]]
+    yield Verdict(
+        severity=Severity.ERROR,
+        message=f"This container on WSL 2 lacks {names} from the Windows NVIDIA driver: its container toolkit "
+        f"did not mount {'it' if len(missing) == 1 else 'them'}, so CUDA cannot start"
+        + (" (CUDA says error 500, named symbol not found)" if said_500 else ""),
+        why=why
+        + " Windows drivers 555 and later added libnvdxgdmal.so.1, which NVIDIA Container Toolkit 1.14.4/1.15 and "
+        "Docker Desktop 4.31 were the first to mount; older ones leave CUDA failing with error 500.",
+        seen=tuple(seen),
+        fixes=wsl_container_toolkit_fixes(ctx),
+    )
+
+
+def _by_folder(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """ "folder: name name" lines for the Windows driver files found; one line saying none when none."""
+    folders: dict[str, list[str]] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        folders.setdefault(folder, []).append(name)
+    if not folders:
+        return ("Windows driver files found: none",)
+    return tuple(f"found in {folder}: {' '.join(names)}" for folder, names in folders.items())
