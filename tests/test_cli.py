@@ -61,8 +61,10 @@ NO_DRIVER = Facts(
 def test_help_lists_the_commands() -> None:
     result = gpudoctor("--help")
     assert result.returncode == 0
-    for word in ("check", "explain", "matrix"):
-        assert word in result.stdout
+    commands = result.stdout.split("Commands:", 1)[1]
+    for word in ("check", "explain", "matrix", "collect", "fleet", "plan"):
+        assert f"\n  {word} " in commands
+    assert "..." not in commands  # each says what it does in full, not cut at 45 characters
 
 
 def test_version() -> None:

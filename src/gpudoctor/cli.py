@@ -93,7 +93,7 @@ class _Background(Generic[T]):
 _FORMATS_HELP = "text, json, markdown, junit or github"
 
 
-@app.command()
+@app.command(short_help="Find what keeps TensorFlow, PyTorch or JAX off the GPU, and how to fix it.")
 def check(
     python: PythonOption = None,
     output_format: Annotated[
@@ -183,7 +183,7 @@ def check(
     raise typer.Exit(deliver(run, delivery, stdout=Screen.of(sys.stdout), stderr=Screen.of(sys.stderr)))
 
 
-@app.command()
+@app.command(short_help="Explain a finding code (GD101): cause, how to confirm, how to fix.")
 def explain(
     code: Annotated[
         str | None, typer.Argument(help="A finding code such as GD101 (or 101). Omit to list all.")
@@ -220,7 +220,7 @@ def explain(
     write_stdout(render.render_page(page, as_json=json_output, on_machine=on_machine, screen=Screen.of()))
 
 
-@app.command("matrix")
+@app.command("matrix", short_help="Show and query the compatibility matrix.")
 def matrix_command(
     framework: Annotated[str | None, typer.Argument(help="tensorflow, torch or jax.")] = None,
     version: Annotated[str | None, typer.Argument(help="A release of that framework, e.g. 2.10.")] = None,
@@ -274,17 +274,19 @@ def main() -> None:
         _fail(f"internal error: {type(exc).__name__}: {exc} (set GPUDOCTOR_DEBUG=1 for the traceback)")
 
 
-def _register(module: str, name: str) -> None:
-    """Add the subcommand `name`: the function of that name in `gpudoctor.commands.<module>`."""
+def _register(module: str, name: str, short_help: str) -> None:
+    """Add the subcommand `name`: the function of that name in `gpudoctor.commands.<module>`, listed
+    in `gpudoctor --help` with `short_help` (click would cut its docstring at 45 characters)."""
     import importlib
 
-    app.command(name)(getattr(importlib.import_module(f"gpudoctor.commands.{module}"), name))
+    function = getattr(importlib.import_module(f"gpudoctor.commands.{module}"), name)
+    app.command(name, short_help=short_help)(function)
 
 
 # Subcommands in their own modules (gpudoctor/commands/<name>.py), one line each; the blank lines
 # keep two helpers' registrations from touching in a merge.
-_register("collect", "collect")
+_register("collect", "collect", "Save this machine's facts (redacted) for a bug report.")
 
-_register("fleet", "fleet")
+_register("fleet", "fleet", "Many nodes' reports at once, grouped by root cause.")
 
-_register("plan", "plan")
+_register("plan", "plan", "Which framework release will use this GPU, and the commands.")
