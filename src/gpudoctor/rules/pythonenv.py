@@ -87,13 +87,19 @@ def _framework_spec(ctx: RuleContext, name: str, extras: tuple[str, ...] = ()) -
     return f"{head}=={version}", ()
 
 
-def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[FrameworkPins, ...]) -> list[Fix]:
-    """Give the framework that cannot share this environment its own, then restore the others' wheels here."""
+def _own_venv_fixes(
+    ctx: RuleContext,
+    resolution: Resolution,
+    pins: tuple[FrameworkPins, ...],
+    spec: tuple[str, tuple[str, ...]] | None = None,
+) -> list[Fix]:
+    """Give the framework that cannot share this environment its own, then restore the others' wheels here.
+    `spec`: what to install there and its pip options, when the caller knows better than the pins."""
     move = resolution.move
     if move is None:
         return []
     extras = tuple(sorted({p.extra for fw in pins if fw.framework == move for p in fw.pins if p.extra}))
-    spec, options = _framework_spec(ctx, move, extras)
+    spec_text, options = spec or _framework_spec(ctx, move, extras)
     windows = ctx.flavor == "windows"
     folder = f"$HOME\\venvs\\{move}" if windows else f"$HOME/venvs/{move}"
     python = f"{folder}\\Scripts\\python.exe" if windows else f"{folder}/bin/python"
@@ -121,7 +127,7 @@ def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[Framew
         ctx.fix(
             f"Give {move} a virtual environment of its own, where its pinned wheels do not meet the others'",
             f"{ctx.python_cmd} -m venv {folder}",
-            " ".join([python, "-m", "pip", "install", *options, _quote(spec)]),
+            " ".join([python, "-m", "pip", "install", *options, _quote(spec_text)]),
         )
     ]
     commands = [ctx.pip("uninstall", "-y", move, *moved_only)]

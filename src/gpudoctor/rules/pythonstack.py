@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from gpudoctor.facts import Distribution, JaxFacts, PythonFacts, TorchFacts
@@ -578,36 +577,12 @@ def _cudnn_minimum(ctx: RuleContext, framework: str, major: int) -> tuple[Versio
     return None
 
 
-def _align_fix(ctx: RuleContext, frameworks: tuple[str, ...], major: int, need: Version) -> Fix | None:
-    """One cuDNN wheel that every framework's own Requires-Dist admits, when they ask for the same one and
-    its lowest admitted version is not below what the stricter framework checks for at start-up."""
-    python = surveyed_python(ctx)
-    env = environment(python, ctx.facts.platform)
-    asked: dict[str, SpecifierSet] = {}
-    for framework in frameworks:
-        names = (
-            (*sorted(ctx.facts.jax.plugins), "jaxlib")
-            if framework == "jax" and ctx.facts.jax
-            else (framework,)
-        )
-        for name in names:
-            dist = ctx.distribution(name)
-            if dist is not None and (found := requirement_on(dist, CUDNN_WHEELS, env)):
-                asked[framework] = found[1] & asked.get(framework, SpecifierSet())
-                wheel = found[0]
-                break
-        else:
-            return None
-    merged = SpecifierSet()
-    for spec in asked.values():
-        merged &= spec
-    floor = lower_bound(merged)
-    if floor is None or floor.major != major or floor < need or not merged.contains(floor, prereleases=True):
-        return None
-    return ctx.fix(
-        f"Install the one cuDNN wheel every framework here accepts ({wheel}{merged})",
-        ctx.pip_install(f"{wheel}{merged}"),
-    )
+def _jax_venv_spec(ctx: RuleContext) -> tuple[str, tuple[str, ...]]:
+    """jax with the CUDA extra of its build (`jax[cuda12]==0.4.25`): a bare `jax==` from PyPI is CPU only."""
+    j = ctx.facts.jax
+    major = (_cuda_major_of_jax(j) if j else None) or 12
+    row = ctx.matrix.jax_cuda(major)
+    return jax_cuda_spec(ctx, f"cuda{major}", j.jax_version if j else None, row.min_jax if row else None), ()
 
 
 def _import_first_fix(ctx: RuleContext, first: str, then: str) -> Fix:
@@ -631,7 +606,7 @@ def _import_first_fix(ctx: RuleContext, first: str, then: str) -> Fix:
     needs=("libraries",),
     problem="Two frameworks load different copies of cuDNN, and the first import decides for both",
     part="python",
-    requires=(*WHEELS_IN_CONFLICT,),
+    requires=(*WHEELS_IN_CONFLICT, "GD803"),
 )
 def first_import_wins(ctx: RuleContext) -> Iterator[Verdict]:
     copies = _loaded_cudnn(ctx)
@@ -659,27 +634,19 @@ def first_import_wins(ctx: RuleContext) -> Iterator[Verdict]:
         other = rejected[0]
         label, other_label = FRAMEWORK_LABELS[strict.framework], FRAMEWORK_LABELS[other.framework]
         module, other_module = FRAMEWORK_MODULES[strict.framework], FRAMEWORK_MODULES[other.framework]
-        other_needs = _cudnn_minimum(ctx, other.framework, have.major)
-        order_helps = other_needs is None or have >= other_needs[0]
-        fixes = [_import_first_fix(ctx, module, other_module)] if order_helps else []
-        align = _align_fix(ctx, (strict.framework, other.framework), have.major, need)
-        if align is not None:
-            fixes.insert(0, align)
-        elif (conda_fixes := _own_conda_env_fixes(ctx, strict.framework)) is not None:
+        # `strict` works alone, so its copy is at least what `other` needs: importing `strict` first works
+        fixes = [_import_first_fix(ctx, module, other_module)]
+        if (conda_fixes := _own_conda_env_fixes(ctx, strict.framework)) is not None:
             fixes += conda_fixes
         else:
             pins = framework_pins(surveyed_python(ctx), ctx.facts.platform)
-            fixes += _own_venv_fixes(ctx, Resolution(move=strict.framework), pins)
+            spec = _jax_venv_spec(ctx) if strict.framework == "jax" else None
+            fixes += _own_venv_fixes(ctx, Resolution(move=strict.framework), pins, spec=spec)
         yield Verdict(
             severity=Severity.WARNING,
             message=f"{other_label} and {label} in this environment load different copies of {strict.name} "
             f"({other.version} {other.path}; {strict.version} {strict.path}); in one process the first "
-            f"import wins: {label} needs ≥ {need}, so "
-            + (
-                f"import {module} first or align both on one copy"
-                if order_helps
-                else f"and {other_label} ≥ {other_needs[0] if other_needs else ''}: align both on one copy"
-            ),
+            f"import wins: {label} needs ≥ {need}, so import {module} first or align both on one copy",
             why="A process maps one library of a name only once: whichever framework is imported first loads "
             f"its cuDNN, and the other gets that copy. {label} checks the cuDNN it finds at start-up and "
             f"rejects {other_label}'s {other.version}: {_rejection(strict.framework, other.version, need)}. "
