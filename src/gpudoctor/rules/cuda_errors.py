@@ -12,23 +12,9 @@ from collections.abc import Iterator
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix, wsl_container_toolkit_fixes
+from gpudoctor.rules.recipes import host_fix, reload_uvm_fix, wsl_container_toolkit_fixes
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import BY_CODE, CudaError, framework_cuda_errors
-
-
-def _in_container(ctx: RuleContext) -> bool:
-    return ctx.facts.platform is not None and ctx.facts.platform.container is not None
-
-
-def _uvm_reload(ctx: RuleContext) -> Fix:
-    return ctx.fix(
-        "Reload the CUDA unified-memory module (a laptop after suspend/resume, or a module left in a bad "
-        "state); stop the programs using the GPU first, or reboot",
-        "sudo rmmod nvidia_uvm",
-        "sudo modprobe nvidia_uvm",
-        needs_admin=True,
-    )
 
 
 def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...]]:
@@ -72,7 +58,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
             ),
         )
     if error.code in (999, 304):
-        if _in_container(ctx):
+        if ctx.in_container:
             return (
                 "CUDA could not initialise the GPU the container was given",
                 (
@@ -81,7 +67,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
                 ),
                 (
                     ctx.fix_on_host("Restart the container first", "docker restart <container>"),
-                    _uvm_reload(ctx),
+                    reload_uvm_fix(ctx),
                 ),
             )
         return (
@@ -93,7 +79,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
                 "nvidia-smi only needs the nvidia module; cuInit also needs a working nvidia_uvm, and after a "
                 "suspend/resume cycle that module often answers only 'unknown error' until it is reloaded."
             ),
-            (_uvm_reload(ctx), ctx.fix("Or reboot", "sudo reboot", needs_admin=True, needs_reboot=True)),
+            (reload_uvm_fix(ctx), ctx.fix("Or reboot", "sudo reboot", needs_admin=True, needs_reboot=True)),
         )
     if error.code == 803:
         return (
@@ -146,7 +132,7 @@ def _cause(ctx: RuleContext, error: CudaError) -> tuple[str, str, tuple[Fix, ...
             ),
             (ctx.fix("See which libcuda the loader resolves", "ldconfig -p | grep libcuda.so.1"),),
         )
-    if error.code == 500 and flavor == "wsl" and _in_container(ctx):
+    if error.code == 500 and flavor == "wsl" and ctx.in_container:
         return (
             (
                 "this container on WSL 2 lacks libnvdxgdmal.so.1, which Windows drivers 555 and later need: its "

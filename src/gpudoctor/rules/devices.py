@@ -9,12 +9,12 @@ from gpudoctor.facts import DevicesFacts, GpuFacts, KernelLogFacts, PciDevice, X
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import LEGACY_DRIVERS_PAGE, legacy_driver_fix, secure_boot_enrol_fix
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
 from gpudoctor.versions import major_of
 
 CUDA_NODES = re.compile(r"^/dev/(nvidiactl|nvidia\d+|nvidia-uvm)$")
-DRIVER_README = "https://www.nvidia.com/en-us/drivers/unix/legacy-gpu/"
 
 
 def _devices(ctx: RuleContext) -> DevicesFacts:
@@ -27,10 +27,6 @@ def _log(ctx: RuleContext) -> KernelLogFacts:
     facts = ctx.facts.kernel_log
     assert facts is not None
     return facts
-
-
-def _in_container(ctx: RuleContext) -> bool:
-    return ctx.facts.platform is not None and ctx.facts.platform.container is not None
 
 
 def _module_loaded(d: DevicesFacts, name: str) -> bool:
@@ -62,7 +58,7 @@ def _gpu_at(ctx: RuleContext, address: str) -> GpuFacts | None:
 )
 def uvm_missing(ctx: RuleContext) -> Iterator[Verdict]:
     d = _devices(ctx)
-    if ctx.flavor != "linux" or _in_container(ctx) or not _module_loaded(d, "nvidia"):
+    if ctx.flavor != "linux" or ctx.in_container or not _module_loaded(d, "nvidia"):
         return
     uvm_loaded = _module_loaded(d, "nvidia_uvm")
     node = d.node("/dev/nvidia-uvm")
@@ -121,7 +117,7 @@ def nodes_denied(ctx: RuleContext) -> Iterator[Verdict]:
     listed = ", ".join(f"{n.path} ({n.error})" for n in denied)
     seen = [f"{n.path}: {n.error}" for n in denied]
     env = ctx.facts.environment.variables if ctx.facts.environment else {}
-    if _in_container(ctx) and any((n.error or "").startswith("EPERM") for n in denied):
+    if ctx.in_container and any((n.error or "").startswith("EPERM") for n in denied):
         yield Verdict(
             severity=Severity.ERROR,
             message=f"This container may no longer open its GPU devices: {listed}",
@@ -201,55 +197,12 @@ def gpu_not_bound(ctx: RuleContext) -> Iterator[Verdict]:
         fixes=(
             ctx.fix(
                 "Read the driver's reason (as root: the kernel log is not readable to other users) and look the "
-                f"PCI ID up in the driver README's supported-GPU list ({DRIVER_README})",
+                f"PCI ID up in the driver README's supported-GPU list ({LEGACY_DRIVERS_PAGE})",
                 "sudo dmesg | grep NVRM",
                 "lspci -nn | grep -i nvidia",
                 needs_admin=True,
             ),
         ),
-    )
-
-
-def _legacy_fix(ctx: RuleContext, branch: str) -> Fix:
-    family = distro_family(ctx.facts.platform)
-    if family == "ubuntu":
-        return ctx.fix(
-            f"Install the {branch} legacy driver branch (apt replaces the current driver); then reboot",
-            "ubuntu-drivers list",
-            f"sudo apt install nvidia-driver-{branch}",
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    if family == "debian":
-        package = {"470": "nvidia-tesla-470-driver", "390": "nvidia-legacy-390xx-driver"}.get(
-            branch, f"nvidia-legacy-{branch}xx-driver"
-        )
-        return ctx.fix(
-            f"Install Debian's {branch} legacy driver (contrib/non-free enabled), then reboot",
-            "sudo apt update",
-            f"sudo apt install {package}",
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    if family == "fedora":
-        return ctx.fix(
-            f"Replace the driver with RPM Fusion's {branch}xx legacy packages, then reboot",
-            "sudo dnf remove 'akmod-nvidia' 'xorg-x11-drv-nvidia*'",
-            f"sudo dnf install akmod-nvidia-{branch}xx xorg-x11-drv-nvidia-{branch}xx-cuda",
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    if family == "arch":
-        return ctx.fix(
-            f"Install the {branch}xx legacy driver from the AUR (the official repositories carry only the "
-            "current branch), then reboot",
-            f"yay -S nvidia-{branch}xx-dkms nvidia-{branch}xx-utils",
-            needs_reboot=True,
-        )
-    return ctx.fix(
-        f"Install the NVIDIA {branch}.xx legacy driver for your distribution (or from {DRIVER_README}), then reboot",
-        needs_admin=True,
-        needs_reboot=True,
     )
 
 
@@ -316,7 +269,7 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
                 ln for ln in log.lines if "Legacy" in ln or "will ignore" in ln or "No NVIDIA GPU" in ln
             )[:6]
             or (f"kernel log: {names}",),
-            fixes=(_legacy_fix(ctx, branches[0]),),  # an older branch still drives the newer GPUs
+            fixes=(legacy_driver_fix(ctx, branches[0]),),  # an older branch still drives the newer GPUs
             settles_dependents=explains(len(log.legacy_gpus)) is not None,
             explains=explains(len(log.legacy_gpus)),
         )
@@ -342,7 +295,7 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
             ),
             f"installed driver: {installed}",
         ),
-        fixes=(_legacy_fix(ctx, branches[0]),),
+        fixes=(legacy_driver_fix(ctx, branches[0]),),
         settles_dependents=explains(len(dropped)) is not None,
         explains=explains(len(dropped)),
     )
@@ -557,27 +510,7 @@ def module_rejected(ctx: RuleContext) -> Iterator[Verdict]:
         return
     if devices is not None and _module_loaded(devices, "nvidia"):
         return  # refused once, loaded since (a signed module was installed)
-    family = distro_family(ctx.facts.platform)
-    if family == "fedora":
-        enrol = ctx.fix(
-            "Enrol akmods' signing key in the firmware (set a one-time password; confirm it in the blue MOK "
-            "screen at the next boot), then rebuild",
-            "sudo kmodgenca -a",
-            "sudo mokutil --import /etc/pki/akmods/certs/public_key.der",
-            "sudo akmods --force",
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    else:
-        key = "/var/lib/shim-signed/mok/MOK.der" if family == "ubuntu" else "/var/lib/dkms/mok.pub"
-        enrol = ctx.fix(
-            "Enrol DKMS's signing key in the firmware (set a one-time password; confirm it in the blue MOK "
-            "screen at the next boot)",
-            f"sudo mokutil --import {key}",
-            "sudo dkms autoinstall",
-            needs_admin=True,
-            needs_reboot=True,
-        )
+    enrol = secure_boot_enrol_fix(ctx)
     yield Verdict(
         severity=Severity.ERROR,
         message="Secure Boot refused the NVIDIA kernel module: it is not signed with a key the firmware trusts",

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from gpudoctor.facts import DriverFacts, GpuFacts
-from gpudoctor.model import Fix, Severity, Verdict
+from gpudoctor.model import Severity, Verdict
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import reinstall_driver_library_fix
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import distro_family, driver_system
+from gpudoctor.rules.views import driver_system
 
 NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
 MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
@@ -29,36 +30,6 @@ def _label(gpu: GpuFacts) -> str:
 
 def _library(d: DriverFacts) -> str:
     return next((lib for lib in d.userspace_libraries if "libnvidia-ml" in lib), NVML_LIBRARY)
-
-
-def _reinstall_driver_library(ctx: RuleContext, d: DriverFacts) -> Fix:
-    library = _library(d)
-    family = distro_family(ctx.facts.platform)
-    if family in ("ubuntu", "debian"):
-        return ctx.fix(
-            "Find the package that owns the NVML library and reinstall it (a half-finished upgrade or a "
-            "driver from a .run installer mixed with packaged files leaves a library that crashes); then reboot",
-            f"ls -l {library}*",
-            f'dpkg -S "$(readlink -f {library})"',
-            f'sudo apt install --reinstall "$(dpkg -S "$(readlink -f {library})" | cut -d: -f1)"',
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    if family in ("fedora", "rhel"):
-        library = library.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib64/")
-        return ctx.fix(
-            "Find the package that owns the NVML library and reinstall it, then reboot",
-            f"ls -l {library}*",
-            f'sudo dnf reinstall "$(rpm -qf "$(readlink -f {library})")"',
-            needs_admin=True,
-            needs_reboot=True,
-        )
-    return ctx.fix(
-        "See which files the NVML library is and reinstall the NVIDIA driver they came from, then reboot",
-        f"ls -l {library}*",
-        needs_admin=True,
-        needs_reboot=True,
-    )
 
 
 @rule(
@@ -115,7 +86,7 @@ def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
             "and the frameworks' GPU checks load the same library and crash the same way."
         ),
         seen=tuple(seen),
-        fixes=(_reinstall_driver_library(ctx, d),),
+        fixes=(reinstall_driver_library_fix(ctx, _library(d)),),
     )
 
 

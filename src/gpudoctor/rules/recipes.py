@@ -76,6 +76,122 @@ def wsl_container_toolkit_fixes(ctx: RuleContext) -> tuple[Fix, ...]:
 
 
 # ----------------------------------------------------------------------------------------------
+# The kernel driver and its libraries (hardware): legacy branches, module signing, nvidia_uvm, a broken
+# driver library
+
+LEGACY_DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/unix/legacy-gpu/"
+
+
+def legacy_driver_fix(ctx: RuleContext, branch: str) -> Fix:
+    """Install the NVIDIA legacy driver branch `branch` ("470") the way this distribution packages it."""
+    family = distro_family(ctx.facts.platform)
+    if family == "ubuntu":
+        return ctx.fix(
+            f"Install the {branch} legacy driver branch (apt replaces the current driver); then reboot",
+            "ubuntu-drivers list",
+            f"sudo apt install nvidia-driver-{branch}",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    if family == "debian":
+        package = {"470": "nvidia-tesla-470-driver", "390": "nvidia-legacy-390xx-driver"}.get(
+            branch, f"nvidia-legacy-{branch}xx-driver"
+        )
+        return ctx.fix(
+            f"Install Debian's {branch} legacy driver (contrib/non-free enabled), then reboot",
+            "sudo apt update",
+            f"sudo apt install {package}",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    if family == "fedora":
+        return ctx.fix(
+            f"Replace the driver with RPM Fusion's {branch}xx legacy packages, then reboot",
+            "sudo dnf remove 'akmod-nvidia' 'xorg-x11-drv-nvidia*'",
+            f"sudo dnf install akmod-nvidia-{branch}xx xorg-x11-drv-nvidia-{branch}xx-cuda",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    if family == "arch":
+        return ctx.fix(
+            f"Install the {branch}xx legacy driver from the AUR (the official repositories carry only the "
+            "current branch), then reboot",
+            f"yay -S nvidia-{branch}xx-dkms nvidia-{branch}xx-utils",
+            needs_reboot=True,
+        )
+    return ctx.fix(
+        f"Install the NVIDIA {branch}.xx legacy driver for your distribution (or from {LEGACY_DRIVERS_PAGE}), then reboot",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def secure_boot_enrol_fix(ctx: RuleContext) -> Fix:
+    """Enrol the key this distribution signs the NVIDIA module with (akmods on Fedora, DKMS elsewhere)."""
+    family = distro_family(ctx.facts.platform)
+    if family == "fedora":
+        return ctx.fix(
+            "Enrol akmods' signing key in the firmware (set a one-time password; confirm it in the blue MOK "
+            "screen at the next boot), then rebuild",
+            "sudo kmodgenca -a",
+            "sudo mokutil --import /etc/pki/akmods/certs/public_key.der",
+            "sudo akmods --force",
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    key = "/var/lib/shim-signed/mok/MOK.der" if family == "ubuntu" else "/var/lib/dkms/mok.pub"
+    return ctx.fix(
+        "Enrol DKMS's signing key in the firmware (set a one-time password; confirm it in the blue MOK "
+        "screen at the next boot)",
+        f"sudo mokutil --import {key}",
+        "sudo dkms autoinstall",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+def reload_uvm_fix(ctx: RuleContext) -> Fix:
+    """Reload nvidia_uvm, which answers only 'unknown error' after a suspend/resume until it is reloaded."""
+    return ctx.fix(
+        "Reload the CUDA unified-memory module (a laptop after suspend/resume, or a module left in a bad "
+        "state); stop the programs using the GPU first, or reboot",
+        "sudo rmmod nvidia_uvm",
+        "sudo modprobe nvidia_uvm",
+        needs_admin=True,
+    )
+
+
+def reinstall_driver_library_fix(ctx: RuleContext, library: str) -> Fix:
+    """Reinstall the package that owns a driver library (`library`: libnvidia-ml.so.1), then reboot."""
+    family = distro_family(ctx.facts.platform)
+    if family in ("ubuntu", "debian"):
+        return ctx.fix(
+            "Find the package that owns the NVML library and reinstall it (a half-finished upgrade or a "
+            "driver from a .run installer mixed with packaged files leaves a library that crashes); then reboot",
+            f"ls -l {library}*",
+            f'dpkg -S "$(readlink -f {library})"',
+            f'sudo apt install --reinstall "$(dpkg -S "$(readlink -f {library})" | cut -d: -f1)"',
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    if family in ("fedora", "rhel"):
+        library = library.replace("/usr/lib/x86_64-linux-gnu/", "/usr/lib64/")
+        return ctx.fix(
+            "Find the package that owns the NVML library and reinstall it, then reboot",
+            f"ls -l {library}*",
+            f'sudo dnf reinstall "$(rpm -qf "$(readlink -f {library})")"',
+            needs_admin=True,
+            needs_reboot=True,
+        )
+    return ctx.fix(
+        "See which files the NVML library is and reinstall the NVIDIA driver they came from, then reboot",
+        f"ls -l {library}*",
+        needs_admin=True,
+        needs_reboot=True,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # Installing the NVIDIA driver: one recipe per Linux distribution family
 
 
