@@ -142,6 +142,29 @@ def test_a_forced_reinstall_of_a_wheel_with_loose_requirements_keeps_its_depende
     assert not moving, "\n".join(map(str, moving))
 
 
+def test_a_torch_reinstall_keeps_the_build_it_replaces() -> None:
+    """Reinstalling `2.4.0+cu121` as plain `torch==2.4.0` from PyPI gives Windows the CPU-only wheel and
+    Linux another CUDA: a fix that installs the installed release names a variant (its own, or the one it
+    switches to on purpose)."""
+    swapped = []
+    checked = 0
+    for name, report, finding, fix in every_fix():
+        torch = report.facts.torch
+        installed = (torch.version or torch.dist_version) if torch is not None else None
+        if not installed or "+" not in installed:
+            continue
+        public, variant = installed.split("+", 1)
+        for command in fix.commands:
+            for req in pip_installs(command):
+                if req.name != "torch" or not any(s.version.split("+")[0] == public for s in req.specifier):
+                    continue
+                checked += 1
+                if variant not in command and "download.pytorch.org" not in command:  # PyPI's default build
+                    swapped.append((name, finding.code, command))
+    assert checked >= 3
+    assert not swapped, "\n".join(map(str, swapped))
+
+
 def test_every_conda_command_names_the_diagnosed_environment() -> None:
     unaimed = []
     seen = 0

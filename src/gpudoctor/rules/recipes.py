@@ -14,7 +14,7 @@ from packaging.version import Version
 from gpudoctor.model import Fix, Where
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.views import TF_PACKAGES, TfBuild, distro_family, tf_distribution
-from gpudoctor.versions import parse_version, series_key
+from gpudoctor.versions import local_part, parse_version, public_version, release_of, series_key
 
 DRIVERS_PAGE = "https://www.nvidia.com/en-us/drivers/"
 # The driver series each Debian release packages as `nvidia-driver` (packages.debian.org).
@@ -490,6 +490,29 @@ def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: st
         elif first > have and (floor is None or first >= floor):
             return f"jax[{extra}]=={row.version}"
     return f"jax[{extra}]" + (f">={minimum}" if minimum else "")
+
+
+# ----------------------------------------------------------------------------------------------
+# Installing PyTorch
+
+TORCH_WHL = "https://download.pytorch.org/whl"
+
+
+def same_build_install(ctx: RuleContext, version: str, *, options: tuple[str, ...] = ()) -> str:
+    """pip install of exactly this torch build: a local variant ("2.4.0+cu121") comes back from PyTorch's
+    index for that variant, so a reinstall never swaps a CUDA build for PyPI's default (CPU-only on
+    Windows, another CUDA on Linux)."""
+    public, variant = public_version(version), local_part(version)
+    if variant is None:
+        return ctx.pip_install(f"torch=={public}", options=options)
+    release = release_of(public)
+    if release is not None and release < Version("1.11"):
+        extra: tuple[str, ...] = ("-f", f"{TORCH_WHL}/torch_stable.html")
+    elif release is not None and release < Version("2.0"):
+        extra = ("--extra-index-url", f"{TORCH_WHL}/{variant}")
+    else:
+        extra = ("--index-url", f"{TORCH_WHL}/{variant}")
+    return ctx.pip_install(f"torch=={public}+{variant}", options=(*options, *extra))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,12 +13,11 @@ from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import driver_upgrade_fix
+from gpudoctor.rules.recipes import TORCH_WHL, driver_upgrade_fix, same_build_install
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
-from gpudoctor.versions import major_minor, public_version, release_of
+from gpudoctor.versions import major_minor, public_version, release_of, series_key
 
-TORCH_WHL = "https://download.pytorch.org/whl"
 CONDA_PYTORCH_CUDA = ("11.6", "11.7", "11.8", "12.1", "12.4")  # pytorch-cuda on the pytorch channel
 
 
@@ -73,6 +72,12 @@ def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) ->
             f"torch=={public}", options=("--force-reinstall", "--index-url", f"{TORCH_WHL}/{variant}")
         )
     return ctx.fix(summary, command)
+
+
+# Windows wheels of a release that fail to import, and the release that fixed them: the text the import
+# error names, the fixed release, the issue. torch 2.4.0's fbgemm.dll needs libomp140.x86_64.dll, which its
+# wheels did not ship (pytorch/pytorch#131662, fixed in 2.4.1).
+KNOWN_BAD_WINDOWS_RELEASES = {"2.4.0": ("fbgemm.dll", "2.4.1", "pytorch/pytorch#131662")}
 
 
 def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> list[TorchVariant]:
@@ -133,13 +138,23 @@ def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
     fixes = [
         ctx.fix(
             "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
-            ctx.pip_install(
-                f"torch=={public_version(version)}", options=("--force-reinstall", "--no-cache-dir")
-            )
+            same_build_install(ctx, version, options=("--force-reinstall", "--no-cache-dir"))
             if version != "?"
             else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
         )
     ]
+    known = KNOWN_BAD_WINDOWS_RELEASES.get(public_version(version)) if ctx.flavor == "windows" else None
+    if known is not None and known[0] in error:
+        fixed, issue = known[1], known[2]
+        variant = local_variant(version)
+        fixes.insert(
+            0,
+            ctx.fix(
+                f"Move to PyTorch {fixed}, which fixes this release's Windows wheels ({issue}), in the same "
+                f"{variant or 'PyPI'} build",
+                same_build_install(ctx, f"{fixed}+{variant}" if variant else fixed),
+            ),
+        )
     if (
         ctx.shell == "bash"
         and variable_set(ctx, "LD_LIBRARY_PATH")
@@ -548,7 +563,12 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
         )
         return [pip_torch_fix(ctx, version, pick.name, summary)]
     if runnable or candidates:
-        release_name, pick = (runnable or candidates)[-1]
+        pool = runnable or candidates
+        # the least move: the first release after the installed one that has the kernels, else the newest
+        later = [
+            (r, v) for r, v in pool if installed is not None and series_key(r) > series_key(installed.version)
+        ]
+        release_name, pick = later[0] if later else pool[-1]
         fixes: list[Fix] = []
         if not runnable and pick.cuda:
             requirement = ctx.matrix.driver_requirement(pick.cuda, driver_system(ctx))
@@ -557,7 +577,8 @@ def _arch_fixes(ctx: RuleContext, t: TorchFacts, cc: str, driver: DriverFacts | 
                 fixes.append(driver_upgrade_fix(ctx, minimum))
         fixes.append(
             ctx.fix(
-                f"Install PyTorch {release_name} in its {pick.name} build, the newest release with kernels for {sm}",
+                f"Install PyTorch {release_name} in its {pick.name} build, the "
+                f"{'nearest' if later else 'newest'} release with kernels for {sm}",
                 ctx.pip_install(
                     f"torch=={release_name}.*",
                     options=(
@@ -675,7 +696,12 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
                 "Keep one: remove both, then reinstall PyTorch with a single tool (pip shown)",
                 ctx.pip("uninstall", "-y", "torch"),
                 ctx.conda_remove("pytorch", force=True),
-                ctx.pip_install(f"torch=={public_version(pip_version)}"),
+                same_build_install(
+                    ctx,
+                    t.version
+                    if t.version and public_version(t.version) == public_version(pip_version)
+                    else pip_version,
+                ),
             ),
         ),
     )
@@ -783,7 +809,7 @@ def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
         fixes.append(
             ctx.fix(
                 "Reinstall this torch so its own cuDNN comes back",
-                ctx.pip_install("--force-reinstall", f"torch=={public_version(t.version)}"),
+                same_build_install(ctx, t.version, options=("--force-reinstall",)),
             )
         )
     yield Verdict(
