@@ -41,9 +41,10 @@ FRAMEWORKS = {
 }
 # pip options whose next argument is a value, not a requirement
 VALUE_OPTIONS = {"-f", "--find-links", "-i", "--index-url", "--extra-index-url", "-r", "-c", "--report"}
-# rules whose fixes still float: GD806 is env's (rules/pythonstack.py, told in /work/notes/fixes.md);
-# GD521 installs NVIDIA's one Jetson wheel from a folder with --no-index; GD106 torch-directml (no matrix data)
-FLOATING_ALLOWED = {"GD806", "GD808", "GD521", "GD106"}  # GD808: env's too (tensorflow-metal unpinned)
+# rules whose fixes still float: GD808 is env's (rules/pythonstack.py: tensorflow-metal unpinned, told in
+# /work/notes/fixes.md); GD521 installs NVIDIA's one Jetson wheel from a folder with --no-index; GD106
+# torch-directml (the matrix has no torch-directml releases to pin to)
+FLOATING_ALLOWED = {"GD808", "GD521", "GD106"}
 
 
 @cache

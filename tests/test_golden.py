@@ -56,6 +56,17 @@ def test_json_report_matches_golden(path: Path) -> None:
     _compare(f"{path.stem}.json", _json(path))
 
 
+def test_every_golden_output_belongs_to_a_machine() -> None:
+    """A renamed or removed machine must not leave its old outputs behind, looking current."""
+    machines = {p.stem for p in machine_files()}
+    orphans = sorted(p.name for p in GOLDEN.iterdir() if p.stem not in machines)
+    if UPDATE:
+        for name in orphans:
+            (GOLDEN / name).unlink()
+        return
+    assert orphans == [], "golden outputs without a machine in tests/machines/ (regenerate to remove them)"
+
+
 def test_readme_samples_follow_the_goldens() -> None:
     """Under GPUDOCTOR_UPDATE_GOLDEN=1 the README's sample reports are copied from the goldens just
     written (tests/test_readme.py checks them on every run)."""

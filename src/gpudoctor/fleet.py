@@ -10,6 +10,7 @@ visible escapes and long strings are cut, so every renderer can print what it ge
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -147,6 +148,7 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
 _DIGITS = re.compile(r"(\d+)")
 
 
+@functools.lru_cache(maxsize=1 << 17)  # each node name is sorted in every group it appears in
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     """gpu2 before gpu10."""
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name) if p)

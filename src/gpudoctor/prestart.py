@@ -19,7 +19,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
@@ -76,27 +76,54 @@ def in_own_prefix(python: str, names: Iterable[str]) -> bool:
     a look at `<prefix>/lib/python3.*/site-packages` (`Lib/site-packages` on Windows); False proves nothing."""
     if not python:
         return False
-    prefix = Path(python).parent.parent
     wanted = {canonical(n) for n in names}
-    for site in (*prefix.glob("lib/python3*/site-packages"), prefix / "Lib" / "site-packages"):
+    return any(_dist_info_name(entry) in wanted for entry in _dist_infos(Path(python).parent.parent))
+
+
+def _dist_infos(prefix: Path) -> Iterator[str]:
+    """Names of the *.dist-info folders in the prefix's site-packages (os.scandir: thousands of them)."""
+    sites = [str(prefix / "Lib" / "site-packages")]
+    try:
+        with os.scandir(prefix / "lib") as entries:
+            sites[:0] = sorted(
+                f"{e.path}{os.sep}site-packages" for e in entries if e.name.startswith("python3")
+            )
+    except OSError:
+        pass
+    for site in sites:
         try:
-            entries = list(site.glob("*.dist-info"))
+            with os.scandir(site) as entries:
+                names = [e.name for e in entries if e.name.endswith(".dist-info") and e.name[0] != "."]
         except OSError:
             continue
-        if any(canonical(e.name.removesuffix(".dist-info").rsplit("-", 1)[0]) in wanted for e in entries):
-            return True
-    return False
+        yield from names
+
+
+def _dist_info_name(folder: str) -> str:
+    return canonical(folder.removesuffix(".dist-info").rsplit("-", 1)[0])
 
 
 def children(python: str, env: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
     """(script, environment) of each child a check of this interpreter surely runs."""
+    return surveys(env) + frameworks(python, env)
+
+
+def surveys(env: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """The package survey and the library search: every check runs them (no look needed)."""
     wanted = [("python", child_env(env))]
     if sys.platform != "darwin":
         wanted.append(("libraries", child_env(env)))
-    for framework, names in FRAMEWORK_DISTRIBUTIONS.items():
-        if in_own_prefix(python, names):
-            wanted.append((framework, child_env(env, FRAMEWORK_CHILD_ENV.get(framework))))
     return wanted
+
+
+def frameworks(python: str, env: Mapping[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """The frameworks found in the prefix (one look for all three), with their child's environment."""
+    found = {_dist_info_name(folder) for folder in _dist_infos(Path(python).parent.parent)}
+    return [
+        (framework, child_env(env, FRAMEWORK_CHILD_ENV.get(framework)))
+        for framework, names in FRAMEWORK_DISTRIBUTIONS.items()
+        if found & {canonical(n) for n in names}
+    ]
 
 
 def start(python_option: str | None) -> None:
@@ -110,7 +137,9 @@ def start(python_option: str | None) -> None:
         python, _ = choose_python(python_option, env)
         if not Path(python).is_file() or not os.access(python, os.X_OK):
             return  # the command says what is wrong with it
-        for script, child in children(python, env):
+        for script, child in surveys(env):  # started before the look into site-packages
+            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+        for script, child in frameworks(python, env):
             prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
     except (OSError, ValueError):
         return

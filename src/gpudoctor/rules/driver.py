@@ -8,7 +8,7 @@ from gpudoctor.facts import DriverFacts, PlatformFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix, install_driver_fixes, wsl_host_driver_fix
+from gpudoctor.rules.recipes import DRIVERS_PAGE, host_fix, install_driver_fixes, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
 
@@ -560,6 +560,9 @@ def nvml_fails(ctx: RuleContext) -> Iterator[Verdict]:
         )
     elif ctx.flavor == "windows":
         fixes = install_driver_fixes(ctx)
+    elif ctx.flavor == "wsl":
+        yield _wsl_nvml_fails(ctx, d, text)
+        return
     else:
         fixes = (
             ctx.fix(
@@ -576,6 +579,52 @@ def nvml_fails(ctx: RuleContext) -> Iterator[Verdict]:
         why="NVML is how nvidia-smi and the frameworks' device checks reach the driver; CUDA fails the same way.",
         seen=tuple(_seen(d)),
         fixes=fixes,
+    )
+
+
+WDDM_BLOCKED = "blocked by the operating system"  # NVML_ERROR_NO_PERMISSION's text under WSL 2
+
+
+def _wsl_nvml_fails(ctx: RuleContext, d: DriverFacts, text: str) -> Verdict:
+    """Inside WSL 2 the GPU is the Windows driver's: every fix is on the Windows side, never a Linux driver."""
+    seen = tuple(_seen(d))
+    if WDDM_BLOCKED in text.lower():
+        return Verdict(
+            severity=Severity.ERROR,
+            title="Windows does not give this GPU to WSL 2: it runs in TCC or MCDM mode, not WDDM",
+            message=f"NVML could not start inside WSL 2: {text.splitlines()[0]} — the Windows driver runs the "
+            "GPU in TCC/MCDM mode, and WSL 2 reaches only GPUs in WDDM mode",
+            why="WSL 2 gets the GPU through the Windows display driver model (WDDM) and /dev/dxg. A GPU that "
+            "Windows drives in TCC or MCDM mode (the default on many data-center boards) is hidden from WSL, "
+            "and NVML inside answers 'GPU access blocked by the operating system'.",
+            seen=seen,
+            fixes=(
+                host_fix(
+                    "In Windows, as administrator: see each GPU's driver model, switch GPU 0 to WDDM, then "
+                    "reboot Windows (boards that support only TCC/MCDM cannot be used from WSL 2: run Linux "
+                    "natively or in a VM with the GPU passed through)",
+                    "nvidia-smi --query-gpu=index,name,driver_model.current --format=csv",
+                    "nvidia-smi -i 0 -dm 0",
+                    needs_reboot=True,
+                    where="host",
+                ),
+            ),
+        )
+    return Verdict(
+        severity=Severity.ERROR,
+        message=f"NVML could not start inside WSL 2: {text.splitlines()[0]}",
+        why="Inside WSL 2 NVML and CUDA are the Windows driver's (/usr/lib/wsl/lib over /dev/dxg); a Linux "
+        "NVIDIA driver installed in the distribution does not help and breaks it.",
+        seen=seen,
+        fixes=(
+            host_fix(
+                "In Windows: update WSL and the NVIDIA driver, then restart WSL",
+                "wsl --update",
+                f"Start-Process {DRIVERS_PAGE}",
+                "wsl --shutdown",
+                where="host",
+            ),
+        ),
     )
 
 
