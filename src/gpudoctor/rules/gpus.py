@@ -341,20 +341,31 @@ def mig_one_per_process(ctx: RuleContext) -> Iterator[Verdict]:
     sees = torch.device_count if torch is not None and torch.cuda_available else None
     if cvd is not None and len(listed) < 2:
         return  # one MIG device chosen, or GPUs chosen by index: nothing to say here
-    if sees is not None and sees > 1:
-        return
+    nvml_count = env.get("PYTORCH_NVML_BASED_CUDA_CHECK", "") not in ("", "0")
+    if sees is not None and sees > 1 and not nvml_count:
+        return  # CUDA itself enumerated them (not MIG devices after all, or a newer CUDA): trust it
     asked = (
         f"CUDA_VISIBLE_DEVICES lists {len(listed)} MIG devices" if listed else "CUDA_VISIBLE_DEVICES is unset"
     )
+    crashed = torch is not None and "num_gpus" in (torch.cuda_error or "")  # torch asked CUDA for device 1
     yield Verdict(
-        severity=Severity.WARNING if listed else Severity.INFO,
+        severity=Severity.ERROR if crashed else Severity.WARNING,
         message=f"This machine has {len(migs)} MIG devices but a CUDA process uses only one of them ({asked})"
-        + (f"; PyTorch sees {sees}" if sees is not None else ""),
+        + (
+            f"; PyTorch counts {sees} through NVML (PYTORCH_NVML_BASED_CUDA_CHECK), but CUDA gives it one"
+            if sees is not None and sees > 1
+            else (f"; PyTorch sees {sees}" if sees is not None else "")
+        ),
         why=(
             "CUDA enumerates at most one MIG device per process; more MIG devices need more processes (one "
             "per device), each started with its own CUDA_VISIBLE_DEVICES=MIG-<uuid>."
         ),
-        seen=tuple(f"MIG device {m.profile or m.name}: {m.uuid}" for m in migs[:6]),
+        seen=tuple(f"MIG device {m.profile or m.name}: {m.uuid}" for m in migs[:6])
+        + (
+            (f"PyTorch: {torch.cuda_error[:200]}",)
+            if crashed and torch is not None and torch.cuda_error
+            else ()
+        ),
         fixes=(
             ctx.fix(
                 "Start one process per MIG device, each pinned to its device by UUID",

@@ -717,6 +717,7 @@ def torch_conda_and_pip(ctx: RuleContext) -> Iterator[Verdict]:
         "GD603",
         "GD604",
         "GD607",
+        "GD126",
         *causes.WHEELS_IN_CONFLICT,
     ),
     needs=("torch", "driver"),
