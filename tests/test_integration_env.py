@@ -113,7 +113,9 @@ def test_torch_without_its_cuda_wheels_names_what_is_missing(tmp_path: Path) -> 
     assert "libcudnn.so.9: cannot open shared object file" in torch["import_error"]
     (finding,) = _findings(report, "GD801")
     assert finding["severity"] == "error"
-    assert "cannot load libcudnn.so.9: nvidia-cudnn-cu13==9.24.0.43" in finding["message"]
+    message = finding["message"]
+    assert isinstance(message, str)
+    assert "cannot load libcudnn.so.9: nvidia-cudnn-cu13==9.24.0.43" in message
     command = " ".join(finding["fix"])  # type: ignore[arg-type]
     for pin in ("nvidia-cudnn-cu13==9.24.0.43", "nvidia-nccl-cu13==2.30.7", "'triton~=3.8.0'", "==13.0.3'"):
         assert pin in command

@@ -9,12 +9,27 @@ where the machine cannot answer.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import PurePath
 
-from gpudoctor.facts import PythonFacts, SharedFile
+from packaging.version import Version
+
+from gpudoctor.facts import JaxFacts, PythonFacts, SharedFile, TorchFacts
+from gpudoctor.matrix import cudnn_version_from_int
 from gpudoctor.model import Fix, Severity, Verdict
-from gpudoctor.requirements import FrameworkPins, Pin, Resolution, framework_pins, resolve
+from gpudoctor.requirements import (
+    FrameworkPins,
+    Pin,
+    Resolution,
+    environment,
+    framework_pins,
+    lower_bound,
+    requirement_on,
+    resolve,
+    version_of,
+)
 from gpudoctor.rules import causes, recipes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
@@ -87,13 +102,19 @@ def _framework_spec(ctx: RuleContext, name: str, extras: tuple[str, ...] = ()) -
     return f"{head}=={version}", ()
 
 
-def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[FrameworkPins, ...]) -> list[Fix]:
-    """Give the framework that cannot share this environment its own, then restore the others' wheels here."""
+def _own_venv_fixes(
+    ctx: RuleContext,
+    resolution: Resolution,
+    pins: tuple[FrameworkPins, ...],
+    spec: tuple[str, tuple[str, ...]] | None = None,
+) -> list[Fix]:
+    """Give the framework that cannot share this environment its own, then restore the others' wheels here.
+    `spec`: what to install there and its pip options, when the caller knows better than the pins."""
     move = resolution.move
     if move is None:
         return []
     extras = tuple(sorted({p.extra for fw in pins if fw.framework == move for p in fw.pins if p.extra}))
-    spec, options = _framework_spec(ctx, move, extras)
+    spec_text, options = spec or _framework_spec(ctx, move, extras)
     windows = ctx.flavor == "windows"
     folder = f"$HOME\\venvs\\{move}" if windows else f"$HOME/venvs/{move}"
     python = f"{folder}\\Scripts\\python.exe" if windows else f"{folder}/bin/python"
@@ -121,7 +142,7 @@ def _own_venv_fixes(ctx: RuleContext, resolution: Resolution, pins: tuple[Framew
         ctx.fix(
             f"Give {move} a virtual environment of its own, where its pinned wheels do not meet the others'",
             f"{ctx.python_cmd} -m venv {folder}",
-            " ".join([python, "-m", "pip", "install", *options, _quote(spec)]),
+            " ".join([python, "-m", "pip", "install", *options, _quote(spec_text)]),
         )
     ]
     commands = [ctx.pip("uninstall", "-y", move, *moved_only)]
@@ -675,3 +696,244 @@ def loaded_against_expected(ctx: RuleContext) -> Iterator[Verdict]:
             seen=tuple(f"{f.path}: {f.reason}; from {f.origin}" for f in mine),
             fixes=tuple(fixes),
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD811: two frameworks, one process: the first import's cuDNN wins
+
+CUDNN_WHEELS = ("nvidia-cudnn-cu11", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13")
+FRAMEWORK_LABELS = {"torch": "PyTorch", "tensorflow": "TensorFlow", "jax": "JAX"}
+FRAMEWORK_MODULES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+
+
+@dataclass(frozen=True)
+class _LoadedCopy:
+    framework: str  # "torch", "tensorflow", "jax"
+    name: str  # "libcudnn.so.8"
+    path: str
+    version: str
+
+
+def _loaded_cudnn(ctx: RuleContext) -> list[_LoadedCopy]:
+    """The cuDNN file each framework's child really mapped (its /proc/self/maps), with that file's version."""
+    versions = {
+        f.path: f.version for f in (ctx.facts.libraries.files if ctx.facts.libraries else ()) if f.version
+    }
+    copies: list[_LoadedCopy] = []
+    for framework, facts in (
+        ("torch", ctx.facts.torch),
+        ("tensorflow", ctx.facts.tensorflow),
+        ("jax", ctx.facts.jax),
+    ):
+        if facts is None or not facts.imported:
+            continue
+        for lib in facts.loaded_libraries:
+            if lib.kind != "cudnn":
+                continue
+            name = PurePath(lib.path.replace("\\", "/")).name
+            if not re.match(r"(lib)?cudnn(64)?[._]", name):
+                continue
+            version = versions.get(lib.path)
+            if version is None and isinstance(facts, TorchFacts) and facts.cudnn_version:
+                version = cudnn_version_from_int(facts.cudnn_version)
+            if version is not None:
+                copies.append(_LoadedCopy(framework, name, lib.path, version))
+                break
+    return copies
+
+
+def _cuda_major_of_jax(j: JaxFacts) -> int | None:
+    if j.jaxlib_conda_build and (m := re.match(r"cuda(1\d)\d", j.jaxlib_conda_build)):
+        return int(m.group(1))
+    for name in j.plugins:
+        if m := re.match(r"jax-cuda(\d+)-", name):
+            return int(m.group(1))
+    if m := re.search(r"\+cuda(\d+)", j.jaxlib_version or ""):
+        return int(m.group(1))
+    return None
+
+
+def _pinned_floor(ctx: RuleContext, name: str, major: int, env: dict[str, str]) -> tuple[Version, str] | None:
+    """The lowest cuDNN wheel `name`'s own Requires-Dist admits, when it is of `major`."""
+    dist = ctx.distribution(name)
+    asked = requirement_on(dist, CUDNN_WHEELS, env) if dist is not None else None
+    if dist is None or asked is None or (floor := lower_bound(asked[1])) is None or floor.major != major:
+        return None
+    return floor, f"{dist.name} {dist.version} requires {asked[0]}{asked[1]}"
+
+
+def _cudnn_minimum(ctx: RuleContext, framework: str, major: int) -> tuple[Version, str] | None:
+    """The oldest cuDNN of `major` the framework accepts at start-up, and where that comes from: its own
+    report or metadata first (JAX's check, a conda build string, a Requires-Dist pin), then the matrix."""
+    python = surveyed_python(ctx)
+    env = environment(python, ctx.facts.platform)
+    if framework == "jax" and (j := ctx.facts.jax) is not None:
+        for check in j.library_checks:
+            if check.name.lower() == "cudnn" and (found := version_of(check.minimum or check.built)):
+                return found, "JAX's own check"
+        for dist_name in (*sorted(j.plugins), "jaxlib"):
+            if (pinned := _pinned_floor(ctx, dist_name, major, env)) is not None:
+                return pinned
+        cuda = _cuda_major_of_jax(j)
+        release = ctx.matrix.jax_release(j.jax_version or "")
+        minimum = release.min_cudnn.get(cuda) if release is not None and cuda is not None else None
+        if minimum and (found := version_of(minimum)) is not None and found.major == major:
+            return found, f"jaxlib {j.jaxlib_version} (CUDA {cuda}) is built for cuDNN {minimum}"
+        return None
+    if framework == "torch" and (t := ctx.facts.torch) is not None:
+        if t.conda_build and (m := re.search(r"cudnn(\d+\.\d+(?:\.\d+)*)", t.conda_build)):
+            found = version_of(m.group(1))
+            if found is not None and found.major == major:
+                return found, f"conda build {t.conda_build}"
+        pinned = _pinned_floor(ctx, "torch", major, env)
+        # torch accepts a runtime cuDNN of its build's major and at least its minor
+        return (Version(f"{pinned[0].major}.{pinned[0].minor}"), pinned[1]) if pinned else None
+    if framework == "tensorflow" and (tf := ctx.facts.tensorflow) is not None:
+        found = version_of(tf.build_cudnn_version)
+        if found is not None and found.major == major and "." in (tf.build_cudnn_version or ""):
+            return Version(
+                f"{found.major}.{found.minor}"
+            ), f"TensorFlow's build info (cuDNN {tf.build_cudnn_version})"
+    return None
+
+
+def _jax_venv_spec(ctx: RuleContext) -> tuple[str, tuple[str, ...]]:
+    """jax with the CUDA extra of its build (`jax[cuda12]==0.4.25`): a bare `jax==` from PyPI is CPU only."""
+    j = ctx.facts.jax
+    major = (_cuda_major_of_jax(j) if j else None) or 12
+    row = ctx.matrix.jax_cuda(major)
+    return recipes.jax_cuda_spec(
+        ctx, f"cuda{major}", j.jax_version if j else None, row.min_jax if row else None
+    ), ()
+
+
+def _import_first_fix(ctx: RuleContext, first: str, then: str) -> Fix:
+    start = (
+        "jax.devices()"
+        if first == "jax"
+        else "torch.cuda.init()"
+        if first == "torch"
+        else "tensorflow.config.list_physical_devices('GPU')"
+    )
+    code = f"import {first}; print({start}); import {then}"
+    return ctx.fix(
+        f"In one program, import {first} (and let it start the GPU) before {then}; this checks the order works",
+        f'{ctx.python_cmd} -c "{code}"',
+    )
+
+
+@rule(
+    "GD811",
+    "Frameworks sharing a process accept each other's cuDNN",
+    needs=("libraries",),
+    problem="Two frameworks load different copies of cuDNN, and the first import decides for both",
+    part="python",
+    requires=(*causes.WHEELS_IN_CONFLICT, "GD803"),
+)
+def first_import_wins(ctx: RuleContext) -> Iterator[Verdict]:
+    copies = _loaded_cudnn(ctx)
+    for strict in copies:
+        have = version_of(strict.version)
+        if have is None:
+            continue
+        minimum = _cudnn_minimum(ctx, strict.framework, have.major)
+        if minimum is None:
+            continue
+        need, source = minimum
+        if have < need:  # it rejects its own copy too: the framework's own rules report that
+            continue
+        rejected = [
+            c
+            for c in copies
+            if c.framework != strict.framework
+            and c.name == strict.name
+            and c.path != strict.path
+            and (v := version_of(c.version)) is not None
+            and v < need
+        ]
+        if not rejected:
+            continue
+        other = rejected[0]
+        label, other_label = FRAMEWORK_LABELS[strict.framework], FRAMEWORK_LABELS[other.framework]
+        module, other_module = FRAMEWORK_MODULES[strict.framework], FRAMEWORK_MODULES[other.framework]
+        # `strict` works alone, so its copy is at least what `other` needs: importing `strict` first works
+        fixes = [_import_first_fix(ctx, module, other_module)]
+        if (conda_fixes := _own_conda_env_fixes(ctx, strict.framework)) is not None:
+            fixes += conda_fixes
+        else:
+            pins = framework_pins(surveyed_python(ctx), ctx.facts.platform)
+            spec = _jax_venv_spec(ctx) if strict.framework == "jax" else None
+            fixes += _own_venv_fixes(ctx, Resolution(move=strict.framework), pins, spec=spec)
+        yield Verdict(
+            severity=Severity.WARNING,
+            message=f"{other_label} and {label} in this environment load different copies of {strict.name} "
+            f"({other.version} {other.path}; {strict.version} {strict.path}); in one process the first "
+            f"import wins: {label} needs ≥ {need}, so import {module} first or align both on one copy",
+            why="A process maps one library of a name only once: whichever framework is imported first loads "
+            f"its cuDNN, and the other gets that copy. {label} checks the cuDNN it finds at start-up and "
+            f"rejects {other_label}'s {other.version}: {_rejection(strict.framework, other.version, need)}. "
+            "Each framework works alone, so each one's own check looks healthy.",
+            seen=(
+                f"{other_label} loaded {other.path} (cuDNN {other.version})",
+                f"{label} loaded {strict.path} (cuDNN {strict.version})",
+                f"{label} needs cuDNN ≥ {need}: {source}",
+            ),
+            fixes=tuple(fixes),
+        )
+        return
+
+
+def _cudnn_int(version: str) -> str:
+    parsed = version_of(version)
+    if parsed is None:
+        return version
+    micro = parsed.micro if len(parsed.release) > 2 else 0
+    return (
+        str(parsed.major * 1000 + parsed.minor * 100 + micro)
+        if parsed.major < 9
+        else str(parsed.major * 10000 + parsed.minor * 100 + micro)
+    )
+
+
+def _rejection(framework: str, found: str, need: Version) -> str:
+    """What the framework itself prints when it finds the older cuDNN."""
+    if framework == "jax":
+        return (
+            f"'CUDA backend failed to initialize: Found cuDNN version {_cudnn_int(found)}, but JAX was built "
+            f"against version {_cudnn_int(str(need))}, which is newer' (newer jaxlib: 'Outdated cuDNN "
+            "installation found'), and JAX falls back to the CPU"
+        )
+    if framework == "torch":
+        return "'cuDNN version incompatibility: PyTorch was compiled against ...' at the first cuDNN call"
+    return f"'Loaded runtime CuDNN library: {found} but source was compiled with: {need}' at the first cuDNN call"
+
+
+CONDA_NAMES = {"torch": ("pytorch", "pytorch-cuda"), "jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",)}
+
+
+def _own_conda_env_fixes(ctx: RuleContext, framework: str) -> list[Fix] | None:
+    """A conda environment of its own for a framework conda installed, with the same builds and channels."""
+    conda = ctx.facts.conda
+    if not ctx.in_conda or conda is None:
+        return None
+    records = [p for n in CONDA_NAMES[framework] for p in conda.packages if p.name == n]
+    if not records:
+        return None
+    python = next((p.version for p in conda.packages if p.name == "python"), None)
+    channels = [c for c in dict.fromkeys(p.channel for p in records) if c and c != "pypi"] or ["conda-forge"]
+    specs = [f"{p.name}={p.version}={p.build}" if p.build else f"{p.name}={p.version}" for p in records]
+    name = f"{conda.env_name or 'env'}-{framework}"
+    create = ["conda", "create", "-y", "-n", name]
+    for channel in channels:
+        create += ["-c", channel]
+    create += [*([f"python={python}"] if python else []), *specs]
+    return [
+        ctx.fix(
+            f"Give {FRAMEWORK_LABELS[framework]} a conda environment of its own, with the builds installed here",
+            " ".join(shlex.quote(a) if ctx.shell == "bash" else a for a in create),
+        ),
+        ctx.fix(
+            "Then remove it from this environment",
+            ctx.conda_remove(*(p.name for p in records)),
+        ),
+    ]
