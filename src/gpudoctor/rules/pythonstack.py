@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
@@ -182,23 +184,51 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
     return None, False
 
 
-def _numpy2_upgrade(ctx: RuleContext, framework: str) -> str:
-    """The nearest framework release built against NumPy 2, keeping the installed build's CUDA flavour:
-    torch 2.3 from the index of its local tag (+cu118), jax 0.4.26 with the installed plugin's extra."""
+NUMPY2_TORCH = "2.3"  # the first torch built against NumPy 2
+# Releases whose wheels for one platform were still built against NumPy 1, and the release that fixed it.
+NUMPY1_BUILDS = {("torch", "2.4.0", "windows"): "2.4.1"}  # pytorch/pytorch#131668
+
+
+def _numpy2_upgrade(ctx: RuleContext, framework: str) -> tuple[str, str] | None:
+    """(summary, command) for the nearest framework release built against NumPy 2, keeping the installed
+    build's CUDA flavour; None when the installed release is already past the first such release and no
+    known fix release exists (going back to NumPy 1 is then the way out, never a downgrade)."""
     if framework == "torch":
         torch = ctx.facts.torch
-        local = ((torch.version or "") if torch else "").partition("+")[2]
+        release, _, local = ((torch.version or "") if torch else "").partition("+")
         options = (
             ("--index-url", f"https://download.pytorch.org/whl/{local}") if local.startswith("cu") else ()
         )
-        return ctx.pip_install("torch==2.3.*", options=options)
+        fixed = NUMPY1_BUILDS.get(("torch", release, ctx.flavor))
+        if fixed is not None:
+            spec = f"torch=={fixed}+{local}" if local else f"torch=={fixed}"
+            summary = (
+                f"Or move to PyTorch {fixed}: {release}'s {ctx.flavor} wheels were built against NumPy 1"
+            )
+            return (
+                summary,
+                ctx.pip_install(spec, options=options),
+            )
+        installed = version_of(release)
+        if installed is not None and installed >= Version(NUMPY2_TORCH):
+            return None
+        return (
+            f"Or upgrade torch to the first release built against NumPy 2 (PyTorch {NUMPY2_TORCH})",
+            ctx.pip_install(f"torch=={NUMPY2_TORCH}.*", options=options),
+        )
     jax = ctx.distribution("jax")
+    installed = version_of(jax.version) if jax else None
+    if installed is not None and installed >= Version(NUMPY2_JAX):
+        return None
+    summary = f"Or upgrade jax to the first release built against NumPy 2 (jax {NUMPY2_JAX})"
     plugin = next(
         (name for name in ("jax-cuda13-plugin", "jax-cuda12-plugin") if ctx.distribution(name)), None
     )
     if plugin is None:
-        return ctx.pip_install(f"jax=={NUMPY2_JAX}")
-    return ctx.pip_install(jax_cuda_spec(ctx, plugin.split("-")[1], jax.version if jax else None, NUMPY2_JAX))
+        return summary, ctx.pip_install(f"jax=={NUMPY2_JAX}")
+    return summary, ctx.pip_install(
+        jax_cuda_spec(ctx, plugin.split("-")[1], jax.version if jax else None, NUMPY2_JAX)
+    )
 
 
 @rule(
@@ -232,12 +262,9 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
             fixes.append(
                 ctx.fix(f"Go back to a NumPy 1.x that {label} was built against", ctx.pip_install(spec))
             )
-        fixes.append(
-            ctx.fix(
-                f"Or upgrade {framework} to the first release built against NumPy 2 (PyTorch 2.3, jax 0.4.26)",
-                _numpy2_upgrade(ctx, framework),
-            )
-        )
+        upgrade = _numpy2_upgrade(ctx, framework)
+        if upgrade is not None:
+            fixes.append(ctx.fix(*upgrade))
         yield Verdict(
             severity=Severity.ERROR if failed else Severity.WARNING,
             message=f"{label} was compiled against NumPy 1.x and numpy {numpy.version} is installed: {line}",
