@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from gpudoctor.facts import PlatformFacts
+from gpudoctor.facts import PlatformFacts, TorchFacts
 from gpudoctor.matrix import JetsonRelease
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
@@ -125,10 +126,72 @@ def _torch_fixes(ctx: RuleContext, p: PlatformFacts, release: JetsonRelease | No
     )
 
 
+# A CUDA library the wheel links against and the loader cannot find: "libcudart.so.10.0: cannot open ..."
+MISSING_CUDA_LIBRARY = re.compile(
+    r"(lib(?:cudart|cublas|cublasLt|cudnn|cufft|curand|cusparse|cusolver|nvrtc|nvToolsExt)\.so\.[\d.]+)"
+    r": cannot open shared object file"
+)
+
+
+def _same_cuda(library: str, cuda: str | None) -> bool:
+    """Whether a missing libcudart.so.X[.Y] is this JetPack's own CUDA runtime (10.x: X.Y; 11+: X)."""
+    found = re.fullmatch(r"libcudart\.so\.(\d+)(?:\.(\d+))?", library)
+    if found is None or not cuda:
+        return False
+    major, minor = found.group(1), found.group(2)
+    want = cuda.split(".")
+    if int(major) >= 11:
+        return want[0] == major
+    return want[:2] == [major, minor or "0"]
+
+
+def _wheel_for_another_jetpack(
+    ctx: RuleContext, p: PlatformFacts, torch: TorchFacts, release: JetsonRelease | None
+) -> Verdict | None:
+    """torch does not import because it links a CUDA library this JetPack does not ship."""
+    match = MISSING_CUDA_LIBRARY.search(torch.import_error or "")
+    if match is None:
+        return None
+    library = match.group(1)
+    version = torch.dist_version or torch.version or "?"
+    seen = [f"torch {version}: {torch.import_error.splitlines()[0][:200]}"]  # type: ignore[union-attr]
+    if release is not None:
+        seen.append(f"JetPack {release.jetpack} (L4T {release.l4t}) ships CUDA {release.cuda or '?'}")
+    if release is not None and _same_cuda(library, release.cuda):
+        return Verdict(
+            severity=Severity.ERROR,
+            title="This Jetson lacks its JetPack's CUDA libraries",
+            message=f"PyTorch {version} needs {library}, JetPack {release.jetpack}'s own CUDA runtime, and the "
+            "loader cannot find it: the JetPack's CUDA components are not installed",
+            why="A Jetson flashed without the JetPack SDK components has the Tegra driver but no CUDA runtime, "
+            "cuDNN or TensorRT; NVIDIA's framework wheels link against them.",
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Install the JetPack components (CUDA, cuDNN, TensorRT) for this L4T release",
+                    "sudo apt update",
+                    "sudo apt install -y nvidia-jetpack",
+                    needs_admin=True,
+                ),
+            ),
+        )
+    return Verdict(
+        severity=Severity.ERROR,
+        message=f"PyTorch {version} on this Jetson ({_label(p)}) was built for another JetPack: it needs "
+        f"{library}, which this JetPack does not ship",
+        why=(
+            "NVIDIA builds a PyTorch wheel for each JetPack, linked against that JetPack's CUDA and cuDNN. A "
+            "wheel for another JetPack (or an installer script that picked the wrong one) fails to import on "
+            "the first library of another version; reinstalling the same wheel does not help."
+        ),
+        seen=tuple(seen),
+        fixes=_torch_fixes(ctx, p, release),
+    )
+
+
 @rule(
     "GD521",
     "PyTorch on this Jetson is NVIDIA's build for its JetPack",
-    requires=("GD601",),
     needs=("platform", "torch"),
     problem="PyTorch on this Jetson is not NVIDIA's build for its JetPack",
     part="torch",
@@ -136,12 +199,19 @@ def _torch_fixes(ctx: RuleContext, p: PlatformFacts, release: JetsonRelease | No
 def jetson_torch(ctx: RuleContext) -> Iterator[Verdict]:
     p = jetson(ctx)
     torch = ctx.facts.torch
-    if p is None or torch is None or not torch.installed or not torch.imported or torch.cuda_available:
+    if p is None or torch is None or not torch.installed:
         return
     if p.tegra_libcuda is None and p.loader_libcuda is None:
         return  # no Tegra driver at all: GD522 says so, and no wheel can help
-    version = torch.version or "?"
     release = _release(ctx, p)
+    if not torch.imported:
+        verdict = _wheel_for_another_jetpack(ctx, p, torch, release)
+        if verdict is not None:
+            yield verdict
+        return
+    if torch.cuda_available:
+        return
+    version = torch.version or "?"
     if torch.cuda_version is None:
         problem = f"PyTorch {version} on this Jetson ({_label(p)}) is a CPU-only build: it cannot use the GPU"
     else:

@@ -110,7 +110,7 @@ def variant_for_driver(ctx: RuleContext, version: str, driver: DriverFacts) -> t
 @rule(
     "GD601",
     "PyTorch imports",
-    requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT),
+    requires=(*causes.BROKEN_PYTHON, *causes.SHADOWED_WHEELS, *causes.WHEELS_IN_CONFLICT, "GD521"),
     needs=("torch",),
     problem="PyTorch fails to import",
     part="torch",
