@@ -44,7 +44,7 @@ VALUE_OPTIONS = {"-f", "--find-links", "-i", "--index-url", "--extra-index-url",
 # rules whose fixes still float: GD808 is env's (rules/pythonstack.py: tensorflow-metal unpinned, told in
 # /work/notes/fixes.md); GD521 installs NVIDIA's one Jetson wheel from a folder with --no-index; GD106
 # torch-directml (the matrix has no torch-directml releases to pin to)
-FLOATING_ALLOWED = {"GD808", "GD521", "GD106"}
+FLOATING_ALLOWED = {"GD521", "GD106"}
 
 
 @cache

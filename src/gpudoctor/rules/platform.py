@@ -6,13 +6,11 @@ import re
 from collections.abc import Iterator
 
 from gpudoctor.facts import PlatformFacts
-from gpudoctor.matrix import PluginRelease
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix, tf_crossing, wsl_host_driver_fix
+from gpudoctor.rules.recipes import host_fix, metal_fix, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
-from gpudoctor.versions import series_key
 
 GPU_NODE = re.compile(r"^/dev/nvidia\d+$")
 
@@ -26,32 +24,6 @@ def _platform(ctx: RuleContext) -> PlatformFacts:
 def _driver_works(ctx: RuleContext) -> bool:
     d = ctx.facts.driver
     return d is not None and d.nvml_state == "ok"
-
-
-def _metal_fix(ctx: RuleContext, tf_version: str | None) -> Fix:
-    """tensorflow-metal pinned to the release made for this TensorFlow; where none was, the nearest
-    TensorFlow that has one, with it."""
-    if tf_version is not None and (made := ctx.matrix.tensorflow_metal_for(tf_version)):
-        return ctx.fix(
-            f"Install tensorflow-metal {made[0].version}, Apple's Metal plug-in for TensorFlow {tf_version}",
-            ctx.pip_install(f"tensorflow-metal=={made[0].version}"),
-        )
-
-    def floor(plugin: PluginRelease) -> str:
-        low = next((s.version for s in plugin.tensorflow if s.operator == ">="), "0")
-        return ".".join(low.split(".")[:2])
-
-    plugins = sorted(ctx.matrix.tensorflow_metal, key=lambda p: series_key(floor(p)))
-    if not plugins:
-        return ctx.fix("Install Apple's Metal plug-in for TensorFlow", ctx.pip_install("tensorflow-metal"))
-    later = [p for p in plugins if tf_version is not None and series_key(floor(p)) > series_key(tf_version)]
-    plugin = later[0] if later else plugins[-1]
-    series = floor(plugin)
-    note = tf_crossing(ctx, series) if tf_version is not None else ""
-    return ctx.fix(
-        f"Install TensorFlow {series} with tensorflow-metal {plugin.version}, the plug-in made for it" + note,
-        ctx.pip_install(f"tensorflow=={series}.*", f"tensorflow-metal=={plugin.version}"),
-    )
 
 
 @rule(
@@ -81,7 +53,7 @@ def macos_has_no_cuda(ctx: RuleContext) -> Iterator[Verdict]:
             "which is not installed",
             why=why,
             seen=(f"tensorflow {tf_version}", "tensorflow-metal: not installed"),
-            fixes=(_metal_fix(ctx, tf_version),),
+            fixes=(metal_fix(ctx, tf_version),),
         )
         return
     routes = []
@@ -103,7 +75,7 @@ def macos_has_no_cuda(ctx: RuleContext) -> Iterator[Verdict]:
                 f'{ctx.python_cmd} -c "import torch; print(torch.backends.mps.is_available())"',
             )
             if ctx.distribution("torch") is not None
-            else _metal_fix(ctx, tf_version),
+            else metal_fix(ctx, tf_version),
         ),
     )
 

@@ -7,6 +7,7 @@ tensorflow` really loads, a plugin's own Requires-Dist, the framework's own erro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import jax_cuda_spec
+from gpudoctor.rules.recipes import jax_cuda_spec, metal_fix, metal_floor, tf_crossing
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 
@@ -384,7 +385,7 @@ def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
             message=f"tensorflow-metal {metal.version} is installed without TensorFlow",
             why="tensorflow-metal is a PluggableDevice plug-in: it adds the Apple GPU to an installed TensorFlow.",
             seen=(f"tensorflow-metal=={metal.version}", "tensorflow / tensorflow-macos: not installed"),
-            fixes=(ctx.fix("Install TensorFlow next to the plug-in", ctx.pip_install("tensorflow")),),
+            fixes=(_tensorflow_for_metal(ctx, metal.version),),
         )
         return
     if not failed:
@@ -403,14 +404,33 @@ def tensorflow_metal(ctx: RuleContext) -> Iterator[Verdict]:
             f"tensorflow-metal=={metal.version}",
             failed.group(0).strip()[:300],
         ),
-        fixes=(
-            ctx.fix(
-                "Install the tensorflow-metal release made for this TensorFlow (Apple's table: "
-                "https://developer.apple.com/metal/tensorflow-plugin/), or the TensorFlow this plug-in was made for",
-                ctx.pip("uninstall", "-y", "tensorflow-metal"),
-                ctx.pip_install(f"{tf_dist.name}=={tf_dist.version}", "tensorflow-metal"),
-            ),
-        ),
+        fixes=(_metal_for_tensorflow(ctx, tf_dist.version), _tensorflow_for_metal(ctx, metal.version)),
+    )
+
+
+def _metal_for_tensorflow(ctx: RuleContext, tf_version: str) -> Fix:
+    """The tensorflow-metal release made for this TensorFlow, in place of the installed one (Apple's table:
+    https://developer.apple.com/metal/tensorflow-plugin/, as the matrix holds it)."""
+    pinned = metal_fix(ctx, tf_version)
+    return dataclasses.replace(
+        pinned,
+        summary="Replace the plug-in: " + pinned.summary[0].lower() + pinned.summary[1:],
+        commands=(ctx.pip("uninstall", "-y", "tensorflow-metal"), *pinned.commands),
+    )
+
+
+def _tensorflow_for_metal(ctx: RuleContext, metal_version: str) -> Fix:
+    """Or the TensorFlow series this tensorflow-metal release was made for."""
+    made = next((p for p in ctx.matrix.tensorflow_metal if p.version == metal_version), None)
+    if made is None:
+        return dataclasses.replace(
+            metal_fix(ctx, None), summary="Or install TensorFlow with its Metal plug-in"
+        )
+    series = metal_floor(made)
+    return ctx.fix(
+        f"Or install TensorFlow {series}, the release tensorflow-metal {metal_version} was made for"
+        + tf_crossing(ctx, series),
+        ctx.pip_install(f"tensorflow=={series}.*"),
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from packaging.version import Version
 
+from gpudoctor.matrix import PluginRelease
 from gpudoctor.model import Fix, Where
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.views import TF_PACKAGES, TfBuild, distro_family, tf_distribution
@@ -536,3 +537,33 @@ def set_variable(ctx: RuleContext, name: str, value: str) -> str:
     if ctx.shell == "powershell":
         return f'$env:{name} = "{value}"'
     return f"export {name}={value}"
+
+
+def metal_floor(plugin: PluginRelease) -> str:
+    """The first TensorFlow series a tensorflow-metal release was made for ("2.18")."""
+    low = next((s.version for s in plugin.tensorflow if s.operator == ">="), "0")
+    return ".".join(low.split(".")[:2])
+
+
+def metal_fix(ctx: RuleContext, tf_version: str | None) -> Fix:
+    """tensorflow-metal pinned to the release made for this TensorFlow; where none was, the nearest
+    TensorFlow that has one, with it."""
+    if tf_version is not None and (made := ctx.matrix.tensorflow_metal_for(tf_version)):
+        return ctx.fix(
+            f"Install tensorflow-metal {made[0].version}, Apple's Metal plug-in for TensorFlow {tf_version}",
+            ctx.pip_install(f"tensorflow-metal=={made[0].version}"),
+        )
+
+    plugins = sorted(ctx.matrix.tensorflow_metal, key=lambda p: series_key(metal_floor(p)))
+    if not plugins:
+        return ctx.fix("Install Apple's Metal plug-in for TensorFlow", ctx.pip_install("tensorflow-metal"))
+    later = [
+        p for p in plugins if tf_version is not None and series_key(metal_floor(p)) > series_key(tf_version)
+    ]
+    plugin = later[0] if later else plugins[-1]
+    series = metal_floor(plugin)
+    note = tf_crossing(ctx, series) if tf_version is not None else ""
+    return ctx.fix(
+        f"Install TensorFlow {series} with tensorflow-metal {plugin.version}, the plug-in made for it" + note,
+        ctx.pip_install(f"tensorflow=={series}.*", f"tensorflow-metal=={plugin.version}"),
+    )
