@@ -39,8 +39,7 @@ def container_without_compute(ctx: RuleContext) -> Iterator[Verdict]:
         return
     if libs.search_error is not None or any(f.kind == "libcuda" for f in libs.files):
         return
-    variables = ctx.facts.environment.variables if ctx.facts.environment is not None else {}
-    capabilities = variables.get(CAPABILITIES)
+    capabilities = ctx.variables.get(CAPABILITIES)
     if capabilities is not None and _has_compute(capabilities):
         return  # asked for and still absent: not this cause (GD503 / the toolkit's own log say more)
     seen = (

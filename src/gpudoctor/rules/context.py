@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,12 @@ class RuleContext:
         if p.system == "Linux":
             return "wsl" if p.wsl else "linux"
         return "unknown"
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """The watched environment variables of the diagnosed run; empty when the facts have none."""
+        env = self.facts.environment
+        return env.variables if env is not None else {}
 
     @property
     def shell(self) -> Shell:

@@ -116,7 +116,7 @@ def nodes_denied(ctx: RuleContext) -> Iterator[Verdict]:
         return
     listed = ", ".join(f"{n.path} ({n.error})" for n in denied)
     seen = [f"{n.path}: {n.error}" for n in denied]
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     if ctx.in_container and any((n.error or "").startswith("EPERM") for n in denied):
         yield Verdict(
             severity=Severity.ERROR,

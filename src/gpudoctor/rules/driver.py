@@ -632,7 +632,7 @@ def _module_loaded_but_unreachable(
     ctx: RuleContext, d: DriverFacts, p: PlatformFacts, seen: list[str]
 ) -> Verdict:
     """NVML says "driver not loaded" although the module is there: this process may not open the GPU."""
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     seen = [
         *seen,
         f"nvidia kernel module: loaded{f' ({d.kernel_module_version})' if d.kernel_module_version else ''}",

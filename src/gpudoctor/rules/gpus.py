@@ -269,7 +269,7 @@ def _visible_indices(value: str | None, count: int) -> list[int] | None:
 )
 def device_order(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     if env.get("CUDA_DEVICE_ORDER", "").strip().upper() == "PCI_BUS_ID":
         return
     gpus = {g.index: g for g in d.gpus if not g.error}
@@ -331,7 +331,7 @@ def device_order(ctx: RuleContext) -> Iterator[Verdict]:
 )
 def mig_one_per_process(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     migs = [m for g in d.gpus if g.mig_current for m in g.mig_devices if m.uuid]
     if len(migs) < 2:
@@ -431,7 +431,7 @@ def _uuids_known(d: DriverFacts) -> bool:
 )
 def visible_uuid_unknown(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     entries = _uuid_entries(cvd)
     if not entries or not _uuids_known(d) or not all(_decidable(e, d) for e in entries):
@@ -480,7 +480,7 @@ def visible_uuid_unknown(ctx: RuleContext) -> Iterator[Verdict]:
     part="torch",
 )
 def torch_ignores_visible_uuids(ctx: RuleContext) -> Iterator[Verdict]:
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     entries = _uuid_entries(cvd)
     torch = ctx.facts.torch

@@ -191,7 +191,7 @@ def container_without_gpu(ctx: RuleContext) -> Iterator[Verdict]:
 def _container_toolkit(ctx: RuleContext) -> tuple[str, str | None] | None:
     """The CUDA toolkit in the container (its folder and nvcc version), when nvcc or CUDA_HOME is there."""
     tk = ctx.facts.toolkit
-    env = ctx.facts.environment.variables if ctx.facts.environment else {}
+    env = ctx.variables
     home = (tk.cuda_home if tk else None) or env.get("CUDA_HOME") or env.get("CUDA_PATH")
     if tk is None or not (tk.nvcc_on_path or home or any(i.nvcc for i in tk.installs)):
         return (home, None) if home else None

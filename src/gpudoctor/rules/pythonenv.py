@@ -620,9 +620,7 @@ def _ld_library_path(ctx: RuleContext) -> tuple[str, ...]:
     libraries = ctx.facts.libraries
     if libraries is not None and libraries.ld_library_path:
         return libraries.ld_library_path
-    env = ctx.facts.environment
-    value = env.variables.get("LD_LIBRARY_PATH", "") if env is not None else ""
-    return tuple(p for p in value.split(":") if p)
+    return tuple(p for p in ctx.variables.get("LD_LIBRARY_PATH", "").split(":") if p)
 
 
 def _origin(ctx: RuleContext, path: str, owner: str | None, ld_dirs: tuple[str, ...]) -> tuple[str, bool]:

@@ -74,8 +74,7 @@ def distro_family(p: PlatformFacts | None) -> str:
 def variable_set(ctx: RuleContext, name: str) -> bool:
     """The environment variable `name` is set to something other than nothing in the diagnosed
     environment (the loader path also counts when the libraries probe saw folders on it)."""
-    env = ctx.facts.environment
-    if env is not None and env.variables.get(name, "").strip(":"):
+    if ctx.variables.get(name, "").strip(":"):
         return True
     libs = ctx.facts.libraries
     return name == "LD_LIBRARY_PATH" and libs is not None and bool(libs.ld_library_path)
