@@ -234,11 +234,11 @@ def _driver_data(matrix: Matrix, cuda: str, system: System) -> dict[str, Any]:
 
 
 def _driver_text(info: dict[str, Any]) -> str:
-    floor, toolkit = info["compat_minimum"], info["toolkit_minimum"]
-    if floor and toolkit and floor != toolkit and info.get("floor") == floor:
-        text = f">= {floor} (CUDA {info['cuda'].split('.')[0]}.x minor-version compatibility; {toolkit} for the {info['cuda']} toolkit itself)"
-    elif info.get("floor") or toolkit:
-        text = f">= {info.get('floor') or toolkit}"
+    compat, toolkit, lowest = info["compat_minimum"], info["toolkit_minimum"], info["floor"]
+    if toolkit and lowest == compat != toolkit:
+        text = f">= {compat} (CUDA {info['cuda'].split('.')[0]}.x minor-version compatibility; {toolkit} for the {info['cuda']} toolkit itself)"
+    elif lowest:
+        text = f">= {lowest}"
     else:
         text = "unknown"
     return text + ("" if info["verified"] else "  [unverified]")

@@ -149,12 +149,13 @@ def _wheel_for_another_jetpack(
     ctx: RuleContext, p: PlatformFacts, torch: TorchFacts, release: JetsonRelease | None
 ) -> Verdict | None:
     """torch does not import because it links a CUDA library this JetPack does not ship."""
-    match = MISSING_CUDA_LIBRARY.search(torch.import_error or "")
+    error = torch.import_error or ""
+    match = MISSING_CUDA_LIBRARY.search(error)
     if match is None:
         return None
     library = match.group(1)
     version = torch.dist_version or torch.version or "?"
-    seen = [f"torch {version}: {torch.import_error.splitlines()[0][:200]}"]  # type: ignore[union-attr]
+    seen = [f"torch {version}: {error.splitlines()[0][:200]}"]
     if release is not None:
         seen.append(f"JetPack {release.jetpack} (L4T {release.l4t}) ships CUDA {release.cuda or '?'}")
     if release is not None and _same_cuda(library, release.cuda):
