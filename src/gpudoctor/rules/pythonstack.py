@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from gpudoctor.distributions import JAX, TENSORFLOW, TORCH
 from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
@@ -21,19 +22,6 @@ from gpudoctor.rules.recipes import jax_cuda_spec, metal_fix, metal_floor, tf_cr
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 
-TF_BUILDS = (
-    "tensorflow",
-    "tensorflow-cpu",
-    "tensorflow-gpu",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tensorflow-cpu-aws",
-    "tensorflow-rocm",
-    "intel-tensorflow",
-    "tf-nightly",
-    "tf-nightly-cpu",
-    "tf-nightly-gpu",
-)
 NUMPY_ABI = re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found"
     r"|numpy\.core\.(?:_?multiarray(?:_umath)?) failed to import|numpy\.dtype size changed",
@@ -81,7 +69,7 @@ def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
     if python is None:
         return
     env = environment(python, ctx.facts.platform)
-    builds = [d for d in python.distributions if d.name in TF_BUILDS]
+    builds = [d for d in python.distributions if d.name in TENSORFLOW]
     gpu_pair = {d.name for d in builds} >= {"tensorflow", "tensorflow-gpu"}
     if ctx.distribution("tensorflow-directml-plugin") is not None:
         builds = [d for d in builds if d.name != "tensorflow-cpu"]  # the plugin's own requirement: GD809
@@ -89,9 +77,7 @@ def two_builds(ctx: RuleContext) -> Iterator[Verdict]:
     if len(extra) > 1 and not gpu_pair:  # tensorflow + tensorflow-gpu: GD404 says which one wins
         yield _tensorflow_builds(ctx, python, extra)
     for dist in python.distributions:
-        if dist.shadowed and (
-            dist.name in ("torch", "jax", "jaxlib", *TF_BUILDS) or dist.name.startswith("nvidia-")
-        ):
+        if dist.shadowed and (dist.name in (*TORCH, *JAX, *TENSORFLOW) or dist.name.startswith("nvidia-")):
             yield _shadowed(ctx, dist)
 
 
@@ -451,8 +437,8 @@ def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
     if python is None or plugin is None:
         return
     env = environment(python, ctx.facts.platform)
-    pins = [p for p in distribution_pins(plugin, python.distributions, env) if p.name in TF_BUILDS]
-    installed = [d for d in python.distributions if d.name in TF_BUILDS]
+    pins = [p for p in distribution_pins(plugin, python.distributions, env) if p.name in TENSORFLOW]
+    installed = [d for d in python.distributions if d.name in TENSORFLOW]
     label = f"tensorflow-directml-plugin {plugin.version}"
     seen = [f"{label} requires " + (", ".join(p.spec_text for p in pins) or "no TensorFlow build")]
     seen += [f"{d.name}=={d.version} installed" for d in installed]
