@@ -21,6 +21,7 @@ from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.recipes import jax_cuda_spec, metal_fix, metal_floor, tf_crossing
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
+from gpudoctor.versions import local_part, public_version
 
 NUMPY_ABI = re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found"
@@ -182,7 +183,8 @@ def _numpy2_upgrade(ctx: RuleContext, framework: str) -> tuple[str, str] | None:
     known fix release exists (going back to NumPy 1 is then the way out, never a downgrade)."""
     if framework == "torch":
         torch = ctx.facts.torch
-        release, _, local = ((torch.version or "") if torch else "").partition("+")
+        built = (torch.version or "") if torch else ""
+        release, local = public_version(built), local_part(built) or ""
         options = (
             ("--index-url", f"https://download.pytorch.org/whl/{local}") if local.startswith("cu") else ()
         )
@@ -270,7 +272,7 @@ def numpy_abi(ctx: RuleContext) -> Iterator[Verdict]:
 
 def _torch_release(torch: TorchFacts) -> str:
     """The installed torch release without its local build tag ("2.5.1+cpu" -> "2.5.1")."""
-    return (torch.dist_version or torch.version or "").split("+")[0]
+    return public_version(torch.dist_version or torch.version or "")
 
 
 @rule(
