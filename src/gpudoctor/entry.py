@@ -77,6 +77,9 @@ def start_probing(argv: Sequence[str]) -> None:
 
 
 def main() -> None:
+    from gpudoctor import codecache
+
+    codecache.install()  # before the first dataclass is made
     from gpudoctor.runner import exit_cleanly_on_signals
 
     exit_cleanly_on_signals()
@@ -94,8 +97,10 @@ def main() -> None:
 def leave(code: object) -> None:
     """Flush, end the children, and exit without the interpreter's teardown. A failed flush takes
     Python's own way out, which reports it as it always did."""
+    from gpudoctor import codecache
     from gpudoctor.runner import end_all_children
 
+    codecache.save()
     if sys.gettrace() is not None or sys.getprofile() is not None:
         raise SystemExit(code)  # a profiler or coverage writes its data at a normal exit
     try:
