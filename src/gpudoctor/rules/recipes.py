@@ -7,6 +7,7 @@ A recipe returns `Fix`es (or one command line) for *this* machine; it never judg
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from packaging.version import Version
@@ -497,6 +498,30 @@ def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: st
 # Installing PyTorch
 
 TORCH_WHL = "https://download.pytorch.org/whl"
+
+
+# The local parts PyTorch's own index publishes: +cu124, +cpu, +cpu.cxx11.abi, +rocm6.2, +xpu.
+TORCH_INDEX_VARIANT = re.compile(r"^(?:cu\d+|cpu(?:\.cxx11\.abi)?|rocm\d+(?:\.\d+)*|xpu)$")
+
+
+def torch_on_index(version: str) -> bool:
+    """Whether pip can fetch this torch build again: a final release from PyPI or download.pytorch.org,
+    whose local part (if any) is one of the index's variants. NVIDIA's container builds
+    ("2.10.0a0+a36e1d39eb.nv26.02"), source builds ("2.3.0a0+git1a2b3c4") and nightlies are not."""
+    release = release_of(version)
+    if release is None or release.is_prerelease or release.is_devrelease:
+        return False
+    variant = local_part(version)
+    return variant is None or TORCH_INDEX_VARIANT.match(variant) is not None
+
+
+def torch_release_for(version: str) -> str:
+    """The release pip can install for `version`: itself, or the final release a pre-release build
+    ("2.10.0a0+...") leads to."""
+    release = release_of(version)
+    if release is not None and (release.is_prerelease or release.is_devrelease):
+        return release.base_version
+    return public_version(version)
 
 
 def same_build_install(ctx: RuleContext, version: str, *, options: tuple[str, ...] = ()) -> str:

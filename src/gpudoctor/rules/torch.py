@@ -13,7 +13,13 @@ from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import TORCH_WHL, driver_upgrade_fix, same_build_install
+from gpudoctor.rules.recipes import (
+    TORCH_WHL,
+    driver_upgrade_fix,
+    same_build_install,
+    torch_on_index,
+    torch_release_for,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
 from gpudoctor.versions import major_minor, public_version, release_of, series_key
@@ -54,8 +60,10 @@ def torch_version(t: TorchFacts) -> str | None:
 
 
 def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) -> Fix:
-    """The exact pip command for torch `version` in CUDA `variant`, in the form that release used."""
-    public = public_version(version)
+    """The exact pip command for torch `version` in CUDA `variant`, in the form that release used (a
+    pre-release build is replaced by the release it leads to: pip finds no "2.10.0a0" on the index); in a
+    container it runs inside the container."""
+    public = torch_release_for(version)
     release = release_of(public)
     if release is not None and release < Version("1.11"):
         command = ctx.pip_install(
@@ -71,7 +79,7 @@ def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) ->
         command = ctx.pip_install(
             f"torch=={public}", options=("--force-reinstall", "--index-url", f"{TORCH_WHL}/{variant}")
         )
-    return ctx.fix(summary, command)
+    return ctx.fix_in_container(summary, command)
 
 
 # Windows wheels of a release that fail to import, and the release that fixed them: the text the import
@@ -135,14 +143,23 @@ def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
         return
     version = torch_version(t) or "?"
     error = t.import_error or "unknown error"
-    fixes = [
-        ctx.fix(
-            "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
-            same_build_install(ctx, version, options=("--force-reinstall", "--no-cache-dir"))
-            if version != "?"
-            else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
-        )
-    ]
+    if version != "?" and not torch_on_index(version):
+        fixes = [
+            ctx.fix(
+                f"This PyTorch ({version}) is not a build pip can fetch again (it came with a container image "
+                "or was built from source): pull the image again, or rebuild it, rather than reinstall it "
+                "with pip"
+            )
+        ]
+    else:
+        fixes = [
+            ctx.fix(
+                "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
+                same_build_install(ctx, version, options=("--force-reinstall", "--no-cache-dir"))
+                if version != "?"
+                else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
+            )
+        ]
     known = KNOWN_BAD_WINDOWS_RELEASES.get(public_version(version)) if ctx.flavor == "windows" else None
     if known is not None and known[0] in error:
         fixed, issue = known[1], known[2]
@@ -475,7 +492,17 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     requirement = ctx.matrix.driver_requirement(t.cuda_version, system)
     minimum = requirement and requirement.floor
     fixes: list[Fix] = []
-    choice = variant_for_driver(ctx, version, driver)
+    image_build = ctx.in_container and not torch_on_index(version)
+    if image_build:
+        fixes.append(
+            ctx.fix_on_host(
+                f"This PyTorch ({version}) came with the container image, built with CUDA {t.cuda_version}: "
+                f"run a release of the image built with CUDA {driver.cuda_driver_version or 'the driver runs'} "
+                "or older (NGC and NeMo images name their CUDA version in their release notes). Do not pip "
+                "install another torch inside the image: its other packages are compiled against this one"
+            )
+        )
+    choice = None if image_build else variant_for_driver(ctx, version, driver)
     if choice is not None and choice[0] != local_variant(t.version):
         tag, known = choice
         fixes.append(
@@ -483,8 +510,9 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx,
                 version,
                 tag,
-                f"Keep this driver and install the {tag} build of PyTorch {public_version(version)}"
-                + ("" if known else f" (matching the driver's CUDA {driver.cuda_driver_version})"),
+                f"Keep this driver and install the {tag} build of PyTorch {torch_release_for(version)}"
+                + ("" if known else f" (matching the driver's CUDA {driver.cuda_driver_version})")
+                + ("" if torch_on_index(version) else f" in place of this build ({version})"),
             )
         )
     if minimum:
