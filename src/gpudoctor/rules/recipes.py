@@ -524,21 +524,24 @@ def torch_release_for(version: str) -> str:
     return public_version(version)
 
 
-def same_build_install(ctx: RuleContext, version: str, *, options: tuple[str, ...] = ()) -> str:
+def same_build_install(
+    ctx: RuleContext, version: str, *, options: tuple[str, ...] = (), package: str = "torch", torch: str = ""
+) -> str:
     """pip install of exactly this torch build: a local variant ("2.4.0+cu121") comes back from PyTorch's
     index for that variant, so a reinstall never swaps a CUDA build for PyPI's default (CPU-only on
-    Windows, another CUDA on Linux)."""
+    Windows, another CUDA on Linux). `package` names a companion (torchvision, torchaudio) at its own
+    version; `torch` is then the torch release it goes with, which decides the index's form."""
     public, variant = public_version(version), local_part(version)
     if variant is None:
-        return ctx.pip_install(f"torch=={public}", options=options)
-    release = release_of(public)
+        return ctx.pip_install(f"{package}=={public}", options=options)
+    release = release_of(torch or public)
     if release is not None and release < Version("1.11"):
         extra: tuple[str, ...] = ("-f", f"{TORCH_WHL}/torch_stable.html")
     elif release is not None and release < Version("2.0"):
         extra = ("--extra-index-url", f"{TORCH_WHL}/{variant}")
     else:
         extra = ("--index-url", f"{TORCH_WHL}/{variant}")
-    return ctx.pip_install(f"torch=={public}+{variant}", options=(*options, *extra))
+    return ctx.pip_install(f"{package}=={public}+{variant}", options=(*options, *extra))
 
 
 # ----------------------------------------------------------------------------------------------
