@@ -18,6 +18,7 @@ from gpudoctor.rules.recipes import (
     TORCH_WHL,
     driver_upgrade_fix,
     same_build_install,
+    torch_build_spec,
     torch_on_index,
     torch_release_for,
 )
@@ -64,29 +65,8 @@ def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) ->
     """The exact pip command for torch `version` in CUDA `variant`, in the form that release used (a
     pre-release build is replaced by the release it leads to: pip finds no "2.10.0a0" on the index); in a
     container it runs inside the container."""
-    public = torch_release_for(version)
-    release = release_of(public)
-    if release is not None and release < Version("1.11"):
-        command = ctx.pip_install(
-            f"torch=={public}+{variant}",
-            options=("--force-reinstall", "-f", f"{TORCH_WHL}/torch_stable.html"),
-        )
-    elif release is not None and release < Version("2.0"):
-        command = ctx.pip_install(
-            f"torch=={public}+{variant}",
-            options=("--force-reinstall", "--extra-index-url", f"{TORCH_WHL}/{variant}"),
-        )
-    else:
-        command = ctx.pip_install(
-            f"torch=={public}", options=("--force-reinstall", "--index-url", f"{TORCH_WHL}/{variant}")
-        )
-    return ctx.fix_in_container(summary, command)
-
-
-# Windows wheels of a release that fail to import, and the release that fixed them: the text the import
-# error names, the fixed release, the issue. torch 2.4.0's fbgemm.dll needs libomp140.x86_64.dll, which its
-# wheels did not ship (pytorch/pytorch#131662, fixed in 2.4.1).
-KNOWN_BAD_WINDOWS_RELEASES = {"2.4.0": ("fbgemm.dll", "2.4.1", "pytorch/pytorch#131662")}
+    spec, index = torch_build_spec(torch_release_for(version), variant)
+    return ctx.fix_in_container(summary, ctx.pip_install(spec, options=("--force-reinstall", *index)))
 
 
 def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> list[TorchVariant]:
@@ -161,9 +141,9 @@ def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
                 else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
             )
         ]
-    known = KNOWN_BAD_WINDOWS_RELEASES.get(public_version(version)) if ctx.flavor == "windows" else None
-    if known is not None and known[0] in error:
-        fixed, issue = known[1], known[2]
+    known = ctx.matrix.known_issue("torch", public_version(version), ctx.flavor, "import_error")
+    if known is not None and known.symptom in error:
+        fixed, issue = known.fixed_in, known.issue
         variant = local_variant(version)
         fixes.insert(
             0,
@@ -959,10 +939,8 @@ def companion_build_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         if kind[0] == torch_kind[0] == "cuda" and kind[1] == torch_kind[1]:
             continue  # another CUDA minor of the same major loads
         problem = _companion_problem(name, kind[0], torch_kind[0])
-        fix_version = (
-            f"{public_version(dist.version)}+{torch_variant}"
-            if local_part(torch.version)
-            else public_version(dist.version)
+        spec, index = torch_build_spec(
+            public_version(dist.version), local_part(torch.version), head=name, torch=torch_public
         )
         yield Verdict(
             severity=Severity.ERROR,
@@ -982,13 +960,7 @@ def companion_build_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx.fix(
                     f"Reinstall {name} {public_version(dist.version)} as the same build as torch "
                     f"({_build_label(torch_variant)}), leaving torch as it is",
-                    same_build_install(
-                        ctx,
-                        fix_version,
-                        options=("--force-reinstall", "--no-deps"),
-                        package=name,
-                        torch=torch_public,
-                    ),
+                    ctx.pip_install(spec, options=("--force-reinstall", "--no-deps", *index)),
                 ),
             ),
         )
