@@ -167,7 +167,9 @@ def start(python_option: str | None) -> None:
         python, _ = choose_python(python_option, env)
         if not Path(python).is_file() or not os.access(python, os.X_OK):
             return  # the command says what is wrong with it
-        for script, child in surveys(env):  # started before the look into site-packages
+        for script, child in frameworks(python, env):  # the slowest first: a framework import takes seconds
+            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+        for script, child in surveys(env):
             prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
         if sys.platform != "darwin":
             argv, child = nvml_child(env)
@@ -176,7 +178,5 @@ def start(python_option: str | None) -> None:
         if conda is not None and (Path(conda[0]) / "conda-meta").is_dir():
             argv, child = conda_child(str(Path(conda[0]) / "conda-meta"), env)
             prestart(argv, env=child)
-        for script, child in frameworks(python, env):
-            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
     except (OSError, ValueError):
         return
