@@ -315,14 +315,65 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         )
         return
+    if torch.mps_built is None and not torch.mps_error:
+        return  # a torch too old to have torch.backends.mps (before 1.12): GD501 names the Metal route
+    floor = ctx.matrix.torch_mps_floor(_torch_release(torch))
+    macos = platform.version or ""
+    have, need = version_of(macos), version_of(floor.macos) if floor else None
+    if torch.mps_built is not False and have is not None and need is not None and have < need and floor:
+        seen.append(f"torch {floor.torch} and newer: MPS needs macOS {floor.macos} (gpudoctor's matrix)")
+        last = ctx.matrix.torch_last_for_macos(macos)
+        fixes = [
+            ctx.fix(
+                f"Update macOS to {floor.macos} or newer (System Settings > General > Software Update)",
+                "softwareupdate --list",
+            )
+        ]
+        if last is not None:
+            fixes.append(
+                ctx.fix(
+                    f"Or keep macOS {macos} and install PyTorch {last}, the last release whose MPS runs on it",
+                    ctx.pip_install(f"torch=={last}.*"),
+                )
+            )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"PyTorch {torch.version} cannot use the Apple GPU on macOS {macos}: its MPS backend needs "
+            f"macOS {floor.macos} or newer",
+            why=(
+                "The MPS backend's macOS floor rose with PyTorch releases ("
+                + ", ".join(f"macOS {r.macos} from torch {r.torch}" for r in ctx.matrix.torch_mps_macos)
+                + "); below it torch.backends.mps.is_available() is False, and some releases' error text still "
+                "says 'supported on MacOS 12.3+' (pytorch/pytorch#139425)."
+            ),
+            seen=tuple(seen),
+            fixes=tuple(fixes),
+        )
+        return
     if torch.mps_built is False:
         reason = f"torch {torch.version} was built without MPS"
     elif torch.mps_error:
         reason = f"torch.backends.mps failed: {torch.mps_error}"
-    elif torch.mps_built is None:
-        return  # a torch too old to have torch.backends.mps (before 1.12): GD501 names the Metal route
     else:
-        reason = "torch.backends.mps.is_available() is False: MPS needs macOS 12.3 or newer"
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"PyTorch cannot use the Apple GPU: torch.backends.mps.is_available() is False on macOS {macos}, "
+            f"which meets torch {_torch_release(torch)}'s floor"
+            + (f" (macOS {floor.macos})" if floor else ""),
+            why=(
+                "The standard macOS arm64 wheel is built with MPS and this macOS is new enough, so the Metal "
+                "device itself is refused: a sandbox or virtual machine without Metal, or a macOS release "
+                "this torch does not know."
+            ),
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Ask torch for the MPS device directly and read its error",
+                    f"{ctx.python_cmd} -c \"import torch; print(torch.zeros(1, device='mps'))\"",
+                ),
+            ),
+        )
+        return
     yield Verdict(
         severity=Severity.ERROR,
         message=f"PyTorch cannot use the Apple GPU: {reason}",
