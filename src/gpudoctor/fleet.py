@@ -285,21 +285,30 @@ def _expand_ranges(ranges: str, expression: str) -> list[str]:
 
 def node_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Each file's node name: its file name without `.json`; the folders too where two collide."""
-    split = [list(PurePath(os.path.normpath(p)).parts) for p in paths]
+    normalized = [os.path.normpath(p) for p in paths]
+    split: dict[int, list[str]] = {}  # the folders of a path, only for names that collide
+
+    def parts(i: int) -> list[str]:
+        if i not in split:
+            split[i] = list(PurePath(normalized[i]).parts)
+        return split[i]
 
     def stem(parts: list[str], parents: int) -> str:
         name = parts[-1][:-5] if parts[-1].lower().endswith(".json") else parts[-1]
         folders = [p for p in parts[:-1] if p][-parents:] if parents else []
         return clean("/".join([*folders, name]), MAX_NAME) or "?"
 
-    names = [stem(parts, 0) for parts in split]
+    names = []
+    for i, path in enumerate(normalized):
+        base = os.path.basename(path)  # noqa: PTH119 - a PurePath per file costs more than reading it
+        names.append(stem([base] if base else parts(i), 0))
     for parents in range(1, 4):
         seen: dict[str, int] = {}
         for n in names:
             seen[n] = seen.get(n, 0) + 1
-        if all(c == 1 for c in seen.values()):
+        if len(seen) == len(names):
             break
-        names = [stem(parts, parents) if seen[n] > 1 else n for parts, n in zip(split, names, strict=True)]
+        names = [stem(parts(i), parents) if seen[n] > 1 else n for i, n in enumerate(names)]
     counts: dict[str, int] = {}
     unique = []
     for n in names:
@@ -425,8 +434,9 @@ def _report_quickly(text: str) -> dict[str, Any] | None:
     A report is mostly its checks and facts, which fleet does not read; decoding only what it reads
     is most of its speed over 10,000 reports. The members are decoded one by one from the start with
     json's own scanner, up to `checks`; `facts.driver` is found by the layout `check --json` writes
-    (facts the last member of the top level, indented by 2). Anything else (no findings first, a
-    facts file, a document cut short, another layout) returns None and the whole text is decoded.
+    (indented by 2: no line of the top level between `facts` and its `driver`). Anything else (no
+    findings first, a facts file, a document cut short, another layout) returns None and the whole
+    text is decoded.
     """
     if '"findings"' not in text:
         return None  # a facts file or not a report: the full decoder reads it or says what is wrong
@@ -440,10 +450,12 @@ def _report_quickly(text: str) -> dict[str, Any] | None:
         members, key, at = head
         if key is None:  # the whole object was read: no checks, no facts
             return members if _REST.match(text, at).end() == len(text) else None  # type: ignore[union-attr]
-        facts = text.rfind(_TOP_FACTS, at - 12)
-        if facts < 0 or text.find(_TOP_MEMBER, facts + 1) >= 0 or not text.rstrip().endswith("}"):
-            return None  # not the usual layout, or facts not the last member
+        facts = text.rfind(_TOP_FACTS, at - len(_TOP_FACTS))
+        if facts < 0 or not text.rstrip().endswith("}"):
+            return None  # not the usual layout, or cut short
         driver = text.find(_FACTS_DRIVER, facts)
+        if text.find(_TOP_MEMBER, facts + 1, len(text) if driver < 0 else driver) >= 0:
+            return None  # facts ends before that: another member's driver, or another layout
         if driver < 0:
             members["facts"] = {}
             return members
@@ -702,18 +714,29 @@ def group(nodes: Iterable[Node], *, include_info: bool = True) -> tuple[FindingG
     """One group per finding code, errors first, then the most widespread."""
     by_code: dict[str, dict[str, Any]] = {}
     for node in nodes:
+        name = node.name
         for finding in node.findings:
             if finding.severity == "info" and not include_info:
                 continue
-            entry = by_code.setdefault(
-                finding.code,
-                {"severity": finding.severity, "title": finding.title, "nodes": {}, "variants": {}},
-            )
-            if SEVERITIES.index(finding.severity) < SEVERITIES.index(entry["severity"]):
+            entry = by_code.get(finding.code)
+            if entry is None:
+                entry = by_code[finding.code] = {
+                    "severity": finding.severity,
+                    "title": finding.title,
+                    "nodes": {},
+                    "variants": {},
+                }
+            elif finding.severity != entry["severity"] and SEVERITIES.index(
+                finding.severity
+            ) < SEVERITIES.index(entry["severity"]):
                 entry["severity"] = finding.severity  # a newer node may judge it more severely
-            entry["title"] = entry["title"] or finding.title
-            entry["nodes"][node.name] = None
-            entry["variants"].setdefault(finding.message, {})[node.name] = None
+            if not entry["title"]:
+                entry["title"] = finding.title
+            entry["nodes"][name] = None
+            variant = entry["variants"].get(finding.message)
+            if variant is None:
+                variant = entry["variants"][finding.message] = {}
+            variant[name] = None
     groups = [
         FindingGroup(
             code=code,
