@@ -11,6 +11,8 @@ from packaging.version import Version
 from gpudoctor.matrix import (
     Matrix,
     MatrixError,
+    System,
+    TensorFlowBuild,
     cudnn_version_from_int,
     default_matrix_path,
     kernel_support,
@@ -89,7 +91,11 @@ def test_every_row_and_build_has_a_source(matrix: Matrix) -> None:
 
 def test_every_tensorflow_build_has_driver_runtime_and_cudnn_rows(matrix: Matrix) -> None:
     for release in matrix.tensorflow:
-        for system, build in (("linux", release.linux), ("windows", release.windows)):
+        systems: tuple[tuple[System, TensorFlowBuild | None], ...] = (
+            ("linux", release.linux),
+            ("windows", release.windows),
+        )
+        for system, build in systems:
             if build is None:
                 continue
             requirement = matrix.driver_requirement(build.cuda, system)
