@@ -26,7 +26,8 @@ STEP = "@@GPUDOCTOR-STEP@@ "
 WINDOWS = os.name == "nt"
 MAX_DIRS = 200
 MAX_FILES = 300
-LOAD_LIMIT = 384 << 20  # bytes on disk of a library and the CUDA libraries it needs, above which it is not loaded
+# bytes on disk of a library and the CUDA libraries it needs above which it is not loaded to be asked
+LOAD_LIMIT = 384 << 20
 
 KINDS = {
     "cudart": "cudart",
@@ -365,13 +366,15 @@ def needed(path):
             head = handle.read(64)
             if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
                 return []
-            phoff, = struct.unpack_from("<Q", head, 32)
+            (phoff,) = struct.unpack_from("<Q", head, 32)
             phentsize, phnum = struct.unpack_from("<HH", head, 54)
             handle.seek(phoff)
             table = handle.read(phentsize * phnum)
             loads, dynamic = [], None
             for i in range(phnum):
-                kind, _, offset, vaddr, _, filesz, _, _ = struct.unpack_from("<IIQQQQQQ", table, i * phentsize)
+                kind, _, offset, vaddr, _, filesz, _, _ = struct.unpack_from(
+                    "<IIQQQQQQ", table, i * phentsize
+                )
                 if kind == 1:
                     loads.append((vaddr, offset, filesz))
                 elif kind == 2:
