@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from gpudoctor.facts import LibrariesFacts, LibraryFile
+from gpudoctor.prestart import script_source
 from gpudoctor.probes import libraries
 from gpudoctor.probes.base import ProbeUnavailable
-from gpudoctor.probes.child_process import script_source
 from tests.conftest import load_child, make_ctx, write_executable
 
 child = load_child("libraries")
