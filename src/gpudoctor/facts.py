@@ -179,6 +179,11 @@ class ToolkitFacts:
     active: str | None = (
         None  # the install a build would use (nvcc on PATH, else CUDA_HOME, else /usr/local/cuda)
     )
+    # hardware (QA case 4): the first ptxas on PATH and what its --version says, the one XLA in jaxlib < 0.4.24
+    # runs before the nvidia-cuda-nvcc wheel's
+    ptxas_on_path: str | None = None
+    ptxas_version: str | None = None  # "12.1.66"
+    ptxas_error: str | None = None  # ptxas found but its --version failed or named no release
 
 
 LibraryKind = Literal[
