@@ -775,3 +775,44 @@ def test_overlapping_pci_ids(tmp_path: Path, text: str) -> None:
         '{generation: Volta, source: *pci_ids, ids: "1b80 ',
     )
     assert "pci_devices[Volta]: 1b80 is listed under Pascal too" in str(_load_broken(tmp_path, broken))
+
+
+def test_known_issues_are_found_by_release_platform_and_kind(matrix: Matrix) -> None:
+    fbgemm = matrix.known_issue("torch", "2.4.0", "windows", "import_error")
+    assert fbgemm is not None and fbgemm.symptom == "fbgemm.dll" and fbgemm.fixed_in == "2.4.1"
+    numpy1 = matrix.known_issue("torch", "2.4.0", "windows", "numpy1_build")
+    assert numpy1 is not None and numpy1.issue == "pytorch/pytorch#131668"
+    assert matrix.known_issue("torch", "2.4.0", "linux", "numpy1_build") is None
+    assert matrix.known_issue("torch", "2.4.1", "windows", "import_error") is None
+    assert all(k.source.startswith("https://") for k in matrix.known_issues)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "kind: numpy1_build,",
+            "kind: numpy_build,",
+            "kind: 'numpy_build' is not one of import_error, numpy1_build",
+        ),
+        (
+            "platform: windows, kind: numpy1_build",
+            "platform: win32, kind: numpy1_build",
+            "platform: 'win32' is not one of",
+        ),
+        ("symptom: fbgemm.dll, ", "", "symptom: an import_error needs the text its import error names"),
+        (
+            'kind: numpy1_build, fixed_in: "2.4.1"',
+            'kind: numpy1_build, fixed_in: "2.3.1"',
+            "fixed_in: 2.3.1 is not after 2.4.0",
+        ),
+        (
+            'kind: numpy1_build, fixed_in: "2.4.1", issue',
+            'kind: import_error, symptom: x, fixed_in: "2.4.1", issue',
+            "listed twice",
+        ),
+    ],
+)
+def test_broken_known_issue_rows(tmp_path: Path, text: str, old: str, new: str, message: str) -> None:
+    error = str(_load_broken(tmp_path, _with(text, old, new)))
+    assert "known_issues" in error and message in error

@@ -384,3 +384,14 @@ def test_done_when_short_and_new_drivers() -> None:
     linux = _json("--driver", "610.10")["linux"]
     assert linux["newest_cuda_toolkit"] == "13.2"  # 13.3 needs 610.43.02
     assert 13 in linux["cuda_majors_by_compatibility"]
+
+
+def test_a_torch_series_lists_its_known_broken_releases() -> None:
+    matrix = load_matrix()
+    result = query(matrix, framework="torch", version="2.4", driver=None)
+    assert (
+        "  Known issue: 2.4.0 on windows: `import` fails naming fbgemm.dll; fixed in 2.4.1 (pytorch/pytorch#131662)"
+        in result.text.splitlines()
+    )
+    assert [k["kind"] for k in result.data["known_issues"]] == ["import_error", "numpy1_build"]
+    assert query(matrix, framework="torch", version="2.5", driver=None).data["known_issues"] == []

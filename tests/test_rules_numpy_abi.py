@@ -38,3 +38,29 @@ def test_a_release_past_the_first_numpy2_one_gets_no_framework_move() -> None:
     assert facts.torch is not None and facts.platform is not None
     linux = dataclasses.replace(facts, platform=dataclasses.replace(facts.platform, system="Linux"))
     assert _gd806_torch_pins(linux) == []
+
+
+def _gd806_torch_commands(facts: Facts) -> list[str]:
+    report = diagnose(facts, load_matrix())
+    return [
+        c
+        for f in report.findings
+        if f.code == "GD806"
+        for fix in f.fixes
+        for c in fix.commands
+        if "torch" in c
+    ]
+
+
+def test_every_torch_build_keeps_its_own_index_not_only_cuda_ones() -> None:
+    """A `+cpu` (or `+rocm…`) torch moved to the first NumPy 2 release comes from its own index on
+    PyTorch's server: from PyPI, Linux would get the default CUDA build instead."""
+    facts = _machine("pyenv-GD806-torch-2.2-with-numpy-2")
+    assert facts.torch is not None and facts.torch.version == "2.2.2+cu121"
+    for variant in ("cpu", "rocm5.7", "cu121"):
+        torch = dataclasses.replace(facts.torch, version=f"2.2.2+{variant}")
+        (command,) = _gd806_torch_commands(dataclasses.replace(facts, torch=torch))
+        assert f"--index-url https://download.pytorch.org/whl/{variant} " in command, command
+    plain = dataclasses.replace(facts.torch, version="2.2.2")
+    (command,) = _gd806_torch_commands(dataclasses.replace(facts, torch=plain))
+    assert "download.pytorch.org" not in command

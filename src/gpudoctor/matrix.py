@@ -272,6 +272,22 @@ class PluginRelease:
 
 
 @dataclass(frozen=True, kw_only=True)
+class KnownIssue:
+    """A framework release whose wheels for one platform are broken in a known way, and the release that
+    fixed them: `import_error` (the import fails naming `symptom`), `numpy1_build` (built against NumPy 1)."""
+
+    framework: str  # the distribution ("torch")
+    release: str  # the broken release ("2.4.0")
+    platform: str  # linux | windows | macos | wsl
+    kind: str  # import_error | numpy1_build
+    fixed_in: str  # the first release without it ("2.4.1")
+    issue: str  # where it was confirmed, short ("pytorch/pytorch#131662")
+    symptom: str = ""  # import_error: text the import error names ("fbgemm.dll")
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class Platform:
     """Platform facts; `sources[field_name]` says where each came from."""
 
@@ -433,6 +449,7 @@ class Matrix:
     jetson: tuple[JetsonRelease, ...] = ()
     tensorflow_metal: tuple[PluginRelease, ...] = ()
     tensorflow_directml: tuple[PluginRelease, ...] = ()
+    known_issues: tuple[KnownIssue, ...] = ()
     platform: Platform = field(default_factory=Platform)
 
     # -- TensorFlow --------------------------------------------------------------------------
@@ -725,6 +742,18 @@ class Matrix:
 
     def tensorflow_directml_release(self, version: str) -> PluginRelease | None:
         return next((p for p in self.tensorflow_directml if p.version == version.strip()), None)
+
+    def known_issue(self, framework: str, release: str, platform: str, kind: str) -> KnownIssue | None:
+        """The known breakage of `kind` in `framework` `release` on `platform`, if the matrix lists one."""
+        return next(
+            (
+                k
+                for k in self.known_issues
+                if (k.framework, k.release, k.platform, k.kind)
+                == (framework, release.strip(), platform, kind)
+            ),
+            None,
+        )
 
     # -- Overview -----------------------------------------------------------------------------
 
@@ -1500,6 +1529,24 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
+KNOWN_ISSUE_KINDS = ("import_error", "numpy1_build")
+KNOWN_ISSUE_PLATFORMS = ("linux", "windows", "macos", "wsl")
+
+
+def _known_issue_is_complete(row: KnownIssue, entry: _Entry) -> None:
+    if row.kind not in KNOWN_ISSUE_KINDS:
+        raise entry.error(f"kind: {excerpt(row.kind)} is not one of {', '.join(KNOWN_ISSUE_KINDS)}")
+    if row.platform not in KNOWN_ISSUE_PLATFORMS:
+        raise entry.error(
+            f"platform: {excerpt(row.platform)} is not one of {', '.join(KNOWN_ISSUE_PLATFORMS)}"
+        )
+    if row.kind == "import_error" and not row.symptom:
+        raise entry.error("symptom: an import_error needs the text its import error names")
+    fixed, broken = parse_version(row.fixed_in), parse_version(row.release)
+    if fixed is not None and broken is not None and fixed <= broken:
+        raise entry.error(f"fixed_in: {row.fixed_in} is not after {row.release}")
+
+
 SECTIONS += (
     Section(
         "driver_branches",
@@ -1544,6 +1591,24 @@ SECTIONS += (
     ),
     _plugin_section("tensorflow_metal"),
     _plugin_section("tensorflow_directml"),
+    Section(
+        "known_issues",
+        KnownIssue,
+        label="release",
+        fields={
+            "framework": TEXT,
+            "release": VERSION,
+            "platform": TEXT,
+            "kind": TEXT,
+            "fixed_in": VERSION,
+            "issue": TEXT,
+            "symptom": OPTIONAL_TEXT,
+            "source": SOURCE,
+            "verified": FLAG,
+        },
+        check=_known_issue_is_complete,
+        unique=lambda r: (r.framework, r.release, r.platform, r.kind),
+    ),
 )
 
 # `platform:` is a mapping of named facts, each {value, source, verified}; the reader of each value.

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from packaging.version import Version
 
 from gpudoctor.matrix import (
     JaxRelease,
+    KnownIssue,
     Matrix,
     System,
     TensorFlowBuild,
@@ -401,6 +403,10 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
         lines += _torch_variant_lines(pin, variant, variant_data, driver)
     if release.notes:
         lines.append(f"  Note: {release.notes}")
+    known = [
+        k for k in matrix.known_issues if k.framework == "torch" and _in_series(k.release, release.version)
+    ]
+    lines += [f"  Known issue: {_known_issue_text(k)}" for k in known]
     lines.append(f"  Source: {release.source}")
     data: dict[str, Any] = {
         "framework": "torch",
@@ -411,6 +417,7 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
         "variant": wanted or None,
         "variants": variants,
         "notes": release.notes,
+        "known_issues": [dataclasses.asdict(k) for k in known],
         "source": release.source,
         "verified": release.verified,
     }
@@ -420,6 +427,21 @@ def _torch(matrix: Matrix, version: str, driver: str | None) -> QueryResult:
             v.name for v in matrix.torch_variants_for_driver(release.version, driver, "linux") if v in shown
         ]
     return QueryResult("\n".join(lines), data)
+
+
+KNOWN_ISSUE_WORDS = {
+    "import_error": "`import` fails naming {symptom}",
+    "numpy1_build": "built against NumPy 1 (fails with NumPy 2)",
+}
+
+
+def _in_series(release: str, series: str) -> bool:
+    return release == series or release.startswith(f"{series}.")
+
+
+def _known_issue_text(issue: KnownIssue) -> str:
+    what = KNOWN_ISSUE_WORDS[issue.kind].format(symptom=issue.symptom)
+    return f"{issue.release} on {issue.platform}: {what}; fixed in {issue.fixed_in} ({issue.issue})"
 
 
 def _torch_variant_data(

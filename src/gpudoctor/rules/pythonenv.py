@@ -94,12 +94,10 @@ def _framework_spec(ctx: RuleContext, name: str, extras: tuple[str, ...] = ()) -
     dist = ctx.distribution(name)
     if dist is None:
         return name, ()
-    version = dist.version
-    local = version.partition("+")[2]
     head = f"{name}[{','.join(extras)}]" if extras else name
-    if name == "torch" and local:
-        return f"{head}=={version}", ("--index-url", f"https://download.pytorch.org/whl/{local}")
-    return f"{head}=={version}", ()
+    if name == "torch":
+        return recipes.torch_build_spec(dist.version, head=head)
+    return f"{head}=={dist.version}", ()
 
 
 def _own_venv_fixes(

@@ -18,7 +18,14 @@ from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.requirements import distribution_pins, environment, framework_pins, version_of
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import jax_cuda_spec, metal_fix, metal_floor, tf_crossing
+from gpudoctor.rules.recipes import (
+    jax_cuda_spec,
+    metal_fix,
+    metal_floor,
+    tf_crossing,
+    torch_build_spec,
+    torch_index_options,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 from gpudoctor.versions import local_part, public_version
@@ -173,37 +180,27 @@ def _numpy_text(ctx: RuleContext, framework: str) -> tuple[str | None, bool]:
 
 
 NUMPY2_TORCH = "2.3"  # the first torch built against NumPy 2
-# Releases whose wheels for one platform were still built against NumPy 1, and the release that fixed it.
-NUMPY1_BUILDS = {("torch", "2.4.0", "windows"): "2.4.1"}  # pytorch/pytorch#131668
 
 
 def _numpy2_upgrade(ctx: RuleContext, framework: str) -> tuple[str, str] | None:
     """(summary, command) for the nearest framework release built against NumPy 2, keeping the installed
-    build's CUDA flavour; None when the installed release is already past the first such release and no
-    known fix release exists (going back to NumPy 1 is then the way out, never a downgrade)."""
+    build's variant and its index; None when the installed release is already past the first such release
+    and no known fix release exists (going back to NumPy 1 is then the way out, never a downgrade)."""
     if framework == "torch":
         torch = ctx.facts.torch
         built = (torch.version or "") if torch else ""
-        release, local = public_version(built), local_part(built) or ""
-        options = (
-            ("--index-url", f"https://download.pytorch.org/whl/{local}") if local.startswith("cu") else ()
-        )
-        fixed = NUMPY1_BUILDS.get(("torch", release, ctx.flavor))
-        if fixed is not None:
-            spec = f"torch=={fixed}+{local}" if local else f"torch=={fixed}"
-            summary = (
-                f"Or move to PyTorch {fixed}: {release}'s {ctx.flavor} wheels were built against NumPy 1"
-            )
-            return (
-                summary,
-                ctx.pip_install(spec, options=options),
-            )
+        release, local = public_version(built), local_part(built)
+        known = ctx.matrix.known_issue("torch", release, ctx.flavor, "numpy1_build")
+        if known is not None:
+            summary = f"Or move to PyTorch {known.fixed_in}: {release}'s {ctx.flavor} wheels were built against NumPy 1"
+            spec, index = torch_build_spec(known.fixed_in, local)
+            return summary, ctx.pip_install(spec, options=index)
         installed = version_of(release)
         if installed is not None and installed >= Version(NUMPY2_TORCH):
             return None
         return (
             f"Or upgrade torch to the first release built against NumPy 2 (PyTorch {NUMPY2_TORCH})",
-            ctx.pip_install(f"torch=={NUMPY2_TORCH}.*", options=options),
+            ctx.pip_install(f"torch=={NUMPY2_TORCH}.*", options=torch_index_options(NUMPY2_TORCH, local)),
         )
     jax = ctx.distribution("jax")
     installed = version_of(jax.version) if jax else None

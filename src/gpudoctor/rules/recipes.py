@@ -499,21 +499,37 @@ def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: st
 TORCH_WHL = "https://download.pytorch.org/whl"
 
 
+def torch_index_options(release: str, variant: str | None) -> tuple[str, ...]:
+    """The pip options that find PyTorch's `variant` build ("cu121", "cpu", "rocm6.1") of `release`, in the
+    form that release was published in: -f torch_stable.html before 1.11, an extra index before 2.0, then
+    the variant's own index alone (so PyPI's default build can never be picked instead). No variant: PyPI."""
+    if not variant:
+        return ()
+    number = release_of(public_version(release))
+    if number is not None and number < Version("1.11"):
+        return ("-f", f"{TORCH_WHL}/torch_stable.html")
+    if number is not None and number < Version("2.0"):
+        return ("--extra-index-url", f"{TORCH_WHL}/{variant}")
+    return ("--index-url", f"{TORCH_WHL}/{variant}")
+
+
+def torch_build_spec(
+    version: str, variant: str | None = None, *, head: str = "torch"
+) -> tuple[str, tuple[str, ...]]:
+    """`torch==2.4.1+cu121` and the pip options that find exactly that build. `variant` defaults to the
+    local part of `version` (the installed build); with none, PyPI's build of the release."""
+    public = public_version(version)
+    variant = variant if variant is not None else local_part(version)
+    spec = f"{head}=={public}+{variant}" if variant else f"{head}=={public}"
+    return spec, torch_index_options(public, variant)
+
+
 def same_build_install(ctx: RuleContext, version: str, *, options: tuple[str, ...] = ()) -> str:
     """pip install of exactly this torch build: a local variant ("2.4.0+cu121") comes back from PyTorch's
     index for that variant, so a reinstall never swaps a CUDA build for PyPI's default (CPU-only on
     Windows, another CUDA on Linux)."""
-    public, variant = public_version(version), local_part(version)
-    if variant is None:
-        return ctx.pip_install(f"torch=={public}", options=options)
-    release = release_of(public)
-    if release is not None and release < Version("1.11"):
-        extra: tuple[str, ...] = ("-f", f"{TORCH_WHL}/torch_stable.html")
-    elif release is not None and release < Version("2.0"):
-        extra = ("--extra-index-url", f"{TORCH_WHL}/{variant}")
-    else:
-        extra = ("--index-url", f"{TORCH_WHL}/{variant}")
-    return ctx.pip_install(f"torch=={public}+{variant}", options=(*options, *extra))
+    spec, index = torch_build_spec(version)
+    return ctx.pip_install(spec, options=(*options, *index))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import TORCH_WHL, driver_upgrade_fix, same_build_install
+from gpudoctor.rules.recipes import TORCH_WHL, driver_upgrade_fix, same_build_install, torch_build_spec
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
 from gpudoctor.versions import major_minor, public_version, release_of, series_key
@@ -55,29 +55,8 @@ def torch_version(t: TorchFacts) -> str | None:
 
 def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) -> Fix:
     """The exact pip command for torch `version` in CUDA `variant`, in the form that release used."""
-    public = public_version(version)
-    release = release_of(public)
-    if release is not None and release < Version("1.11"):
-        command = ctx.pip_install(
-            f"torch=={public}+{variant}",
-            options=("--force-reinstall", "-f", f"{TORCH_WHL}/torch_stable.html"),
-        )
-    elif release is not None and release < Version("2.0"):
-        command = ctx.pip_install(
-            f"torch=={public}+{variant}",
-            options=("--force-reinstall", "--extra-index-url", f"{TORCH_WHL}/{variant}"),
-        )
-    else:
-        command = ctx.pip_install(
-            f"torch=={public}", options=("--force-reinstall", "--index-url", f"{TORCH_WHL}/{variant}")
-        )
-    return ctx.fix(summary, command)
-
-
-# Windows wheels of a release that fail to import, and the release that fixed them: the text the import
-# error names, the fixed release, the issue. torch 2.4.0's fbgemm.dll needs libomp140.x86_64.dll, which its
-# wheels did not ship (pytorch/pytorch#131662, fixed in 2.4.1).
-KNOWN_BAD_WINDOWS_RELEASES = {"2.4.0": ("fbgemm.dll", "2.4.1", "pytorch/pytorch#131662")}
+    spec, index = torch_build_spec(version, variant)
+    return ctx.fix(summary, ctx.pip_install(spec, options=("--force-reinstall", *index)))
 
 
 def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> list[TorchVariant]:
@@ -143,9 +122,9 @@ def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
             else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
         )
     ]
-    known = KNOWN_BAD_WINDOWS_RELEASES.get(public_version(version)) if ctx.flavor == "windows" else None
-    if known is not None and known[0] in error:
-        fixed, issue = known[1], known[2]
+    known = ctx.matrix.known_issue("torch", public_version(version), ctx.flavor, "import_error")
+    if known is not None and known.symptom in error:
+        fixed, issue = known.fixed_in, known.issue
         variant = local_variant(version)
         fixes.insert(
             0,
