@@ -67,6 +67,28 @@ def test_help_lists_the_commands() -> None:
     assert "..." not in commands  # each says what it does in full, not cut at 45 characters
 
 
+def test_a_subcommand_builds_only_itself() -> None:
+    """Only the subcommand that runs is built: the modules of the others are never imported (issue #12)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gpudoctor", "explain", "GD106"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and "GD106" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "gpudoctor.cli" in imported
+    assert not imported & {
+        "gpudoctor.commands.plan",
+        "gpudoctor.commands.fleet",
+        "gpudoctor.commands.collect",
+    }
+    typo = gpudoctor("pln")
+    assert (
+        typo.returncode == 2 and "No such command 'pln'. Did you mean 'plan'" in typo.stderr
+    )  # all are known
+
+
 def test_version() -> None:
     result = gpudoctor("--version")
     assert result.returncode == 0

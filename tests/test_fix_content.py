@@ -21,7 +21,7 @@ from gpudoctor.pipeline import Origin, Policy, check
 from gpudoctor.render import RenderOptions, renderer
 from gpudoctor.render.screen import PLAIN
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import jax_cuda_spec, tf_crossing, tf_install_commands
+from gpudoctor.rules.recipes import jax_cuda_spec, tf_crossing, tf_install_commands, torch_on_index
 from gpudoctor.rules.views import TF_PACKAGES
 from gpudoctor.serde import from_data
 from gpudoctor.versions import series_key
@@ -164,6 +164,42 @@ def test_a_torch_reinstall_keeps_the_build_it_replaces() -> None:
                     swapped.append((name, finding.code, command))
     assert checked >= 3
     assert not swapped, "\n".join(map(str, swapped))
+
+
+def test_a_torch_install_names_a_build_an_index_has() -> None:
+    """PyPI and download.pytorch.org have no "2.10.0a0" and no "+a36e1d39eb.nv26.02" build: NVIDIA's
+    container builds and source builds are never what a fix asks pip for."""
+    unfetchable = []
+    checked = 0
+    for name, _, finding, fix in every_fix():
+        for command in fix.commands:
+            for req in pip_installs(command):
+                if req.name != "torch":
+                    continue
+                for spec in req.specifier:
+                    if spec.operator == "==" and "*" not in spec.version:
+                        checked += 1
+                        if not torch_on_index(spec.version):
+                            unfetchable.append((name, finding.code, command))
+    assert checked >= 10
+    assert not unfetchable, "\n".join(map(str, unfetchable))
+
+
+@pytest.mark.parametrize(
+    ("version", "on_index"),
+    [
+        ("2.4.0+cu121", True),
+        ("2.2.1+cpu", True),
+        ("2.5.1+rocm6.2", True),
+        ("2.5.1", True),
+        ("2.10.0a0+a36e1d39eb.nv26.02", False),
+        ("2.1.0a0+32f93b1", False),
+        ("2.6.0.dev20241112+cu124", False),
+        ("garbage", False),
+    ],
+)
+def test_torch_on_index_tells_index_builds_from_image_and_source_builds(version: str, on_index: bool) -> None:
+    assert torch_on_index(version) is on_index
 
 
 def test_every_conda_command_names_the_diagnosed_environment() -> None:

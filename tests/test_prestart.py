@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gpudoctor import entry, prestart, runner
-from gpudoctor.probes import tensorflow
+from gpudoctor.probes import driver, tensorflow
+from gpudoctor.runner import CommandResult
+from tests.conftest import make_ctx
 from tests.standins import install_standin, make_venv, site_packages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +30,30 @@ def test_the_prestarted_children_are_the_ones_the_probes_ask_for(tmp_path: Path)
         child["PYTHONPATH"] == "/abs" and child["PYTHONSAFEPATH"] == "1"
         for _, child in prestart.children(str(python), env)
     )
+
+
+def test_the_prestarted_nvml_query_is_the_one_the_driver_probe_runs() -> None:
+    asked: list[tuple[tuple[str, ...], dict[str, str] | None, str | None]] = []
+
+    class Recording:
+        def run(
+            self,
+            argv: Sequence[str],
+            *,
+            timeout: float,
+            env: Mapping[str, str] | None = None,
+            cwd: str | None = None,
+        ) -> CommandResult:
+            asked.append((tuple(argv), dict(env) if env is not None else None, cwd))
+            return CommandResult(argv=tuple(argv), returncode=1)
+
+    env = {"PATH": os.defpath, "PYTHONPATH": "/abs", "PYTHONHOME": "/x", "CUDA_VISIBLE_DEVICES": "0"}
+    ctx = dataclasses.replace(make_ctx(env=env, system="Linux"), runner=Recording())
+    driver.collect(ctx)
+    argv, child = prestart.nvml_child(ctx.env)
+    assert asked[0] == (argv, child, None)  # what prestart.start starts (cwd: none given)
+    assert argv[:3] == (sys.executable, "-I", "-c") and "def query" in argv[3]
+    assert not any(k.startswith("PYTHON") for k in child) and child["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_a_prestarted_program_is_taken_over_by_the_run_that_asks_for_it(tmp_path: Path) -> None:

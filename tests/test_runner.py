@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
+from gpudoctor import runner
 from gpudoctor.runner import SubprocessRunner, which
 from tests.conftest import write_executable
 
@@ -64,3 +66,19 @@ def test_which_uses_the_given_path(bin_dir: Path) -> None:
     write_executable(bin_dir, "nvcc")
     assert which("nvcc", {"PATH": str(bin_dir)}) == str(bin_dir / "nvcc")
     assert which("nvcc", {"PATH": "/nonexistent"}) is None
+
+
+def test_ending_every_child_works_from_the_thread_that_holds_the_runner_lock() -> None:
+    """A Ctrl-C runs its handler in the main thread wherever it is, also while prestart spawns a child
+    under the runner's lock: ending every child then must not wait for that lock (it deadlocked)."""
+    done = threading.Event()
+
+    def interrupted_while_spawning() -> None:
+        with runner._LOCK:
+            runner.end_all_children()
+            done.set()
+
+    worker = threading.Thread(target=interrupted_while_spawning, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert done.is_set()

@@ -2,7 +2,9 @@
 
 `gpudoctor check`, `explain` and `matrix` are defined here; the work is in `pipeline.py` (gather →
 judge → decide) and `render/` (one module per output format). A new subcommand is a module in
-`commands/` with one typer-annotated function, registered by one line at the end of this file.
+`commands/` with one typer-annotated function, registered by one `_register` line at the end of this
+file. A subcommand is built (its module imported, its options made) only when it runs or is listed
+by `gpudoctor --help`: building all six took a tenth of `check`'s time.
 Only this module, `commands/` and `render/` import typer and rich. Heavy modules are imported
 inside the commands so that `gpudoctor --help` stays fast. Exit codes: 0 no errors, 1 errors found (or
 warnings with --fail-on warning, or no usable GPU with --require-gpu), 2 bad usage or an
@@ -14,12 +16,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Generic, NoReturn, TypeVar
+from typing import Annotated, Any, Generic, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from gpudoctor.commands.common import MatrixOption, NoRedactOption, PythonOption, TimeoutOption, gather
 from gpudoctor.output import OutputError
@@ -27,8 +30,49 @@ from gpudoctor.pipeline import UsageError
 
 T = TypeVar("T")
 
+# name -> (the subcommand's function, found when it is first built; its line in `gpudoctor --help`),
+# in the order `--help` lists them
+_SUBCOMMANDS: dict[str, tuple[Callable[[], Callable[..., Any]], str]] = {}
+
+
+class _Subcommands(MutableMapping[str, Any]):
+    """The group's subcommands by name (every one of `_SUBCOMMANDS`, in order), each built on first use."""
+
+    def __init__(self, built: dict[str, Any]) -> None:
+        self._built = built
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in _SUBCOMMANDS:
+                raise KeyError(name)
+            function, short_help = _SUBCOMMANDS[name]
+            one = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+            one.command(name, short_help=short_help)(function())
+            self._built[name] = typer.main.get_command(one)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*_SUBCOMMANDS, *(n for n in self._built if n not in _SUBCOMMANDS)])
+
+    def __len__(self) -> int:
+        return len(set(_SUBCOMMANDS) | set(self._built))
+
+
+class _Group(TyperGroup):
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Subcommands(dict(self.commands))
+
+
 app = typer.Typer(
     name="gpudoctor",
+    cls=_Group,
     help="Diagnose why TensorFlow, PyTorch or JAX does not use your NVIDIA GPU, and say how to fix it.",
     no_args_is_help=True,
     add_completion=False,
@@ -93,7 +137,6 @@ class _Background(Generic[T]):
 _FORMATS_HELP = "text, json, markdown, junit or github"
 
 
-@app.command(short_help="Find what keeps TensorFlow, PyTorch or JAX off the GPU, and how to fix it.")
 def check(
     python: PythonOption = None,
     output_format: Annotated[
@@ -183,7 +226,6 @@ def check(
     raise typer.Exit(deliver(run, delivery, stdout=Screen.of(sys.stdout), stderr=Screen.of(sys.stderr)))
 
 
-@app.command(short_help="Explain a finding code (GD101): cause, how to confirm, how to fix.")
 def explain(
     code: Annotated[
         str | None, typer.Argument(help="A finding code such as GD101 (or 101). Omit to list all.")
@@ -220,7 +262,6 @@ def explain(
     write_stdout(render.render_page(page, as_json=json_output, on_machine=on_machine, screen=Screen.of()))
 
 
-@app.command("matrix", short_help="Show and query the compatibility matrix.")
 def matrix_command(
     framework: Annotated[str | None, typer.Argument(help="tensorflow, torch or jax.")] = None,
     version: Annotated[str | None, typer.Argument(help="A release of that framework, e.g. 2.10.")] = None,
@@ -276,12 +317,27 @@ def main() -> None:
 
 def _register(module: str, name: str, short_help: str) -> None:
     """Add the subcommand `name`: the function of that name in `gpudoctor.commands.<module>`, listed
-    in `gpudoctor --help` with `short_help` (click would cut its docstring at 45 characters)."""
-    import importlib
+    in `gpudoctor --help` with `short_help` (click would cut its docstring at 45 characters). The
+    module is imported only when the subcommand is built."""
 
-    function = getattr(importlib.import_module(f"gpudoctor.commands.{module}"), name)
-    app.command(name, short_help=short_help)(function)
+    def function() -> Callable[..., Any]:
+        import importlib
 
+        found: Callable[..., Any] = getattr(importlib.import_module(f"gpudoctor.commands.{module}"), name)
+        return found
+
+    _SUBCOMMANDS[name] = (function, short_help)
+
+
+_SUBCOMMANDS["check"] = (
+    lambda: check,
+    "Find what keeps TensorFlow, PyTorch or JAX off the GPU, and how to fix it.",
+)
+_SUBCOMMANDS["explain"] = (
+    lambda: explain,
+    "Explain a finding code (GD101): cause, how to confirm, how to fix.",
+)
+_SUBCOMMANDS["matrix"] = (lambda: matrix_command, "Show and query the compatibility matrix.")
 
 # Subcommands in their own modules (gpudoctor/commands/<name>.py), one line each; the blank lines
 # keep two helpers' registrations from touching in a merge.

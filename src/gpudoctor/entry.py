@@ -77,13 +77,17 @@ def start_probing(argv: Sequence[str]) -> None:
 
 
 def main() -> None:
+    _leave_at_once_on_signals()  # until the runner's handlers are in place
+    from gpudoctor import codecache
+
+    codecache.install()  # before the first dataclass is made
     from gpudoctor.runner import exit_cleanly_on_signals
 
     exit_cleanly_on_signals()
-    start_probing(sys.argv[1:])
-    from gpudoctor.cli import main as cli_main
+    try:  # a Ctrl-C while the children start leaves the same way as any other exit
+        start_probing(sys.argv[1:])
+        from gpudoctor.cli import main as cli_main
 
-    try:
         cli_main()
         code: object = 0
     except SystemExit as exc:
@@ -91,11 +95,33 @@ def main() -> None:
     leave(code)
 
 
+def _leave_at_once_on_signals() -> None:
+    """Ctrl-C, SIGTERM, SIGHUP before any child is started: the runner's one line and exit code, no
+    traceback from whichever import was under way."""
+    import signal
+
+    def leave_now(number: int, _frame: object) -> None:
+        os.write(
+            2, b"\ngpudoctor: interrupted\n" if number == signal.SIGINT else b"\ngpudoctor: terminated\n"
+        )
+        os._exit(128 + number)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            try:
+                signal.signal(number, leave_now)
+            except (OSError, ValueError):  # not the main thread, or a signal this platform refuses
+                continue
+
+
 def leave(code: object) -> None:
     """Flush, end the children, and exit without the interpreter's teardown. A failed flush takes
     Python's own way out, which reports it as it always did."""
+    from gpudoctor import codecache
     from gpudoctor.runner import end_all_children
 
+    codecache.save()
     if sys.gettrace() is not None or sys.getprofile() is not None:
         raise SystemExit(code)  # a profiler or coverage writes its data at a normal exit
     try:

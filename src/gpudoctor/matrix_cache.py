@@ -88,6 +88,19 @@ def _private(info: os.stat_result) -> bool:
 
 
 def _read(path: Path) -> Any:
+    payload = read_payload(path, _header())
+    if payload is None:
+        return None
+    try:
+        value = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return value if _plain(value) else None
+
+
+def read_payload(path: Path, header: bytes) -> bytes | None:
+    """The payload of a cache file written by `write_payload` with this header; None for a file that
+    is missing, not private to this user, too large, of another format or whose checksum is wrong."""
     try:
         if not _private(path.parent.stat()):
             return None
@@ -106,18 +119,13 @@ def _read(path: Path) -> Any:
     finally:
         if fd >= 0:
             os.close(fd)
-    header = _header()
     digest_end = len(header) + 64
     if not data.startswith(header) or data[digest_end : digest_end + 1] != b"\n":
         return None
     payload = data[digest_end + 1 :]
     if hashlib.sha256(payload).hexdigest().encode() != data[len(header) : digest_end]:
         return None
-    try:
-        value = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return value if _plain(value) else None
+    return payload
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
@@ -143,7 +151,13 @@ def _payload(value: Any) -> bytes | None:
 
 
 def _write(path: Path, payload: bytes) -> None:
-    data = _header() + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    write_payload(path, _header(), payload)
+
+
+def write_payload(path: Path, header: bytes, payload: bytes) -> None:
+    """Store `payload` behind `header` and its SHA-256, atomically, in a folder private to this user;
+    any failure is silent (the cache is then a miss next time)."""
+    data = header + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
     folder = path.parent
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:

@@ -4,8 +4,8 @@ A framework import takes seconds in its child process and decides how long a che
 else gpudoctor does (importing its probes, the CLI, the matrix, the rules) can happen meanwhile. So
 the entry point calls `start(python)` first: it finds the target interpreter, looks in the target's
 own prefix for the frameworks (the same cheap look `probes.python.surely_installed` takes), and
-starts the package survey, the CUDA-library search and each framework's child with exactly the argv,
-environment and working directory the probes will ask the runner for. The runner hands such a
+starts the package survey, the CUDA-library search, the NVML query and each framework's child with
+exactly the argv, environment and working directory the probes will ask the runner for. The runner hands such a
 process to the probe that asks for it (`runner.prestart` / `SubprocessRunner.run`); one nobody asks
 for is ended with the rest when the check ends. Stdlib only, and nothing heavier than the runner.
 
@@ -64,6 +64,22 @@ def child_env(base: Mapping[str, str], extra: Mapping[str, str] | None = None) -
         else:
             del env["PYTHONPATH"]
     return env
+
+
+def nvml_child(env: Mapping[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """argv and environment of the driver probe's NVML query: `probes/nvml_query.py` run by gpudoctor's
+    own interpreter in isolated mode, handed the folder of gpudoctor's nvidia-ml-py (found without
+    importing it), with no PYTHON* variable of the user's."""
+    import importlib.util
+
+    script = (CHILD_FOLDER.parent / "nvml_query.py").read_text(encoding="utf-8")
+    try:
+        spec = importlib.util.find_spec("pynvml")
+    except (ImportError, ValueError):
+        spec = None
+    folder = str(Path(spec.origin).parent) if spec is not None and spec.origin else None
+    argv = (sys.executable, "-I", "-c", script, *([folder] if folder else []))
+    return argv, {k: v for k, v in env.items() if not k.startswith("PYTHON")}
 
 
 def canonical(name: str) -> str:
@@ -139,6 +155,9 @@ def start(python_option: str | None) -> None:
             return  # the command says what is wrong with it
         for script, child in surveys(env):  # started before the look into site-packages
             prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+        if sys.platform != "darwin":
+            argv, child = nvml_child(env)
+            prestart(argv, env=child)
         for script, child in frameworks(python, env):
             prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
     except (OSError, ValueError):

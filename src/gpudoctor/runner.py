@@ -125,7 +125,9 @@ class Scope:
         _kill_tagged(lambda tag: tag.startswith(self.tag) or tag in adopted)
 
 
-_LOCK = threading.Lock()
+# Re-entrant: the Ctrl-C handler ends every child from the main thread, which may hold it (prestart spawns
+# under it); a plain Lock deadlocked there.
+_LOCK = threading.RLock()
 _LOCAL = threading.local()
 _SCOPES: set[Scope] = set()
 _DEFAULT_SCOPE = Scope()

@@ -8,16 +8,15 @@ file name, so a mismatch can say which side is stale.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gpudoctor.facts import DriverFacts, GpuFacts, GpuProcess, MigDevice, NvmlState
+from gpudoctor.prestart import nvml_child
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import parse_marker, string
 from gpudoctor.probes.nvml_query import STEP, query
@@ -170,17 +169,6 @@ def nvml_from_data(ctx: ProbeContext, data: dict[str, Any]) -> _NvmlResult:
     return _NvmlResult(state="ok", gpus=tuple(gpu_from_data(ctx, g, i) for i, g in enumerate(gpus)), **common)
 
 
-def _pynvml_folder() -> str | None:
-    """Where gpudoctor's own nvidia-ml-py lives, found without importing (and so without loading) it."""
-    try:
-        spec = importlib.util.find_spec("pynvml")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin:
-        return None
-    return str(Path(spec.origin).parent)
-
-
 def _last_call(stderr: str) -> str | None:
     calls = [ln[len(STEP) :].strip() for ln in stderr.splitlines() if ln.startswith(STEP)]
     return calls[-1] if calls else None
@@ -189,11 +177,8 @@ def _last_call(stderr: str) -> str | None:
 def _from_nvml(ctx: ProbeContext) -> _NvmlResult:
     if ctx.nvml is not None:  # a stand-in binding, asked in-process by the same query code
         return nvml_from_data(ctx, query(ctx.nvml))
-    script = resources.files("gpudoctor.probes").joinpath("nvml_query.py").read_text(encoding="utf-8")
-    folder = _pynvml_folder()
     timeout = min(ctx.child_timeout, NVML_TIMEOUT)
-    argv = [sys.executable, "-I", "-c", script, *([folder] if folder else [])]
-    env = {k: v for k, v in ctx.env.items() if not k.startswith("PYTHON")}
+    argv, env = nvml_child(ctx.env)  # the entry point started the same program at once (prestart)
     result = ctx.runner.run(argv, timeout=timeout, env=env)
     data = parse_marker(result.stdout)
     if data is not None:

@@ -320,10 +320,15 @@ def _cudnn_verdict(
     need = ".".join((wanted or "?").split(".")[:2])
     cuda = build.cuda or "?"
     seen.insert(0, f"{build.label}: cuDNN {wanted} ({build.cudnn_from}), CUDA {cuda}")
-    fixes: list[Fix] = []
+    fitting = _fitting_cudnn(ctx, need) if loaded is not None and ctx.flavor in ("linux", "wsl") else None
+    if fitting is not None:
+        seen.append(f"cuDNN {cudnn_version(fitting)} is installed at {fitting.path}, but not found first")
+    fixes: list[Fix] = _first_on_path_fixes(ctx, fitting, loaded) if fitting is not None else []
     pins, _ = and_cuda_pins(ctx, build)
     wheel = next((n for n in pins if n.startswith("nvidia-cudnn")), None)
-    if ctx.flavor in ("linux", "wsl") and wheel is not None:
+    if fitting is not None:
+        pass  # the cuDNN the build needs is installed: nothing to install or download
+    elif ctx.flavor in ("linux", "wsl") and wheel is not None:
         fixes.append(
             ctx.fix(
                 f"Install the cuDNN wheel TensorFlow {build.version} pins",
@@ -341,7 +346,7 @@ def _cudnn_verdict(
                 prepend_path("LD_LIBRARY_PATH", f"$({cudnn_dir})/lib"),
             )
         )
-    if ctx.in_conda:
+    if ctx.in_conda and fitting is None:
         fixes.append(
             ctx.fix(f"Install cuDNN {need} into this conda environment", ctx.conda_install(f"cudnn={need}"))
         )
@@ -350,13 +355,14 @@ def _cudnn_verdict(
         if ctx.flavor == "windows"
         else "put its lib folder first on LD_LIBRARY_PATH, ahead of any older cuDNN"
     )
-    fixes.append(
-        ctx.fix(
-            f"Or download cuDNN {need} for CUDA {cuda} from {CUDNN_ARCHIVE} and {placement}; do not rename "
-            "another version's library to the expected name",
-            *((f"Start-Process {CUDNN_ARCHIVE}",) if ctx.shell == "powershell" else ()),
+    if fitting is None:
+        fixes.append(
+            ctx.fix(
+                f"Or download cuDNN {need} for CUDA {cuda} from {CUDNN_ARCHIVE} and {placement}; do not rename "
+                "another version's library to the expected name",
+                *((f"Start-Process {CUDNN_ARCHIVE}",) if ctx.shell == "powershell" else ()),
+            )
         )
-    )
     return Verdict(
         severity=Severity.ERROR,
         message=f"{build.label} needs cuDNN {need} ({build.cudnn_library or 'cuDNN ' + need}), but {problem}",
@@ -368,6 +374,56 @@ def _cudnn_verdict(
         seen=tuple(seen),
         fixes=tuple(fixes),
     )
+
+
+def _fitting_cudnn(ctx: RuleContext, need: str) -> LibraryFile | None:
+    """An installed cuDNN of the build's major and at least its minor that the loader does not pick
+    first (a pip wheel behind an older conda or system copy), the newest such."""
+    want = numbers(need, 2)
+    if len(want) < 2:
+        return None
+    candidates = []
+    for f in _files_of_kind(ctx, "cudnn"):
+        have = numbers(cudnn_version(f) or "", 2)
+        if not f.loader_default and len(have) == 2 and have[0] == want[0] and have[1] >= want[1]:
+            candidates.append((have, f))
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def _first_on_path_fixes(ctx: RuleContext, fitting: LibraryFile, loaded: str | None) -> list[Fix]:
+    """Put the fitting cuDNN's folder ahead of the older copy; in conda, or drop conda's older package."""
+    folder = _folder(ctx, fitting.path)
+    conda = ctx.facts.conda
+    keep = (
+        " (change the conda activate script that sets LD_LIBRARY_PATH, in $CONDA_PREFIX/etc/conda/activate.d, "
+        "the same way so it stays first)"
+        if conda is not None and conda.activate_sets_library_path
+        else " (add the line where LD_LIBRARY_PATH is set, to keep it)"
+    )
+    fixes = [
+        ctx.fix(
+            f"The cuDNN this build needs ({cudnn_version(fitting)}) is installed: put its folder first on "
+            f"LD_LIBRARY_PATH, ahead of cuDNN {loaded}{keep}",
+            prepend_path("LD_LIBRARY_PATH", folder),
+        )
+    ]
+    older = next(
+        (f for f in _files_of_kind(ctx, "cudnn") if f.loader_default and f.location == "conda"), None
+    )
+    if (
+        older is not None
+        and ctx.in_conda
+        and conda is not None
+        and any(p.name == "cudnn" for p in conda.packages)
+    ):
+        fixes.append(
+            ctx.fix(
+                f"Or remove conda's older cudnn package (cuDNN {cudnn_version(older)} at {_folder(ctx, older.path)}), "
+                "so the loader finds the installed one (--force keeps the packages that depend on it)",
+                ctx.conda_remove("cudnn", force=True),
+            )
+        )
+    return fixes
 
 
 # ----------------------------------------------------------------------------------------------

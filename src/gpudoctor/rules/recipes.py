@@ -7,6 +7,7 @@ A recipe returns `Fix`es (or one command line) for *this* machine; it never judg
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from packaging.version import Version
@@ -499,6 +500,30 @@ def jax_cuda_spec(ctx: RuleContext, extra: str, version: str | None, minimum: st
 TORCH_WHL = "https://download.pytorch.org/whl"
 
 
+# The local parts PyTorch's own index publishes: +cu124, +cpu, +cpu.cxx11.abi, +rocm6.2, +xpu.
+TORCH_INDEX_VARIANT = re.compile(r"^(?:cu\d+|cpu(?:\.cxx11\.abi)?|rocm\d+(?:\.\d+)*|xpu)$")
+
+
+def torch_on_index(version: str) -> bool:
+    """Whether pip can fetch this torch build again: a final release from PyPI or download.pytorch.org,
+    whose local part (if any) is one of the index's variants. NVIDIA's container builds
+    ("2.10.0a0+a36e1d39eb.nv26.02"), source builds ("2.3.0a0+git1a2b3c4") and nightlies are not."""
+    release = release_of(version)
+    if release is None or release.is_prerelease or release.is_devrelease:
+        return False
+    variant = local_part(version)
+    return variant is None or TORCH_INDEX_VARIANT.match(variant) is not None
+
+
+def torch_release_for(version: str) -> str:
+    """The release pip can install for `version`: itself, or the final release a pre-release build
+    ("2.10.0a0+...") leads to."""
+    release = release_of(version)
+    if release is not None and (release.is_prerelease or release.is_devrelease):
+        return release.base_version
+    return public_version(version)
+
+
 def torch_index_options(release: str, variant: str | None) -> tuple[str, ...]:
     """The pip options that find PyTorch's `variant` build ("cu121", "cpu", "rocm6.1") of `release`, in the
     form that release was published in: -f torch_stable.html before 1.11, an extra index before 2.0, then
@@ -514,14 +539,16 @@ def torch_index_options(release: str, variant: str | None) -> tuple[str, ...]:
 
 
 def torch_build_spec(
-    version: str, variant: str | None = None, *, head: str = "torch"
+    version: str, variant: str | None = None, *, head: str = "torch", torch: str | None = None
 ) -> tuple[str, tuple[str, ...]]:
     """`torch==2.4.1+cu121` and the pip options that find exactly that build. `variant` defaults to the
-    local part of `version` (the installed build); with none, PyPI's build of the release."""
+    local part of `version` (the installed build); with none, PyPI's build of the release. For a
+    companion (`head="torchvision"` at its own version), `torch` is the torch release it goes with, which
+    decides the index's form."""
     public = public_version(version)
     variant = variant if variant is not None else local_part(version)
     spec = f"{head}=={public}+{variant}" if variant else f"{head}=={public}"
-    return spec, torch_index_options(public, variant)
+    return spec, torch_index_options(torch or public, variant)
 
 
 def same_build_install(ctx: RuleContext, version: str, *, options: tuple[str, ...] = ()) -> str:

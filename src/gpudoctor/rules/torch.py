@@ -13,10 +13,18 @@ from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import TORCH_WHL, driver_upgrade_fix, same_build_install, torch_build_spec
+from gpudoctor.rules.recipes import (
+    TORCH_INDEX_VARIANT,
+    TORCH_WHL,
+    driver_upgrade_fix,
+    same_build_install,
+    torch_build_spec,
+    torch_on_index,
+    torch_release_for,
+)
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system, gpu_seen, variable_set, working_driver
-from gpudoctor.versions import major_minor, public_version, release_of, series_key
+from gpudoctor.versions import local_part, major_minor, public_version, release_of, series_key
 
 CONDA_PYTORCH_CUDA = ("11.6", "11.7", "11.8", "12.1", "12.4")  # pytorch-cuda on the pytorch channel
 
@@ -54,9 +62,11 @@ def torch_version(t: TorchFacts) -> str | None:
 
 
 def pip_torch_fix(ctx: RuleContext, version: str, variant: str, summary: str) -> Fix:
-    """The exact pip command for torch `version` in CUDA `variant`, in the form that release used."""
-    spec, index = torch_build_spec(version, variant)
-    return ctx.fix(summary, ctx.pip_install(spec, options=("--force-reinstall", *index)))
+    """The exact pip command for torch `version` in CUDA `variant`, in the form that release used (a
+    pre-release build is replaced by the release it leads to: pip finds no "2.10.0a0" on the index); in a
+    container it runs inside the container."""
+    spec, index = torch_build_spec(torch_release_for(version), variant)
+    return ctx.fix_in_container(summary, ctx.pip_install(spec, options=("--force-reinstall", *index)))
 
 
 def runnable_variants(ctx: RuleContext, version: str, driver: DriverFacts) -> list[TorchVariant]:
@@ -114,14 +124,23 @@ def torch_import_fails(ctx: RuleContext) -> Iterator[Verdict]:
         return
     version = torch_version(t) or "?"
     error = t.import_error or "unknown error"
-    fixes = [
-        ctx.fix(
-            "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
-            same_build_install(ctx, version, options=("--force-reinstall", "--no-cache-dir"))
-            if version != "?"
-            else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
-        )
-    ]
+    if version != "?" and not torch_on_index(version):
+        fixes = [
+            ctx.fix(
+                f"This PyTorch ({version}) is not a build pip can fetch again (it came with a container image "
+                "or was built from source): pull the image again, or rebuild it, rather than reinstall it "
+                "with pip"
+            )
+        ]
+    else:
+        fixes = [
+            ctx.fix(
+                "Reinstall the same PyTorch release cleanly (a half-finished or mixed install is the usual cause)",
+                same_build_install(ctx, version, options=("--force-reinstall", "--no-cache-dir"))
+                if version != "?"
+                else ctx.pip_install("torch", options=("--force-reinstall", "--no-cache-dir")),
+            )
+        ]
     known = ctx.matrix.known_issue("torch", public_version(version), ctx.flavor, "import_error")
     if known is not None and known.symptom in error:
         fixed, issue = known.fixed_in, known.issue
@@ -454,7 +473,17 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
     requirement = ctx.matrix.driver_requirement(t.cuda_version, system)
     minimum = requirement and requirement.floor
     fixes: list[Fix] = []
-    choice = variant_for_driver(ctx, version, driver)
+    image_build = ctx.in_container and not torch_on_index(version)
+    if image_build:
+        fixes.append(
+            ctx.fix_on_host(
+                f"This PyTorch ({version}) came with the container image, built with CUDA {t.cuda_version}: "
+                f"run a release of the image built with CUDA {driver.cuda_driver_version or 'the driver runs'} "
+                "or older (NGC and NeMo images name their CUDA version in their release notes). Do not pip "
+                "install another torch inside the image: its other packages are compiled against this one"
+            )
+        )
+    choice = None if image_build else variant_for_driver(ctx, version, driver)
     if choice is not None and choice[0] != local_variant(t.version):
         tag, known = choice
         fixes.append(
@@ -462,8 +491,9 @@ def torch_driver_too_old(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx,
                 version,
                 tag,
-                f"Keep this driver and install the {tag} build of PyTorch {public_version(version)}"
-                + ("" if known else f" (matching the driver's CUDA {driver.cuda_driver_version})"),
+                f"Keep this driver and install the {tag} build of PyTorch {torch_release_for(version)}"
+                + ("" if known else f" (matching the driver's CUDA {driver.cuda_driver_version})")
+                + ("" if torch_on_index(version) else f" in place of this build ({version})"),
             )
         )
     if minimum:
@@ -805,3 +835,132 @@ def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
         seen=(f"torch.backends.cudnn.version(): {t.cudnn_error}",),
         fixes=tuple(fixes),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD608: torchvision and torchaudio are builds of the installed torch
+
+COMPANIONS = ("torchvision", "torchaudio")
+_TORCH_PIN = re.compile(r"^torch\s*==\s*([\w.]+)")
+
+
+def build_kind(variant: str | None) -> tuple[str, int | None]:
+    """("cpu", None), ("cuda", 12), ("rocm", 6) for a variant tag ("cpu", "cu121", "rocm6.2")."""
+    if not variant:
+        return ("?", None)
+    if variant.startswith("cpu"):
+        return ("cpu", None)
+    match = re.match(r"^cu(\d+?)(\d)$", variant)
+    if match:
+        return ("cuda", int(match.group(1)))
+    match = re.match(r"^rocm(\d+)", variant)
+    if match:
+        return ("rocm", int(match.group(1)))
+    return ("?", None)
+
+
+def build_variant(
+    ctx: RuleContext, version: str, torch_release: str, installer: str | None = "pip"
+) -> tuple[str | None, str]:
+    """The build a torch, torchvision or torchaudio wheel is, and how gpudoctor knows: its local tag
+    ("2.2.1+cpu"), else PyPI's build for this platform (Linux x86_64: the CUDA variant the matrix names
+    for that torch release; Windows and macOS: CPU only). None for a conda package (its build string,
+    not its version, says the build) or a build of unknown origin."""
+    local = local_part(version)
+    if local is not None:
+        return (local if TORCH_INDEX_VARIANT.match(local) else None), f"version tag +{local}"
+    if installer == "conda":
+        return None, ""
+    platform = ctx.facts.platform
+    machine = (platform.machine if platform else "") or ""
+    if ctx.flavor in ("windows", "macos"):
+        return "cpu", "no version tag: PyPI's build for this platform, CPU-only"
+    if ctx.flavor in ("linux", "wsl") and machine in ("x86_64", "AMD64"):
+        release = ctx.matrix.torch_release(torch_release)
+        if release is not None and release.pypi_default_linux:
+            return (
+                release.pypi_default_linux,
+                f"no version tag: PyPI's Linux build for torch {release.version} ({release.pypi_default_linux})",
+            )
+    return None, ""
+
+
+def _companion_torch(dist_requires: tuple[str, ...]) -> str | None:
+    """The torch release a torchvision/torchaudio wheel pins (`torch==2.2.1`)."""
+    for line in dist_requires:
+        match = _TORCH_PIN.match(line.split(";")[0].strip())
+        if match:
+            return match.group(1)
+    return None
+
+
+def _build_label(variant: str | None) -> str:
+    return "CPU-only" if build_kind(variant)[0] == "cpu" else variant or "?"
+
+
+def _companion_problem(name: str, kind: str, torch_kind: str) -> str:
+    if kind == "cpu":
+        return (
+            f"{name}'s operators exist for the CPU only, so they fail on CUDA tensors (\"Could not run "
+            f"'{name}::…' with arguments from the 'CUDA' backend\")"
+        )
+    if torch_kind == "cpu" or kind != torch_kind:
+        nms = " (`operator torchvision::nms does not exist`)" if name == "torchvision" else ""
+        return f"{name}'s compiled operators do not load against this torch{nms}"
+    return f"{name} refuses to load: the two were compiled with different CUDA major versions"
+
+
+@rule(
+    "GD608",
+    "The torchvision and torchaudio builds match the installed torch",
+    requires=("GD601", "GD602", "GD605", *causes.SHADOWED_WHEELS),
+    needs=("python",),
+    problem="The torchvision or torchaudio build (CPU, CUDA major, ROCm) differs from the installed torch's",
+    part="torch",
+)
+def companion_build_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
+    torch = ctx.distribution("torch")
+    if torch is None or not torch.version:
+        return
+    torch_public = public_version(torch.version)
+    torch_variant, torch_how = build_variant(ctx, torch.version, torch_public, torch.installer)
+    torch_kind = build_kind(torch_variant)
+    if torch_kind[0] == "?":
+        return
+    for name in COMPANIONS:
+        dist = ctx.distribution(name)
+        if dist is None or not dist.version:
+            continue
+        pinned = _companion_torch(dist.requires) or torch_public
+        variant, how = build_variant(ctx, dist.version, public_version(pinned), dist.installer)
+        kind = build_kind(variant)
+        if kind[0] == "?" or kind == torch_kind:
+            continue
+        if kind[0] == torch_kind[0] == "cuda" and kind[1] == torch_kind[1]:
+            continue  # another CUDA minor of the same major loads
+        problem = _companion_problem(name, kind[0], torch_kind[0])
+        spec, index = torch_build_spec(
+            public_version(dist.version), local_part(torch.version), head=name, torch=torch_public
+        )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"{name} {dist.version} is the {_build_label(variant)} build, but torch {torch.version} is the "
+            f"{_build_label(torch_variant)} build: {problem}",
+            why=(
+                f"{name} ships C++/CUDA operators compiled against one torch build; pip matches only the "
+                f"version (`torch=={public_version(pinned)}` is met by any +cpu or +cuXXX build), so installing "
+                f"{name} from another index than torch, or torch after it, leaves two builds that cannot load "
+                "each other's operators."
+            ),
+            seen=(
+                f"torch {torch.version}: {torch_how}",
+                f"{name} {dist.version}: {how}",
+            ),
+            fixes=(
+                ctx.fix(
+                    f"Reinstall {name} {public_version(dist.version)} as the same build as torch "
+                    f"({_build_label(torch_variant)}), leaving torch as it is",
+                    ctx.pip_install(spec, options=("--force-reinstall", "--no-deps", *index)),
+                ),
+            ),
+        )
