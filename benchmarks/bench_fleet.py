@@ -15,6 +15,7 @@ Exits 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -41,11 +42,8 @@ JQ_PROGRAM = (
 
 
 def make_reports(folder: Path, nodes: int, facts_share: float) -> tuple[int, int]:
-    """Write the node files once; returns (reports, facts files)."""
-    marker = folder / ".complete"
-    if marker.exists():
-        counts = json.loads(marker.read_text())
-        return counts["reports"], counts["facts"]
+    """Write the node files (again only when this checkout renders them differently); returns
+    (reports, facts files)."""
     sys.path.insert(0, str(ROOT))
     from tests.test_machines import machine_files, run_machine
 
@@ -55,6 +53,12 @@ def make_reports(folder: Path, nodes: int, facts_share: float) -> tuple[int, int
     for path in machine_files():
         report, _ = run_machine(path)
         samples.append((dumps_report(report), dumps_facts(report.facts)))
+    stamp = hashlib.sha256(json.dumps(samples).encode()).hexdigest()[:16]
+    marker = folder / ".complete"
+    if marker.exists():
+        counts = json.loads(marker.read_text())
+        if counts.get("samples") == stamp:
+            return counts["reports"], counts["facts"]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     every = round(1 / facts_share) if facts_share else 0
@@ -65,7 +69,7 @@ def make_reports(folder: Path, nodes: int, facts_share: float) -> tuple[int, int
         (folder / f"node{i:05d}.json").write_text(facts_text if as_facts else report_text, encoding="utf-8")
         facts += as_facts
         reports += not as_facts
-    marker.write_text(json.dumps({"reports": reports, "facts": facts}))
+    marker.write_text(json.dumps({"reports": reports, "facts": facts, "samples": stamp}))
     return reports, facts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from gpudoctor.fleet import (
     FleetUsageError,
+    Node,
     _report_quickly,
     clean,
     expand_hostlist,
@@ -340,6 +342,9 @@ def test_reports_are_read_quickly_and_the_same_as_decoded_whole() -> None:
         '{"findings": [], "checks": [1, 2',  # cut short
         '{"findings": [] "facts": {}}',  # broken
         '{"findings": [], "facts": "not an object"}',
+        '{"findings": [], "checks": [], "facts": {"driver": {}}}',  # compact: no layout to trust
+        # a top-level member between facts and the driver found: that driver is not facts.driver
+        '{\n  "findings": [],\n  "checks": [],\n  "facts": {\n    "x": 1\n  },\n  "other": {\n    "driver": {}\n  }\n}',
     ],
 )
 def test_odd_layouts_fall_back_to_decoding_the_whole_document(text: str) -> None:
@@ -354,3 +359,36 @@ def test_many_files_are_read_in_worker_processes_with_the_same_result(cluster: P
     parallel = gather([str(cluster)], load_matrix, parallel_from=1)
     assert parallel == sequential
     assert len(parallel.nodes) == 39 and len(parallel.unreadable) == 1
+
+
+def test_a_report_in_another_layout_reads_the_same(tmp_path: Path) -> None:
+    pretty, compact = tmp_path / "pretty", tmp_path / "compact"
+    pretty.mkdir()
+    compact.mkdir()
+    for machine in (BROKEN_MODULE, NO_UVM, JAX_CPU):
+        data = write_report(pretty / f"{machine.stem}.json", machine)
+        (compact / f"{machine.stem}.json").write_text(json.dumps(data, separators=(",", ":")))
+        assert _report_quickly(json.dumps(data)) is None  # decoded whole
+
+    def nodes(folder: Path, parallel_from: int = 1000) -> list[Node]:
+        return [
+            replace(n, path="") for n in gather([str(folder)], load_matrix, parallel_from=parallel_from).nodes
+        ]
+
+    assert nodes(compact) == nodes(pretty) == nodes(pretty, parallel_from=1)
+    assert all(n.findings for n in nodes(pretty)) and any(n.driver_version for n in nodes(pretty))
+
+
+def test_a_finding_checked_once_does_not_vouch_for_a_different_one(tmp_path: Path) -> None:
+    report = write_report(tmp_path / "a.json", NO_UVM)
+    report["findings"][0]["title"] = ["not", "text"]
+    (tmp_path / "b.json").write_text(json.dumps(report, indent=2))
+    report["findings"][0]["title"] = None
+    report["findings"][0]["severity"] = "fatal"
+    (tmp_path / "c.json").write_text(json.dumps(report, indent=2))
+    fleet = gather([str(tmp_path)], load_matrix)
+    assert [n.name for n in fleet.nodes] == ["a"]
+    assert {u.name: u.reason for u in fleet.unreadable} == {
+        "b": "findings[0].title is list, not text",
+        "c": "findings[0].severity is 'fatal', not error, warning or info",
+    }

@@ -11,6 +11,7 @@ visible escapes and long strings are cut, so every renderer can print what it ge
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import re
@@ -60,9 +61,16 @@ class Node:
     schema_version: int | None = None
 
     def count(self, severity: str) -> int:
-        return sum(1 for f in self.findings if f.severity == severity)
+        return self._counts.get(severity, 0)
 
-    @property
+    @functools.cached_property
+    def _counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for finding in self.findings:
+            counts[finding.severity] = counts.get(finding.severity, 0) + 1
+        return counts
+
+    @functools.cached_property
     def state(self) -> Literal["error", "warning", "healthy"]:
         if self.count("error"):
             return "error"
@@ -107,7 +115,14 @@ class Fleet:
     missing: tuple[str, ...] = ()  # expected nodes (--expect) that left no file at all
 
     def names(self, state: str) -> tuple[str, ...]:
-        return tuple(n.name for n in self.nodes if n.state == state)
+        return self._by_state.get(state, ())
+
+    @functools.cached_property
+    def _by_state(self) -> dict[str, tuple[str, ...]]:
+        by_state: dict[str, list[str]] = {}
+        for node in self.nodes:
+            by_state.setdefault(node.state, []).append(node.name)
+        return {state: tuple(names) for state, names in by_state.items()}
 
     @property
     def healthy(self) -> tuple[str, ...]:
@@ -154,7 +169,14 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name) if p)
 
 
-_HOST = re.compile(r"^(.*?)(\d+)(\D*)$")
+_HOST = re.compile(r"^([^\[\],]*?)(\d+)([^\[\],\d]*)$")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _host_parts(name: str) -> tuple[str, str, str] | None:
+    """(prefix, digits, suffix) of a numbered name; None for one that stays as it is."""
+    match = _HOST.match(name)
+    return None if match is None else (match[1], match[2], match[3])
 
 
 def hostlist(names: Iterable[str]) -> str:
@@ -162,11 +184,11 @@ def hostlist(names: Iterable[str]) -> str:
     numbered: dict[tuple[str, str], list[str]] = {}
     order: list[tuple[str, str] | str] = []
     for name in sorted(set(names), key=natural_key):
-        match = _HOST.match(name)
-        if not match or any(c in name for c in "[],"):
+        numbered_name = _host_parts(name)
+        if numbered_name is None:
             order.append(name)
             continue
-        prefix, digits, suffix = match.groups()
+        prefix, digits, suffix = numbered_name
         if (prefix, suffix) not in numbered:
             numbered[(prefix, suffix)] = []
             order.append((prefix, suffix))
@@ -263,21 +285,30 @@ def _expand_ranges(ranges: str, expression: str) -> list[str]:
 
 def node_names(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Each file's node name: its file name without `.json`; the folders too where two collide."""
-    split = [list(PurePath(os.path.normpath(p)).parts) for p in paths]
+    normalized = [os.path.normpath(p) for p in paths]
+    split: dict[int, list[str]] = {}  # the folders of a path, only for names that collide
+
+    def parts(i: int) -> list[str]:
+        if i not in split:
+            split[i] = list(PurePath(normalized[i]).parts)
+        return split[i]
 
     def stem(parts: list[str], parents: int) -> str:
         name = parts[-1][:-5] if parts[-1].lower().endswith(".json") else parts[-1]
         folders = [p for p in parts[:-1] if p][-parents:] if parents else []
         return clean("/".join([*folders, name]), MAX_NAME) or "?"
 
-    names = [stem(parts, 0) for parts in split]
+    names = []
+    for i, path in enumerate(normalized):
+        base = os.path.basename(path)  # noqa: PTH119 - a PurePath per file costs more than reading it
+        names.append(stem([base] if base else parts(i), 0))
     for parents in range(1, 4):
         seen: dict[str, int] = {}
         for n in names:
             seen[n] = seen.get(n, 0) + 1
-        if all(c == 1 for c in seen.values()):
+        if len(seen) == len(names):
             break
-        names = [stem(parts, parents) if seen[n] > 1 else n for parts, n in zip(split, names, strict=True)]
+        names = [stem(parts(i), parents) if seen[n] > 1 else n for i, n in enumerate(names)]
     counts: dict[str, int] = {}
     unique = []
     for n in names:
@@ -382,66 +413,82 @@ def parse_json(text: str) -> Any:
         raise _Bad(clean(str(exc), 200)) from None
 
 
-_DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[ \t\n\r]*")
-_SKIPPED = ("checks", "facts")  # a report's bulk, decoded only for facts.driver
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# ^ json's C scanner: the value at a position -> (value, where it ends); StopIteration if none
+_OPEN = re.compile(r"[ \t\n\r]*\{")
+_KEY = re.compile(r'[ \t\n\r]*"([^"\\\x00-\x1f]*)"[ \t\n\r]*:[ \t\n\r]*')  # a key without escapes
+_AFTER = re.compile(r"[ \t\n\r]*([,}])")
+_CLOSE = re.compile(r"[ \t\n\r]*}")
+_REST = re.compile(r"[ \t\n\r]*")
+_SKIPPED = frozenset({"checks", "facts"})  # a report's bulk: of it, fleet reads only facts.driver
+# `gpudoctor check --json` is indented by 2: a line starting with 2 spaces and a quote is a member of
+# the top level, with 4 a member of a member (no JSON string holds a raw newline).
+_TOP_FACTS = '\n  "facts": {'
+_TOP_MEMBER = '\n  "'
+_FACTS_DRIVER = '\n    "driver": '
 
 
 def _report_quickly(text: str) -> dict[str, Any] | None:
     """A report's members before `checks`/`facts`, and `facts.driver`, without decoding the rest.
 
     A report is mostly its checks and facts, which fleet does not read; decoding only what it reads
-    is most of its speed over 10,000 reports. Anything unusual (no findings first, a facts file, a
-    document cut short, an odd layout) returns None and the whole text is decoded instead.
+    is most of its speed over 10,000 reports. The members are decoded one by one from the start with
+    json's own scanner, up to `checks`; `facts.driver` is found by the layout `check --json` writes
+    (indented by 2: no line of the top level between `facts` and its `driver`). Anything else (no
+    findings first, a facts file, a document cut short, another layout) returns None and the whole
+    text is decoded.
     """
-    if '"findings"' not in text or not text.rstrip().endswith("}"):
-        return None  # facts, cut short, or not an object: the full decoder reads it or says what is wrong
+    if '"findings"' not in text:
+        return None  # a facts file or not a report: the full decoder reads it or says what is wrong
     try:
-        start = _SPACE.match(text).end()  # type: ignore[union-attr]
-        if text[start] != "{":
+        opened = _OPEN.match(text)
+        if opened is None:
             return None
-        members = _members_until(text, start + 1, lambda key, _: key in _SKIPPED)
-        if members is None or "findings" not in members:
+        head = _members(text, opened.end(), _SKIPPED)
+        if head is None or "findings" not in head[0]:
             return None
-        at = text.rfind('"facts"')
-        if at < 0:
+        members, key, at = head
+        if key is None:  # the whole object was read: no checks, no facts
+            return members if _REST.match(text, at).end() == len(text) else None  # type: ignore[union-attr]
+        facts = text.rfind(_TOP_FACTS, at - len(_TOP_FACTS))
+        if facts < 0 or not text.rstrip().endswith("}"):
+            return None  # not the usual layout, or cut short
+        driver = text.find(_FACTS_DRIVER, facts)
+        if text.find(_TOP_MEMBER, facts + 1, len(text) if driver < 0 else driver) >= 0:
+            return None  # facts ends before that: another member's driver, or another layout
+        if driver < 0:
+            members["facts"] = {}
             return members
-        colon = _SPACE.match(text, at + 7).end()  # type: ignore[union-attr]
-        value = _SPACE.match(text, colon + 1).end()  # type: ignore[union-attr]
-        if text[colon] != ":" or text[value] != "{":
+        value, end = _SCAN(text, driver + len(_FACTS_DRIVER))
+        if _AFTER.match(text, end) is None:
             return None
-        facts = _members_until(text, value + 1, lambda _, decoded: "driver" in decoded)
-        if facts is None:
-            return None
-        members["facts"] = facts
+        members["facts"] = {"driver": value}
         return members
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, StopIteration):
         return None
 
 
-def _members_until(text: str, i: int, stop: Callable[[str, dict[str, Any]], bool]) -> dict[str, Any] | None:
-    """Decode an object's members one by one from i (just past its `{`) until `stop(next key, so far)`."""
+def _members(text: str, i: int, until: frozenset[str]) -> tuple[dict[str, Any], str | None, int] | None:
+    """Decode an object's members one by one from i (just past its `{`) until a key in `until`:
+    (members so far, that key or None at the object's end, where its value or the rest starts)."""
     decoded: dict[str, Any] = {}
+    closed = _CLOSE.match(text, i)
+    if closed is not None:
+        return decoded, None, closed.end()
     while True:
-        i = _SPACE.match(text, i).end()  # type: ignore[union-attr]
-        if text[i] == "}":
-            return decoded
-        if text[i] != '"':
+        key = _KEY.match(text, i)
+        if key is None:
+            return None  # a key with escapes, or not an object: the full decoder decides
+        name = key.group(1)
+        if name in until:
+            return decoded, name, key.end()
+        decoded[name], i = _SCAN(text, key.end())
+        after = _AFTER.match(text, i)
+        if after is None:
             return None
-        key, i = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
-        if stop(key, decoded):
-            return decoded
-        i = _SPACE.match(text, i).end()  # type: ignore[union-attr]
-        if text[i] != ":":
-            return None
-        decoded[key], i = _DECODER.raw_decode(text, _SPACE.match(text, i + 1).end())  # type: ignore[union-attr]
-        if stop("", decoded):
-            return decoded
-        i = _SPACE.match(text, i).end()  # type: ignore[union-attr]
-        if text[i] == ",":
-            i += 1
-        elif text[i] != "}":
-            return None
+        i = after.end()
+        if after.group(1) == "}":
+            return decoded, None, i
 
 
 def _text(value: Any, where: str, *, required: bool = False, limit: int = MAX_TEXT) -> str:
@@ -453,6 +500,23 @@ def _text(value: Any, where: str, *, required: bool = False, limit: int = MAX_TE
 
 
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,15}$")
+_SEEN: dict[tuple[Any, Any, Any, Any], NodeFinding] = {}  # findings repeat across nodes: checked once
+MAX_SEEN = 100_000
+
+
+def _finding(item: dict[str, Any], where: str) -> NodeFinding:
+    code = _text(item.get("code"), f"{where}.code", required=True, limit=40)
+    if not _CODE.match(code):
+        raise _Bad(f"{where}.code is {code!r}, not a finding code")
+    severity = item.get("severity")
+    if severity not in SEVERITIES:
+        raise _Bad(f"{where}.severity is {clean(repr(severity), 40)}, not error, warning or info")
+    return NodeFinding(
+        code=code,
+        severity=severity,
+        title=_text(item.get("title"), f"{where}.title"),
+        message=_text(item.get("message"), f"{where}.message"),
+    )
 
 
 def _findings(raw: Any) -> tuple[NodeFinding, ...]:
@@ -462,23 +526,18 @@ def _findings(raw: Any) -> tuple[NodeFinding, ...]:
         raise _Bad(f"{len(raw)} findings (at most {MAX_FINDINGS_PER_NODE} are believable)")
     findings = []
     for i, item in enumerate(raw):
-        where = f"findings[{i}]"
         if not isinstance(item, dict):
-            raise _Bad(f"{where} is {type(item).__name__}, not an object")
-        code = _text(item.get("code"), f"{where}.code", required=True, limit=40)
-        if not _CODE.match(code):
-            raise _Bad(f"{where}.code is {code!r}, not a finding code")
-        severity = item.get("severity")
-        if severity not in SEVERITIES:
-            raise _Bad(f"{where}.severity is {clean(repr(severity), 40)}, not error, warning or info")
-        findings.append(
-            NodeFinding(
-                code=code,
-                severity=severity,
-                title=_text(item.get("title"), f"{where}.title"),
-                message=_text(item.get("message"), f"{where}.message"),
-            )
-        )
+            raise _Bad(f"findings[{i}] is {type(item).__name__}, not an object")
+        key = (item.get("code"), item.get("severity"), item.get("title"), item.get("message"))
+        try:
+            finding = _SEEN.get(key)  # only text (or None) was ever checked and kept
+        except TypeError:  # a list or an object where text belongs: unhashable, and refused below
+            finding = None
+        if finding is None:
+            finding = _finding(item, f"findings[{i}]")
+            if len(_SEEN) < MAX_SEEN:
+                _SEEN[key] = finding
+        findings.append(finding)
     return tuple(findings)
 
 
@@ -501,12 +560,12 @@ def _schema(doc: dict[str, Any]) -> int | None:
 
 
 def _report_node(name: str, path: str, doc: dict[str, Any]) -> Node:
-    from gpudoctor.facts import SCHEMA_VERSION
-
     schema = _schema(doc)
     try:
         findings = _findings(doc["findings"])
     except _Bad as exc:
+        from gpudoctor.facts import SCHEMA_VERSION
+
         if schema is not None and schema > SCHEMA_VERSION:
             raise _Bad(
                 f"{exc} (written by a newer gpudoctor: report schema {schema}, this one reads "
@@ -655,18 +714,29 @@ def group(nodes: Iterable[Node], *, include_info: bool = True) -> tuple[FindingG
     """One group per finding code, errors first, then the most widespread."""
     by_code: dict[str, dict[str, Any]] = {}
     for node in nodes:
+        name = node.name
         for finding in node.findings:
             if finding.severity == "info" and not include_info:
                 continue
-            entry = by_code.setdefault(
-                finding.code,
-                {"severity": finding.severity, "title": finding.title, "nodes": {}, "variants": {}},
-            )
-            if SEVERITIES.index(finding.severity) < SEVERITIES.index(entry["severity"]):
+            entry = by_code.get(finding.code)
+            if entry is None:
+                entry = by_code[finding.code] = {
+                    "severity": finding.severity,
+                    "title": finding.title,
+                    "nodes": {},
+                    "variants": {},
+                }
+            elif finding.severity != entry["severity"] and SEVERITIES.index(
+                finding.severity
+            ) < SEVERITIES.index(entry["severity"]):
                 entry["severity"] = finding.severity  # a newer node may judge it more severely
-            entry["title"] = entry["title"] or finding.title
-            entry["nodes"][node.name] = None
-            entry["variants"].setdefault(finding.message, {})[node.name] = None
+            if not entry["title"]:
+                entry["title"] = finding.title
+            entry["nodes"][name] = None
+            variant = entry["variants"].get(finding.message)
+            if variant is None:
+                variant = entry["variants"][finding.message] = {}
+            variant[name] = None
     groups = [
         FindingGroup(
             code=code,
@@ -747,6 +817,18 @@ def gather(
     process; many files are read in parallel when it can be pickled).
     """
     expected = expand_hostlist(expect) if expect else []
+    collecting = gc.isenabled()
+    gc.disable()  # tens of thousands of small objects, none in a cycle: the collector's passes only cost
+    try:
+        return _gather(arguments, matrix_loader, expected, parallel_from)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _gather(
+    arguments: Sequence[str], matrix_loader: Callable[[], Matrix], expected: list[str], parallel_from: int
+) -> Fleet:
     paths = discover(arguments)
     names = node_names(paths)
     nodes: list[Node] = []

@@ -202,12 +202,13 @@ def fleet_data(fleet: Fleet) -> dict[str, Any]:
 def render_json(fleet: Fleet) -> str:
     """Pretty at the top, one line per finding, node and unreadable file: readable, and written by
     json's C encoder (an indented dump of 10,000 nodes takes longer than reading them)."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per item
     members = []
     for key, value in fleet_data(fleet).items():
-        name = json.dumps(key)
+        name = encode(key)
         if isinstance(value, list) and value:
-            items = ",\n".join(f"    {json.dumps(item, ensure_ascii=False)}" for item in value)
-            members.append(f"  {name}: [\n{items}\n  ]")
+            items = ",\n    ".join(map(encode, value))
+            members.append(f"  {name}: [\n    {items}\n  ]")
         else:
-            members.append(f"  {name}: {json.dumps(value, ensure_ascii=False)}")
+            members.append(f"  {name}: {encode(value)}")
     return "{\n" + ",\n".join(members) + "\n}\n"
