@@ -21,6 +21,7 @@ from gpudoctor.fleet import (
     hostlist,
     natural_key,
     node_names,
+    timeless_key,
 )
 from gpudoctor.matrix import load_matrix
 from gpudoctor.render.json import dumps_report
@@ -352,7 +353,13 @@ def test_odd_layouts_fall_back_to_decoding_the_whole_document(text: str) -> None
     assert _usual_report("n", "p", text) is None
 
 
-def test_many_files_are_read_in_worker_processes_with_the_same_result(cluster: Path) -> None:
+def test_many_files_are_read_in_worker_processes_with_the_same_result(
+    cluster: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gpudoctor.fleet
+
+    monkeypatch.setattr(gpudoctor.fleet, "WORKER_CPUS", 1)  # this machine may have fewer than 4 CPUs
+    assert gpudoctor.fleet._workers(40, 1) >= 2 or (os.cpu_count() or 1) < 2
     for i in range(11, 40):
         write_facts(cluster / f"gpu-{i:02d}.json", NO_DRIVER if i % 3 else HEALTHY)
     (cluster / "bad.json").write_text("{")
@@ -393,3 +400,16 @@ def test_a_finding_checked_once_does_not_vouch_for_a_different_one(tmp_path: Pat
         "b": "findings[0].title is list, not text",
         "c": "findings[0].severity is 'fatal', not error, warning or info",
     }
+
+
+def test_facts_that_differ_only_in_probe_times_share_a_judgement() -> None:
+    def probes(name: str, seconds: str, detail: str = "") -> str:
+        return json.dumps({"probes": [{"name": name, "detail": detail, "seconds": 0}]}).replace(
+            '"seconds": 0', f'"seconds": {seconds}'
+        )
+
+    assert timeless_key(probes("driver", "1.5")) == timeless_key(probes("driver", "0.25"))
+    assert timeless_key(probes("driver", "12")) == timeless_key(probes("driver", "1e-05"))
+    assert timeless_key(probes("driver", "1.5")) != timeless_key(probes("toolkit", "1.5"))
+    # inside a string the quotes are escaped: that text is not a time and stays in the key
+    assert timeless_key(probes("x", "1", '"seconds": 1')) != timeless_key(probes("x", "1", '"seconds": 2'))
