@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from gpudoctor.facts import TargetFacts
+from gpudoctor.prestart import script_source
 from gpudoctor.probes.base import ProbeContext
-from gpudoctor.probes.child_process import script_source
 from gpudoctor.runner import SubprocessRunner
 
 # The matrix cache (gpudoctor/matrix_cache.py) goes to a folder of this test session, never the

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gpudoctor.probes.child_process import (
-    MARKER,
-    child_env,
-    parse_marker,
-    run_child,
-    script_names,
-    script_source,
-)
+from gpudoctor.prestart import child_env, script_source
+from gpudoctor.probes.child_process import MARKER, parse_marker, run_child, script_names
 from tests.conftest import load_child, make_ctx
 from tests.standins import install_standin, make_venv, site_packages
 

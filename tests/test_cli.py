@@ -122,7 +122,10 @@ def test_save_facts_then_replay(tmp_path: Path) -> None:
     assert saved.exists(), first.stderr
     replay = gpudoctor("check", "--json", "--facts", str(saved))
     assert replay.returncode == first.returncode
-    codes = lambda out: [f["code"] for f in json.loads(out)["findings"]]
+
+    def codes(out: str) -> list[str]:
+        return [f["code"] for f in json.loads(out)["findings"]]
+
     assert codes(replay.stdout) == codes(first.stdout)
 
 

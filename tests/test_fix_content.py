@@ -223,7 +223,7 @@ def test_every_conda_command_names_the_diagnosed_environment() -> None:
 
 def _installed_tf_builds(report: Report) -> set[str]:
     python = report.facts.python
-    names = {canonicalize_name(d.name) for d in python.distributions} if python else set()
+    names: set[str] = {canonicalize_name(d.name) for d in python.distributions} if python else set()
     return names & set(TF_PACKAGES)
 
 

@@ -137,3 +137,207 @@ def test_redacted_uuids_are_matched_only_whole() -> None:
     )
     assert _decidable("GPU-…5552", d) and _matches("GPU-…5552", d) == d.gpus[1]
     assert not _decidable("GPU-9f8e7d6c", d)
+
+
+# TensorFlow's gpu_device.cc "Created device" lines, as real TensorFlow printed them (quoted from users' logs).
+TF_CREATED_2_X = (
+    "2026-01-23 15:04:30.793659: I tensorflow/core/common_runtime/gpu/gpu_device.cc:2021] Created device "
+    "/job:localhost/replica:0/task:0/device:GPU:0 with 22233 MB memory:  -> device: 0, name: NVIDIA RTX A5000, "
+    "pci bus id: 0000:84:00.0, compute capability: 8.6"
+)
+TF_CREATED_2_X_SECOND = (
+    "2023-01-17 17:27:05.207349: I tensorflow/core/common_runtime/gpu/gpu_device.cc:1613] Created device "
+    "/job:localhost/replica:0/task:0/device:GPU:1 with 9637 MB memory:  -> device: 1, name: NVIDIA GeForce RTX "
+    "2080 Ti, pci bus id: 0000:42:00.0, compute capability: 7.5"
+)
+TF_CREATED_ABSL = (
+    "I0000 00:00:1746176023.107064  322561 gpu_device.cc:2019] Created device "
+    "/job:localhost/replica:0/task:0/device:GPU:0 with 22807 MB memory:  -> device: 0, name: Quadro RTX 6000, "
+    "pci bus id: 0000:01:00.0, compute capability: 7.5"
+)
+TF_CREATED_1_X = (
+    "2018-08-10 15:20:11.489101: I tensorflow/core/common_runtime/gpu/gpu_device.cc:1041] Created TensorFlow "
+    "device (/job:localhost/replica:0/task:0/device:GPU:0 with 7543 MB memory) -> physical GPU (device: 0, name: "
+    "GeForce GTX 1080, pci bus id: 0000:02:00.0, compute capability: 6.1)"
+)
+TF_CREATED_ROCM = (
+    "2025-10-12 14:59:18.466081: I tensorflow/core/common_runtime/gpu/gpu_device.cc:1886] Created device "
+    "/device:GPU:1 with 94875 MB memory:  -> device: 1, name: AMD Instinct MI300A, pci bus id: 0001:01:00.0"
+)
+TF_CREATED_METAL = (
+    "2022-03-13 06:28:47.898755: I tensorflow/core/common_runtime/pluggable_device/pluggable_device_factory.cc:271] "
+    "Created TensorFlow device (/job:localhost/replica:0/task:0/device:GPU:0 with 0 MB memory) -> physical "
+    "PluggableDevice (device: 0, name: METAL, pci bus id: <undefined>)"
+)
+
+
+def test_tensorflow_device_lines_become_typed_devices() -> None:
+    from gpudoctor.facts import FrameworkGpu
+    from gpudoctor.probes.tensorflow import created_devices, parse_log
+
+    assert created_devices([TF_CREATED_2_X_SECOND, TF_CREATED_2_X, TF_CREATED_2_X]) == (
+        FrameworkGpu(
+            index=0,
+            cuda_ordinal=0,
+            name="NVIDIA RTX A5000",
+            pci_bus_id="0000:84:00.0",
+            compute_capability="8.6",
+            memory_mib=22233,
+        ),
+        FrameworkGpu(
+            index=1,
+            cuda_ordinal=1,
+            name="NVIDIA GeForce RTX 2080 Ti",
+            pci_bus_id="0000:42:00.0",
+            compute_capability="7.5",
+            memory_mib=9637,
+        ),
+    )
+    (absl,) = created_devices([TF_CREATED_ABSL])
+    assert (absl.name, absl.pci_bus_id, absl.compute_capability) == ("Quadro RTX 6000", "0000:01:00.0", "7.5")
+    (old,) = created_devices([TF_CREATED_1_X])
+    assert (old.index, old.cuda_ordinal, old.name, old.pci_bus_id, old.compute_capability) == (
+        0,
+        0,
+        "GeForce GTX 1080",
+        "0000:02:00.0",
+        "6.1",
+    )
+    (rocm,) = created_devices([TF_CREATED_ROCM])
+    assert (rocm.index, rocm.pci_bus_id, rocm.compute_capability) == (1, "0001:01:00.0", None)
+    (metal,) = created_devices([TF_CREATED_METAL])
+    assert (metal.name, metal.pci_bus_id, metal.memory_mib) == ("METAL", None, 0)
+    assert parse_log([TF_CREATED_2_X]).devices == created_devices([TF_CREATED_2_X])
+    # Bad input: a cut line, garbage, a line about something else.
+    assert (
+        created_devices(["Created device /job:localhost/replica:0/task:0/device:GPU:0 with", "\x1b[2J", ""])
+        == ()
+    )
+    assert (
+        created_devices(
+            ["Created device /device:CPU:0 with 100 MB memory:  -> device: 0, name: x, pci bus id: y"]
+        )
+        == ()
+    )
+
+
+STANDIN_TF_DEVICES = f"""
+import os as _os, sys as _sys
+__version__ = "2.15.1"
+_LINES = {[TF_CREATED_2_X, TF_CREATED_2_X_SECOND]!r}
+_grown = []
+_created = []
+
+class _Device:
+    def __init__(self, name):
+        self.name = name
+
+class sysconfig:
+    @staticmethod
+    def get_build_info():
+        return {{"is_cuda_build": True, "cuda_version": "12.2", "cudnn_version": "8"}}
+
+class config:
+    @staticmethod
+    def list_physical_devices(kind=None):
+        return [_Device("/physical_device:GPU:%d" % i) for i in range(2)]
+
+    @staticmethod
+    def list_logical_devices(kind=None):
+        # Real TensorFlow logs one line per GPU device as it creates them, at the first context use.
+        if _os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH") != "true" or len(_grown) != 2:
+            raise RuntimeError("would reserve most of each GPU's memory")
+        if not _created:
+            for line in _LINES:
+                _sys.stderr.write(line + "\\n")
+            _created.append(True)
+        return [_Device("/device:GPU:%d" % i) for i in range(2)]
+
+    class experimental:
+        @staticmethod
+        def set_memory_growth(device, enable):
+            assert enable is True and device.name.startswith("/physical_device:GPU:")
+            _grown.append(device.name)
+"""
+
+
+def test_tensorflow_child_creates_devices_with_memory_growth(tmp_path: Path) -> None:
+    from tests.test_probe_tensorflow import collect as collect_tf
+    from tests.test_probe_tensorflow import tf_venv
+
+    facts = collect_tf(tf_venv(tmp_path, STANDIN_TF_DEVICES, version="2.15.1"), tmp_path)
+    assert facts.imported and facts.gpus == ("/physical_device:GPU:0", "/physical_device:GPU:1")
+    assert facts.list_devices_error is None
+    assert [(d.index, d.name, d.pci_bus_id) for d in facts.gpu_devices] == [
+        (0, "NVIDIA RTX A5000", "0000:84:00.0"),
+        (1, "NVIDIA GeForce RTX 2080 Ti", "0000:42:00.0"),
+    ]
+    from gpudoctor.probes.tensorflow import describe as describe_tf
+
+    assert "GPU: /physical_device:GPU:0 = NVIDIA RTX A5000, PCI 0000:84:00.0, compute capability 8.6" in (
+        describe_tf(facts).details
+    )
+
+
+def test_tensorflow_child_that_dies_creating_devices_stays_imported(tmp_path: Path) -> None:
+    from tests.test_probe_tensorflow import collect as collect_tf
+    from tests.test_probe_tensorflow import tf_venv
+
+    source = STANDIN_TF_DEVICES.replace(
+        "        if not _created:", "        _os.kill(_os.getpid(), 9)\n        if not _created:"
+    )
+    facts = collect_tf(tf_venv(tmp_path, source, version="2.15.1"), tmp_path)
+    assert facts.imported and facts.import_error is None
+    assert len(facts.gpus) == 2 and facts.gpu_devices == ()
+    assert facts.list_devices_error is not None
+    assert facts.list_devices_error.endswith("while TensorFlow created its GPU devices")
+
+
+def test_jax_child_reports_each_gpu_device_kind(tmp_path: Path) -> None:
+    from tests.test_probe_jax import STANDIN_JAX
+
+    scenario: dict[str, Any] = {
+        "jax": "0.4.31",
+        "jaxlib": "0.4.31",
+        "devices": ["cuda:0", "cuda:1"],
+        "default_backend": "gpu",
+    }
+    python = jax_env(tmp_path, scenario, {"jax-cuda12-plugin": "0.4.31", "jax-cuda12-pjrt": "0.4.31"})
+    site = Path(python).parent.parent / "lib"
+    (init,) = site.glob("python*/site-packages/jax/__init__.py")
+    # jaxlib's device objects: device_kind (CUDA's name), local_hardware_id (the CUDA device number) and
+    # the compute_capability attribute of PJRT's GPU device description; nothing else identifies the GPU.
+    init.write_text(
+        STANDIN_JAX.replace(
+            "        self.id = int(number)",
+            "        self.id = int(number)\n"
+            "        self.device_kind = ['NVIDIA RTX A5000', 'NVIDIA GeForce RTX 2080 Ti'][self.id]\n"
+            "        self.local_hardware_id = self.id\n"
+            "        self.compute_capability = ['8.6', '7.5'][self.id]",
+        ),
+        encoding="utf-8",
+    )
+    facts = collect_jax(make_ctx(python=python, cwd=tmp_path))
+    assert facts.devices == ("cuda:0", "cuda:1")
+    assert [
+        (d.index, d.cuda_ordinal, d.name, d.compute_capability, d.pci_bus_id) for d in facts.gpu_devices
+    ] == [
+        (0, 0, "NVIDIA RTX A5000", "8.6", None),
+        (1, 1, "NVIDIA GeForce RTX 2080 Ti", "7.5", None),
+    ]
+
+
+def test_jax_gpu_identities_are_kept_only_when_well_formed() -> None:
+    from gpudoctor.probes.jax import gpu_devices
+
+    first, second = gpu_devices(
+        [
+            {"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "cuda_ordinal": 0},
+            {"index": 1, "name": "bad\x1b[2J", "compute_capability": 9, "cuda_ordinal": -1},
+            {"index": "2"},
+            "cuda:3",
+        ]
+    )
+    assert (first.name, first.compute_capability, first.cuda_ordinal) == ("NVIDIA H100 80GB HBM3", "9.0", 0)
+    assert (second.name, second.compute_capability, second.cuda_ordinal) == ("", None, None)
+    assert gpu_devices(None) == () and gpu_devices("x") == ()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,8 @@ def test_import_failure_stays_an_error_on_every_gpu_less_machine(framework: str)
     assert len(machines) >= 10, "too few GPU-less machines to mean anything"
     matrix = load_matrix()
     for name, facts in machines:
-        report = diagnose(dataclasses.replace(facts, **{framework: broken}), matrix)
+        changed: dict[str, Any] = {framework: broken}
+        report = diagnose(dataclasses.replace(facts, **changed), matrix)
         errors = {f.code for f in report.findings if f.severity is Severity.ERROR}
         explained = errors & set(RULES[code].requires)
         assert code in errors or explained, f"{name}: {code} hidden; {report.outcome(code)}"
@@ -92,7 +94,8 @@ def test_the_cli_fails_on_a_gpu_less_machine_whose_framework_does_not_import(
 ) -> None:
     code, _ = IMPORT_FAILURES[framework]
     laptop, _ = load_machine(MACHINES / "driver-cpu-only-laptop.yaml")
-    facts = dataclasses.replace(laptop, **{framework: failing(framework)})
+    changed: dict[str, Any] = {framework: failing(framework)}
+    facts = dataclasses.replace(laptop, **changed)
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(to_data(facts)), encoding="utf-8")
 

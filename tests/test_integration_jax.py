@@ -59,6 +59,7 @@ def test_real_cpu_jax() -> None:
     assert facts.jax_version == JAX_VERSION and facts.jaxlib_version == JAX_VERSION
     assert facts.plugins == {}
     assert facts.devices == ("cpu:0",)
+    assert facts.gpu_devices == ()  # hardware (#10.8): only GPU devices carry an identity
     assert facts.default_backend == "cpu"
     assert facts.backend_error is None and facts.library_checks == ()
     assert facts.module_path is not None and facts.module_path.startswith(str(VENV))

@@ -85,6 +85,7 @@ def test_real_tensorflow_probe(tf_python: Path, tmp_path: Path) -> None:
     if _driver_present():
         pytest.skip("this machine has an NVIDIA driver; the no-GPU expectations below do not apply")
     assert facts.gpus == ()
+    assert facts.gpu_devices == ()  # hardware (#10.8): no GPU here, so no device was created
     # Installed without [and-cuda]: the CUDA runtime is missing, and so is the driver's libcuda.
     assert "libcudart.so.12" in facts.missing_libraries
     assert "libcuda.so.1" in facts.missing_libraries

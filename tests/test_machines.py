@@ -75,8 +75,8 @@ def test_machine(path: Path) -> None:
             for needle in needles:
                 assert needle in blob, f"{code} {attr} lacks {needle!r}:\n{blob}"
     for code, needles in (expect.get("fix_absent") or {}).items():
-        finding = next((f for f in report.findings if f.code == code), None)
-        assert finding is not None, f"{code} not reported, so its fixes cannot be checked"
-        blob = "\n".join([*finding.fix_commands, *(fix.summary for fix in finding.fixes)])
+        reported = next((f for f in report.findings if f.code == code), None)
+        assert reported is not None, f"{code} not reported, so its fixes cannot be checked"
+        blob = "\n".join([*reported.fix_commands, *(fix.summary for fix in reported.fixes)])
         for needle in needles:
             assert needle not in blob, f"{code} fix must not contain {needle!r}:\n{blob}"

@@ -11,6 +11,8 @@ from packaging.version import Version
 from gpudoctor.matrix import (
     Matrix,
     MatrixError,
+    System,
+    TensorFlowBuild,
     cudnn_version_from_int,
     default_matrix_path,
     kernel_support,
@@ -89,7 +91,11 @@ def test_every_row_and_build_has_a_source(matrix: Matrix) -> None:
 
 def test_every_tensorflow_build_has_driver_runtime_and_cudnn_rows(matrix: Matrix) -> None:
     for release in matrix.tensorflow:
-        for system, build in (("linux", release.linux), ("windows", release.windows)):
+        systems: tuple[tuple[System, TensorFlowBuild | None], ...] = (
+            ("linux", release.linux),
+            ("windows", release.windows),
+        )
+        for system, build in systems:
             if build is None:
                 continue
             requirement = matrix.driver_requirement(build.cuda, system)
@@ -816,3 +822,15 @@ def test_known_issues_are_found_by_release_platform_and_kind(matrix: Matrix) -> 
 def test_broken_known_issue_rows(tmp_path: Path, text: str, old: str, new: str, message: str) -> None:
     error = str(_load_broken(tmp_path, _with(text, old, new)))
     assert "known_issues" in error and message in error
+
+
+def test_the_mps_macos_floor_follows_the_torch_release(matrix: Matrix) -> None:
+    def floor(torch: str) -> str | None:
+        row = matrix.torch_mps_floor(torch)
+        return row.macos if row else None
+
+    assert (floor("1.13.1"), floor("2.5.1"), floor("2.10.0a0+git1234")) == ("12.3", "13.0", "14.0")
+    assert floor("1.11.0") is None and floor("not a version") is None
+    assert matrix.torch_last_for_macos("12.7.6") == "2.4"
+    assert matrix.torch_last_for_macos("14.1") is None
+    assert matrix.torch_last_for_macos("garbage") is None

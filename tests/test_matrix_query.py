@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ def _run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def _json(*args: str) -> dict[str, object]:
+def _json(*args: str) -> dict[str, Any]:
     code, output = _run(*args, "--json")
     assert code == 0, output
     data = json.loads(output)

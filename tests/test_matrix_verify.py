@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -118,7 +119,8 @@ def test_a_row_changed_to_contradict_a_wheel_is_one_disagreement(
     rows = getattr(matrix, section)
     changed = tuple(dataclasses.replace(r, **change) if r.version == version else r for r in rows)
     assert changed != rows
-    _one_disagreement(dataclasses.replace(matrix, **{section: changed}), recording, pattern)
+    rows_changed: dict[str, Any] = {section: changed}
+    _one_disagreement(dataclasses.replace(matrix, **rows_changed), recording, pattern)
 
 
 def test_a_tensorflow_build_changed_to_contradict_build_info(matrix: Matrix, recording: Recording) -> None:

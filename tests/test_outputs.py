@@ -391,7 +391,10 @@ def test_collect_is_redacted_and_replays_to_the_same_findings(tmp_path: Path) ->
     assert "zqxuser" not in text and "hf_QmVyeVNlY3JldFRva2VuVmFsdWUxMjM0" not in text
     live = gpudoctor("check", "--json", "--timeout", "60", cwd=tmp_path, env=env)
     replay = gpudoctor("check", "--json", "--facts", str(saved), cwd=tmp_path, env=env)
-    codes = lambda out: [(f["code"], f["severity"]) for f in json.loads(out)["findings"]]
+
+    def codes(out: str) -> list[tuple[str, str]]:
+        return [(f["code"], f["severity"]) for f in json.loads(out)["findings"]]
+
     assert codes(replay.stdout) == codes(live.stdout)
     assert replay.returncode == live.returncode
     # What is shared is redacted too; the terminal report keeps the names readable.

@@ -315,10 +315,11 @@ def test_a_windows_venv_is_made_with_the_64_bit_python(matrix: Matrix) -> None:
     )
     plan = make_plan(matrix, machine_from_facts(facts, matrix), "torch")
     commands = _all_commands(plan)
+    assert plan.install is not None
     assert any(
         c.startswith("py -3.") and c.endswith("-64 -m venv $HOME\\.venvs\\" + plan.install.env_name)
         for c in commands
-    ), commands  # type: ignore[union-attr]
+    ), commands
 
 
 def test_newer_tensorflow_on_native_windows_goes_through_wsl(matrix: Matrix) -> None:

@@ -147,6 +147,7 @@ def write_smi(
     bin_dir: Path, *, query: str, header: str = "", old_driver: bool = False, exit_code: int = 0
 ) -> FakeProgram:
     """A fake nvidia-smi that answers the CSV query, the plain header, and (old drivers) rejects compute_cap."""
+    calls: tuple[FakeCall, ...]
     if old_driver:
         calls = (
             FakeCall(argv=QUERY, stdout=OUTPUTS / "nvidia-smi-invalid-field-compute-cap.txt", exit_code=2),

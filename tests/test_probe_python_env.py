@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gpudoctor.facts import PythonFacts
+from gpudoctor.prestart import script_source
 from gpudoctor.probes import python as probe
-from gpudoctor.probes.child_process import script_source
 from tests.conftest import make_ctx
 from tests.standins import install_standin, make_venv, site_packages
 

@@ -12,6 +12,7 @@ import pytest
 from gpudoctor.facts import TensorFlowFacts
 from gpudoctor.probes import tensorflow as probe
 from gpudoctor.probes.base import ProbeUnavailable
+from gpudoctor.probes.child_process import ChildRun
 from gpudoctor.probes.libnames import library_kind
 from tests.conftest import OUTPUTS, make_ctx, write_executable
 from tests.standins import install_standin, make_venv, site_packages
@@ -456,16 +457,16 @@ def test_parse_tolerates_bad_child_output() -> None:
     assert facts.loaded_libraries == ()
 
 
-def _fake_run() -> probe.ChildRun:
+def _fake_run() -> ChildRun:
     from gpudoctor.runner import CommandResult
 
-    return probe.ChildRun(result=CommandResult(argv=("python",), returncode=0), data={}, problem=None)
+    return ChildRun(result=CommandResult(argv=("python",), returncode=0), data={}, problem=None)
 
 
 def test_distribution_lists_agree_with_the_child_scripts() -> None:
     import ast
 
-    from gpudoctor.probes.child_process import script_source
+    from gpudoctor.prestart import script_source
 
     def constant(script: str, name: str) -> set[str]:
         tree = ast.parse(script_source(script))

@@ -252,3 +252,39 @@ def test_real_cuda_13_on_this_machine() -> None:
     assert real.nvcc == "/usr/local/cuda-13.0/bin/nvcc"
     assert facts.active == "/usr/local/cuda-13.0"
     assert toolkit.describe(facts).summary.startswith("CUDA 13.0.")
+    # hardware (QA case 4): the first ptxas on PATH, run for its own version
+    assert facts.ptxas_on_path == shutil.which("ptxas")
+    assert facts.ptxas_version is not None and facts.ptxas_version.startswith("13.0.")
+    assert facts.ptxas_error is None
+
+
+def test_first_ptxas_on_path_is_asked_for_its_version(tmp_path: Path) -> None:
+    """A system ptxas ahead of the wheels (QA case 4): its own --version, recorded from CUDA 12.1 and 13.0."""
+    apt = tmp_path / "usr" / "bin"
+    ptxas = fake_program(apt, "ptxas", FakeCall(argv=("--version",), stdout=recorded("ptxas-12.1.txt")))
+    later = fake_program(
+        tmp_path / "later", "ptxas", FakeCall(argv=("--version",), stdout=recorded("ptxas-13.0.txt"))
+    )
+    make_install(tmp_path / "cuda-13.0", nvcc_output=recorded("nvcc-13.0.txt"))
+    path = f"{apt}:{tmp_path / 'later'}:{tmp_path / 'cuda-13.0' / 'bin'}"
+    facts = toolkit.collect(make_ctx(env={"PATH": path}))
+    assert (facts.ptxas_on_path, facts.ptxas_version, facts.ptxas_error) == (
+        str(apt / "ptxas"),
+        "12.1.66",
+        None,
+    )
+    assert len(ptxas.calls()) == 1 and later.calls() == []
+    assert f"ptxas on PATH: {apt / 'ptxas'} (12.1.66)" in toolkit.describe(facts).details
+
+
+def test_a_ptxas_that_says_nothing_useful_is_an_error_not_a_version(tmp_path: Path) -> None:
+    bad = tmp_path / "bin"
+    fake_program(bad, "ptxas", FakeCall(argv=("--version",), stdout="\x1b[2Jgarbage\n"))
+    make_install(tmp_path / "cuda", nvcc_output=recorded("nvcc-12.2.txt"))
+    facts = toolkit.collect(make_ctx(env={"PATH": f"{bad}:{tmp_path / 'cuda' / 'bin'}"}))
+    assert facts.ptxas_version is None
+    assert facts.ptxas_error is not None and "printed no CUDA release" in facts.ptxas_error
+    crashed = tmp_path / "crash"
+    fake_program(crashed, "ptxas", FakeCall(argv=("--version",), exit_code=139))
+    facts = toolkit.collect(make_ctx(env={"PATH": f"{crashed}:{tmp_path / 'cuda' / 'bin'}"}))
+    assert facts.ptxas_version is None and facts.ptxas_error

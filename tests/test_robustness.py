@@ -21,9 +21,10 @@ def _mutations(facts: Facts, rng: random.Random) -> list[Facts]:
     variants = []
     for field in dataclasses.fields(Facts):
         value = getattr(facts, field.name)
-        if not dataclasses.is_dataclass(value) or field.name == "target":
+        if not dataclasses.is_dataclass(value) or isinstance(value, type) or field.name == "target":
             continue
-        variants.append(dataclasses.replace(facts, **{field.name: None}))
+        cleared: dict[str, Any] = {field.name: None}
+        variants.append(dataclasses.replace(facts, **cleared))
         junk: dict[str, Any] = {}
         hints = get_type_hints(type(value))
         for inner in dataclasses.fields(value):
@@ -33,7 +34,8 @@ def _mutations(facts: Facts, rng: random.Random) -> list[Facts]:
             elif isinstance(getattr(value, inner.name), tuple):
                 junk[inner.name] = ()
         try:
-            variants.append(dataclasses.replace(facts, **{field.name: dataclasses.replace(value, **junk)}))
+            spoiled: dict[str, Any] = {field.name: dataclasses.replace(value, **junk)}
+            variants.append(dataclasses.replace(facts, **spoiled))
         except TypeError:
             continue
     return variants

@@ -78,7 +78,7 @@ def test_other_distributions_state_the_minimum() -> None:
     assert "580.65.06 or newer" in fix.summary
 
 
-NO_PCI_GPU = {
+NO_PCI_GPU: dict[str, Any] = {
     "platform": {
         "system": "Linux",
         "release": "6.1.0",

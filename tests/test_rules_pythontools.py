@@ -20,19 +20,19 @@ DRIVER = {
 }
 SITE = "/home/me/.venv/lib/python3.11/site-packages"
 JAX_CU12 = 'nvidia-cuda-nvcc-cu12>=12.6.85; sys_platform == "linux" and extra == "with-cuda"'
-JAX = [
+JAX: Any = [
     {"name": "jax", "version": "0.10.2"},
     {"name": "jaxlib", "version": "0.10.2"},
     {"name": "jax-cuda12-plugin", "version": "0.10.2", "requires": [JAX_CU12]},
 ]
-PREFIX = {"via": "prefix", "path": "/home/me/.venv"}
-WHEEL12 = {
+PREFIX: Any = {"via": "prefix", "path": "/home/me/.venv"}
+WHEEL12: Any = {
     "via": "wheel nvidia/cuda_nvcc",
     "path": f"{SITE}/nvidia/cuda_nvcc",
     "ptxas": True,
     "libdevice": True,
 }
-TOOLKIT = {
+TOOLKIT: Any = {
     "path": "/usr/local/cuda-12.8",
     "ptxas": True,
     "nvcc": True,
@@ -238,7 +238,7 @@ def test_jax_without_jaxlib_is_gd801s_error_and_explains_gd701() -> None:
     lines = (
         (Path(__file__).parent / "outputs" / "metadata" / "jax-0.10.2.requires.txt").read_text().splitlines()
     )
-    dists = [
+    dists: list[dict[str, Any]] = [
         {"name": "jax", "version": "0.10.2", "requires": lines},
         {"name": "numpy", "version": "2.3.5"},
         {"name": "ml-dtypes", "version": "0.5.4"},

@@ -39,7 +39,7 @@ def test_shipped_schemas_are_current(name: str) -> None:
         assert path.read_text(encoding="utf-8") == expected, f"{path} is stale; regenerate (see docstring)"
     from importlib import resources
 
-    packaged = resources.files("gpudoctor").joinpath("schema", f"{name}.schema.json")
+    packaged = resources.files("gpudoctor").joinpath("schema").joinpath(f"{name}.schema.json")
     assert packaged.read_text(encoding="utf-8") == expected  # what an installed gpudoctor carries
 
 

@@ -179,6 +179,11 @@ class ToolkitFacts:
     active: str | None = (
         None  # the install a build would use (nvcc on PATH, else CUDA_HOME, else /usr/local/cuda)
     )
+    # hardware (QA case 4): the first ptxas on PATH and what its --version says, the one XLA in jaxlib < 0.4.24
+    # runs before the nvidia-cuda-nvcc wheel's
+    ptxas_on_path: str | None = None
+    ptxas_version: str | None = None  # "12.1.66"
+    ptxas_error: str | None = None  # ptxas found but its --version failed or named no release
 
 
 LibraryKind = Literal[
@@ -363,6 +368,19 @@ class LoadedLibrary:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FrameworkGpu:
+    """A GPU as a framework itself names it (hardware, #10.8): TensorFlow's device-creation log line, JAX's
+    device objects. Set beside NVML's list it says which physical GPU the framework really got."""
+
+    index: int = 0  # the framework's own number: TensorFlow's /device:GPU:n, JAX's device id
+    cuda_ordinal: int | None = None  # CUDA's number for it in that process (TensorFlow's "device: n")
+    name: str = ""  # "NVIDIA GeForce RTX 3090", as CUDA names it (the same name NVML gives)
+    pci_bus_id: str | None = None  # "0000:07:00.0"; None where the framework does not say (JAX)
+    compute_capability: str | None = None  # "8.6"
+    memory_mib: int | None = None  # the memory TensorFlow gave the device
+
+
+@dataclass(frozen=True, kw_only=True)
 class TensorFlowFacts:
     installed: bool = False
     imported: bool = False
@@ -385,6 +403,8 @@ class TensorFlowFacts:
     cudnn_loaded_version: str | None = None  # "Loaded runtime CuDNN library: X but source was ..."
     cudnn_compiled_version: str | None = None  # "... compiled with: Y"
     list_devices_error: str | None = None
+    # hardware (#10.8): the GPUs TensorFlow created devices on, from its "Created device ..." log lines
+    gpu_devices: tuple[FrameworkGpu, ...] = ()
 
     def no_gpu_reason(self) -> str | None:
         """Why TensorFlow's own log says it found no GPU, most specific first."""
@@ -475,6 +495,9 @@ class JaxFacts:
     jaxlib_conda_build: str | None = None  # build string of the conda `jaxlib` record ("cuda120py311h…")
     jaxlib_conda_channel: str | None = None
     probe_error: str | None = None  # the probe learned nothing: the interpreter failed to run it
+    # hardware (#10.8): each GPU device's kind (its name) and compute capability, as jax.devices() gives them;
+    # JAX names no PCI address or UUID
+    gpu_devices: tuple[FrameworkGpu, ...] = ()
 
 
 # --- hardware: the machine below the driver (issue #10 items 2-5) ------------------------------

@@ -288,6 +288,16 @@ class KnownIssue:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MpsFloor:
+    """From torch `torch` on, the MPS backend needs macOS `macos` or newer."""
+
+    torch: str  # the first torch release with this floor ("2.5")
+    macos: str  # "13.0"
+    source: str = ""
+    verified: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class Platform:
     """Platform facts; `sources[field_name]` says where each came from."""
 
@@ -450,6 +460,7 @@ class Matrix:
     tensorflow_metal: tuple[PluginRelease, ...] = ()
     tensorflow_directml: tuple[PluginRelease, ...] = ()
     known_issues: tuple[KnownIssue, ...] = ()
+    torch_mps_macos: tuple[MpsFloor, ...] = ()
     platform: Platform = field(default_factory=Platform)
 
     # -- TensorFlow --------------------------------------------------------------------------
@@ -754,6 +765,34 @@ class Matrix:
             ),
             None,
         )
+
+    def torch_mps_floor(self, torch_version: str) -> MpsFloor | None:
+        """The macOS floor of the MPS backend in this torch release: the row of the newest torch at or
+        before it; None before MPS existed (1.12) or for an unparsable version."""
+        wanted = parse_version(torch_version.split("+")[0])
+        if wanted is None:
+            return None
+        wanted = Version(wanted.base_version)
+        rows = [(parse_version(r.torch), r) for r in self.torch_mps_macos]
+        fitting = [(v, r) for v, r in rows if v is not None and v <= wanted]
+        return max(fitting, key=lambda pair: pair[0])[1] if fitting else None
+
+    def torch_last_for_macos(self, macos: str) -> str | None:
+        """The last torch series whose MPS runs on macOS `macos`: the series before the first floor above it
+        ("2.4" for macOS 12.7); None when every listed floor fits or the version is unparsable."""
+        have = parse_version(macos)
+        if have is None:
+            return None
+        above = sorted(
+            (v, r)
+            for v, r in ((parse_version(r.torch), r) for r in self.torch_mps_macos)
+            if v is not None and (parse_version(r.macos) or Version("0")) > have
+        )
+        if not above:
+            return None
+        first = above[0][0]
+        earlier = sorted(Version(r.version) for r in self.torch if Version(r.version) < first)
+        return str(earlier[-1]) if earlier else None
 
     # -- Overview -----------------------------------------------------------------------------
 
@@ -1608,6 +1647,13 @@ SECTIONS += (
         },
         check=_known_issue_is_complete,
         unique=lambda r: (r.framework, r.release, r.platform, r.kind),
+    ),
+    Section(
+        "torch_mps_macos",
+        MpsFloor,
+        label="torch",
+        fields={"torch": VERSION, "macos": VERSION, "source": SOURCE, "verified": FLAG},
+        unique=lambda r: r.torch,
     ),
 )
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpudoctor.distributions import JAX
-from gpudoctor.facts import JaxFacts, JaxLibraryCheck
+from gpudoctor.facts import FrameworkGpu, JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child, strings
 from gpudoctor.probes.libnames import loaded_libraries
@@ -149,7 +149,28 @@ def parse(data: Mapping[str, Any], run: ChildRun) -> JaxFacts:
         library_checks=library_checks(texts),
         jaxlib_conda_build=text(conda.get("build")),
         jaxlib_conda_channel=channel_name(str(conda.get("channel") or "")) or None,
+        gpu_devices=gpu_devices(data.get("gpu_devices")),
     )
+
+
+def gpu_devices(raw: object) -> tuple[FrameworkGpu, ...]:
+    """The child's GPU device identities (kind, compute capability, CUDA ordinal), well-formed ones only."""
+    found = []
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+            continue
+        name, capability, ordinal = item.get("name"), item.get("compute_capability"), item.get("cuda_ordinal")
+        found.append(
+            FrameworkGpu(
+                index=item["index"],
+                cuda_ordinal=ordinal if isinstance(ordinal, int) and ordinal >= 0 else None,
+                name=name.strip()[:200] if isinstance(name, str) and name.isprintable() else "",
+                compute_capability=capability
+                if isinstance(capability, str) and re.fullmatch(r"\d+\.\d+", capability)
+                else None,
+            )
+        )
+    return tuple(found)
 
 
 def describe(facts: JaxFacts) -> Description:

@@ -187,7 +187,7 @@ def main(argv: list[str]) -> int:
         if folder and folder not in sys.path:
             sys.path.append(folder)  # where gpudoctor's own pynvml lives; never the working directory
     try:
-        import pynvml  # type: ignore[import-untyped]
+        import pynvml
     except ImportError as exc:
         data: dict[str, Any] = {"init_error": 12, "message": f"nvidia-ml-py is not importable: {exc}"}
     else:

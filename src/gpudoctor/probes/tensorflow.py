@@ -15,13 +15,16 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from gpudoctor.distributions import TENSORFLOW
-from gpudoctor.facts import LoadedLibrary, TensorFlowFacts
+from gpudoctor.facts import FrameworkGpu, LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.probes.child_process import ChildRun, run_child, string, strings
 from gpudoctor.probes.libnames import library_kind
 from gpudoctor.probes.python import absent
 
 VERBOSE_LOGGING = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"}
+# The child creates TensorFlow's GPU devices (so TensorFlow logs which GPU each one is); growing memory on
+# demand keeps that from reserving most of every GPU's memory while it runs.
+CHILD_ENV = {**VERBOSE_LOGGING, "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 MAX_LOG_LINES = 200
 MAX_LINE = 500
 
@@ -42,6 +45,18 @@ CUDA_ERROR_NAME = re.compile(r"(CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\))")
 CUDNN_MISMATCH = re.compile(
     r"Loaded runtime CuDNN library:\s*([\w.]+)(?:\s*\([^)]*\))?\s*but source was compiled with:?\s*([\w.]+)"
 )
+# gpu_device.cc logs each GPU device it creates, naming the physical GPU (hardware, #10.8). TF >= 2.5:
+#   Created device /job:localhost/replica:0/task:0/device:GPU:0 with 22233 MB memory:  -> device: 0,
+#   name: NVIDIA RTX A5000, pci bus id: 0000:84:00.0, compute capability: 8.6
+# TF 1.x-2.4: Created TensorFlow device (/job:localhost/replica:0/task:0/device:GPU:0 with 7543 MB memory)
+#   -> physical GPU (device: 0, name: GeForce GTX 1080, pci bus id: 0000:02:00.0, compute capability: 6.1)
+# ROCm builds and PluggableDevices (tensorflow-metal) end at the PCI bus id ("<undefined>" for Metal).
+CREATED_DEVICE = re.compile(
+    r"Created (?:TensorFlow )?device \(?\S*?/device:GPU:(?P<index>\d+) with (?P<mib>\d+) MB memory\)?:?\s*"
+    r"->\s*(?:physical \w+ \()?device: (?P<ordinal>\d+), name: (?P<name>.+?), pci bus id: (?P<pci>[^,)\s]+)"
+    r"(?:,\s*compute capability: (?P<cc>\d+\.\d+))?"
+)
+PCI_ADDRESS = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
 RELEVANT = re.compile(
     r"cuda|cudnn|cublas|gpu|dso_loader|dlopen|dlerror|could not|cannot|failed|error|\.so\b|\.dll|numpy",
     re.IGNORECASE,
@@ -59,6 +74,26 @@ class LogFacts:
     cuinit_error: str | None = None
     cudnn_loaded_version: str | None = None
     cudnn_compiled_version: str | None = None
+    devices: tuple[FrameworkGpu, ...] = ()
+
+
+def created_devices(lines: Sequence[str]) -> tuple[FrameworkGpu, ...]:
+    """The GPU devices TensorFlow says it created, first line per device (TF 1 logs one per session)."""
+    found: dict[int, FrameworkGpu] = {}
+    for line in lines:
+        match = CREATED_DEVICE.search(line)
+        if match is None or int(match["index"]) in found:
+            continue
+        pci = match["pci"].lower()
+        found[int(match["index"])] = FrameworkGpu(
+            index=int(match["index"]),
+            cuda_ordinal=int(match["ordinal"]),
+            name=match["name"].strip()[:200],
+            pci_bus_id=pci if PCI_ADDRESS.fullmatch(pci) else None,
+            compute_capability=match["cc"],
+            memory_mib=int(match["mib"]),
+        )
+    return tuple(found[i] for i in sorted(found))
 
 
 def parse_log(lines: Sequence[str]) -> LogFacts:
@@ -88,6 +123,7 @@ def parse_log(lines: Sequence[str]) -> LogFacts:
         cuinit_error=cuinit,
         cudnn_loaded_version=cudnn[0] if cudnn else None,
         cudnn_compiled_version=cudnn[1] if cudnn else None,
+        devices=created_devices(lines),
     )
 
 
@@ -107,7 +143,7 @@ TF_DISTRIBUTIONS = TENSORFLOW  # the child script keeps the same list
 def collect(ctx: ProbeContext) -> TensorFlowFacts:
     if absent(ctx, TF_DISTRIBUTIONS):
         raise ProbeUnavailable("TensorFlow is not installed")
-    run = run_child(ctx, "tensorflow", extra_env=VERBOSE_LOGGING)
+    run = run_child(ctx, "tensorflow", extra_env=CHILD_ENV)
     if run.data is None:
         raise ProbeUnavailable(f"the target interpreter could not be examined: {run.problem}")
     if not run.data.get("installed"):
@@ -118,7 +154,13 @@ def collect(ctx: ProbeContext) -> TensorFlowFacts:
 def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
     log_lines = clean_log(run.log_lines)
     import_error = string(data.get("import_error")) or None
-    if data.get("stage") in ("metadata", "imported"):
+    list_devices_error = string(data.get("list_devices_error") or data.get("create_devices_error")) or None
+    stage = data.get("stage")
+    if stage == "devices":
+        # The child died or was stopped while TensorFlow created its GPU devices: imported, GPUs listed.
+        failure = run.result.describe_failure().replace(run.result.argv[0], "python", 1)
+        list_devices_error = f"{failure} while TensorFlow created its GPU devices"
+    elif stage in ("metadata", "imported"):
         # The child died or was stopped after its first report: during the import, or while listing devices.
         failure = run.result.describe_failure().replace(run.result.argv[0], "python", 1)
         where = "importing TensorFlow" if data.get("stage") == "metadata" else "listing TensorFlow's devices"
@@ -132,7 +174,7 @@ def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
     version = string(data.get("version")) or _metadata_version(distributions) or None
     return TensorFlowFacts(
         installed=True,
-        imported=data.get("imported") is True and data.get("stage") == "done",
+        imported=data.get("imported") is True and stage in ("done", "devices"),
         import_error=import_error,
         version=version,
         module_path=string(data.get("module_path")) or None,
@@ -153,7 +195,8 @@ def parse(data: dict[str, Any], run: ChildRun) -> TensorFlowFacts:
         cuinit_error=log.cuinit_error,
         cudnn_loaded_version=log.cudnn_loaded_version,
         cudnn_compiled_version=log.cudnn_compiled_version,
-        list_devices_error=string(data.get("list_devices_error")) or None,
+        list_devices_error=list_devices_error,
+        gpu_devices=log.devices,
     )
 
 
@@ -222,8 +265,9 @@ def describe(facts: TensorFlowFacts) -> Description:
         mark = "warn" if facts.is_cuda_build else "none"
         reason = facts.no_gpu_reason()
         devices = f"no GPU: {reason}" if reason else "no GPU"
+    created = {f"/physical_device:GPU:{d.index}": d for d in facts.gpu_devices}
     details = (
-        *(f"GPU: {g}" for g in facts.gpus),
+        *(f"GPU: {g}" + _created(created.get(g)) for g in facts.gpus),
         *(f"loaded: {lib.path}" for lib in facts.loaded_libraries),
         *(f"build targets: {', '.join(facts.build_compute_capabilities)}",)
         * bool(facts.build_compute_capabilities),
@@ -232,6 +276,14 @@ def describe(facts: TensorFlowFacts) -> Description:
     return Description(
         mark=mark, summary=" ".join(p for p in (name, build) if p) + f" · {devices}", details=details
     )
+
+
+def _created(device: FrameworkGpu | None) -> str:
+    if device is None:
+        return ""
+    parts = [p for p in (device.name, device.pci_bus_id and f"PCI {device.pci_bus_id}") if p]
+    parts += [f"compute capability {device.compute_capability}"] * bool(device.compute_capability)
+    return f" = {', '.join(parts)}" if parts else ""
 
 
 PROBE = Probe(name="tensorflow", title="TensorFlow", collect=collect, describe=describe, timeout=3600)

@@ -103,7 +103,7 @@ class _Search:
         return key
 
     def run_nvcc(self, nvcc: str) -> tuple[str | None, str | None]:
-        """(version, error) of one nvcc, run at most once per real file."""
+        """(version, error) of one nvcc (or ptxas: its --version says the same), run at most once per file."""
         key = self.resolve(nvcc)
         if key not in self.nvcc_results:
             result = self.ctx.runner.run(
@@ -174,6 +174,8 @@ def collect(ctx: ProbeContext) -> ToolkitFacts:
         )
 
     installs = tuple(_finish(search, found) for found in search.installs.values())
+    ptxas_on_path = _which(ctx, "ptxas.exe" if search.windows else "ptxas", search.windows)
+    ptxas_version, ptxas_error = search.run_nvcc(ptxas_on_path) if ptxas_on_path else (None, None)
     return ToolkitFacts(
         installs=installs,
         nvcc_on_path=nvcc_on_path,
@@ -182,6 +184,9 @@ def collect(ctx: ProbeContext) -> ToolkitFacts:
         cuda_home=cuda_home,
         cuda_home_var=cuda_home_var,  # type: ignore[arg-type]
         active=path_install or home_install or symlink_install,
+        ptxas_on_path=ptxas_on_path,
+        ptxas_version=ptxas_version,
+        ptxas_error=ptxas_error,
     )
 
 
@@ -305,6 +310,8 @@ def describe(facts: ToolkitFacts) -> Description:
     details = tuple(f"{line(i)} · found via {', '.join(i.found_via)}" for i in facts.installs)
     if facts.nvcc_on_path:
         details += (f"nvcc on PATH: {facts.nvcc_on_path} ({facts.nvcc_version or facts.nvcc_error})",)
+    if facts.ptxas_on_path:
+        details += (f"ptxas on PATH: {facts.ptxas_on_path} ({facts.ptxas_version or facts.ptxas_error})",)
     if facts.cuda_home:
         details += (f"{facts.cuda_home_var or 'CUDA_HOME'}={facts.cuda_home}",)
     if not facts.installs:

@@ -307,7 +307,7 @@ def legacy_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     requires=causes.PLATFORM,
     needs=("kernel_log",),
     blocks_gpu=True,
-    problem="The open kernel modules are loaded on a GPU without GSP (older than Turing)",
+    problem="The open kernel modules cannot drive a GPU without GSP (older than Turing)",
     part="devices",
 )
 def open_module_without_gsp(ctx: RuleContext) -> Iterator[Verdict]:
@@ -350,7 +350,14 @@ def open_module_without_gsp(ctx: RuleContext) -> Iterator[Verdict]:
             "System Processor (Turing and newer); for Maxwell, Pascal and Volta the driver refuses to load. "
             "The proprietary modules of the same driver still support them (up to the 580 branch)."
         ),
-        seen=tuple(ln for ln in log.lines if "GSP" in ln or "open" in ln or "probe" in ln)[:6],
+        seen=tuple(
+            ln
+            for ln in log.lines
+            if any(i in ln.lower() for i in log.open_module_unsupported)
+            or "not supported by open" in ln
+            or "GSP" in ln
+            or "probe" in ln
+        )[:6],
         fixes=(fix,),
     )
 

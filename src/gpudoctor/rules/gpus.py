@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from packaging.version import Version
 
@@ -260,6 +261,47 @@ def _visible_indices(value: str | None, count: int) -> list[int] | None:
     return indices
 
 
+@dataclass(frozen=True)
+class FrameworkDevice:
+    """One GPU device a framework lists, with whatever identity it gives (hardware, #10.8)."""
+
+    framework: str  # "PyTorch", "TensorFlow", "JAX"
+    label: str  # the framework's own name for it: "cuda:0", "GPU:0"
+    ordinal: int  # CUDA's device number in that process: the position in CUDA_VISIBLE_DEVICES' list
+    name: str = ""
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+
+
+def framework_devices(ctx: RuleContext) -> list[FrameworkDevice]:
+    """Every framework's GPU devices: PyTorch's (UUID, PCI address), TensorFlow's device-creation log (PCI
+    address), JAX's device objects (name only: JAX names no PCI address or UUID)."""
+    found: list[FrameworkDevice] = []
+    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
+    for t in torch.devices if torch is not None else ():
+        found.append(FrameworkDevice("PyTorch", f"cuda:{t.index}", t.index, t.name, t.uuid, t.pci_bus_id))
+    for g in tf.gpu_devices if tf is not None else ():
+        ordinal = g.index if g.cuda_ordinal is None else g.cuda_ordinal
+        found.append(FrameworkDevice("TensorFlow", f"GPU:{g.index}", ordinal, g.name, None, g.pci_bus_id))
+    for j in jax.gpu_devices if jax is not None else ():
+        ordinal = j.index if j.cuda_ordinal is None else j.cuda_ordinal
+        found.append(FrameworkDevice("JAX", f"cuda:{j.index}", ordinal, j.name))
+    return found
+
+
+def physical_gpu(device: FrameworkDevice, gpus: list[GpuFacts]) -> tuple[GpuFacts, str] | None:
+    """The NVML GPU a framework's device is, and how that was told: by UUID, by PCI address, or by a name
+    only one of the GPUs has."""
+    for gpu in gpus:
+        if device.uuid and gpu.uuid == device.uuid:
+            return gpu, "UUID"
+    for gpu in gpus:
+        if device.pci_bus_id and gpu.pci_bus_id and _bus(gpu.pci_bus_id) == _bus(device.pci_bus_id):
+            return gpu, "PCI address"
+    named = [g for g in gpus if device.name and g.name == device.name]
+    return (named[0], "name") if len(named) == 1 else None
+
+
 @rule(
     "GD125",
     "A framework's GPU n is the GPU nvidia-smi numbers n (or CUDA_DEVICE_ORDER=PCI_BUS_ID is set)",
@@ -276,24 +318,21 @@ def device_order(ctx: RuleContext) -> Iterator[Verdict]:
     if len(gpus) < 2:
         return
     indices = _visible_indices(env.get("CUDA_VISIBLE_DEVICES"), len(d.gpus))
-    torch = ctx.facts.torch
-    if indices is None or torch is None or not torch.devices:
+    if indices is None:
         return
-    by_bus = {_bus(g.pci_bus_id): g for g in gpus.values() if g.pci_bus_id}
-    by_uuid = {g.uuid: g for g in gpus.values() if g.uuid}
     wrong = []
-    for device, wanted in zip(torch.devices, indices, strict=False):
-        expected = gpus.get(wanted)
-        got = by_uuid.get(device.uuid or "") or by_bus.get(_bus(device.pci_bus_id))
-        if expected is not None and got is not None and got.index != expected.index:
-            wrong.append((device.index, expected, got))
+    for device in framework_devices(ctx):
+        expected = gpus.get(indices[device.ordinal]) if 0 <= device.ordinal < len(indices) else None
+        matched = physical_gpu(device, list(gpus.values()))
+        if expected is not None and matched is not None and matched[0].index != expected.index:
+            wrong.append((device, expected, *matched))
     if not wrong:
         return
     cvd = env.get("CUDA_VISIBLE_DEVICES")
     shown = "; ".join(
-        f"PyTorch's cuda:{index} is nvidia-smi's GPU {got.index} ({got.name}), not GPU {expected.index} "
-        f"({expected.name})"
-        for index, expected, got in wrong
+        f"{device.framework}'s {device.label} is nvidia-smi's GPU {got.index} ({got.name}), not GPU "
+        f"{expected.index} ({expected.name})"
+        for device, expected, got, _ in wrong
     )
     yield Verdict(
         severity=Severity.WARNING,
@@ -306,9 +345,9 @@ def device_order(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         seen=(
             *tuple(
-                f"cuda:{index} = {got.name} at PCI {got.pci_bus_id}; nvidia-smi GPU {expected.index} = {expected.name} "
-                f"at PCI {expected.pci_bus_id}"
-                for index, expected, got in wrong
+                f"{device.framework} {device.label} = {got.name} at PCI {got.pci_bus_id} (told by {how}); "
+                f"nvidia-smi GPU {expected.index} = {expected.name} at PCI {expected.pci_bus_id}"
+                for device, expected, got, how in wrong
             ),
             f"CUDA_VISIBLE_DEVICES={cvd}" if cvd is not None else "CUDA_VISIBLE_DEVICES unset",
         ),

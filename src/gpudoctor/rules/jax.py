@@ -14,7 +14,17 @@ from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.recipes import driver_upgrade_fix, jax_cuda_spec, prepend_path
 from gpudoctor.rules.registry import rule
-from gpudoctor.rules.views import driver_system, gpu_seen, working_driver
+from gpudoctor.rules.views import (
+    NVCC_WHEEL_NAMES,
+    XLA_PREFERS_CUDA_DIR,
+    JaxPtxas,
+    JaxPtxasChoice,
+    driver_system,
+    gpu_capabilities,
+    gpu_seen,
+    jax_ptxas,
+    working_driver,
+)
 from gpudoctor.versions import major_minor, parse_version
 
 JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releases.html"
@@ -430,33 +440,150 @@ def jax_gpu_too_old(ctx: RuleContext) -> Iterator[Verdict]:
             return
 
 
-def _uses_pip_ptxas(ctx: RuleContext) -> bool:
-    return any(
-        ctx.distribution(n) is not None
-        for n in ("nvidia-cuda-nvcc-cu12", "nvidia-cuda-nvcc", "nvidia-cuda-nvcc-cu11")
-    )
+def _cuda_of(version: str | None) -> str | None:
+    """ "12.2" from a ptxas or nvcc wheel version ("12.2.140")."""
+    parsed = major_minor(version)
+    return f"{parsed[0]}.{parsed[1]}" if parsed is not None else None
+
+
+def _describe_ptxas(p: JaxPtxas) -> str:
+    version = f"CUDA {p.version}" if p.version else "version unknown"
+    return f"{p.source}: {p.path} ({version}" + (f", from {p.version_from})" if p.version_from else ")")
 
 
 @rule(
     "GD707",
-    "The ptxas JAX compiles with is not newer than the driver",
-    requires=(*causes.DRIVER, "GD701"),
-    needs=("jax", "driver", "toolkit"),
-    problem="The ptxas JAX compiles with is newer than the driver",
+    "The ptxas JAX compiles with builds code this GPU and driver run",
+    requires=(*causes.DRIVER, "GD701", "GD706"),
+    needs=("jax", "driver"),
+    problem="The ptxas JAX compiles with cannot build code for this GPU or driver",
     part="jax",
 )
-def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
+def jax_ptxas_unusable(ctx: RuleContext) -> Iterator[Verdict]:
     j = jax_facts(ctx)
     driver = working_driver(ctx)
-    toolkit = ctx.facts.toolkit
-    if driver is None or toolkit is None or not j.installed or not has_cuda_jaxlib(j) or _uses_pip_ptxas(ctx):
+    if driver is None or not j.installed or not has_cuda_jaxlib(j):
         return
-    nvcc = toolkit.nvcc_version
-    have, need = major_minor(driver.cuda_driver_version), major_minor(nvcc)
+    choice = jax_ptxas(ctx)
+    if choice is None:
+        return
+    ptxas = choice.chosen
+    cuda = _cuda_of(ptxas.version)
+    if cuda is None:
+        return
+    unsupported = [
+        (name, cc)
+        for name, cc in gpu_capabilities(ctx)
+        if ctx.matrix.architecture(cc) is not None and not ctx.matrix.toolkit_supports_arch(cuda, cc)
+    ]
+    if unsupported:
+        yield _ptxas_cannot_target(ctx, j, choice, cuda, unsupported)
+        return
+    if ptxas.source == "PATH":
+        yield from _ptxas_newer_than_driver(ctx, j, ptxas, driver)
+
+
+def _ptxas_cannot_target(
+    ctx: RuleContext, j: JaxFacts, choice: JaxPtxasChoice, cuda: str, unsupported: list[tuple[str, str]]
+) -> Verdict:
+    ptxas = choice.chosen
+    name, cc = unsupported[0]
+    arch = ctx.matrix.architecture(cc)
+    since = f"CUDA {arch.first_cuda}" if arch is not None and arch.first_cuda else None
+    until = f"CUDA {arch.removed_in}" if arch is not None and arch.removed_in else None
+    which = " to ".join(
+        x for x in (f"from {since}" if since else "", f"before {until}" if until else "") if x
+    )
+    able = [
+        p
+        for p in choice.passed_over
+        if (c := _cuda_of(p.version)) is not None
+        and all(ctx.matrix.toolkit_supports_arch(c, k) for _, k in unsupported)
+    ]
+    over = (
+        f"; jaxlib {choice.xla_version} runs the first ptxas on PATH before {able[0].path} (CUDA {able[0].version})"
+        if choice.path_first and ptxas.source == "PATH" and able
+        else ""
+    )
+    fixes: list[Fix] = []
+    if choice.path_first and ptxas.source == "PATH" and able and able[0].folder:
+        fixes.append(
+            ctx.fix(
+                f"Put the {able[0].source}'s ptxas first on PATH where JAX runs (jaxlib {choice.xla_version} takes "
+                "the first ptxas on PATH; CUDA_ROOT and XLA_FLAGS=--xla_gpu_cuda_data_dir only count when PATH has "
+                "none)",
+                prepend_path("PATH", able[0].folder),
+            )
+        )
+    plugin_major = (
+        12 if "cuda12" in (j.jaxlib_version or "") or any("cuda12" in p for p in j.plugins) else None
+    )
+    if choice.path_first and plugin_major == 12:
+        spec = jax_cuda_spec(
+            ctx, "cuda12", XLA_PREFERS_CUDA_DIR, XLA_PREFERS_CUDA_DIR
+        )  # the nearest such release
+        fixes.append(
+            ctx.fix(
+                f"Or move to {spec}, whose XLA takes JAX's own nvidia-cuda-nvcc ptxas before PATH's (jaxlib 0.4.24 "
+                "and later)",
+                ctx.pip_install(spec),
+            )
+        )
+    if not able and arch is not None and arch.first_cuda and _cuda_of(arch.first_cuda):
+        wheel = next(
+            (n for n in NVCC_WHEEL_NAMES if ctx.distribution(n) is not None), "nvidia-cuda-nvcc-cu12"
+        )
+        first = _cuda_of(arch.first_cuda) or arch.first_cuda
+        major = int(first.split(".")[0])
+        wanted = {11: "nvidia-cuda-nvcc-cu11", 12: "nvidia-cuda-nvcc-cu12"}.get(major, "nvidia-cuda-nvcc")
+        if wheel.endswith(f"cu{major}") or wanted == "nvidia-cuda-nvcc" or wheel == wanted:
+            fixes.append(
+                ctx.fix(
+                    f"Install a ptxas that knows compute capability {cc} ({since} or newer) for JAX, then run "
+                    "gpudoctor check again",
+                    ctx.pip_install(f"{wanted}=={first}.*"),
+                )
+            )
+    if not fixes:
+        fixes.append(
+            ctx.fix(
+                "See which ptxas JAX runs and what it supports; put one that knows this GPU first",
+                "ptxas --version",
+                f"ptxas --list-gpu-arch | grep sm_{cc.replace('.', '')}",
+            )
+        )
+    return Verdict(
+        severity=Severity.ERROR,
+        message=f"JAX will compile with the CUDA {ptxas.version} ptxas at {ptxas.path}, which cannot build code for "
+        f"the {name} (compute capability {cc}): the first JAX operation on the GPU will fail{over}",
+        why=(
+            "XLA turns every JAX computation into PTX and assembles it with ptxas for the GPU's architecture; a "
+            f"ptxas that does not know sm_{cc.replace('.', '')} (ptxas can target it "
+            f"{which or 'in no CUDA release gpudoctor knows'}) makes XLA fall back to the driver "
+            f"('ptxas does not support CC {cc}'), and the kernels then fail to load (CUDA_ERROR_INVALID_IMAGE) "
+            "although jax.devices() lists the GPU. XLA in jaxlib 0.4.23 and older runs the first ptxas on PATH "
+            "before anything else; from 0.4.24 it tries JAX's own folder first (CUDA_ROOT, else the "
+            "nvidia-cuda-nvcc wheel)."
+        ),
+        seen=(
+            f"ptxas XLA runs: {_describe_ptxas(ptxas)}",
+            *(f"passed over: {_describe_ptxas(p)}" for p in choice.passed_over),
+            f"jaxlib {choice.xla_version}: "
+            + ("the first ptxas on PATH wins" if choice.path_first else "JAX's own folder first, then PATH"),
+            *(f"{n}: compute capability {c}" for n, c in unsupported),
+        ),
+        fixes=tuple(fixes),
+    )
+
+
+def _ptxas_newer_than_driver(
+    ctx: RuleContext, j: JaxFacts, ptxas: JaxPtxas, driver: DriverFacts
+) -> Iterator[Verdict]:
+    have, need = major_minor(driver.cuda_driver_version), major_minor(ptxas.version)
     if have is None or need is None or need <= have:
         return
     requirement = ctx.matrix.driver_requirement(
-        nvcc or "", "windows" if ctx.flavor in ("windows", "wsl") else "linux"
+        ptxas.version or "", "windows" if ctx.flavor in ("windows", "wsl") else "linux"
     )
     driver_cuda = f"{have[0]}.{have[1]}"
     fixes = [
@@ -469,15 +596,18 @@ def jax_ptxas_newer_than_driver(ctx: RuleContext) -> Iterator[Verdict]:
     ]
     if requirement and requirement.toolkit_minimum:
         fixes.append(driver_upgrade_fix(ctx, requirement.toolkit_minimum))
+    toolkit = ctx.facts.toolkit
     yield Verdict(
         severity=Severity.ERROR,
-        message=f"JAX compiles GPU code with the CUDA {nvcc} ptxas on PATH, but driver "
+        message=f"JAX compiles GPU code with the CUDA {ptxas.version} ptxas on PATH, but driver "
         f"{driver.driver_version or '?'} only runs code from CUDA {driver_cuda} or older",
         why="XLA turns every JAX computation into PTX and assembles it with ptxas; code from a ptxas newer than "
         "the driver cannot be loaded ('no kernel image is available for execution on the device'), even though "
         "jax.devices() lists the GPU. CUDA's minor-version compatibility does not cover this path.",
         seen=(
-            f"nvcc on PATH: {toolkit.nvcc_on_path or '?'} ({nvcc})",
+            f"nvcc on PATH: {toolkit.nvcc_on_path or '?'} ({toolkit.nvcc_version})"
+            if toolkit is not None and ptxas.version_from == "the nvcc beside it on PATH"
+            else f"ptxas on PATH: {ptxas.path} ({ptxas.version})",
             gpu_seen(driver),
             f"jaxlib {j.jaxlib_version or '?'}",
         ),

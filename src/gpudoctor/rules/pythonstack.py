@@ -1,5 +1,6 @@
-"""GD804–GD809: the rest of the Python stack around the GPU frameworks — two builds of one framework,
-NumPy's ABI, and the GPU routes that are not CUDA (PyTorch MPS, tensorflow-metal, DirectML).
+"""GD804–GD809, GD812: the rest of the Python stack around the GPU frameworks — two builds of one
+framework, NumPy's ABI, Keras beside TensorFlow, and the GPU routes that are not CUDA (PyTorch MPS,
+tensorflow-metal, DirectML).
 
 Each rule reads what the environment says about itself first: which distribution's file `import
 tensorflow` really loads, a plugin's own Requires-Dist, the framework's own error text.
@@ -314,14 +315,65 @@ def mps(ctx: RuleContext) -> Iterator[Verdict]:
             ),
         )
         return
+    if torch.mps_built is None and not torch.mps_error:
+        return  # a torch too old to have torch.backends.mps (before 1.12): GD501 names the Metal route
+    floor = ctx.matrix.torch_mps_floor(_torch_release(torch))
+    macos = platform.version or ""
+    have, need = version_of(macos), version_of(floor.macos) if floor else None
+    if torch.mps_built is not False and have is not None and need is not None and have < need and floor:
+        seen.append(f"torch {floor.torch} and newer: MPS needs macOS {floor.macos} (gpudoctor's matrix)")
+        last = ctx.matrix.torch_last_for_macos(macos)
+        fixes = [
+            ctx.fix(
+                f"Update macOS to {floor.macos} or newer (System Settings > General > Software Update)",
+                "softwareupdate --list",
+            )
+        ]
+        if last is not None:
+            fixes.append(
+                ctx.fix(
+                    f"Or keep macOS {macos} and install PyTorch {last}, the last release whose MPS runs on it",
+                    ctx.pip_install(f"torch=={last}.*"),
+                )
+            )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"PyTorch {torch.version} cannot use the Apple GPU on macOS {macos}: its MPS backend needs "
+            f"macOS {floor.macos} or newer",
+            why=(
+                "The MPS backend's macOS floor rose with PyTorch releases ("
+                + ", ".join(f"macOS {r.macos} from torch {r.torch}" for r in ctx.matrix.torch_mps_macos)
+                + "); below it torch.backends.mps.is_available() is False, and some releases' error text still "
+                "says 'supported on MacOS 12.3+' (pytorch/pytorch#139425)."
+            ),
+            seen=tuple(seen),
+            fixes=tuple(fixes),
+        )
+        return
     if torch.mps_built is False:
         reason = f"torch {torch.version} was built without MPS"
     elif torch.mps_error:
         reason = f"torch.backends.mps failed: {torch.mps_error}"
-    elif torch.mps_built is None:
-        return  # a torch too old to have torch.backends.mps (before 1.12): GD501 names the Metal route
     else:
-        reason = "torch.backends.mps.is_available() is False: MPS needs macOS 12.3 or newer"
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"PyTorch cannot use the Apple GPU: torch.backends.mps.is_available() is False on macOS {macos}, "
+            f"which meets torch {_torch_release(torch)}'s floor"
+            + (f" (macOS {floor.macos})" if floor else ""),
+            why=(
+                "The standard macOS arm64 wheel is built with MPS and this macOS is new enough, so the Metal "
+                "device itself is refused: a sandbox or virtual machine without Metal, or a macOS release "
+                "this torch does not know."
+            ),
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Ask torch for the MPS device directly and read its error",
+                    f"{ctx.python_cmd} -c \"import torch; print(torch.zeros(1, device='mps'))\"",
+                ),
+            ),
+        )
+        return
     yield Verdict(
         severity=Severity.ERROR,
         message=f"PyTorch cannot use the Apple GPU: {reason}",
@@ -495,3 +547,117 @@ def tensorflow_directml(ctx: RuleContext) -> Iterator[Verdict]:
         ),
         settles_dependents=True,
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD812: the Keras TensorFlow's tf.keras loads
+
+KERAS_SPLIT = Version("2.6")  # from TensorFlow 2.6, tf.keras is the separate `keras` distribution
+KERAS_3 = Version("2.16")  # from TensorFlow 2.16, tf.keras is Keras 3; Keras 2 is `tf-keras`
+
+
+def _tensorflow_dist(ctx: RuleContext) -> Distribution | None:
+    return next((d for d in (ctx.distribution(n) for n in TENSORFLOW) if d is not None and d.version), None)
+
+
+@rule(
+    "GD812",
+    "Keras is the release the installed TensorFlow's tf.keras needs",
+    needs=("python",),
+    problem="The installed Keras is not the one this TensorFlow's tf.keras needs",
+    part="python",
+)
+def keras_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
+    tf = _tensorflow_dist(ctx)
+    tf_version = version_of(tf.version) if tf else None
+    if tf is None or tf_version is None or tf_version.release[:2] < KERAS_SPLIT.release:
+        return
+    series = f"{tf_version.major}.{tf_version.minor}"
+    keras, tf_keras = ctx.distribution("keras"), ctx.distribution("tf-keras")
+    keras_version = version_of(keras.version) if keras else None
+    legacy = ctx.variables.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes")
+    seen = [f"{tf.name}=={tf.version}"]
+    why = (
+        "tf.keras is not part of TensorFlow's wheel: from TensorFlow 2.6 to 2.15 it is the `keras` 2.x "
+        "release of the same minor (TensorFlow 2.6.0 allowed `keras~=2.6`, so pip took keras 2.7, which "
+        "breaks it: tensorflow/tensorflow#52937); from 2.16 it is Keras 3, and Keras 2 comes from the "
+        "`tf-keras` release of TensorFlow's minor, used when TF_USE_LEGACY_KERAS=1."
+    )
+    if tf_version < KERAS_3:
+        if keras_version is None or keras_version.release[:2] == tf_version.release[:2]:
+            return
+        seen.append(f"keras=={keras.version if keras else '?'}")
+        breaks = (
+            "Keras 3 is not TensorFlow 2.15's tf.keras: `tf.keras` and code written for it fail"
+            if keras_version.major >= 3
+            else "`import tensorflow.keras` fails (for example `AlreadyExistsError: Another metric with the "
+            "same name already exists`)"
+        )
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"{tf.name} {tf.version} needs keras {series}.x for tf.keras, but keras {keras.version if keras else '?'} "
+            f"is installed: {breaks}",
+            why=why,
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    f"Install the keras release of TensorFlow {series}",
+                    ctx.pip_install(f"keras=={series}.*"),
+                ),
+            ),
+        )
+        return
+    if keras_version is not None and keras_version.major < 3:
+        seen.append(f"keras=={keras.version if keras else '?'}")
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"{tf.name} {tf.version} uses Keras 3 as tf.keras, but keras {keras.version if keras else '?'} is "
+            "installed: `import tensorflow` fails to set up tf.keras",
+            why=why,
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    "Install Keras 3 (TensorFlow's tf.keras from 2.16 on); for Keras 2 code, also install "
+                    f"tf-keras {series} and set TF_USE_LEGACY_KERAS=1",
+                    ctx.pip_install("keras==3.*"),
+                ),
+            ),
+        )
+        return
+    tf_keras_version = version_of(tf_keras.version) if tf_keras else None
+    if (
+        tf_keras is not None
+        and tf_keras_version is not None
+        and tf_keras_version.release[:2] != tf_version.release[:2]
+    ):
+        seen.append(f"tf-keras=={tf_keras.version}")
+        yield Verdict(
+            severity=Severity.ERROR if legacy else Severity.WARNING,
+            message=f"tf-keras {tf_keras.version} (Keras 2) is not the release of {tf.name} {tf.version}: "
+            "`import tf_keras` fails"
+            + (", and with TF_USE_LEGACY_KERAS=1 so does tf.keras" if legacy else ""),
+            why=why,
+            seen=tuple(seen),
+            fixes=(
+                ctx.fix(
+                    f"Install the tf-keras release of TensorFlow {series}",
+                    ctx.pip_install(f"tf-keras=={series}.*"),
+                ),
+            ),
+        )
+    elif tf_keras is None and legacy:
+        seen.append("TF_USE_LEGACY_KERAS=" + ctx.variables.get("TF_USE_LEGACY_KERAS", ""))
+        yield Verdict(
+            severity=Severity.ERROR,
+            message=f"TF_USE_LEGACY_KERAS is set, but tf-keras is not installed: {tf.name} {tf.version}'s tf.keras "
+            "has no Keras 2 to load",
+            why=why,
+            seen=(*seen, "tf-keras: not installed"),
+            fixes=(
+                ctx.fix(
+                    f"Install the tf-keras release of TensorFlow {series} (Keras 2)",
+                    ctx.pip_install(f"tf-keras=={series}.*"),
+                ),
+                ctx.fix("Or use Keras 3 and unset TF_USE_LEGACY_KERAS", "unset TF_USE_LEGACY_KERAS"),
+            ),
+        )

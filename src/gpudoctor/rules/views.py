@@ -480,3 +480,179 @@ def gpu_capabilities(ctx: RuleContext) -> list[tuple[str, str]]:
         if cc and re.fullmatch(r"\d+\.\d", cc.strip()):
             found.append((gpu.name or f"GPU {gpu.index}", cc.strip()))
     return found
+
+
+# ----------------------------------------------------------------------------------------------
+# hardware (QA case 4): which ptxas XLA will run for JAX
+#
+# XLA's FindCudaExecutable in jaxlib (and jax-cudaNN-pjrt) up to 0.4.23 runs the first ptxas on PATH
+# before it looks anywhere else ("Try searching in the default PATH first": tsl's PreferPtxasFromPath()
+# is true), so a system toolkit's ptxas beats the nvidia-cuda-nvcc wheel JAX points it at. openxla/xla
+# PR #7884 (for jax-ml/jax#18578) made the preferred folder come first: JAX's CUDA_ROOT, else the wheel
+# (jax._src.lib.cuda_path, passed as xla_gpu_cuda_data_dir), then PATH, then /usr/local/cuda..., and it
+# passes over a ptxas older than 11.8 or 12.3.103. jax-cuda12-pjrt 0.4.23's xla_cuda_plugin.so still has
+# the old code, 0.4.24's the new ("The following locations were considered").
+XLA_PREFERS_CUDA_DIR = "0.4.24"
+XLA_PREFERS_CUDA_DIR_RELEASE = (0, 4, 24)
+XLA_PTXAS_FLOOR = (11, 8)  # the new search passes over older ptxas ...
+XLA_PTXAS_SKIPPED = ("12.3.103",)  # ... and this known-bad release
+NVCC_WHEEL_NAMES = ("nvidia-cuda-nvcc-cu12", "nvidia-cuda-nvcc-cu11", "nvidia-cuda-nvcc")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxPtxas:
+    """A ptxas XLA may run for JAX."""
+
+    path: str  # "/usr/bin/ptxas", ".../site-packages/nvidia/cuda_nvcc/bin/ptxas"
+    version: str | None  # its CUDA version: "11.5", "12.2.140"
+    version_from: str  # "its own --version", "the nvidia-cuda-nvcc-cu12 wheel", "the toolkit's nvcc"
+    source: str  # "PATH", "nvidia-cuda-nvcc wheel", "CUDA_ROOT"
+    folder: str | None = None  # the bin folder it is in, where known
+
+
+@dataclass(frozen=True, kw_only=True)
+class JaxPtxasChoice:
+    chosen: JaxPtxas
+    path_first: bool  # this jaxlib runs PATH's ptxas before the wheel's (< 0.4.24)
+    xla_version: str  # the jaxlib / jax-cudaNN-pjrt version whose XLA searches
+    passed_over: tuple[JaxPtxas, ...] = ()  # the ptxas it would have found later
+
+
+def jax_xla_version(ctx: RuleContext) -> str | None:
+    """The release whose XLA compiles for JAX on the GPU: the CUDA PJRT plugin's, else jaxlib's."""
+    jax = ctx.facts.jax
+    plugins = dict(jax.plugins) if jax is not None else {}
+    for name in ("jax-cuda13-pjrt", "jax-cuda12-pjrt", "jax-cuda13-plugin", "jax-cuda12-plugin"):
+        dist = ctx.distribution(name)
+        version = plugins.get(name) or (dist.version if dist is not None else None)
+        if version:
+            return version
+    dist = ctx.distribution("jaxlib")
+    return (jax.jaxlib_version if jax is not None else None) or (dist.version if dist else None)
+
+
+def _path_ptxas(ctx: RuleContext) -> JaxPtxas | None:
+    """The first ptxas on PATH and its version: its own --version (toolkit probe), else the folder's
+    version.json (survey), else what the nvcc first on PATH says (facts from before the ptxas fields)."""
+    toolkit, python = ctx.facts.toolkit, surveyed_python(ctx)
+    root = next(
+        (r for r in (python.cuda_roots if python else ()) if r.via == "ptxas on PATH" and r.ptxas), None
+    )
+    if toolkit is not None and toolkit.ptxas_on_path and (toolkit.ptxas_version or root is None):
+        path = toolkit.ptxas_on_path
+        return JaxPtxas(
+            path=path,
+            version=toolkit.ptxas_version,
+            version_from="its own --version" if toolkit.ptxas_version else "",
+            source="PATH",
+            folder=path.rsplit("/", 1)[0],
+        )
+    if root is not None:
+        path = root.tool or f"{root.path.rstrip('/')}/bin/ptxas"
+        version, source = root.version, "the folder's version.json"
+        for install in toolkit.installs if toolkit is not None and version is None else ():
+            if install.path in (root.path, root.real):
+                version, source = install.version or install.nvcc_version, "the toolkit it belongs to"
+        return JaxPtxas(
+            path=path, version=version, version_from=source, source="PATH", folder=path.rsplit("/", 1)[0]
+        )
+    if toolkit is not None and toolkit.nvcc_on_path and toolkit.nvcc_version:
+        folder = toolkit.nvcc_on_path.rsplit("/", 1)[0]
+        return JaxPtxas(
+            path=f"{folder}/ptxas",
+            version=toolkit.nvcc_version,
+            version_from="the nvcc beside it on PATH",
+            source="PATH",
+            folder=folder,
+        )
+    return None
+
+
+def _preferred_ptxas(ctx: RuleContext) -> JaxPtxas | None:
+    """JAX's own folder for XLA (jax._src.lib.cuda_path): CUDA_ROOT, else the nvidia-cuda-nvcc wheel."""
+    python = surveyed_python(ctx)
+    roots = python.cuda_roots if python is not None else ()
+    if ctx.variables.get("CUDA_ROOT"):
+        root = next((r for r in roots if r.via == "CUDA_ROOT"), None)
+        top = (root.path if root else ctx.variables["CUDA_ROOT"]).rstrip("/")
+        if root is not None and not root.ptxas:
+            return None
+        return JaxPtxas(
+            path=f"{top}/bin/ptxas",
+            version=root.version if root else None,
+            version_from="the folder's version.json",
+            source="CUDA_ROOT",
+            folder=f"{top}/bin",
+        )
+    wheel = next((ctx.distribution(n) for n in NVCC_WHEEL_NAMES if ctx.distribution(n) is not None), None)
+    if wheel is None:
+        return None
+    root = next(
+        (r for r in roots if r.via in ("wheel nvidia/cuda_nvcc", "wheel nvidia/cu13") and r.ptxas), None
+    )
+    site = python.site_packages[0] if python is not None and python.site_packages else None
+    folder: str | None
+    if root is not None:
+        folder = f"{root.path.rstrip('/')}/bin"
+    elif site is not None:
+        folder = f"{site}/nvidia/{'cu13' if wheel.name == 'nvidia-cuda-nvcc' else 'cuda_nvcc'}/bin"
+    else:
+        folder = None
+    return JaxPtxas(
+        path=f"{folder}/ptxas" if folder else f"the {wheel.name} wheel's bin/ptxas",
+        version=wheel.version,
+        version_from=f"the {wheel.name} wheel",
+        source="nvidia-cuda-nvcc wheel",
+        folder=folder,
+    )
+
+
+def _standard_ptxas(ctx: RuleContext) -> list[JaxPtxas | None]:
+    """XLA's generic CUDA roots last: /usr/local/cuda, /opt/cuda (as the survey found them)."""
+    python = surveyed_python(ctx)
+    found: list[JaxPtxas | None] = []
+    for root in python.cuda_roots if python is not None else ():
+        if root.via in ("/usr/local/cuda", "/opt/cuda") and root.ptxas:
+            folder = f"{root.path.rstrip('/')}/bin"
+            found.append(
+                JaxPtxas(
+                    path=f"{folder}/ptxas",
+                    version=root.version,
+                    version_from="the folder's version.json" if root.version else "",
+                    source=root.via,
+                    folder=folder,
+                )
+            )
+    return found
+
+
+def _xla_takes(ptxas: JaxPtxas) -> bool:
+    """The ptxas version test of XLA's new search: 11.8 or newer and not a known-bad release."""
+    if ptxas.version is None:
+        return True
+    parsed = parse_version(ptxas.version)
+    return (
+        parsed is not None
+        and parsed.release[:2] >= XLA_PTXAS_FLOOR
+        and ptxas.version not in XLA_PTXAS_SKIPPED
+    )
+
+
+def jax_ptxas(ctx: RuleContext) -> JaxPtxasChoice | None:
+    """The ptxas XLA will run when JAX first compiles for the GPU, in the order this jaxlib searches:
+    PATH first up to 0.4.23, JAX's own folder (CUDA_ROOT or the nvcc wheel) first from 0.4.24. None when
+    nothing says which (no version known, or no ptxas found)."""
+    xla = jax_xla_version(ctx)
+    parsed = parse_version(xla)
+    if xla is None or parsed is None:
+        return None
+    path_first = parsed.release[:3] < XLA_PREFERS_CUDA_DIR_RELEASE
+    on_path, preferred = _path_ptxas(ctx), _preferred_ptxas(ctx)
+    order = [on_path, preferred] if path_first else [preferred, on_path]
+    order += _standard_ptxas(ctx)
+    found = [p for p in order if p is not None and (path_first or _xla_takes(p))]
+    if not found:
+        return None
+    return JaxPtxasChoice(
+        chosen=found[0], path_first=path_first, xla_version=xla, passed_over=tuple(found[1:])
+    )

@@ -49,6 +49,25 @@ class Recorder(logging.Handler):
             self.lines.append(line)
 
 
+def gpu_identity(device):
+    """What a JAX GPU device says about itself: its kind (CUDA's device name) and, from jaxlib 0.4.2x, its
+    compute_capability attribute. JAX exposes no PCI address or UUID."""
+    found = {"index": device.id}
+    kind = getattr(device, "device_kind", None)
+    if isinstance(kind, str):
+        found["name"] = kind
+    try:
+        capability = getattr(device, "compute_capability", None)
+    except Exception:
+        capability = None
+    if isinstance(capability, str):
+        found["compute_capability"] = capability
+    ordinal = getattr(device, "local_hardware_id", None)
+    if isinstance(ordinal, int):
+        found["cuda_ordinal"] = ordinal
+    return found
+
+
 def main():
     dists = distributions()
     data = {
@@ -94,7 +113,9 @@ def main():
         emit(data)
 
         try:
-            data["devices"] = ["%s:%s" % (d.platform, d.id) for d in jax.devices()]
+            found = jax.devices()
+            data["devices"] = ["%s:%s" % (d.platform, d.id) for d in found]
+            data["gpu_devices"] = [gpu_identity(d) for d in found if d.platform in ("gpu", "cuda", "rocm")]
             data["default_backend"] = str(jax.default_backend())
         except Exception as exc:
             data["backend_error"] = describe_error(exc)

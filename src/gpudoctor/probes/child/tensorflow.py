@@ -70,6 +70,25 @@ def list_gpus(tf):
     return [d.name for d in device_lib.list_local_devices() if d.device_type == "GPU"]
 
 
+def create_devices(tf):
+    """Create TensorFlow's GPU devices (memory grown on demand), so that it logs which physical GPU each
+    one is: "Created device .../device:GPU:0 with ... -> device: 0, name: ..., pci bus id: ..."."""
+    config = getattr(tf, "config", None)
+    experimental = getattr(config, "experimental", None)
+    grow = getattr(experimental, "set_memory_growth", None)
+    listed = getattr(config, "list_physical_devices", None)
+    if grow is not None and listed is not None:
+        for device in attempt(lambda: listed("GPU"), []):
+            attempt(lambda: grow(device, True), None)
+    lister = getattr(config, "list_logical_devices", None)
+    if lister is None:
+        return None
+    try:
+        return [d.name for d in lister("GPU")]
+    except Exception as exc:
+        return "%s: %s" % (type(exc).__name__, exc)
+
+
 def main():
     dists = installed_tensorflow()
     result = {"stage": "metadata", "installed": bool(dists), "distributions": dists}
@@ -99,6 +118,12 @@ def main():
     except Exception as exc:
         result["gpus"] = []
         result["list_devices_error"] = ("%s: %s" % (type(exc).__name__, exc))[:MAX_ERROR]
+    if result["gpus"]:
+        result["stage"] = "devices"
+        emit(result)  # creating the devices starts CUDA on every GPU: keep what is known if that dies
+        created = create_devices(tf)
+        if isinstance(created, str):
+            result["create_devices_error"] = created[:MAX_ERROR]
     result["loaded_libraries"] = loaded_libraries()
     result["stage"] = "done"
     emit(result)
