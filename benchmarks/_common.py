@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -95,17 +96,23 @@ class Command:
     argv: list[str]
     env: dict[str, str] = field(default_factory=clean_env)
     samples: list[float] = field(default_factory=list)
+    cpu_samples: list[float] = field(default_factory=list)  # CPU seconds of the program and all it waited for
     codes: set[int] = field(default_factory=set)
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_samples)
+
 
 def timed_rounds(commands: Sequence[Command], runs: int) -> None:
     """One warm-up each, then `runs` rounds running every command once, in turn."""
     for rnd in range(runs + 1):
         for command in commands:
+            before = _children_cpu()
             started = time.perf_counter()
             done = subprocess.run(
                 command.argv, env=command.env, capture_output=True, check=False, timeout=600, cwd="/tmp"
@@ -114,6 +121,12 @@ def timed_rounds(commands: Sequence[Command], runs: int) -> None:
             command.codes.add(done.returncode)
             if rnd:
                 command.samples.append(elapsed)
+                command.cpu_samples.append(_children_cpu() - before)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_memory(program: Path, args: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gpudoctor import conda_meta, prestart
 from gpudoctor.facts import CondaPackage
 from gpudoctor.probes import conda
 from gpudoctor.probes.base import ProbeUnavailable
+from gpudoctor.probes.child_process import parse_marker
+from gpudoctor.runner import CommandResult
 from tests.conftest import OUTPUTS, FakeCall, FakeProgram, fake_program, make_ctx
 
 RECORDS: list[dict[str, object]] = [
@@ -291,4 +297,72 @@ def test_a_record_in_condas_layout_reads_as_the_full_decoder_reads_it(change: di
 
     assert parsed(text) == parsed(" " + text)
     if not change:
-        assert conda._used_fields(text) is not None  # the quick path was taken
+        assert conda_meta.used_fields(text) is not None  # the quick path was taken
+
+
+class _Answering:
+    """A runner that records what it was asked and answers every program with one result."""
+
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        self.asked: list[tuple[tuple[str, ...], dict[str, str] | None]] = []
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        self.asked.append((tuple(argv), dict(env) if env is not None else None))
+        return dataclasses.replace(self.result, argv=tuple(argv))
+
+
+def _conda_python(prefix: Path) -> str:
+    (prefix / "bin").mkdir(parents=True, exist_ok=True)
+    return str(prefix / "bin" / "python")
+
+
+def test_the_records_are_read_by_the_child_prestart_starts(tmp_path: Path) -> None:
+    """The probe asks for exactly the program prestart started at t≈0, and takes its answer."""
+    prefix = make_prefix(tmp_path / "env")
+    python = _conda_python(prefix)
+    env = {"PATH": os.defpath, "PYTHONPATH": "/abs"}
+    answer = {"records": [["x.json", "cudnn", "9.1.0", "h1_0", "conda-forge"]], "unreadable": ["bad.json"]}
+    answering = _Answering(
+        CommandResult(argv=(), returncode=0, stdout="@@GPUDOCTOR@@ " + json.dumps(answer) + "\n")
+    )
+    ctx = dataclasses.replace(make_ctx(python=python, env=env, system="Linux"), runner=answering)
+    facts = conda.collect(ctx)
+    assert facts.packages == (
+        CondaPackage(name="cudnn", version="9.1.0", build="h1_0", channel="conda-forge"),
+    )
+    assert facts.unreadable == ("bad.json",)
+    chosen = conda_meta.choose_prefix(python, ctx.env, windows=False)
+    assert chosen == (str(prefix), True)
+    assert answering.asked[0] == prestart.conda_child(str(prefix / "conda-meta"), ctx.env)
+    assert "PYTHONPATH" not in (answering.asked[0][1] or {})
+
+
+@pytest.mark.parametrize(
+    "stdout", ["", '@@GPUDOCTOR@@ {"records": [[1, 2]], "unreadable": []}\n', "@@GPUDOCTOR@@ [1]\n"]
+)
+def test_a_child_without_a_usable_answer_means_the_records_are_read_here(tmp_path: Path, stdout: str) -> None:
+    prefix = make_prefix(tmp_path / "env")
+    expected = conda.collect(make_ctx(python=_conda_python(prefix), system="Linux"))
+    answering = _Answering(CommandResult(argv=(), returncode=0, stdout=stdout))
+    ctx = dataclasses.replace(make_ctx(python=_conda_python(prefix), system="Linux"), runner=answering)
+    assert conda.collect(ctx) == expected
+    assert len(expected.packages) == len(RECORDS) and answering.asked
+
+
+def test_the_child_reads_as_this_process_reads(tmp_path: Path) -> None:
+    prefix = make_prefix(tmp_path / "env")
+    (prefix / "conda-meta" / "broken-1-0.json").write_text("{", encoding="utf-8")
+    (prefix / "conda-meta" / "B-upper-1-0.json").write_text(json.dumps(RECORDS[1], indent=2, sort_keys=True))
+    argv, env = prestart.conda_child(str(prefix / "conda-meta"), os.environ)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    assert parse_marker(done.stdout) == conda_meta.read_folder(str(prefix / "conda-meta"))
+    assert conda_meta.read_folder(str(prefix / "conda-meta"))["unreadable"] == ["broken-1-0.json"]
+    assert conda_meta.read_folder(str(tmp_path / "none")) == {"error": "No such file or directory"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gpudoctor.facts import LibrariesFacts, LibraryFile
+from gpudoctor.prestart import script_source
 from gpudoctor.probes import libraries
 from gpudoctor.probes.base import ProbeUnavailable
 from tests.conftest import load_child, make_ctx, write_executable
@@ -297,3 +298,82 @@ def test_real_toolkit_copy_on_this_machine() -> None:
     assert cudart.location == "cuda-toolkit"
     assert (cudart.version, cudart.version_source) == ("13.0", "call")
     assert cudart.path == "/usr/local/cuda-13.0/lib64/libcudart.so.13"
+
+
+CUBLAS = (
+    "int cublasGetProperty(int type, int *value) {{ *value = {parts}[type]; return 0; }}\n"
+    "extern int cublasLtHelper(void);\nint use(void) {{ return cublasLtHelper(); }}\n"
+)
+# a library that costs `mib` MiB resident once loaded, as the big CUDA libraries do (their relocations)
+RESIDENT = (
+    "#include <string.h>\nstatic char pages[{mib} << 20];\n"
+    "__attribute__((constructor)) static void touch(void) {{ memset(pages, 1, sizeof pages); }}\n"
+)
+
+
+def _wheel(site: Path, distribution: str, files: list[str]) -> None:
+    """The dist-info pip writes for a wheel, listing its files in RECORD."""
+    info = site / f"{distribution}.dist-info"
+    info.mkdir(parents=True)
+    (info / "RECORD").write_text("".join(f"{f},sha256=x,1\n" for f in files), encoding="utf-8")
+
+
+@needs_gcc
+def test_a_library_too_large_to_load_takes_its_version_from_its_wheel(tmp_path: Path) -> None:
+    """libcublas needs the 0.5 GB libcublasLt: it is not loaded to be asked (issue #12), its wheel says."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    lib = site / "nvidia" / "cu13" / "lib"
+    lt = build(lib, "libcublasLt.so.13", "int cublasLtHelper(void) { return 7; }\n")
+    with lt.open("r+b") as handle:
+        handle.truncate(520 << 20)  # as large as the real one, without the disk space (sparse)
+    cublas = build(
+        lib,
+        "libcublas.so.13",
+        CUBLAS.format(parts="(int[]){99, 99, 99}"),
+        link=(f"-L{lib}", "-l:libcublasLt.so.13"),
+    )
+    build(lib, "libcudart.so.13", CUDART.format(value=13000))
+    _wheel(
+        site,
+        "nvidia_cublas-13.1.1.3",
+        ["nvidia/cu13/lib/libcublas.so.13", "nvidia/cu13/lib/libcublasLt.so.13"],
+    )
+    assert "libcublasLt.so.13" in child.needed(str(cublas))
+    assert child.load_size(str(cublas)) > child.LOAD_LIMIT
+
+    facts = run_probe({"PYTHONPATH": str(site)})
+
+    found = find(facts, cublas)
+    assert (found.version, found.version_source, found.load_error) == ("13.1.1.3", "package", None)
+    cudart = find(facts, lib / "libcudart.so.13")
+    assert (cudart.version, cudart.version_source) == ("13.0", "call")  # small: asked as before
+
+
+@needs_gcc
+def test_each_library_is_let_go_once_it_has_answered(tmp_path: Path) -> None:
+    """Five libraries of 60 MiB resident each: the child's peak stays near one of them, not five."""
+    lib = tmp_path / "lib"
+    sources = {
+        "libcudart.so.12": CUDART.format(value=12040),
+        "libcudnn.so.9": CUDNN.format(value=90300),
+        "libnccl.so.2": NCCL.format(value=21803),
+        "libcufft.so.11": "int cufftGetProperty(int t, int *v) { *v = 11; return 0; }\n",
+        "libcusparse.so.12": "int cusparseGetProperty(int t, int *v) { *v = 12; return 0; }\n",
+    }
+    for soname, source in sources.items():
+        build(lib, soname, source + RESIDENT.format(mib=60))
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script_source("libraries")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read().decode()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped by wait4 above
+    assert '"version": "9.3.0"' in out and '"version": "12.4"' in out  # each answered
+    assert usage.ru_maxrss < 200 * 1024, f"peak {usage.ru_maxrss // 1024} MiB: the libraries were kept loaded"

@@ -64,28 +64,24 @@ def probing_options(argv: Sequence[str]) -> tuple[str | None, float] | None:
     return values.get("--python") or None, timeout
 
 
-def start_probing(argv: Sequence[str]) -> None:
-    options = probing_options(argv)
-    if options is None:
-        return
-    from gpudoctor import prestart
-
-    prestart.start(options[0])  # the slow children first (a framework import takes seconds)
-    from gpudoctor import pipeline
-
-    pipeline.start_early(*options)
-
-
 def main() -> None:
     _leave_at_once_on_signals()  # until the runner's handlers are in place
-    from gpudoctor import codecache
-
-    codecache.install()  # before the first dataclass is made
     from gpudoctor.runner import exit_cleanly_on_signals
 
     exit_cleanly_on_signals()
     try:  # a Ctrl-C while the children start leaves the same way as any other exit
-        start_probing(sys.argv[1:])
+        options = probing_options(sys.argv[1:])
+        if options is not None:
+            from gpudoctor import prestart
+
+            prestart.start(options[0])  # the slow children first (a framework import takes seconds)
+        from gpudoctor import codecache
+
+        codecache.install()  # before the dataclasses of everything below are made
+        if options is not None:
+            from gpudoctor import pipeline
+
+            pipeline.start_early(*options)
         from gpudoctor.cli import main as cli_main
 
         cli_main()

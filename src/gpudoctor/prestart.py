@@ -4,7 +4,8 @@ A framework import takes seconds in its child process and decides how long a che
 else gpudoctor does (importing its probes, the CLI, the matrix, the rules) can happen meanwhile. So
 the entry point calls `start(python)` first: it finds the target interpreter, looks in the target's
 own prefix for the frameworks (the same cheap look `probes.python.surely_installed` takes), and
-starts the package survey, the CUDA-library search, the NVML query and each framework's child with
+starts the package survey, the CUDA-library search, the NVML query, the reading of conda-meta and
+each framework's child with
 exactly the argv, environment and working directory the probes will ask the runner for. The runner hands such a
 process to the probe that asks for it (`runner.prestart` / `SubprocessRunner.run`); one nobody asks
 for is ended with the rest when the check ends. Stdlib only, and nothing heavier than the runner.
@@ -68,17 +69,29 @@ def child_env(base: Mapping[str, str], extra: Mapping[str, str] | None = None) -
 
 def nvml_child(env: Mapping[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
     """argv and environment of the driver probe's NVML query: `probes/nvml_query.py` run by gpudoctor's
-    own interpreter in isolated mode, handed the folder of gpudoctor's nvidia-ml-py (found without
-    importing it), with no PYTHON* variable of the user's."""
+    own interpreter, handed the folder of gpudoctor's nvidia-ml-py (found without importing it)."""
     import importlib.util
 
-    script = (CHILD_FOLDER.parent / "nvml_query.py").read_text(encoding="utf-8")
     try:
         spec = importlib.util.find_spec("pynvml")
     except (ImportError, ValueError):
         spec = None
     folder = str(Path(spec.origin).parent) if spec is not None and spec.origin else None
-    argv = (sys.executable, "-I", "-c", script, *([folder] if folder else []))
+    return own_child(CHILD_FOLDER.parent / "nvml_query.py", [folder] if folder else [], env)
+
+
+def conda_child(meta: str, env: Mapping[str, str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """argv and environment of the conda probe's reading of a conda-meta folder (`gpudoctor/conda_meta.py`)."""
+    return own_child(Path(__file__).resolve().parent / "conda_meta.py", [meta], env)
+
+
+def own_child(
+    script_file: Path, args: Iterable[str], env: Mapping[str, str]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A script of gpudoctor's run by gpudoctor's own interpreter in isolated mode (`-I`: no working
+    directory, no user site), with no PYTHON* variable of the user's."""
+    script = script_file.read_text(encoding="utf-8")
+    argv = (sys.executable, "-I", "-c", script, *args)
     return argv, {k: v for k, v in env.items() if not k.startswith("PYTHON")}
 
 
@@ -144,6 +157,7 @@ def frameworks(python: str, env: Mapping[str, str]) -> list[tuple[str, dict[str,
 
 def start(python_option: str | None) -> None:
     """Start the children a check with this --python will run; quietly nothing when unsure."""
+    from gpudoctor.conda_meta import choose_prefix
     from gpudoctor.runner import prestart
     from gpudoctor.target import choose_python
 
@@ -153,12 +167,16 @@ def start(python_option: str | None) -> None:
         python, _ = choose_python(python_option, env)
         if not Path(python).is_file() or not os.access(python, os.X_OK):
             return  # the command says what is wrong with it
-        for script, child in surveys(env):  # started before the look into site-packages
+        for script, child in frameworks(python, env):  # the slowest first: a framework import takes seconds
+            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+        for script, child in surveys(env):
             prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
         if sys.platform != "darwin":
             argv, child = nvml_child(env)
             prestart(argv, env=child)
-        for script, child in frameworks(python, env):
-            prestart((python, "-c", script_source(script)), env=child, cwd=cwd)
+        conda = choose_prefix(python, env, windows=sys.platform == "win32")
+        if conda is not None and (Path(conda[0]) / "conda-meta").is_dir():
+            argv, child = conda_child(str(Path(conda[0]) / "conda-meta"), env)
+            prestart(argv, env=child)
     except (OSError, ValueError):
         return

@@ -15,7 +15,6 @@ import atexit
 import collections
 import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -505,6 +504,8 @@ def _text(data: bytes | None) -> str:
 
 def which(name: str, env: Mapping[str, str]) -> str | None:
     """`shutil.which` against the given environment's PATH (the user's, not ours)."""
+    import shutil  # here: its import (and zlib, bz2, lzma) would delay the first prestarted child
+
     return shutil.which(name, path=env.get("PATH", os.defpath))
 
 

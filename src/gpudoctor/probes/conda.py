@@ -9,18 +9,21 @@ env that the target does not belong to (a venv on top of it) is reported with is
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gpudoctor import conda_meta
 from gpudoctor.facts import CondaFacts, CondaPackage
+from gpudoctor.prestart import conda_child
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
+from gpudoctor.probes.child_process import parse_marker
 from gpudoctor.runner import which
 
 CONDA_LIST_TIMEOUT = 12.0
+CONDA_META_TIMEOUT = 30.0
 MAX_SCRIPT_BYTES = 65536
 _SUBDIRS = re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
 _DEFAULTS = {"main", "r", "free", "msys2", "pro", "mro", "mro-archive"}
@@ -60,72 +63,13 @@ def short_channel(channel: str) -> str:
     return parts[-1] if parts else ""
 
 
-# conda writes its records with json.dump(indent=2, sort_keys=True): a top-level key is exactly a line
-# starting with two spaces and a quote (JSON strings hold no raw newline), deeper keys have more, and
-# each key once, in sorted order: build, channel, ..., files, ..., name, paths_data, ..., url, version.
-_RECORD_LAYOUT = '{\n  "'
-_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"(?=,?\n)')
-_NOT_A_STRING = object()
-
-
-def _member(text: str, key: str, *, from_end: bool) -> object:
-    """A top-level string member: its value, None when absent, _NOT_A_STRING for another kind."""
-    needle = f'\n  "{key}": '
-    at = text.rfind(needle) if from_end else text.find(needle)
-    if at < 0:
-        return None
-    value = _STRING.match(text, at + len(needle))
-    if value is None:
-        return _NOT_A_STRING
-    quoted = value.group()
-    return quoted[1:-1] if "\\" not in quoted else json.loads(quoted)
-
-
-def _used_fields(text: str) -> dict[str, str] | None:
-    """The members parse_record uses, found without decoding the whole record (its file lists are most
-    of it): each looked for from the nearer end, fallbacks only when needed. None when the layout is
-    not conda's own or a member is not a string (the full decoder then decides what it means)."""
-    if not text.startswith(_RECORD_LAYOUT) or not text.rstrip().endswith("}"):
-        return None
-    found: dict[str, str] = {}
-    for keys, from_end in (
-        (("name",), False),
-        (("version",), True),
-        (("build", "build_string"), False),
-        (("channel", "schannel"), False),
-        (("url",), True),
-    ):
-        if keys == ("url",) and (found.get("channel") or found.get("schannel")):
-            continue
-        for key in keys:
-            value = _member(text, key, from_end=from_end)
-            if value is _NOT_A_STRING:
-                return None
-            if isinstance(value, str):
-                found[key] = value
-                if value:
-                    break
-    return found
-
-
 def parse_record(text: str) -> CondaPackage:
     """One conda-meta/*.json record. Raises ValueError on anything that is not a package record."""
-    data: Any = _used_fields(text)
-    if data is None or not data.get("name") or not data.get("version"):
-        data = load_json(text)
-    if not isinstance(data, dict):
-        data = {}
-    name, version = data.get("name"), data.get("version")
-    if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
-        raise ValueError("no package name and version")
-    build = data.get("build") or data.get("build_string") or ""
-    channel = data.get("channel") or data.get("schannel") or data.get("url") or ""
-    return CondaPackage(
-        name=name,
-        version=version,
-        build=build if isinstance(build, str) else "",
-        channel=short_channel(channel) if isinstance(channel, str) else "",
-    )
+    return _package(*conda_meta.record_fields(text))
+
+
+def _package(name: str, version: str, build: str, channel: str) -> CondaPackage:
+    return CondaPackage(name=name, version=version, build=build, channel=short_channel(channel))
 
 
 def parse_conda_list(text: str) -> tuple[CondaPackage, ...]:
@@ -149,31 +93,25 @@ def _list_row(row: dict[str, Any]) -> CondaPackage:
 
 
 def collect(ctx: ProbeContext) -> CondaFacts:
-    prefix, is_target = _choose_prefix(ctx)
+    chosen = conda_meta.choose_prefix(ctx.target.python, ctx.env, windows=ctx.os_name == "Windows")
+    if chosen is None:
+        raise ProbeUnavailable("not a conda environment")
+    prefix, is_target = chosen
     meta = Path(prefix) / "conda-meta"
     packages: tuple[CondaPackage, ...] = ()
     unreadable: list[str] = []
     source: Any = None
     conda_exe = ctx.env.get("CONDA_EXE") or which("conda", ctx.env)
     list_error = None
-    try:
-        records = sorted(p for p in meta.iterdir() if p.suffix == ".json")
-    except OSError as exc:
-        records = None
-        if meta.exists() or conda_exe:
-            unreadable.append(f"{meta}: {exc.strerror or exc}")
-        else:
-            raise ProbeUnavailable(f"not a conda environment ({prefix} has no conda-meta)") from exc
-    if records is not None:
+    listing = _records(ctx, meta)
+    if "error" not in listing:
         source = "conda-meta"
-        found = []
-        for record in records:
-            try:
-                found.append(parse_record(_read(record).decode("utf-8")))
-            except (OSError, ValueError, UnicodeDecodeError):
-                unreadable.append(record.name)
-        packages = tuple(found)
+        packages = tuple(_package(*record[1:]) for record in listing["records"])
+        unreadable.extend(listing["unreadable"])
+    elif not meta.exists() and not conda_exe:
+        raise ProbeUnavailable(f"not a conda environment ({prefix} has no conda-meta)")
     elif conda_exe:
+        unreadable.append(f"{meta}: {listing['error']}")
         argv = [conda_exe, "list", "--json", "--prefix", prefix]
         result = ctx.runner.run(argv, timeout=CONDA_LIST_TIMEOUT, env=dict(ctx.env))
         if not result.ok:
@@ -184,6 +122,7 @@ def collect(ctx: ProbeContext) -> CondaFacts:
             except ValueError as exc:
                 list_error = f"conda list --json printed something unusable: {exc}"
     else:
+        unreadable.append(f"{meta}: {listing['error']}")
         list_error = "conda-meta cannot be read and no conda executable was found to ask"
 
     scripts = _activate_scripts(Path(prefix))
@@ -201,40 +140,29 @@ def collect(ctx: ProbeContext) -> CondaFacts:
     )
 
 
-def _read(path: Path) -> bytes:
-    """A record's bytes, with one open and as few reads as its size needs (thousands of records)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        size = os.fstat(fd).st_size
-        chunks = [os.read(fd, max(size, 1 << 16) + 1)]
-        while chunks[-1]:
-            chunks.append(os.read(fd, 1 << 20))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+def _records(ctx: ProbeContext, meta: Path) -> dict[str, Any]:
+    """conda_meta.read_folder(meta) from the child prestart started (the same program when it did not),
+    or read here when the child gave no usable answer."""
+    if not meta.is_dir():
+        return conda_meta.read_folder(str(meta))  # says why
+    argv, env = conda_child(str(meta), ctx.env)
+    result = ctx.runner.run(argv, timeout=ctx.child_budget(CONDA_META_TIMEOUT), env=env)
+    answer = parse_marker(result.stdout) if result.ok else None
+    if answer is not None and _well_formed(answer):
+        return answer
+    return conda_meta.read_folder(str(meta))
 
 
-def _choose_prefix(ctx: ProbeContext) -> tuple[str, bool]:
-    python_dir = Path(ctx.target.python).parent
-    own = python_dir if ctx.os_name == "Windows" else python_dir.parent
-    active = ctx.env.get("CONDA_PREFIX")
-    if active and _inside(python_dir, Path(active)):
-        return active, True
-    if (own / "conda-meta").exists():
-        return str(own), True
-    if active and (Path(active) / "conda-meta").exists():
-        return active, False
-    raise ProbeUnavailable("not a conda environment")
-
-
-def _inside(folder: Path, prefix: Path) -> bool:
-    def norm(p: Path) -> str:
-        return os.path.normcase(str(p))
-
-    for left, right in ((folder, prefix), (folder.resolve(), prefix.resolve())):
-        if norm(left) == norm(right) or norm(left).startswith(norm(right).rstrip("/\\") + os.sep):
-            return True
-    return False
+def _well_formed(answer: dict[str, Any]) -> bool:
+    if set(answer) == {"error"}:
+        return isinstance(answer["error"], str)
+    records, unreadable = answer.get("records"), answer.get("unreadable")
+    return (
+        isinstance(records, list)
+        and isinstance(unreadable, list)
+        and all(isinstance(r, list) and len(r) == 5 and all(isinstance(v, str) for v in r) for r in records)
+        and all(isinstance(u, str) for u in unreadable)
+    )
 
 
 def _env_name(ctx: ProbeContext, prefix: Path) -> str | None:

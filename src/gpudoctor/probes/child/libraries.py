@@ -4,12 +4,18 @@ Runs inside the target interpreter (standard library only, Python 3.6 syntax). A
 for its own version where it loads; the cuDNN header and the file name are the fallbacks. Before
 each load or call a step line goes to stderr, so that when a library kills this process the
 parent knows which one, and can run this script again with `--skip <soname-or-path>`.
+
+Memory stays bounded (issue #12: 360 MB with torch's nvidia wheels): each library is unloaded once
+it has answered, and a copy that would map more than LOAD_LIMIT bytes with the CUDA libraries it
+needs (libcublas and libcusolver pull in the 0.5 GB libcublasLt) is not loaded to ask: its version
+comes from the wheel that installed it, else from its file name.
 """
 
 import ctypes
 import glob
 import os
 import re
+import struct
 import sys
 import sysconfig
 from typing import List, Optional, Tuple
@@ -20,6 +26,8 @@ STEP = "@@GPUDOCTOR-STEP@@ "
 WINDOWS = os.name == "nt"
 MAX_DIRS = 200
 MAX_FILES = 300
+# bytes on disk of a library and the CUDA libraries it needs above which it is not loaded to be asked
+LOAD_LIMIT = 384 << 20
 
 KINDS = {
     "cudart": "cudart",
@@ -351,6 +359,102 @@ def header_version(folder, major):
     return None
 
 
+def needed(path):
+    """The DT_NEEDED names of an ELF shared library (64-bit, little-endian); [] for anything else."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return []
+            (phoff,) = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            handle.seek(phoff)
+            table = handle.read(phentsize * phnum)
+            loads, dynamic = [], None
+            for i in range(phnum):
+                kind, _, offset, vaddr, _, filesz, _, _ = struct.unpack_from(
+                    "<IIQQQQQQ", table, i * phentsize
+                )
+                if kind == 1:
+                    loads.append((vaddr, offset, filesz))
+                elif kind == 2:
+                    dynamic = (offset, filesz)
+            if dynamic is None or dynamic[1] > 1 << 20:
+                return []
+            handle.seek(dynamic[0])
+            entries = handle.read(dynamic[1])
+            strtab, names = None, []
+            for i in range(len(entries) // 16):
+                tag, value = struct.unpack_from("<qQ", entries, i * 16)
+                if tag == 0:
+                    break
+                if tag == 5:
+                    strtab = value
+                elif tag == 1:
+                    names.append(value)
+            if strtab is None:
+                return []
+            base = next((off + strtab - va for va, off, size in loads if va <= strtab < va + size), None)
+            if base is None:
+                return []
+            found = []
+            for at in names:
+                handle.seek(base + at)
+                found.append(handle.read(256).split(b"\0", 1)[0].decode("utf-8", "replace"))
+            return found
+    except (OSError, ValueError, struct.error):
+        return []
+
+
+def load_size(path):
+    """Bytes on disk of a library and the CUDA libraries it needs from its own folder."""
+    folder, total = os.path.dirname(path), 0
+    for name in [os.path.basename(path)] + [n for n in needed(path) if CUDA_DEPENDENCY.match(n)]:
+        try:
+            total += os.path.getsize(os.path.join(folder, name))
+        except OSError:
+            continue
+    return total
+
+
+CUDA_DEPENDENCY = re.compile(r"^lib(cu|nv|nccl)[A-Za-z0-9_]*\.so")
+
+
+def package_versions(sites):
+    """{real path of a file: version} for the files the nvidia-* wheels installed, from their RECORD."""
+    versions = {}
+    for site in sites:
+        try:
+            folders = [f for f in os.listdir(site) if f.startswith("nvidia") and f.endswith(".dist-info")]
+        except OSError:
+            continue
+        for folder in folders:
+            version = folder[: -len(".dist-info")].rpartition("-")[2]
+            try:
+                with open(os.path.join(site, folder, "RECORD"), "rb") as handle:
+                    lines = handle.read(1 << 20).decode("utf-8", "replace").splitlines()
+            except (OSError, ValueError):
+                continue
+            for line in lines:
+                name = line.split(",", 1)[0]
+                if ".so" in name or name.lower().endswith(".dll"):
+                    versions[real(os.path.join(site, name))] = version
+    return versions
+
+
+def unload(lib):
+    """Let a library that answered go (its pages with it), so that the next one does not add to it."""
+    try:
+        if WINDOWS:
+            ctypes.windll.kernel32.FreeLibrary(ctypes.c_void_p(lib._handle))
+        else:
+            import _ctypes
+
+            _ctypes.dlclose(lib._handle)
+    except (AttributeError, OSError, ImportError):
+        pass
+
+
 def load(name, by_path):
     if WINDOWS:
         try:
@@ -529,13 +633,23 @@ def main(argv):
                 version = call_version(lib, kind)
                 if version:
                     entry["version"], entry["version_source"] = version, "call"
+            unload(lib)
+            del lib
 
+    wheels = None
     for real_path in order:
         entry = files[real_path]
         if entry["version"] is None and entry["path"] and entry["load_error"] is None:
             if real_path in skip:
                 entry["load_error"] = "loading it or asking its version crashed the process"
-            elif entry["kind"] not in ("libcuda", "nvml"):
+            elif entry["kind"] in ("libcuda", "nvml"):
+                pass
+            elif not WINDOWS and load_size(entry["path"]) > LOAD_LIMIT:
+                if wheels is None:
+                    wheels = package_versions(search.sites)
+                if real_path in wheels:
+                    entry["version"], entry["version_source"] = wheels[real_path], "package"
+            else:
                 step("call " + real_path)
                 try:
                     lib = load(entry["path"], by_path=True)
@@ -545,6 +659,8 @@ def main(argv):
                     version = call_version(lib, entry["kind"])
                     if version:
                         entry["version"], entry["version_source"] = version, "call"
+                    unload(lib)
+                    del lib
         if entry["version"] is None and entry["kind"] == "cudnn" and entry["path"]:
             major = file_name_version("cudnn", entry["names"])
             version = header_version(os.path.dirname(entry["path"]), (major or "").split(".")[0])
