@@ -1,4 +1,5 @@
-"""GD3xx: environment variables that hide GPUs or point builds at the wrong CUDA."""
+"""GD3xx: environment variables that hide GPUs, point builds at the wrong CUDA, or put the working
+directory on the loader's path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from gpudoctor.facts import CudaInstall, EnvironmentFacts, ToolkitFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
+from gpudoctor.rules.recipes import ld_library_path_without
 from gpudoctor.rules.registry import rule
 
 _LEADING_INT = re.compile(r"^[+-]?\d+")
@@ -358,4 +360,60 @@ def cuda_home_disagrees(ctx: RuleContext) -> Iterator[Verdict]:
             f"nvcc on PATH: {toolkit.nvcc_on_path} -> CUDA {on_path.version or toolkit.nvcc_version}",
         ),
         fixes=tuple(fixes),
+    )
+
+
+def _empty_entries(value: str) -> list[str]:
+    """Where a colon-separated search path has empty entries: 'first', 'last', 'between two folders'."""
+    parts = value.split(":")
+    where = []
+    for i, part in enumerate(parts):
+        if part:
+            continue
+        where.append("first" if i == 0 else "last" if i == len(parts) - 1 else "between two folders")
+    return where
+
+
+@rule(
+    "GD305",
+    "LD_LIBRARY_PATH has no empty entry",
+    requires=("GD209",),  # its fix takes the empty entries out with the older folders
+    problem="LD_LIBRARY_PATH has an empty entry, so the loader searches the working directory",
+    part="environment",
+)
+def ld_library_path_has_empty_entry(ctx: RuleContext) -> Iterator[Verdict]:
+    if ctx.flavor not in ("linux", "wsl"):
+        return
+    value = ctx.variables.get("LD_LIBRARY_PATH", "")
+    if not value or not value.strip(":"):
+        return  # unset, or empty as a whole (the loader ignores it)
+    where = _empty_entries(value)
+    if not where:
+        return
+    conda = ctx.facts.conda
+    script = conda is not None and conda.activate_sets_library_path
+    yield Verdict(
+        severity=Severity.WARNING,
+        message=f"LD_LIBRARY_PATH={value!r} has an empty entry ({', '.join(dict.fromkeys(where))}): the loader reads "
+        "it as the working directory and loads CUDA libraries from wherever Python is started",
+        why=(
+            "The dynamic loader treats an empty LD_LIBRARY_PATH entry as '.', ahead of the system's folders: a "
+            "libcudnn.so.8 or libcuda.so.1 in the current directory (a cloned repository, a download folder) "
+            "is loaded instead of the real one, which breaks the framework or runs foreign code. It usually "
+            "comes from `export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/new/dir` run while LD_LIBRARY_PATH was empty, "
+            "the form TensorFlow's conda instructions once used."
+        ),
+        seen=(f"LD_LIBRARY_PATH={value!r}",)
+        + (("a conda activate.d script of this environment sets LD_LIBRARY_PATH",) if script else ()),
+        fixes=(
+            ctx.fix("Drop the empty entries for this shell", ld_library_path_without([])),
+            ctx.fix(
+                "Where it is set (shell start-up files"
+                + (", $CONDA_PREFIX/etc/conda/activate.d/" if script else "")
+                + "), add folders with `export LD_LIBRARY_PATH=/new/dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}`, "
+                "which never leaves an empty entry",
+                *_find_where_set(ctx, "LD_LIBRARY_PATH").commands,
+                *(("grep -n LD_LIBRARY_PATH $CONDA_PREFIX/etc/conda/activate.d/*",) if script else ()),
+            ),
+        ),
     )
