@@ -80,3 +80,9 @@ def test_machine(path: Path) -> None:
         blob = "\n".join([*reported.fix_commands, *(fix.summary for fix in reported.fixes)])
         for needle in needles:
             assert needle not in blob, f"{code} fix must not contain {needle!r}:\n{blob}"
+    for code, places in (expect.get("fix_where") or {}).items():
+        reported = next((f for f in report.findings if f.code == code), None)
+        assert reported is not None, f"{code} not reported, so where its fixes run cannot be checked"
+        assert [fix.where for fix in reported.fixes] == places, (
+            f"{code}: {[fix.where for fix in reported.fixes]}"
+        )

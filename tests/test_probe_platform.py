@@ -271,6 +271,8 @@ def test_real_machine() -> None:
     facts = collect(make_ctx())
     assert facts.system
     assert describe(facts).summary
+    if not facts.wsl and facts.tegra_release is None:  # ldconfig is asked only on WSL 2 and Jetson
+        assert facts.loader_libcuda is None and facts.loader_libcuda_unversioned is None
 
 
 def test_windows_display_adapters_from_powershell(bin_dir: Path) -> None:

@@ -81,6 +81,7 @@ def test_wsl2_windows_build_and_loader(tmp_path: Path) -> None:
     assert facts.wsl == 2
     assert facts.windows_version == "10.0.22631.4037" and facts.windows_build == 22631
     assert facts.wsl_ld_conf is True and facts.loader_libcuda == "/usr/lib/wsl/lib/libcuda.so.1"
+    assert facts.loader_libcuda_unversioned == "/usr/lib/wsl/lib/libcuda.so"
     assert facts.tegra_release is None
     assert "Windows host 10.0.22631.4037" in describe(facts).details
 
@@ -206,3 +207,23 @@ def test_this_machine_is_neither_jetson_nor_wsl() -> None:
     if facts.wsl == 0:
         assert facts.windows_build is None and facts.loader_libcuda is None
         assert facts.wsl_driver_files is None  # not WSL 2: not looked for, rather than "none found"
+
+
+def test_wsl2_cache_without_the_unversioned_libcuda(tmp_path: Path) -> None:
+    """microsoft/WSL#8587: the cache lists libcuda.so.1 from /usr/lib/wsl/lib and no libcuda.so."""
+    write(tmp_path, "/proc/sys/kernel/osrelease", "5.15.90.1-microsoft-standard-WSL2\n")
+    write(tmp_path, "/dev/dxg")
+    for name in ("libcuda.so", "libcuda.so.1", "libcuda.so.1.1"):
+        write(tmp_path, f"/usr/lib/wsl/lib/{name}", "\x7fELF")
+    write(tmp_path, "/etc/ld.so.conf.d/ld.wsl.conf", "/usr/lib/wsl/lib\n")
+    bin_dir = tmp_path / "bin"
+    ldconfig = fake_program(
+        bin_dir,
+        "ldconfig",
+        FakeCall(argv=("-p",), stdout=OUTPUTS / "ldconfig-p-wsl-no-unversioned-libcuda.txt"),
+    )
+    facts = collect(make_ctx(env={"PATH": str(bin_dir)}, root=tmp_path, system="Linux"))
+    assert ldconfig.calls() == [("-p",)]
+    assert facts.loader_libcuda == "/usr/lib/wsl/lib/libcuda.so.1"
+    assert facts.loader_libcuda_unversioned is None
+    assert "libcuda.so" in facts.wsl_libs

@@ -76,6 +76,9 @@ class PlatformFacts:
     # probes.platform.WSL_DRIVER_FILES, in /usr/lib/wsl/lib, the driver store /usr/lib/wsl/drivers/*/, and the
     # system library folders a container toolkit may mount them into); None = not looked (not WSL 2).
     wsl_driver_files: tuple[str, ...] | None = None
+    # where the same ldconfig cache resolves the unversioned libcuda.so, which cuDNN 8 and other libraries
+    # dlopen by that name; None with loader_libcuda set = the cache has no such entry (WSL 2 and Jetson)
+    loader_libcuda_unversioned: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

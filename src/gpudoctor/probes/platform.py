@@ -18,7 +18,7 @@ TEGRA_LIBCUDA = (
     "/usr/lib/aarch64-linux-gnu/tegra/libcuda.so.1",
 )
 WINDOWS_VERSION = re.compile(r"\[Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\]")
-LDCONFIG_LIBCUDA = re.compile(r"^\s*libcuda\.so\.1 \(([^)]*)\) => (\S+)", re.MULTILINE)
+LDCONFIG_ENTRY = r"^\s*{name} \(([^)]*)\) => (\S+)"
 PROGRAM_TIMEOUT = 5.0
 # The Windows driver's files CUDA and NVML need in WSL 2 (NVIDIA Container Toolkit's pkg/nvcdi/driver-wsl.go
 # mounts exactly these into containers; libnvdxgdmal.so.1 came with the 555 Windows drivers).
@@ -243,9 +243,9 @@ def parse_windows_version(text: str) -> tuple[str, int] | None:
     return ".".join(g for g in match.groups() if g is not None), int(match.group(3))
 
 
-def parse_ldconfig_libcuda(text: str) -> str | None:
-    """The file `ldconfig -p` resolves libcuda.so.1 to (the first entry: what the loader picks)."""
-    match = LDCONFIG_LIBCUDA.search(text)
+def parse_ldconfig_libcuda(text: str, name: str = "libcuda.so.1") -> str | None:
+    """The file `ldconfig -p` resolves `name` to (the first entry: what the loader picks)."""
+    match = re.search(LDCONFIG_ENTRY.format(name=re.escape(name)), text, re.MULTILINE)
     return match.group(2) if match else None
 
 
@@ -260,12 +260,15 @@ def _program(ctx: ProbeContext, name: str, *places: str) -> str | None:
     return None
 
 
-def _loader_libcuda(ctx: ProbeContext) -> str | None:
+def _loader_libcuda(ctx: ProbeContext) -> tuple[str | None, str | None]:
+    """Where the ldconfig cache resolves libcuda.so.1 and the unversioned libcuda.so."""
     ldconfig = _program(ctx, "ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig")
     if ldconfig is None:
-        return None
+        return None, None
     result = ctx.runner.run([ldconfig, "-p"], timeout=PROGRAM_TIMEOUT, env=ctx.env)
-    return parse_ldconfig_libcuda(result.stdout) if result.ok else None
+    if not result.ok:
+        return None, None
+    return parse_ldconfig_libcuda(result.stdout), parse_ldconfig_libcuda(result.stdout, "libcuda.so")
 
 
 def _windows_from_wsl(ctx: ProbeContext) -> tuple[str, int] | None:
@@ -344,6 +347,7 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
     )
     jetson = _jetson(ctx)
     windows = _windows_from_wsl(ctx) if wsl == 2 else None
+    libcuda, libcuda_unversioned = _loader_libcuda(ctx) if wsl == 2 or jetson else (None, None)
     return PlatformFacts(
         system="Linux",
         release=release,
@@ -371,10 +375,11 @@ def _linux(ctx: ProbeContext) -> PlatformFacts:
         jetson_model=jetson.get("jetson_model"),
         tegra_libcuda=jetson.get("tegra_libcuda"),
         wsl_ld_conf=_wsl_ld_conf(ctx) if wsl == 2 else None,
-        loader_libcuda=_loader_libcuda(ctx) if wsl == 2 or jetson else None,
+        loader_libcuda=libcuda,
         windows_version=windows[0] if windows else None,
         windows_build=windows[1] if windows else None,
         wsl_driver_files=_wsl_driver_files(ctx) if wsl == 2 else None,
+        loader_libcuda_unversioned=libcuda_unversioned,
     )
 
 

@@ -15,7 +15,7 @@ from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import driver_system
 
 NVML_LIBRARY = "/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"
-MEMORY_HELD_SHARE = 0.8  # other processes hold this share of a GPU's memory or more
+MEMORY_HELD_SHARE = 0.7  # other processes hold this share of a GPU's memory or more
 LIST_PROCESSES = "nvidia-smi --query-compute-apps=gpu_bus_id,pid,process_name,used_memory --format=csv"
 
 
@@ -101,9 +101,45 @@ def nvml_crash_or_hang(ctx: RuleContext) -> Iterator[Verdict]:
 def memory_held(ctx: RuleContext) -> Iterator[Verdict]:
     d = _driver(ctx)
     for gpu in d.gpus:
-        if not gpu.memory_mib or gpu.memory_used_mib is None or not gpu.processes:
-            continue
+        if not gpu.memory_mib or gpu.memory_used_mib is None or gpu.mig_current:
+            continue  # a MIG GPU's memory belongs to its instances, judged by GD126
         if gpu.memory_used_mib < gpu.memory_mib * MEMORY_HELD_SHARE:
+            continue
+        free = gpu.memory_mib - gpu.memory_used_mib
+        spare = _other_gpu(d, gpu)
+        other = (
+            ctx.fix_in_container("Or run on another GPU", f"export CUDA_VISIBLE_DEVICES={spare}")
+            if spare is not None
+            else ctx.fix_in_container(
+                "Or let the program start with less memory (TensorFlow: grow on demand)",
+                "export TF_FORCE_GPU_ALLOW_GROWTH=true",
+            )
+        )
+        why = (
+            "A new program gets only the memory left over: it fails with 'CUDA out of memory' (or "
+            "CUDA_ERROR_OUT_OF_MEMORY at start-up) although nothing is wrong with it or the GPU."
+        )
+        used = f"GPU {gpu.index} memory used: {gpu.memory_used_mib} of {gpu.memory_mib} MiB"
+        if not gpu.processes:
+            yield Verdict(
+                severity=Severity.WARNING,
+                message=f"{_label(gpu)} has only {free} MiB of {gpu.memory_mib} MiB free, held by processes "
+                "this environment cannot see (another container, another user, or a process left over)",
+                why=why
+                + " NVML lists only the processes of this PID namespace, so the holder is outside it: "
+                "inside a container `nvidia-smi` shows no process at all.",
+                seen=(used, "processes visible here: none"),
+                fixes=(
+                    ctx.fix_on_host(
+                        "List every process holding the GPU where all of them are visible (the host, or ask its "
+                        "administrator) and end the leftover one",
+                        LIST_PROCESSES,
+                        "sudo fuser -v /dev/nvidia*",
+                        needs_admin=True,
+                    ),
+                    other,
+                ),
+            )
             continue
         holders = sorted(gpu.processes, key=lambda p: -(p.used_mib or 0))
         listed = ", ".join(
@@ -112,36 +148,22 @@ def memory_held(ctx: RuleContext) -> Iterator[Verdict]:
             + ")"
             for p in holders
         )
-        free = gpu.memory_mib - gpu.memory_used_mib
         yield Verdict(
             severity=Severity.WARNING,
             message=f"{_label(gpu)} has only {free} MiB of {gpu.memory_mib} MiB free: "
             f"{len(holders)} process(es) hold the rest",
-            why=(
-                "A new program gets only the memory left over: it fails with 'CUDA out of memory' (or "
-                "CUDA_ERROR_OUT_OF_MEMORY at start-up) although nothing is wrong with it or the GPU."
-            ),
-            seen=(
-                f"GPU {gpu.index} memory used: {gpu.memory_used_mib} of {gpu.memory_mib} MiB",
-                f"processes: {listed}",
-            ),
+            why=why,
+            seen=(used, f"processes: {listed}"),
             fixes=(
-                ctx.fix(
+                # NVML gives the host's PIDs: inside a container they name other processes, or none
+                (ctx.fix_on_host if ctx.in_container else ctx.fix)(
                     "See which processes hold the memory; wait for them, or end the ones that are yours "
                     "(a leftover notebook kernel or a crashed training run)",
                     LIST_PROCESSES,
                     f"ps -o pid,user,etime,args -p {','.join(str(p.pid) for p in holders)}",
                     f"kill {holders[0].pid}",
                 ),
-                ctx.fix(
-                    "Or run on another GPU",
-                    f"export CUDA_VISIBLE_DEVICES={_other_gpu(d, gpu)}",
-                )
-                if _other_gpu(d, gpu) is not None
-                else ctx.fix(
-                    "Or let the program start with less memory (TensorFlow: grow on demand)",
-                    "export TF_FORCE_GPU_ALLOW_GROWTH=true",
-                ),
+                other,
             ),
         )
 

@@ -9,7 +9,7 @@ from gpudoctor.facts import PlatformFacts
 from gpudoctor.model import Severity, Verdict
 from gpudoctor.rules import causes
 from gpudoctor.rules.context import RuleContext
-from gpudoctor.rules.recipes import host_fix, wsl_container_toolkit_fixes
+from gpudoctor.rules.recipes import host_fix, prepend_path, wsl_container_toolkit_fixes
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import framework_cuda_errors
 from gpudoctor.versions import major_of
@@ -230,3 +230,76 @@ def _by_folder(paths: tuple[str, ...]) -> tuple[str, ...]:
     if not folders:
         return ("Windows driver files found: none",)
     return tuple(f"found in {folder}: {' '.join(names)}" for folder, names in folders.items())
+
+
+CUDNN8_WHEELS = ("nvidia-cudnn-cu11", "nvidia-cudnn-cu12")
+
+
+def _cudnn8_in_use(ctx: RuleContext) -> str | None:
+    """What shows that cuDNN 8 is what a framework here loads: a line of evidence, or None."""
+    torch, tf = ctx.facts.torch, ctx.facts.tensorflow
+    if torch is not None and torch.cudnn_version and 8000 <= torch.cudnn_version < 9000:
+        return f"PyTorch {torch.version or ''} uses cuDNN {torch.cudnn_version}".replace("  ", " ")
+    if tf is not None and (tf.build_cudnn_version or "").split(".")[0] == "8":
+        return f"TensorFlow {tf.version or ''} was built for cuDNN {tf.build_cudnn_version}".replace(
+            "  ", " "
+        )
+    for name in CUDNN8_WHEELS:
+        dist = ctx.distribution(name)
+        if dist is not None and dist.version.startswith("8."):
+            return f"{name} {dist.version} installed"
+    libs = ctx.facts.libraries
+    for f in libs.files if libs else ():
+        if f.kind == "cudnn" and f.loader_default and (f.version or "").split(".")[0] == "8":
+            return f"cuDNN {f.version} at {f.path}"
+    return None
+
+
+@rule(
+    "GD535",
+    "On WSL 2, cuDNN 8 can load the Windows driver's libcuda.so by its unversioned name",
+    requires=("GD504", "GD505", "GD506", *causes.WSL),
+    needs=("platform",),
+    problem="On WSL 2, cuDNN 8 cannot load libcuda.so: convolutions will fail",
+    part="platform",
+)
+def wsl_unversioned_libcuda(ctx: RuleContext) -> Iterator[Verdict]:
+    p = _platform(ctx)
+    if p.wsl != 2 or p.loader_libcuda is None or p.loader_libcuda_unversioned is not None:
+        return  # ldconfig was not asked, or its cache resolves libcuda.so
+    if not p.loader_libcuda.startswith(WSL_LIB + "/") or "libcuda.so" not in p.wsl_libs:
+        return  # GD531 judges a libcuda.so.1 from elsewhere
+    path = ctx.variables.get("LD_LIBRARY_PATH", "")
+    if WSL_LIB in (folder.rstrip("/") for folder in path.split(":")):
+        return  # dlopen looks in the folder itself and finds it
+    d = ctx.facts.driver
+    if not _framework_saw_gpu(ctx) and (d is None or d.nvml_state != "ok"):
+        return  # no GPU reaches this machine yet: what stops that is the finding
+    evidence = _cudnn8_in_use(ctx)
+    if evidence is None:
+        return
+    yield Verdict(
+        severity=Severity.WARNING,
+        message="cuDNN 8 will fail at the first convolution on this WSL 2 machine: it loads libcuda.so by its "
+        "unversioned name, and the loader cannot find that name",
+        why=(
+            "cuDNN 8's sub-libraries (libcudnn_cnn_infer.so.8 and others) dlopen `libcuda.so`. WSL puts "
+            f"{WSL_LIB} on the loader's list, but the ldconfig cache holds only libcuda.so.1 from there, so "
+            "`import` and `torch.cuda.is_available()` work and the first convolution aborts with "
+            '"Could not load library libcudnn_cnn_infer.so.8. Error: libcuda.so: cannot open shared object file".'
+        ),
+        seen=(
+            f"ldconfig resolves libcuda.so.1 to {p.loader_libcuda}, libcuda.so to nothing",
+            f"{WSL_LIB}: libcuda.so present",
+            f"LD_LIBRARY_PATH: {path or 'not set'}",
+            evidence,
+        ),
+        fixes=(
+            ctx.fix(
+                f"Put {WSL_LIB} first on LD_LIBRARY_PATH, here and in every new shell (dlopen then finds "
+                "libcuda.so in the folder itself)",
+                prepend_path("LD_LIBRARY_PATH", WSL_LIB),
+                f"echo '{prepend_path('LD_LIBRARY_PATH', WSL_LIB)}' >> ~/.bashrc",
+            ),
+        ),
+    )
