@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import types
 from collections.abc import Iterator, Mapping
@@ -223,3 +224,31 @@ def bin_dir(tmp_path: Path) -> Path:
     path = tmp_path / "bin"
     path.mkdir()
     return path
+
+
+_MODULES_AT_EXIT = """
+import json, os, sys
+out, sys.argv = sys.argv[1], ["gpudoctor", *sys.argv[2:]]
+_exit = os._exit
+def _leave(code):
+    with open(out, "w") as handle:
+        json.dump(sorted(sys.modules), handle)
+    _exit(code)
+os._exit = _leave
+from gpudoctor.entry import main
+main()
+"""
+
+
+def modules_imported_by(tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The modules a `gpudoctor ARGS` run (the real entry point, in a child process) had imported when it
+    left, with its result. `-X importtime` cannot say: it misses what importlib.import_module imports."""
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_AT_EXIT, str(out), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    return set(json.loads(out.read_text(encoding="utf-8"))), done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -11,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gpudoctor import entry, prestart, runner
-from gpudoctor.probes import driver, tensorflow
+from gpudoctor.probes import driver, jax, tensorflow, torch
+from gpudoctor.probes.base import ProbeUnavailable
 from gpudoctor.runner import CommandResult
 from tests.conftest import make_ctx
 from tests.standins import install_standin, make_venv, site_packages
@@ -25,11 +27,45 @@ def test_the_prestarted_children_are_the_ones_the_probes_ask_for(tmp_path: Path)
     env = {"PATH": os.defpath, "PYTHONPATH": "relative:/abs"}
     scripts = [script for script, _ in prestart.children(str(python), env)]
     assert scripts == ["python", "libraries", "torch"]
-    assert prestart.FRAMEWORK_CHILD_ENV["tensorflow"] == tensorflow.VERBOSE_LOGGING
+    assert prestart.FRAMEWORK_CHILD_ENV["tensorflow"] == tensorflow.CHILD_ENV
     assert all(
         child["PYTHONPATH"] == "/abs" and child["PYTHONSAFEPATH"] == "1"
         for _, child in prestart.children(str(python), env)
     )
+
+
+def test_the_prestarted_framework_children_are_the_ones_the_probes_run(tmp_path: Path) -> None:
+    """Same argv, environment and folder, or the framework is imported twice (once unadopted)."""
+    python = make_venv(tmp_path)
+    for name in ("tensorflow", "torch", "jax"):
+        install_standin(site_packages(python), name, "1.0", name, "")
+    asked: dict[str, tuple[tuple[str, ...], dict[str, str] | None, str | None]] = {}
+    scripts = {prestart.script_source(name): name for name in ("tensorflow", "torch", "jax")}
+
+    class Recording:
+        def run(
+            self,
+            argv: Sequence[str],
+            *,
+            timeout: float,
+            env: Mapping[str, str] | None = None,
+            cwd: str | None = None,
+        ) -> CommandResult:
+            if len(argv) > 2 and argv[2] in scripts:
+                asked[scripts[argv[2]]] = (tuple(argv), dict(env) if env is not None else None, cwd)
+            return CommandResult(argv=tuple(argv), returncode=1)
+
+    env = {"PATH": os.defpath, "PYTHONPATH": "/abs"}
+    ctx = dataclasses.replace(make_ctx(python=str(python), env=env, cwd=tmp_path), runner=Recording())
+    for probe in (tensorflow, torch, jax):
+        with contextlib.suppress(ProbeUnavailable):
+            probe.collect(ctx)
+    started = {
+        name: ((str(python), "-c", prestart.script_source(name)), child, str(tmp_path))
+        for name, child in prestart.frameworks(str(python), ctx.env)
+    }
+    assert set(asked) == {"tensorflow", "torch", "jax"}
+    assert asked == started
 
 
 def test_the_prestarted_nvml_query_is_the_one_the_driver_probe_runs() -> None:

@@ -28,9 +28,13 @@ from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
 CHILD_FOLDER = Path(__file__).resolve().parent / "probes" / "child"
 PRELUDE = "_prelude"
 _PRELUDE_IMPORT = re.compile(r"^from _prelude import (?:\([^)]*\)|[^\n]*)\n", re.MULTILINE)
-# The environment each framework's probe adds for its child (tests/test_prestart.py checks the probes').
+# The environment each framework's probe adds for its child (tests/test_prestart.py checks it is the probes').
 FRAMEWORK_CHILD_ENV: dict[str, dict[str, str]] = {
-    "tensorflow": {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_MAX_VLOG_LEVEL": "1"},
+    "tensorflow": {
+        "TF_CPP_MIN_LOG_LEVEL": "0",
+        "TF_CPP_MAX_VLOG_LEVEL": "1",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    },
 }
 
 

@@ -14,7 +14,7 @@ from gpudoctor.explain import SECTIONS, Explanation
 from gpudoctor.model import Finding, RuleOutcome
 from gpudoctor.render.json import finding_data
 from gpudoctor.render.screen import PLAIN, Screen
-from gpudoctor.render.text import finding_lines, print_lines
+from gpudoctor.render.text import fancy_marks, finding_lines, print_lines
 
 
 class _WholeLines(CodeBlock):
@@ -71,7 +71,7 @@ def render_page(
         if findings:
             console.print("[bold]On this machine[/bold]")
             for finding in findings:
-                print_lines(console, finding_lines(finding, console))
+                print_lines(console, finding_lines(finding, fancy_marks(console)))
         elif outcome is not None and outcome.state == "skip":
             console.print(f"On this machine: {page.code} did not apply ({outcome.detail}).", markup=False)
         else:
