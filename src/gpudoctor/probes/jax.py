@@ -59,6 +59,11 @@ _CUDNN_LOADED = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _UNABLE_TO_LOAD = re.compile(r"Unable to load (?P<name>[\w.]+)\. Is it installed\?")
+# jaxlib 0.4.17-0.4.2x (jax/_src/xla_bridge.py _check_cuda_versions), before "Outdated ... installation found"
+# (hardware, #10.9): "Found cuDNN version 8600, but JAX was built against version 8907, which is newer."
+_FOUND_OLDER = re.compile(
+    r"Found (?P<name>[\w.]+) version (?P<installed>\d+), but JAX was built against version (?P<built>\d+)"
+)
 
 
 def decode_version(name: str, raw: str) -> str:
@@ -96,6 +101,14 @@ def library_checks(texts: Iterable[str]) -> tuple[JaxLibraryCheck, ...]:
             checks.setdefault(
                 "cudnn",
                 JaxLibraryCheck(name="cuDNN", installed=m["installed"], minimum=m["built"], built=m["built"]),
+            )
+        for m in _FOUND_OLDER.finditer(blob):
+            name, built = m["name"], decode_version(m["name"], m["built"])
+            checks.setdefault(
+                name.lower(),
+                JaxLibraryCheck(
+                    name=name, installed=decode_version(name, m["installed"]), minimum=built, built=built
+                ),
             )
         for m in _UNABLE_TO_LOAD.finditer(blob):
             checks.setdefault(m["name"].lower(), JaxLibraryCheck(name=m["name"]))

@@ -475,6 +475,7 @@ def conda_cuda_packages_mismatch(ctx: RuleContext) -> Iterator[Verdict]:
         and have_cudnn is not None
         and cudnn_mm is not None
         and (have_cudnn[0] != cudnn_mm[0] or (len(cudnn_mm) > 1 and have_cudnn[:2] < cudnn_mm[:2]))
+        and _fitting_cudnn(ctx, ".".join(str(n) for n in cudnn_mm[:2])) is None  # a fitting wheel: GD202's
     ):
         problems.append(f"cudnn {cudnn.version}, {build.label} needs cuDNN {build.cudnn}")
     if not problems:

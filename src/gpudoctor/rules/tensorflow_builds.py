@@ -34,6 +34,7 @@ from gpudoctor.rules.views import (
     TfBuild,
     and_cuda_pins,
     files_named,
+    framework_signs,
     gpu_capabilities,
     normalise_targets,
     python_range,
@@ -361,21 +362,14 @@ def releases_with_kernels(ctx: RuleContext, cc: str, system: System) -> list[str
     return sorted(found, key=series_key)
 
 
-_IGNORED_GPU = re.compile(
-    r"Ignoring visible gpu device .*compute capability: (\d+\.\d+)\).*"
-    r"minimum required Cuda capability is (\d+\.\d+)"
-)
-
-
 def ignored_for_capability(ctx: RuleContext) -> dict[str, tuple[str, str]]:
     """TensorFlow's own log: compute capability -> (its minimum, the log line) for GPUs it ignored
-    as too old ("Ignoring visible gpu device ... The minimum required Cuda capability is 3.5.")."""
-    tf = ctx.facts.tensorflow
+    as too old ("Ignoring visible gpu device ... The minimum required Cuda capability is 3.5."), read
+    through the frameworks' one map of explicit lines (views.FRAMEWORK_SIGNS, hardware #10.9)."""
     found: dict[str, tuple[str, str]] = {}
-    for line in tf.log_lines if tf else ():
-        match = _IGNORED_GPU.search(line)
-        if match:
-            found.setdefault(match.group(1), (match.group(2), line.strip()))
+    for sign in framework_signs(ctx, "gpu-outside-build"):
+        if sign.framework == "TensorFlow" and "cc" in sign.found and "minimum" in sign.found:
+            found.setdefault(sign.found["cc"], (sign.found["minimum"], sign.text.strip()))
     return found
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -148,13 +149,211 @@ def cuda_error_in(text: str) -> CudaError | None:
 
 
 def framework_cuda_errors(ctx: RuleContext) -> list[tuple[str, str, CudaError]]:
-    """(framework, its text, the CUDA error it names) for each framework message that names one."""
+    """(framework, its text, the CUDA error it names) for each framework message that names one: the
+    "cuda-error" rows of FRAMEWORK_SIGNS."""
     found = []
-    for framework, text in framework_errors(ctx):
-        error = cuda_error_in(text)
+    for sign in framework_signs(ctx, "cuda-error"):
+        error = cuda_error_in(sign.text)
         if error is not None:
-            found.append((framework, text, error))
+            found.append((sign.framework, sign.text, error))
     return found
+
+
+# ----------------------------------------------------------------------------------------------
+# hardware (#10.9): one map from every framework's own explicit lines to the root-cause class they name.
+# Each row is what that framework really prints, where it prints it; a rule asks for a cause and gets the
+# lines of every framework that said it, so one root cause is one finding whichever framework reported it.
+
+SignCause = Literal[
+    "cuda-error",  # CUDA's driver API refused to start: a CUresult by number or name (CUDA_ERRORS)
+    "gpu-outside-build",  # the GPU's compute capability is outside what the framework build supports
+    "no-kernel-image",  # a kernel for this GPU's architecture is missing from the build (or unloadable)
+    "cudnn-not-loaded",  # cuDNN could not be loaded at all
+    "cudnn-version",  # a cuDNN was loaded, but not the version the framework was built against
+]
+
+
+@dataclass(frozen=True)
+class FrameworkSign:
+    framework: str  # "TensorFlow", "PyTorch", "JAX"
+    cause: SignCause
+    pattern: re.Pattern[str]  # named groups where the line carries them: cc, minimum, loaded, built, library
+    where: str  # the source that prints it
+
+
+FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
+    # cuInit / cudaGetDeviceCount errors: the code is read by cuda_error_in (NUMBERED, NAMED, TORCH_UNKNOWN).
+    FrameworkSign(
+        "TensorFlow",
+        "cuda-error",
+        re.compile(r"failed call to cuInit|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "),
+        "stream_executor cuda_diagnostics / cuda_driver.cc: 'failed call to cuInit: CUDA_ERROR_...'",
+    ),
+    FrameworkSign(
+        "PyTorch",
+        "cuda-error",
+        re.compile(
+            r"\b[Ee]rror \d{1,3}: |CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|" + re.escape(TORCH_UNKNOWN)
+        ),
+        "torch/cuda/__init__.py: 'CUDA initialization: ... Error 802: system not yet initialized'",
+    ),
+    FrameworkSign(
+        "JAX",
+        "cuda-error",
+        re.compile(r"cuInit\(0\) failed|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "),
+        "xla/stream_executor/cuda: 'INTERNAL: cuInit(0) failed: CUDA_ERROR_...' (the backend error)",
+    ),
+    # The GPU is older (or newer) than the build supports.
+    FrameworkSign(
+        "TensorFlow",
+        "gpu-outside-build",
+        re.compile(
+            r"Ignoring visible gpu device .*compute capability: (?P<cc>\d+\.\d+)\).*"
+            r"minimum required Cuda capability is (?P<minimum>\d+\.\d+)"
+        ),
+        "tensorflow/core/common_runtime/gpu/gpu_device.cc: 'Ignoring visible gpu device (...) with Cuda compute "
+        "capability X. The minimum required Cuda capability is Y.'",
+    ),
+    FrameworkSign(
+        "PyTorch",
+        "gpu-outside-build",
+        re.compile(
+            r"Found GPU\d+ .* which is of cuda capability (?P<cc>\d+\.\d+)\.\s*"
+            r"PyTorch no longer supports this GPU because it is too old\.\s*"
+            r"The minimum cuda capability supported by this library is (?P<minimum>\d+\.\d+)",
+            re.DOTALL,
+        ),
+        "torch/cuda/__init__.py _check_capability: old_gpu_warn",
+    ),
+    FrameworkSign(
+        "PyTorch",
+        "gpu-outside-build",
+        re.compile(
+            r"with CUDA capability sm_(?P<sm>\d+) is not compatible with the current PyTorch installation"
+        ),
+        "torch/cuda/__init__.py _check_cubins: '... with CUDA capability sm_120 is not compatible with the current "
+        "PyTorch installation.'",
+    ),
+    FrameworkSign(
+        "JAX",
+        "gpu-outside-build",
+        re.compile(
+            r"has CUDA compute capability (?P<cc>\d+\.\d+) which is lower than the minimum supported compute "
+            r"capability (?P<minimum>\d+\.\d+)"
+        ),
+        "jax/_src/xla_bridge.py _check_cuda_compute_capability (a RuntimeWarning)",
+    ),
+    # No kernel for this GPU: CUDA's cudaErrorNoKernelImageForDevice (209) in each framework's words.
+    FrameworkSign(
+        "PyTorch",
+        "no-kernel-image",
+        re.compile(r"no kernel image is available for execution on the device"),
+        "CUDA runtime cudaGetErrorString(209), raised as 'CUDA error: no kernel image is available ...'",
+    ),
+    FrameworkSign(
+        "TensorFlow",
+        "no-kernel-image",
+        re.compile(r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"),
+        "stream_executor: 'CUDA_ERROR_NO_BINARY_FOR_GPU' / the runtime's text",
+    ),
+    FrameworkSign(
+        "JAX",
+        "no-kernel-image",
+        re.compile(r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"),
+        "xla/stream_executor/cuda/cuda_driver.cc: 'CUDA_ERROR_NO_BINARY_FOR_GPU: no kernel image is available ...'",
+    ),
+    # cuDNN not loaded at all.
+    FrameworkSign(
+        "TensorFlow",
+        "cudnn-not-loaded",
+        re.compile(
+            r"Could not load dynamic library '(?P<library>(?:lib)?cudnn\w*(?:\.so(?:\.\d+)*|\.dll))'|"
+            r"Couldn't open CUDA library (?P<old>libcudnn\w*\.so(?:\.\d+)*)|Unable to load cuDNN DSO"
+        ),
+        "tsl/platform/default/dso_loader.cc ('Could not load dynamic library ...'); TF <= 1.4 cuda_dnn.cc",
+    ),
+    FrameworkSign(
+        "PyTorch",
+        "cudnn-not-loaded",
+        re.compile(r"Could not load library (?P<library>libcudnn\w*\.so(?:\.\d+)*)"),
+        "cuDNN 8's own loader, on stderr: 'Could not load library libcudnn_cnn_infer.so.8. Error: ...'",
+    ),
+    FrameworkSign(
+        "JAX",
+        "cudnn-not-loaded",
+        re.compile(r"Unable to load cuDNN\. Is it installed\?"),
+        "jax/_src/xla_bridge.py _check_cuda_versions: 'Unable to load cuDNN. Is it installed?'",
+    ),
+    # cuDNN of another version than the build's.
+    FrameworkSign(
+        "TensorFlow",
+        "cudnn-version",
+        re.compile(
+            r"Loaded runtime CuDNN library:\s*(?P<loaded>\d+(?:\.\d+)*).*?but source was compiled with:\s*(?P<built>\d+(?:\.\d+)*)"
+        ),
+        "xla/stream_executor/cuda/cuda_dnn.cc (shared by TensorFlow and JAX)",
+    ),
+    FrameworkSign(
+        "JAX",
+        "cudnn-version",
+        re.compile(
+            r"Loaded runtime CuDNN library:\s*(?P<loaded>\d+(?:\.\d+)*).*?but source was compiled with:\s*(?P<built>\d+(?:\.\d+)*)|"
+            r"Found cuDNN version (?P<found>\d+), but JAX was built against version (?P<jax_built>\d+)|"
+            r"Outdated cuDNN installation found"
+        ),
+        "cuda_dnn.cc; jax/_src/xla_bridge.py _check_cuda_versions ('Found cuDNN version X, but JAX was built "
+        "against version Y', later 'Outdated cuDNN installation found')",
+    ),
+    FrameworkSign(
+        "PyTorch",
+        "cudnn-version",
+        re.compile(
+            r"cuDNN version incompatibility: PyTorch was compiled\s+against (?P<built>\(.*?\)) but found "
+            r"runtime version (?P<loaded>\(.*?\))"
+        ),
+        "torch/backends/cudnn/__init__.py _init: 'cuDNN version incompatibility: PyTorch was compiled  against ...'",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SignSeen:
+    framework: str
+    cause: SignCause
+    text: str  # the whole line (or error) that said it
+    found: dict[str, str]  # the pattern's groups that matched
+
+
+def _framework_texts(ctx: RuleContext) -> list[tuple[str, str, bool]]:
+    """Everything each framework said, and whether it said it while starting CUDA (framework_errors: the
+    only texts a "cuda-error" row reads); then PyTorch's cuDNN check and each framework's import error."""
+    said = [(framework, text, True) for framework, text in framework_errors(ctx)]
+    torch, tf, jax = ctx.facts.torch, ctx.facts.tensorflow, ctx.facts.jax
+    if torch is not None:
+        said += [("PyTorch", t, False) for t in (torch.cudnn_error, torch.import_error) if t]
+    if tf is not None and tf.import_error:
+        said.append(("TensorFlow", tf.import_error, False))
+    if jax is not None and jax.import_error:
+        said.append(("JAX", jax.import_error, False))
+    return said
+
+
+def framework_signs(ctx: RuleContext, cause: SignCause | None = None) -> list[SignSeen]:
+    """Every framework line that FRAMEWORK_SIGNS maps to a root-cause class (only `cause`, if given), in
+    the order the frameworks said them, one per line and cause."""
+    seen: list[SignSeen] = []
+    for framework, text, starting in _framework_texts(ctx):
+        for sign in FRAMEWORK_SIGNS:
+            if sign.framework != framework or (cause is not None and sign.cause != cause):
+                continue
+            if sign.cause == "cuda-error" and not starting:
+                continue
+            match = sign.pattern.search(text)
+            if match is None or any(s.text == text and s.cause == sign.cause for s in seen):
+                continue
+            groups = {k: v for k, v in match.groupdict().items() if v is not None}
+            seen.append(SignSeen(framework, sign.cause, text, groups))
+    return seen
 
 
 # ----------------------------------------------------------------------------------------------
