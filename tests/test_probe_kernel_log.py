@@ -108,3 +108,18 @@ def test_this_machine_answers_or_says_why() -> None:
         return
     assert facts.source in ("journalctl", "dmesg")
     assert all("NVRM" not in ln or ln.startswith("NVRM") for ln in facts.lines)
+
+
+def test_the_log_programs_run_without_the_users_library_path(bin_dir: Path) -> None:
+    """dmesg and journalctl need none of the user's LD_LIBRARY_PATH; with hundreds of folders on it the
+    loader searches each for every library they link, so they are run without it."""
+    script = bin_dir / "dmesg"
+    script.write_text(
+        '#!/bin/sh\necho "[    1.0] NVRM: library path ${LD_LIBRARY_PATH-unset}"\n', encoding="utf-8"
+    )
+    script.chmod(0o755)
+    env = {"PATH": str(bin_dir), "LD_LIBRARY_PATH": "/opt/many/lib:/opt/more/lib"}
+    facts = collect(make_ctx(env=env, system="Linux"))
+    assert facts.lines == ("NVRM: library path unset",)
+    tool_env = make_ctx(env=env).tool_env
+    assert "LD_LIBRARY_PATH" not in tool_env and tool_env["PATH"] == str(bin_dir)

@@ -85,6 +85,14 @@ class ProbeContext:
     def os_name(self) -> str:
         return self.system or platform.system()
 
+    @property
+    def tool_env(self) -> dict[str, str]:
+        """The environment for the system's own programs (dmesg, journalctl, systemctl, nvcc --version):
+        the user's without LD_LIBRARY_PATH, which they do not use and which makes the loader search every
+        folder on it for each of their libraries (hundreds of folders: a second per program), or break them.
+        Framework children and nvidia-smi keep the user's environment: there it is what is diagnosed."""
+        return {k: v for k, v in self.env.items() if k != "LD_LIBRARY_PATH"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Description:

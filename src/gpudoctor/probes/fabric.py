@@ -94,14 +94,14 @@ def collect(ctx: ProbeContext) -> FabricFacts:
     values: dict[str, str] = {}
     systemctl = which("systemctl", ctx.env)
     if facts.systemd and systemctl:
-        result = ctx.runner.run([systemctl, *SHOW], timeout=TIMEOUT, env=ctx.env)
+        result = ctx.runner.run([systemctl, *SHOW], timeout=TIMEOUT, env=ctx.tool_env)
         if result.ok:
             values = parse_show(result.stdout)
         else:
             problems.append(f"systemctl: {result.describe_failure()}")
     version = None
     if binary is not None:
-        result = ctx.runner.run([binary, "--version"], timeout=TIMEOUT, env=ctx.env)
+        result = ctx.runner.run([binary, "--version"], timeout=TIMEOUT, env=ctx.tool_env)
         version = parse_version(result.stdout + "\n" + result.stderr)
         if version is None:
             problems.append(

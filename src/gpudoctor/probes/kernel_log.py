@@ -102,7 +102,7 @@ def collect(ctx: ProbeContext) -> KernelLogFacts:
     refusals = []
     journalctl = which("journalctl", ctx.env)
     if journalctl:
-        result = ctx.runner.run([journalctl, *JOURNALCTL], timeout=TIMEOUT, env=ctx.env)
+        result = ctx.runner.run([journalctl, *JOURNALCTL], timeout=TIMEOUT, env=ctx.tool_env)
         if _journal_usable(result):
             return replace(parse_kernel_log(result.stdout), source="journalctl")
         said = (
@@ -113,7 +113,7 @@ def collect(ctx: ProbeContext) -> KernelLogFacts:
         refusals.append(f"journalctl: {said}")
     dmesg = which("dmesg", ctx.env)
     if dmesg:
-        result = ctx.runner.run([dmesg], timeout=TIMEOUT, env=ctx.env)
+        result = ctx.runner.run([dmesg], timeout=TIMEOUT, env=ctx.tool_env)
         if result.ok and result.stdout.strip():
             return replace(parse_kernel_log(result.stdout), source="dmesg")
         refusals.append(f"dmesg: {_said(result, 'dmesg')}")

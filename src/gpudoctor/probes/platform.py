@@ -265,7 +265,7 @@ def _loader_libcuda(ctx: ProbeContext) -> tuple[str | None, str | None]:
     ldconfig = _program(ctx, "ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig")
     if ldconfig is None:
         return None, None
-    result = ctx.runner.run([ldconfig, "-p"], timeout=PROGRAM_TIMEOUT, env=ctx.env)
+    result = ctx.runner.run([ldconfig, "-p"], timeout=PROGRAM_TIMEOUT, env=ctx.tool_env)
     if not result.ok:
         return None, None
     return parse_ldconfig_libcuda(result.stdout), parse_ldconfig_libcuda(result.stdout, "libcuda.so")
@@ -276,7 +276,7 @@ def _windows_from_wsl(ctx: ProbeContext) -> tuple[str, int] | None:
     cmd = _program(ctx, "cmd.exe", "/mnt/c/Windows/System32/cmd.exe")
     if cmd is None:
         return None
-    result = ctx.runner.run([cmd, "/c", "ver"], timeout=PROGRAM_TIMEOUT, env=ctx.env)
+    result = ctx.runner.run([cmd, "/c", "ver"], timeout=PROGRAM_TIMEOUT, env=ctx.tool_env)
     return parse_windows_version(result.stdout) if result.ok else None
 
 

@@ -107,7 +107,7 @@ class _Search:
         key = self.resolve(nvcc)
         if key not in self.nvcc_results:
             result = self.ctx.runner.run(
-                [str(self.ctx.path(nvcc)), "--version"], timeout=NVCC_TIMEOUT, env=dict(self.ctx.env)
+                [str(self.ctx.path(nvcc)), "--version"], timeout=NVCC_TIMEOUT, env=self.ctx.tool_env
             )
             if not result.ok:
                 self.nvcc_results[key] = (None, result.describe_failure())
