@@ -130,28 +130,29 @@ def distributions_venv(count: int) -> Path:
 
 
 def conda_prefix(count: int) -> Path:
-    python = make_venv(f"conda-{count}", marker="-1")
+    python = make_venv(f"conda-{count}-named", marker="-1")
     meta = python.parent.parent / "conda-meta"
     if meta.is_dir() and len(list(meta.glob("*.json"))) == count:
         return python
     meta.mkdir(exist_ok=True)
     for i in range(count):
-        name = f"package-{i:05d}"
+        name, build = f"package-{i:05d}", f"py311h{i:06x}_0"
+        dist = f"{name}-1.{i}.0-{build}"  # conda names the record, the package file and its folder this way
         files = [f"lib/python3.11/site-packages/{name.replace('-', '_')}/mod{k}.py" for k in range(30)]
         record = {
-            "build": f"py311h{i:06x}_0",
+            "build": build,
             "build_number": 0,
             "channel": "https://conda.anaconda.org/conda-forge/linux-64",
             "constrains": [],
             "depends": [f"dep-{j} >=1.0" for j in range(i % 6)] + ["python >=3.11,<3.12.0a0"],
-            "extracted_package_dir": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0",
+            "extracted_package_dir": f"/opt/conda/pkgs/{dist}",
             "files": files,
-            "fn": f"{name}-1.{i}.0-py311_0.conda",
+            "fn": f"{dist}.conda",
             "license": "MIT",
-            "link": {"source": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0", "type": 1},
+            "link": {"source": f"/opt/conda/pkgs/{dist}", "type": 1},
             "md5": "0" * 32,
             "name": name,
-            "package_tarball_full_path": f"/opt/conda/pkgs/{name}-1.{i}.0-py311_0.conda",
+            "package_tarball_full_path": f"/opt/conda/pkgs/{dist}.conda",
             "paths_data": {
                 "paths": [
                     {"_path": f, "path_type": "hardlink", "sha256": "a" * 64, "size_in_bytes": 1000 + k}
@@ -164,10 +165,10 @@ def conda_prefix(count: int) -> Path:
             "size": 12345,
             "subdir": "linux-64",
             "timestamp": 1700000000000,
-            "url": f"https://conda.anaconda.org/conda-forge/linux-64/{name}-1.{i}.0-py311_0.conda",
+            "url": f"https://conda.anaconda.org/conda-forge/linux-64/{dist}.conda",
             "version": f"1.{i}.0",
         }
-        (meta / f"{name}-1.{i}.0-py311_0.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        (meta / f"{dist}.json").write_text(json.dumps(record, indent=2, sort_keys=True))
     return python
 
 

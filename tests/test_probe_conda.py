@@ -366,3 +366,40 @@ def test_the_child_reads_as_this_process_reads(tmp_path: Path) -> None:
     assert parse_marker(done.stdout) == conda_meta.read_folder(str(prefix / "conda-meta"))
     assert conda_meta.read_folder(str(prefix / "conda-meta"))["unreadable"] == ["broken-1-0.json"]
     assert conda_meta.read_folder(str(tmp_path / "none")) == {"error": "No such file or directory"}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "change", "quick"),
+    [
+        ("cudnn-9.1.0-h1234_0.json", {}, True),
+        (
+            "cuda-nvcc-impl-12.4.131-h7f3b2c9_1.json",
+            {"name": "cuda-nvcc-impl", "version": "12.4.131", "build": "h7f3b2c9_1"},
+            True,
+        ),
+        ("cudnn-9.1.0-h1234_0.json", {"build": "h9999_0"}, False),  # the file name is not the record's
+        ("cudnn-9.1.0.json", {}, False),
+        ("cudnn-9.1.0-h1234_0.json", {"channel": ""}, False),
+        ("cudnn-9.1.0-h1234_0.json", {"build_number": 3}, True),
+        ("cudnn-9.1.0-h1234_0.json", {"arch": "x86_64"}, False),  # a member before build: not the layout
+    ],
+)
+def test_a_record_read_from_its_name_and_head_reads_as_the_whole_record(
+    tmp_path: Path, file_name: str, change: dict[str, object], quick: bool
+) -> None:
+    """conda names a record name-version-build.json and writes build and channel first: those two and the
+    name are enough (issue #12), and the answer is the whole record's whenever the head agrees."""
+    record = {
+        "build": "h1234_0",
+        "channel": "https://conda.anaconda.org/conda-forge/linux-64",
+        "files": [f"lib/libx{k}.so" for k in range(400)],
+        "name": "cudnn",
+        "version": "9.1.0",
+        **change,
+    }
+    text = json.dumps(record, indent=2, sort_keys=True)
+    folder = tmp_path / "conda-meta"
+    folder.mkdir()
+    (folder / file_name).write_text(text, encoding="utf-8")
+    assert (conda_meta.head_fields(file_name, text[: conda_meta.HEAD_BYTES]) is not None) is quick
+    assert conda_meta.read_folder(str(folder))["records"] == [[file_name, *conda_meta.record_fields(text)]]

@@ -114,6 +114,34 @@ def record_fields(text: str) -> tuple[str, str, str, str]:
     return name, version, build if isinstance(build, str) else "", channel if isinstance(channel, str) else ""
 
 
+# The first members of a record in that layout: build, build_number (optional), channel.
+_HEAD = re.compile(r'\{\n  "build": "([^"\\\n]*)",\n(?:  "build_number": [^\n]*\n)?  "channel": "([^"\\\n]+)",?\n')
+HEAD_BYTES = 1024
+
+
+def head_fields(file_name: str, head: str) -> tuple[str, str, str, str] | None:
+    """(name, version, build, channel) from a record's file name and its first bytes: conda names each
+    record `name-version-build.json`, and neither a version nor a build may hold a '-'. The build the
+    record itself names must agree; None (read it whole) otherwise."""
+    match = _HEAD.match(head)
+    parts = file_name[: -len(".json")].rsplit("-", 2)
+    if match is None or len(parts) != 3 or not all(parts) or parts[2] != match.group(1):
+        return None
+    return parts[0], parts[1], parts[2], match.group(2)
+
+
+def _fields_of(folder: str, file_name: str) -> tuple[str, str, str, str]:
+    """One record's fields: from its name and first bytes when they suffice, else from all of it."""
+    path = os.path.join(folder, file_name)  # noqa: PTH118 - thousands of records
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        head = os.read(fd, HEAD_BYTES)
+    finally:
+        os.close(fd)
+    quick = head_fields(file_name, head.decode("utf-8", "replace"))
+    return quick if quick is not None else record_fields(_read(path).decode("utf-8"))
+
+
 def _read(path: str) -> bytes:
     """A record's bytes, with one open and as few reads as its size needs (thousands of records)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -139,8 +167,7 @@ def read_folder(folder: str) -> dict[str, Any]:
     unreadable: list[str] = []
     for name in names:
         try:
-            text = _read(os.path.join(folder, name)).decode("utf-8")  # noqa: PTH118 - thousands of records
-            records.append([name, *record_fields(text)])
+            records.append([name, *_fields_of(folder, name)])
         except (OSError, ValueError, UnicodeDecodeError):
             unreadable.append(name)
     return {"records": records, "unreadable": unreadable}
