@@ -115,7 +115,9 @@ def record_fields(text: str) -> tuple[str, str, str, str]:
 
 
 # The first members of a record in that layout: build, build_number (optional), channel.
-_HEAD = re.compile(r'\{\n  "build": "([^"\\\n]*)",\n(?:  "build_number": [^\n]*\n)?  "channel": "([^"\\\n]+)",?\n')
+_HEAD = re.compile(
+    r'\{\n  "build": "([^"\\\n]*)",\n(?:  "build_number": [^\n]*\n)?  "channel": "([^"\\\n]+)",?\n'
+)
 HEAD_BYTES = 1024
 
 
