@@ -470,18 +470,7 @@ def _usual_report(name: str, path: str, text: str) -> Node | None:
         return None
     if isinstance(head, str):
         raise _Bad(head)
-    gpus, version = _inventory({"driver": driver})
-    return Node(
-        name=name,
-        path=path,
-        kind="report",
-        findings=head.findings,
-        usable_gpu=head.usable_gpu,
-        gpus=gpus,
-        driver_version=version,
-        gpudoctor_version=head.gpudoctor_version,
-        schema_version=head.schema_version,
-    )
+    return _node_of_report(name, path, head, {"driver": driver})
 
 
 def _read_head(text: str, end: int) -> _Head | str | None:
@@ -655,8 +644,12 @@ def _head(doc: dict[str, Any]) -> _Head:
 
 
 def _report_node(name: str, path: str, doc: dict[str, Any]) -> Node:
-    head = _head(doc)
-    gpus, driver = _inventory(doc.get("facts"))
+    return _node_of_report(name, path, _head(doc), doc.get("facts"))
+
+
+def _node_of_report(name: str, path: str, head: _Head, facts: Any) -> Node:
+    """A report's node: its head's findings and versions, and the GPU count and driver of its facts."""
+    gpus, driver = _inventory(facts)
     return Node(
         name=name,
         path=path,
