@@ -71,6 +71,30 @@ def test_open_module_without_gsp_rm_init_api_mismatch_lockdown() -> None:
     )
 
 
+def test_relevance_ignores_case_and_each_refusal_is_said_as_the_kernel_said_it() -> None:
+    log = "\n".join(
+        [
+            "[    1.000000] usb 1-1: new high-speed USB device",
+            "[    2.000000] NVSWITCH: probe of 0000:05:00.0 done",
+            "[    3.000000] nvidia: module license 'NVIDIA' taints kernel.",
+            "[    4.000000] LOCKDOWN: insmod: unsigned MODULE loading is restricted",
+            "[    5.000000] Loading of unsigned module is rejected. Key was rejected by service",
+            "[    6.000000] nvidia: Unknown symbol drm_gem_prime_fd_to_handle (err -2)",
+        ]
+    )
+    facts = parse_kernel_log(log)
+    assert facts.lines == (
+        "NVSWITCH: probe of 0000:05:00.0 done",
+        "nvidia: module license 'NVIDIA' taints kernel.",
+        "LOCKDOWN: insmod: unsigned MODULE loading is restricted",
+        "Loading of unsigned module is rejected. Key was rejected by service",
+        "nvidia: Unknown symbol drm_gem_prime_fd_to_handle (err -2)",
+    )
+    assert facts.module_rejected == "Loading of unsigned module is rejected. Key was rejected by service"
+    symbol = parse_kernel_log(log.replace("Key was rejected by service", "key accepted"))
+    assert symbol.module_rejected == "nvidia: Unknown symbol drm_gem_prime_fd_to_handle (err -2)"
+
+
 def test_unprivileged_user_gets_needs_root(bin_dir: Path) -> None:
     fake_program(bin_dir, "journalctl", FakeCall(argv=JOURNALCTL, stdout=""))
     fake_program(bin_dir, "dmesg", FakeCall(argv=(), stderr=OUTPUTS / "dmesg-not-permitted.txt", exit_code=1))
