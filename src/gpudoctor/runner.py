@@ -113,15 +113,17 @@ class Scope:
     def remaining(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
-    def end(self) -> None:
-        """Kill every program of this scope, with its process group and tagged descendants."""
+    def end(self, *, sweep: bool = True) -> None:
+        """Kill every program of this scope, with its process group and (`sweep`) tagged descendants:
+        a look through every process of the machine, left out where this scope started nothing."""
         with _LOCK:
             self.ended = True
             procs = list(self._procs)
         for proc in procs:
             _kill_group(proc)
         adopted = tuple(self._adopted)
-        _kill_tagged(lambda tag: tag.startswith(self.tag) or tag in adopted)
+        if sweep and (self._runs or adopted):
+            _kill_tagged(lambda tag: tag.startswith(self.tag) or tag in adopted)
 
 
 # Re-entrant: the Ctrl-C handler ends every child from the main thread, which may hold it (prestart spawns
@@ -129,6 +131,7 @@ class Scope:
 _LOCK = threading.RLock()
 _LOCAL = threading.local()
 _SCOPES: set[Scope] = set()
+_SWEEP_NEEDED = False  # a program was started since `end_all_children` last found none left
 _DEFAULT_SCOPE = Scope()
 
 
@@ -149,22 +152,31 @@ def scope(name: str, deadline: float | None = None) -> Iterator[Scope]:
         yield new
     finally:
         _LOCAL.scope = previous
-        new.end()
+        # Its programs' groups now; a descendant that left its group is found by the next
+        # `end_all_children` (one look through /proc for all scopes, not one per scope).
+        new.end(sweep=False)
         with _LOCK:
             _SCOPES.discard(new)
 
 
 def end_all_children() -> None:
-    """End every program gpudoctor started that is still running, and their descendants."""
+    """End every program gpudoctor started that is still running, and their descendants (the look
+    through /proc is left out when nothing was started since the last one found nothing left)."""
+    global _SWEEP_NEEDED
     with _LOCK:
         scopes = [*_SCOPES, _DEFAULT_SCOPE]
+        needed, _SWEEP_NEEDED = _SWEEP_NEEDED, False
     for each in scopes:
         with _LOCK:
             procs = list(each._procs)
         for proc in procs:
             _kill_group(proc)
+    if not needed:
+        return
     mine = f"{os.getpid()}:"
-    _kill_tagged(lambda tag: tag.startswith(mine))
+    if _kill_tagged(lambda tag: tag.startswith(mine)):
+        with _LOCK:
+            _SWEEP_NEEDED = True
 
 
 atexit.register(end_all_children)
@@ -233,18 +245,19 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _kill_tagged(wanted: Callable[[str], bool], wait: float = 1.0) -> None:
-    """SIGKILL the tagged processes, and wait (a little) until they are gone: nothing is left on return."""
+def _kill_tagged(wanted: Callable[[str], bool], wait: float = 1.0) -> bool:
+    """SIGKILL the tagged processes, and wait (a little) until they are gone; False when none is left."""
     for _ in range(3):  # a process may fork while we kill: look again
         pids = _tagged(wanted)
         if not pids:
-            return
+            return False
         for pid in pids:
             with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + wait / 3
         while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
             time.sleep(0.01)
+    return any(_alive(pid) for pid in _tagged(wanted))
 
 
 def _alive(pid: int) -> bool:
@@ -314,8 +327,10 @@ def _reader(pipe: object, capture: _Capture) -> threading.Thread:
 def _spawn(
     args: tuple[str, ...], env: Mapping[str, str] | None, cwd: str | None, tag: str
 ) -> subprocess.Popen[bytes]:
+    global _SWEEP_NEEDED
     child_env = dict(os.environ if env is None else env)
     child_env[TAG] = tag
+    _SWEEP_NEEDED = True  # set before the start: a sweep under way may miss this one
     popen_kwargs: dict[str, object] = {}
     if sys.platform == "win32":
         popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
