@@ -5,8 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from importlib import resources
-from importlib.abc import Traversable
+from pathlib import Path
 
 SECTIONS = ("What it means", "Why it happens", "How to confirm", "How to fix", "References")
 
@@ -22,8 +21,8 @@ class Explanation:
         return match.group(1).strip() if match else ""
 
 
-def _folder() -> Traversable:
-    return resources.files("gpudoctor").joinpath("explanations")
+def _folder() -> Path:
+    return Path(__file__).resolve().parent / "explanations"
 
 
 def all_codes() -> list[str]:

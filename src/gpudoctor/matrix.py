@@ -12,7 +12,6 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1734,9 +1733,9 @@ def parse_matrix(
 
 def default_matrix_path() -> Path:
     """The packaged matrix, or the repository-root file in a source checkout."""
-    packaged = resources.files("gpudoctor") / MATRIX_FILE
+    packaged = Path(__file__).resolve().parent / MATRIX_FILE
     if packaged.is_file():
-        return Path(str(packaged))
+        return packaged
     return Path(__file__).resolve().parents[2] / MATRIX_FILE
 
 

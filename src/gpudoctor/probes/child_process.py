@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from gpudoctor.prestart import child_env, script_source
+from gpudoctor.prestart import CHILD_FOLDER, child_env, script_source
 from gpudoctor.probes.base import ProbeContext, load_json
 from gpudoctor.runner import CommandResult
 
@@ -35,7 +34,7 @@ class ChildRun:
 
 def script_names() -> tuple[str, ...]:
     """The scripts in `probes/child/` (not the prelude)."""
-    folder = resources.files("gpudoctor.probes.child")
+    folder = CHILD_FOLDER
     return tuple(
         sorted(
             entry.name.removesuffix(".py")
