@@ -23,7 +23,6 @@ import dataclasses
 import functools
 import os
 import re
-import socket
 import types
 import typing
 from collections.abc import Mapping
@@ -161,6 +160,10 @@ def _home_of(user: str) -> str:
 
 
 def _hostname() -> str:
+    if hasattr(os, "uname"):  # what gethostname() returns there, without importing socket
+        return os.uname().nodename
+    import socket
+
     try:
         return socket.gethostname()
     except OSError:
