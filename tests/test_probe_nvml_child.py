@@ -7,13 +7,17 @@ the per-GPU, MIG and process queries, fails one GPU, crashes in nvmlInit or hang
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from gpudoctor.facts import GpuProcess, MigDevice
+from gpudoctor.prestart import nvml_child
+from gpudoctor.probes.child_process import parse_marker
 from gpudoctor.probes.driver import collect, describe
+from gpudoctor.probes.nvml_query import STEP
 from tests.conftest import OUTPUTS, make_ctx, write_executable
 from tests.standin_nvml import build_standin_nvml, nvml_env
 
@@ -158,6 +162,35 @@ def test_child_does_not_run_code_from_the_working_directory(tmp_path: Path, libr
     finally:
         os.chdir(here)
     assert facts.nvml_state == "ok" and len(facts.gpus) == 2
+
+
+def test_without_the_library_pynvml_is_not_even_imported(tmp_path: Path, library: Path) -> None:
+    """No libnvidia-ml.so.1 for the loader: the child answers pynvml's own "library not found" without
+    importing pynvml (the child run with -X importtime, which lists every module it imports)."""
+    env = {"PATH": os.defpath, "LD_LIBRARY_PATH": str(tmp_path / "nothing-here")}
+    argv, child_env = nvml_child(env)
+    argv = (argv[0], "-X", "importtime", *argv[1:])
+
+    def imported(result: subprocess.CompletedProcess[str]) -> set[str]:
+        return {
+            ln.rpartition("|")[2].strip()
+            for ln in result.stderr.splitlines()
+            if ln.startswith("import time:")
+        }
+
+    missing = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=60, check=False)
+    assert parse_marker(missing.stdout) == {"init_error": 12, "message": "NVML Shared Library Not Found"}
+    assert STEP + "nvmlInit" in missing.stderr.splitlines()
+    assert "pynvml" not in imported(missing)
+    child_env.update(nvml_env(library, tmp_path / "spec.txt", {"init": 0, "count": 0}))
+    found = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=60, check=False)
+    assert "pynvml" in imported(found)
+    assert parse_marker(found.stdout) == {
+        "init_error": None,
+        "driver_version": "535.104.05",
+        "cuda_version": 12020,
+        "gpus": [],
+    }
 
 
 def test_real_machine_without_a_driver() -> None:

@@ -182,16 +182,36 @@ def _announce(call: str) -> None:
     sys.stderr.flush()
 
 
+def library_missing() -> bool:
+    """True when the loader cannot open libnvidia-ml.so.1 (Linux): nvmlInit would fail with
+    NVML_ERROR_LIBRARY_NOT_FOUND, as pynvml loads nothing else there. Asked before importing pynvml,
+    whose import costs more than the rest of this script on a machine without a driver."""
+    if not sys.platform.startswith("linux"):
+        return False  # Windows: pynvml looks in System32 and Program Files; macOS has no NVML
+    import ctypes
+
+    _announce("nvmlInit")  # a library that crashes as it loads crashes in pynvml's nvmlInit too
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     for folder in argv[1:2]:
         if folder and folder not in sys.path:
             sys.path.append(folder)  # where gpudoctor's own pynvml lives; never the working directory
-    try:
-        import pynvml
-    except ImportError as exc:
-        data: dict[str, Any] = {"init_error": 12, "message": f"nvidia-ml-py is not importable: {exc}"}
+    data: dict[str, Any]
+    if library_missing():
+        data = {"init_error": 12, "message": "NVML Shared Library Not Found"}  # pynvml's words for it
     else:
-        data = query(pynvml, _announce)
+        try:
+            import pynvml
+        except ImportError as exc:
+            data = {"init_error": 12, "message": f"nvidia-ml-py is not importable: {exc}"}
+        else:
+            data = query(pynvml, _announce)
     sys.stdout.write(MARKER + json.dumps(data) + "\n")
     sys.stdout.flush()
     return 0
