@@ -139,7 +139,7 @@ def test_the_cli_writes_the_cache_once_then_reads_it(tmp_path: Path) -> None:
     )
     cached = _file(tmp_path)
     entries = len(marshal.loads(matrix_cache.read_payload(cached, codecache._header()) or b"0"))
-    assert entries > 20  # the methods of every dataclass `--help` makes
+    assert entries > 10  # the methods of every dataclass `--help` makes
     written = cached.stat().st_mtime_ns
     again = subprocess.run(
         [sys.executable, "-m", "gpudoctor", "--help"], env=env, capture_output=True, text=True, check=True

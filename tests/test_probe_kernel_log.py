@@ -72,15 +72,13 @@ def test_open_module_without_gsp_rm_init_api_mismatch_lockdown() -> None:
 
 
 def test_relevance_ignores_case_and_each_refusal_is_said_as_the_kernel_said_it() -> None:
-    log = "\n".join(
-        [
-            "[    1.000000] usb 1-1: new high-speed USB device",
-            "[    2.000000] NVSWITCH: probe of 0000:05:00.0 done",
-            "[    3.000000] nvidia: module license 'NVIDIA' taints kernel.",
-            "[    4.000000] LOCKDOWN: insmod: unsigned MODULE loading is restricted",
-            "[    5.000000] Loading of unsigned module is rejected. Key was rejected by service",
-            "[    6.000000] nvidia: Unknown symbol drm_gem_prime_fd_to_handle (err -2)",
-        ]
+    log = (
+        "[    1.000000] usb 1-1: new high-speed USB device\n"
+        "[    2.000000] NVSWITCH: probe of 0000:05:00.0 done\n"
+        "[    3.000000] nvidia: module license 'NVIDIA' taints kernel.\n"
+        "[    4.000000] LOCKDOWN: insmod: unsigned MODULE loading is restricted\n"
+        "[    5.000000] Loading of unsigned module is rejected. Key was rejected by service\n"
+        "[    6.000000] nvidia: Unknown symbol drm_gem_prime_fd_to_handle (err -2)"
     )
     facts = parse_kernel_log(log)
     assert facts.lines == (

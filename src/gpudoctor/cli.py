@@ -5,7 +5,8 @@ judge → decide) and `render/` (one module per output format). A new subcommand
 `commands/` with one typer-annotated function, registered by one `_register` line at the end of this
 file. A subcommand is built (its module imported, its options made) only when it runs or is listed
 by `gpudoctor --help`: building all six took a tenth of `check`'s time.
-Only this module, `commands/` and `render/` import typer and rich. Heavy modules are imported
+Only this module, `commands/` and `render/` import typer and rich. A plain `gpudoctor check` does
+not come here at all: the entry point reads it and runs `checking.run` itself (see checking.py). Heavy modules are imported
 inside the commands so that `gpudoctor --help` stays fast. Exit codes: 0 no errors, 1 errors found (or
 warnings with --fail-on warning, or no usable GPU with --require-gpu), 2 bad usage or an
 internal error.
@@ -13,22 +14,16 @@ internal error.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Generic, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from gpudoctor.commands.common import MatrixOption, NoRedactOption, PythonOption, TimeoutOption, gather
-from gpudoctor.output import OutputError
+from gpudoctor.commands.common import MatrixOption, NoRedactOption, PythonOption, TimeoutOption
 from gpudoctor.pipeline import UsageError
-
-T = TypeVar("T")
 
 # name -> (the subcommand's function, found when it is first built; its line in `gpudoctor --help`),
 # in the order `--help` lists them
@@ -112,28 +107,6 @@ def _root(
     """Diagnose why TensorFlow, PyTorch or JAX does not use your NVIDIA GPU, and say how to fix it."""
 
 
-class _Background(Generic[T]):
-    """Run a function in a thread; `result()` returns its value or re-raises its exception."""
-
-    def __init__(self, fn: Callable[[], T]) -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], T]) -> None:
-        try:
-            self._value = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            self._error = exc
-
-    def result(self) -> T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-
 _FORMATS_HELP = "text, json, markdown, junit or github"
 
 
@@ -194,36 +167,25 @@ def check(
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """Probe this machine's GPU stack and report what is wrong, why, and how to fix it."""
-    from gpudoctor import pipeline
-    from gpudoctor.delivery import Delivery, check_format, deliver
-    from gpudoctor.render.screen import Screen
+    from gpudoctor.checking import CheckOptions, run
 
-    delivery = Delivery(
-        fmt=check_format("json" if json_output else output_format),
+    options = CheckOptions(
+        python=python,
+        output_format=output_format,
+        json_output=json_output,
         output=output,
         verbose=verbose,
-        annotations=not no_annotations,
         save_facts=save_facts,
-        redact=not no_redact,
-        env=dict(os.environ),
-    )
-    policy = pipeline.Policy(
+        no_redact=no_redact,
+        facts_file=facts_file,
+        matrix_file=matrix_file,
         fail_on=fail_on.value,
         require_gpu=require_gpu,
         require=tuple(f.value for f in require or ()),
+        no_annotations=no_annotations,
+        timeout=timeout,
     )
-    if facts_file is not None:
-        facts = pipeline.load_facts(facts_file)
-        matrix = pipeline.load_matrix(matrix_file)
-        origin = pipeline.Origin(kind="replay", path=str(facts_file))
-    else:
-        matrix_loader = _Background(lambda: pipeline.load_matrix(matrix_file))  # parse while probes run
-        _Background(pipeline.warm_up)
-        facts = gather(python, timeout)
-        matrix = matrix_loader.result()
-        origin = pipeline.Origin()
-    run = pipeline.check(facts=facts, matrix=matrix, policy=policy, origin=origin)
-    raise typer.Exit(deliver(run, delivery, stdout=Screen.of(sys.stdout), stderr=Screen.of(sys.stderr)))
+    raise typer.Exit(run(options))
 
 
 def explain(
@@ -293,26 +255,10 @@ def matrix_command(
         write_stdout(buffer.getvalue())
 
 
-def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"gpudoctor: error: {message}\n")
-    raise SystemExit(2)
-
-
 def main() -> None:
-    from gpudoctor.runner import exit_cleanly_on_signals
+    from gpudoctor.guard import guarded
 
-    exit_cleanly_on_signals()  # Ctrl-C/SIGTERM: end every child, one line, exit 130/143 (typer would hide it)
-    try:
-        app()
-    except (UsageError, OutputError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        sys.stderr.write("gpudoctor: interrupted\n")
-        raise SystemExit(130) from None
-    except Exception as exc:  # never a traceback for the user
-        if os.environ.get("GPUDOCTOR_DEBUG"):
-            raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set GPUDOCTOR_DEBUG=1 for the traceback)")
+    guarded(app)
 
 
 def _register(module: str, name: str, short_help: str) -> None:

@@ -7,7 +7,8 @@ options that decide what is probed (`--python`, `--timeout`) straight from argv,
 `pipeline.gather` in a thread at once, and only then loads the CLI. `pipeline.gather`, called by
 the command with the options typer parsed, adopts that early run when they agree (and runs afresh
 otherwise), so behaviour is that of the command alone. Anything this reader does not understand
-(an unknown option, `--help`, `--facts`) means no early start.
+(an unknown option, `--help`, `--facts`) means no early start. A plain `check` is then run
+without typer at all (`checking`); every other command line goes to the typer CLI.
 
 At the end the output is flushed and the process leaves with `os._exit`: the children are ended
 first, and the interpreter's teardown (freeing every module and object) is skipped.
@@ -19,42 +20,39 @@ import os
 import sys
 from collections.abc import Sequence
 
-# Options of `check` / `collect` that take a value, and those that do not (keep in step with cli.py
-# and commands/collect.py; an option missing here only means no early start).
-_VALUED = {
-    "check": frozenset(
-        {"--python", "--format", "-f", "--output", "-o", "--save-facts", "--facts", "--matrix"}
-        | {"--fail-on", "--require", "--timeout"}
-    ),
-    "collect": frozenset({"--output", "-o", "--python", "--timeout"}),
-}
-_FLAGS = {
-    "check": frozenset({"--json", "--verbose", "-v", "--no-redact", "--require-gpu", "--no-annotations"}),
-    "collect": frozenset({"--no-redact"}),
-}
+# Options of `collect` that take a value, and those that do not (keep in step with
+# commands/collect.py; an option missing here only means no early start). `check` is read by
+# `checking.options_from_argv`, which also runs it without typer.
+_COLLECT_VALUED = frozenset({"--output", "-o", "--python", "--timeout"})
+_COLLECT_FLAGS = frozenset({"--no-redact"})
 DEFAULT_TIMEOUT = 60.0
 
 
 def probing_options(argv: Sequence[str]) -> tuple[str | None, float] | None:
     """(--python, --timeout) of a live `check`/`collect` command line; None for anything else."""
-    if not argv or argv[0] not in _VALUED:
+    from gpudoctor.checking import options_from_argv
+
+    if argv[:1] == ["check"]:
+        check = options_from_argv(argv)
+        if check is None or check.facts_file is not None:  # a replay probes nothing
+            return None
+        return check.python, check.timeout
+    if argv[:1] != ["collect"]:
         return None
-    command, rest = argv[0], list(argv[1:])
+    rest = list(argv[1:])
     values: dict[str, str] = {}
     while rest:
         arg = rest.pop(0)
         name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in _FLAGS[command] and not eq:
+        if name in _COLLECT_FLAGS and not eq:
             continue
-        if name not in _VALUED[command]:
+        if name not in _COLLECT_VALUED:
             return None  # an argument, --help, an unknown or combined option: let typer decide
         if not eq:
             if not rest:
                 return None
             value = rest.pop(0)
         values[name] = value
-    if "--facts" in values:
-        return None  # a replay probes nothing
     try:
         timeout = float(values.get("--timeout", DEFAULT_TIMEOUT))
     except ValueError:
@@ -82,9 +80,18 @@ def main() -> None:
             from gpudoctor import pipeline
 
             pipeline.start_early(*options)
-        from gpudoctor.cli import main as cli_main
+        from gpudoctor.checking import options_from_argv
 
-        cli_main()
+        check = options_from_argv(sys.argv[1:])
+        if check is not None:  # a plain `gpudoctor check`: run without loading typer
+            from gpudoctor.checking import run
+            from gpudoctor.guard import guarded
+
+            guarded(lambda: run(check))
+        else:
+            from gpudoctor.cli import main as cli_main
+
+            cli_main()
         code: object = 0
     except SystemExit as exc:
         code = exc.code

@@ -1,17 +1,15 @@
 """What several subcommands share: the options that mean the same everywhere, and gathering facts
-with a progress line on a terminal. Only typer is imported here, so `gpudoctor --help` stays fast."""
+with a progress line on a terminal (`checking.gather`). Only typer is imported here, so
+`gpudoctor --help` stays fast."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from gpudoctor.facts import Facts
+from gpudoctor.checking import gather
 
 PYTHON_HELP = (
     "Interpreter whose environment to diagnose. Default: the active venv, then the active conda env, "
@@ -34,14 +32,4 @@ NoRedactOption = Annotated[
     ),
 ]
 
-
-def gather(python: str | None, timeout: float, *, only: Collection[str] | None = None) -> Facts:
-    """`pipeline.gather`, with one line per probe on stderr while it runs when stderr is a terminal."""
-    from gpudoctor import pipeline
-
-    if not sys.stderr.isatty():
-        return pipeline.gather(python, timeout, only=only)
-    from gpudoctor.render.progress import spinner
-
-    with spinner(pipeline.probe_names(only)) as on_done:
-        return pipeline.gather(python, timeout, on_done=on_done, only=only)
+__all__ = ["MatrixOption", "NoRedactOption", "PythonOption", "TimeoutOption", "gather"]
