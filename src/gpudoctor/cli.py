@@ -6,10 +6,10 @@ judge → decide) and `render/` (one module per output format). A new subcommand
 file. A subcommand is built (its module imported, its options made) only when it runs or is listed
 by `gpudoctor --help`: building all six took a tenth of `check`'s time.
 Only this module, `commands/` and `render/` import typer and rich. A plain `gpudoctor check` does
-not come here at all: the entry point reads it and runs `checking.run` itself (see checking.py). Heavy modules are imported
-inside the commands so that `gpudoctor --help` stays fast. Exit codes: 0 no errors, 1 errors found (or
-warnings with --fail-on warning, or no usable GPU with --require-gpu), 2 bad usage or an
-internal error.
+not come here at all: the entry point reads it and runs `checking.run` itself (see checking.py).
+Heavy modules are imported inside the commands so that `gpudoctor --help` stays fast. Exit codes:
+0 no errors, 1 errors found (or warnings with --fail-on warning, or no usable GPU with
+--require-gpu), 2 bad usage or an internal error.
 """
 
 from __future__ import annotations
