@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from gpudoctor import runner
 from gpudoctor.runner import SubprocessRunner, which
@@ -82,3 +86,32 @@ def test_ending_every_child_works_from_the_thread_that_holds_the_runner_lock() -
     worker.start()
     worker.join(10)
     assert done.is_set()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows keeps shutil.which (PATHEXT)")
+def test_which_finds_what_shutil_which_finds(tmp_path: Path) -> None:
+    import random
+    import shutil
+
+    for folder, executable in (("x", "ab"), ("y", "b"), ("z", "abc")):
+        (tmp_path / folder / "d").mkdir(parents=True)  # a folder where a program could be
+        for name in ("a", "b", "c"):
+            program = tmp_path / folder / name
+            program.write_text("#!/bin/sh\n", encoding="utf-8")
+            program.chmod(0o755 if name in executable else 0o644)
+    choices = [str(tmp_path / f) for f in ("x", "y", "z", "x/", "missing")] + [""]
+    rng = random.Random(12)
+    for _ in range(300):
+        path = os.pathsep.join(rng.choice(choices) for _ in range(rng.randint(0, 4)))
+        for name in (
+            "a",
+            "b",
+            "c",
+            "d",
+            "nothing",
+            str(tmp_path / "x" / "a"),
+            str(tmp_path / "y" / "a"),
+            "x/a",
+        ):
+            assert which(name, {"PATH": path}) == shutil.which(name, path=path), (name, path)
+    assert which("sh", {}) == shutil.which("sh", path=os.defpath)

@@ -12,9 +12,9 @@ which the CLI turns into one line and exit 2.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +157,7 @@ def _gather_now(
         for p in PROBES
         if only is None or p.name in only
     )
-    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return dataclasses.replace(collect(ctx, probes, on_done=on_done), collected_at=started)
 
 

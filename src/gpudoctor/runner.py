@@ -518,10 +518,29 @@ def _text(data: bytes | None) -> str:
 
 
 def which(name: str, env: Mapping[str, str]) -> str | None:
-    """`shutil.which` against the given environment's PATH (the user's, not ours)."""
-    import shutil  # here: its import (and zlib, bz2, lzma) would delay the first prestarted child
+    """`shutil.which` against the given environment's PATH (the user's, not ours). Outside Windows
+    the same search is done here: importing shutil (with bz2 and lzma) cost a check 5 ms."""
+    path = env.get("PATH", os.defpath)
+    if sys.platform == "win32":
+        import shutil  # PATHEXT, and the working directory first
 
-    return shutil.which(name, path=env.get("PATH", os.defpath))
+        return shutil.which(name, path=path)
+    if os.path.dirname(name):  # noqa: PTH120 - shutil.which's own test
+        return name if _executable_file(name) else None
+    if not path:
+        return None
+    seen: set[str] = set()
+    for folder in path.split(os.pathsep):
+        if folder not in seen:
+            seen.add(folder)
+            candidate = os.path.join(folder, name)  # noqa: PTH118 - shutil.which's own join
+            if _executable_file(candidate):
+                return candidate
+    return None
+
+
+def _executable_file(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)  # noqa: PTH110, PTH112
 
 
 # --- Ctrl-C and termination ----------------------------------------------------------------------
