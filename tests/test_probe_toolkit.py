@@ -288,3 +288,29 @@ def test_a_ptxas_that_says_nothing_useful_is_an_error_not_a_version(tmp_path: Pa
     fake_program(crashed, "ptxas", FakeCall(argv=("--version",), exit_code=139))
     facts = toolkit.collect(make_ctx(env={"PATH": f"{crashed}:{tmp_path / 'cuda' / 'bin'}"}))
     assert facts.ptxas_version is None and facts.ptxas_error
+
+
+def test_nvcc_and_ptxas_are_asked_at_once(tmp_path: Path) -> None:
+    """Each program answers only once the other has started: asked one after the other, the first
+    would give up after 5 s and print nothing; asked at once, both answer."""
+    bin_dir = tmp_path / "cuda-13.0" / "bin"
+    make_install(tmp_path / "cuda-13.0")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, other in (("nvcc", "ptxas"), ("ptxas", "nvcc")):
+        output = tmp_path / f"{name}.txt"
+        output.write_text(recorded(f"{name}-13.0.txt"), encoding="utf-8")
+        script = bin_dir / name
+        script.write_text(
+            "#!/bin/sh\n"
+            f"touch '{tmp_path / name}.started'\n"
+            "i=0\n"
+            f"while [ ! -e '{tmp_path / other}.started' ]; do\n"
+            "  i=$((i+1)); [ $i -gt 500 ] && exit 3; sleep 0.01\n"
+            "done\n"
+            f"cat '{output}'\n",
+            encoding="utf-8",
+        )
+        script.chmod(0o755)
+    facts = toolkit.collect(make_ctx(env={"PATH": f"{bin_dir}:{os.defpath}"}))  # the scripts' sleep
+    assert facts.nvcc_version == "13.0.88" and facts.nvcc_error is None
+    assert facts.ptxas_version is not None and facts.ptxas_version.startswith("13.0.")

@@ -115,3 +115,29 @@ def test_which_finds_what_shutil_which_finds(tmp_path: Path) -> None:
         ):
             assert which(name, {"PATH": path}) == shutil.which(name, path=path), (name, path)
     assert which("sh", {}) == shutil.which("sh", path=os.defpath)
+
+
+def test_calls_made_at_once_run_their_programs_in_the_callers_scope(tmp_path: Path) -> None:
+    """Programs started by `concurrently`'s threads belong to the caller's scope: its deadline cuts
+    them, and nothing is left running when the scope is left."""
+    sleeper = write_executable(tmp_path, "sleeper", sleep=30)
+    results: list[runner.CommandResult] = []
+    started = time.monotonic()
+    with runner.scope("probe", deadline=time.monotonic() + 1.0):
+        runner.concurrently(
+            [lambda: results.append(SubprocessRunner().run([str(sleeper)], timeout=60)) for _ in range(3)]
+        )
+    assert time.monotonic() - started < 20
+    assert [r.error for r in results] == ["timeout"] * 3
+    runner.end_all_children()
+    assert runner.tagged_processes() == []
+
+
+def test_an_exception_in_one_call_is_raised_in_the_caller() -> None:
+    def fails() -> None:
+        raise ValueError("in a worker")
+
+    done: list[int] = []
+    with pytest.raises(ValueError, match="in a worker"):
+        runner.concurrently([lambda: done.append(1), fails])
+    assert done == [1]

@@ -140,6 +140,33 @@ def current_scope() -> Scope:
     return scope or _DEFAULT_SCOPE
 
 
+def concurrently(calls: Sequence[Callable[[], object]]) -> None:
+    """Make the calls at once, each in a thread of its own that runs its programs in the caller's
+    scope (under its deadline, ended with it); returns when all have returned, raising the first
+    exception one raised. For a probe whose programs do not depend on each other."""
+    if len(calls) < 2:
+        for call in calls:
+            call()
+        return
+    owner = getattr(_LOCAL, "scope", None)
+    errors: list[BaseException] = []
+
+    def work(call: Callable[[], object]) -> None:
+        _LOCAL.scope = owner
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c,), name="gpudoctor-run", daemon=True) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 @contextmanager
 def scope(name: str, deadline: float | None = None) -> Iterator[Scope]:
     """Run the body with its programs in a scope of their own (per thread); ended on the way out."""
@@ -459,12 +486,8 @@ class SubprocessRunner:
                 return CommandResult(argv=args, error="os-error", error_detail=str(exc))
             out, err = _Capture(self.head_bytes, self.tail_bytes), _Capture(self.head_bytes, self.tail_bytes)
             readers = [_reader(proc.stdout, out), _reader(proc.stderr, err)]
-        timed_out = False
         try:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out = not _wait(proc, readers, timeout)
             if timed_out or owner.ended:
                 _kill_group(proc)
                 _kill_tagged(lambda found: found == tag)
@@ -500,6 +523,29 @@ class SubprocessRunner:
             detail = f"timed out after {limit:g} s" if timed_out else "stopped: the probe's time was up"
             return dataclasses.replace(result, returncode=None, error="timeout", error_detail=detail)
         return result
+
+
+def _wait(proc: subprocess.Popen[bytes], readers: list[threading.Thread], timeout: float) -> bool:
+    """Wait until the program has exited (True) or `timeout` passes (False).
+
+    A program's pipes close as it exits, which ends its reader threads: joining them wakes at once,
+    where `Popen.wait(timeout)` sleeps in doubling steps of up to 50 ms between looks (a program done
+    in 70 ms was seen done at 113 ms). A program that exits while something it started holds the
+    pipes is still seen, by a look every 50 ms."""
+    deadline = time.monotonic() + timeout
+    for reader in readers:
+        while reader.is_alive():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return proc.poll() is not None
+            reader.join(min(left, 0.05))
+            if reader.is_alive() and proc.poll() is not None:
+                return True
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _join(threads: list[threading.Thread], seconds: float) -> bool:

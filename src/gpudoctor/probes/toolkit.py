@@ -7,13 +7,16 @@ environment's own nvcc, and the standard install folders. An install's version c
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from gpudoctor.facts import CudaInstall, ToolkitFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
+from gpudoctor.runner import concurrently
 
 NVCC_TIMEOUT = 5.0
 MAX_INSTALLS = 12
@@ -121,6 +124,15 @@ class _Search:
                 self.nvcc_results[key] = (version, None)
         return self.nvcc_results[key]
 
+    def run_all(self, programs: Iterable[str | None]) -> None:
+        """Each program's --version at once (`run_nvcc` then answers from what they said): they do
+        not depend on each other, and one after another they were most of this probe's time."""
+        wanted: dict[str, str] = {}
+        for program in programs:
+            if program and (key := self.resolve(program)) not in self.nvcc_results:
+                wanted.setdefault(key, program)
+        concurrently([functools.partial(self.run_nvcc, program) for program in wanted.values()])
+
     def nvcc_root(self, nvcc: str) -> str:
         """The install an nvcc belongs to, through symlinks and one-line wrapper scripts (/usr/local/bin/nvcc)."""
         real = self.resolve(nvcc)
@@ -137,10 +149,8 @@ class _Search:
 def collect(ctx: ProbeContext) -> ToolkitFacts:
     search = _Search(ctx=ctx, windows=ctx.os_name == "Windows")
     nvcc_on_path = _which(ctx, search.nvcc_name, search.windows)
-    nvcc_version = nvcc_error = None
     path_install = None
     if nvcc_on_path:
-        nvcc_version, nvcc_error = search.run_nvcc(nvcc_on_path)
         path_install = search.add(search.nvcc_root(nvcc_on_path), "PATH", nvcc=nvcc_on_path)
 
     cuda_home_var = next((v for v in ("CUDA_HOME", "CUDA_PATH") if ctx.env.get(v)), None)
@@ -173,8 +183,12 @@ def collect(ctx: ProbeContext) -> ToolkitFacts:
             "no CUDA toolkit: no nvcc on PATH, no CUDA_HOME/CUDA_PATH, no standard install"
         )
 
-    installs = tuple(_finish(search, found) for found in search.installs.values())
     ptxas_on_path = _which(ctx, "ptxas.exe" if search.windows else "ptxas", search.windows)
+    search.run_all(
+        [nvcc_on_path, *(_nvcc_of(search, found) for found in search.installs.values()), ptxas_on_path]
+    )
+    nvcc_version, nvcc_error = search.run_nvcc(nvcc_on_path) if nvcc_on_path else (None, None)
+    installs = tuple(_finish(search, found) for found in search.installs.values())
     ptxas_version, ptxas_error = search.run_nvcc(ptxas_on_path) if ptxas_on_path else (None, None)
     return ToolkitFacts(
         installs=installs,
@@ -190,10 +204,15 @@ def collect(ctx: ProbeContext) -> ToolkitFacts:
     )
 
 
+def _nvcc_of(search: _Search, found: _Found) -> str | None:
+    """The install's own bin/nvcc, else the nvcc it was found through."""
+    own_nvcc = str(Path(found.path) / "bin" / search.nvcc_name)
+    return own_nvcc if _is_file(search.ctx.path(own_nvcc)) else found.nvcc
+
+
 def _finish(search: _Search, found: _Found) -> CudaInstall:
     base = search.ctx.path(found.path)
-    own_nvcc = str(Path(found.path) / "bin" / search.nvcc_name)
-    nvcc = own_nvcc if _is_file(search.ctx.path(own_nvcc)) else found.nvcc
+    nvcc = _nvcc_of(search, found)
     nvcc_version, nvcc_error = search.run_nvcc(nvcc) if nvcc else (None, None)
     version = source = error = None
     for name, parse in (("version.json", parse_version_json), ("version.txt", parse_version_txt)):
