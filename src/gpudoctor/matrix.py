@@ -18,7 +18,7 @@ from typing import Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from gpudoctor import matrix_cache
+from gpudoctor import lazy_re, matrix_cache
 from gpudoctor.loading import UntrustedInputError, excerpt, parse_yaml, read_bounded
 
 System = Literal["linux", "windows"]
@@ -318,8 +318,8 @@ class Platform:
 # ----------------------------------------------------------------------------------------------
 # Pure helpers
 
-_TARGET = re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
-_CC = re.compile(r"^(\d+)\.(\d)$")
+_TARGET = lazy_re.compile(r"^(sm|compute)_(\d+)(\d)([af]?)$")
+_CC = lazy_re.compile(r"^(\d+)\.(\d)$")
 
 
 def _cc(cc: str) -> tuple[int, int]:
@@ -940,7 +940,7 @@ def _kind(value: object) -> str:
     )
 
 
-_TARGET_NAME = re.compile(r"^(sm|compute)_\d+[af]?$")
+_TARGET_NAME = lazy_re.compile(r"^(sm|compute)_\d+[af]?$")
 
 
 def _targets(entry: _Entry, key: str) -> tuple[str, ...]:
@@ -1232,7 +1232,7 @@ def _toolkit_has_a_driver(row: CudaToolkit, entry: _Entry) -> None:
         )
 
 
-_VARIANT = re.compile(r"^cu(\d+)(\d)$")
+_VARIANT = lazy_re.compile(r"^cu(\d+)(\d)$")
 TORCH_INDEX = "https://download.pytorch.org/whl/"
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import Facts
 
 T = TypeVar("T")
@@ -73,27 +74,27 @@ NOT_A_NAME = frozenset(
         "container",
     }
 )
-SECRET_NAME = re.compile(
+SECRET_NAME = lazy_re.compile(
     r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|(^|_)KEY($|_)", re.IGNORECASE
 )
 _PATH_CHAR = r"A-Za-z0-9._\-"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-GPU_UUID = re.compile(rf"\b(GPU|MIG|MIG-GPU)-({_UUID})")
-BARE_UUID = re.compile(rf"(?<![0-9A-Za-z-])({_UUID})(?![0-9A-Za-z-])")
-SERIAL = re.compile(r"(?i)(serial(?:[ _-]?(?:number|no))?\s*[:=]\s*)([A-Za-z0-9-]{4,})")
-URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?)@")
-URL_QUERY_SECRET = re.compile(
+GPU_UUID = lazy_re.compile(rf"\b(GPU|MIG|MIG-GPU)-({_UUID})")
+BARE_UUID = lazy_re.compile(rf"(?<![0-9A-Za-z-])({_UUID})(?![0-9A-Za-z-])")
+SERIAL = lazy_re.compile(r"(?i)(serial(?:[ _-]?(?:number|no))?\s*[:=]\s*)([A-Za-z0-9-]{4,})")
+URL_CREDENTIALS = lazy_re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+(?::[^/\s@]*)?)@")
+URL_QUERY_SECRET = lazy_re.compile(
     r"(?i)([?&](?:token|access_token|api_key|apikey|key|secret|password|sig|signature|auth)=)[^&#\s\"']+"
 )
-CONDA_TOKEN = re.compile(r"(/t/)([A-Za-z0-9-]{8,})(/)")  # https://conda.anaconda.org/t/<token>/channel
-KNOWN_TOKEN = re.compile(
+CONDA_TOKEN = lazy_re.compile(r"(/t/)([A-Za-z0-9-]{8,})(/)")  # https://conda.anaconda.org/t/<token>/channel
+KNOWN_TOKEN = lazy_re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}"
     r"|hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
     r"|AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
 )
 # A long run of letters and digits in mixed case (not a hex hash, not a version): an access token.
-_LONG_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9])")
-_FOUND_HOME = re.compile(
+_LONG_RUN = lazy_re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9])")
+_FOUND_HOME = lazy_re.compile(
     r"(?<![A-Za-z0-9._\-/\\])(/home/|/Users/|/export/home/|[A-Za-z]:[\\/]Users[\\/])([A-Za-z0-9._-]+)"
 )
 

@@ -20,6 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from gpudoctor import lazy_re
 from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
 from gpudoctor.facts import Distribution, PlatformFacts, PythonFacts
 
@@ -34,9 +35,9 @@ FRAMEWORKS: tuple[str, ...] = (
     "jax",
     "jaxlib",
 )  # tensorflow-metal and tensorflow-directml-plugin: GD808/GD809 judge them with their TensorFlow
-FRAMEWORK_PATTERN = re.compile(r"^jax-(cuda|rocm)\d+-(plugin|pjrt)$")
+FRAMEWORK_PATTERN = lazy_re.compile(r"^jax-(cuda|rocm)\d+-(plugin|pjrt)$")
 # Which requirements are judged: the CUDA library wheels, the compilers and ABI-bound packages.
-CHECKED = re.compile(
+CHECKED = lazy_re.compile(
     r"^(nvidia-.+|cuda-.+|triton|pytorch-triton|numpy|ml-dtypes|protobuf|jax|jaxlib|torch|"
     r"tensorflow(-cpu|-gpu|-intel|-macos)?|jax-(cuda|rocm)\d+-(plugin|pjrt))$"
 )
@@ -45,7 +46,7 @@ NOT_CUDA = frozenset({"nvidia-ml-py", "nvidia-ml-py3"})
 # nvidia/nccl/lib/libnccl.so.2, ...): read from the RECORDs of nvidia-cudnn-cu12 9.28 / -cu13 9.24,
 # nvidia-nccl-cu12 / -cu13, nvidia-cusparselt-cu12 / -cu13, nvidia-nvshmem-cu12 / -cu13.
 SAME_FILES_STEMS = ("nvidia-cudnn", "nvidia-nccl", "nvidia-cusparselt", "nvidia-nvshmem")
-CUDA_SUFFIX = re.compile(r"^(?P<stem>.+)-cu(?P<major>\d+)$")
+CUDA_SUFFIX = lazy_re.compile(r"^(?P<stem>.+)-cu(?P<major>\d+)$")
 DEFAULT_ENVIRONMENT = {
     "implementation_name": "cpython",
     "implementation_version": "3.11.0",

@@ -11,7 +11,9 @@ import re
 
 from packaging.version import InvalidVersion, Version
 
-_MAJOR_MINOR = re.compile(r"^(\d+)\.(\d+)")
+from gpudoctor import lazy_re
+
+_MAJOR_MINOR = lazy_re.compile(r"^(\d+)\.(\d+)")
 
 
 def parse_version(text: str | None) -> Version | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from gpudoctor import conda_meta
+from gpudoctor import conda_meta, lazy_re
 from gpudoctor.facts import CondaFacts, CondaPackage
 from gpudoctor.prestart import conda_child
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
@@ -25,7 +25,7 @@ from gpudoctor.runner import which
 CONDA_LIST_TIMEOUT = 12.0
 CONDA_META_TIMEOUT = 30.0
 MAX_SCRIPT_BYTES = 65536
-_SUBDIRS = re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
+_SUBDIRS = lazy_re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
 _DEFAULTS = {"main", "r", "free", "msys2", "pro", "mro", "mro-archive"}
 _SHOWN = (
     "cudatoolkit",

@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 from pathlib import Path
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import DeviceNode, DevicesFacts, KernelModule, PciDevice
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 
 MODULES = ("nvidia", "nvidia_uvm", "nvidia_drm", "nvidia_modeset", "nvidia_peermem", "nouveau")
 NVIDIA_VENDOR = "0x10de"
-NODE_NAMES = re.compile(r"^nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset|-nvswitch\d+|-nvswitchctl|-nvlink)$")
+NODE_NAMES = lazy_re.compile(r"^nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset|-nvswitch\d+|-nvswitchctl|-nvlink)$")
 MAX_PCI_ENTRIES = 4096
 
 

@@ -6,8 +6,7 @@ nv-fabricmanager, of exactly the driver's version, has set up the NVLink fabric.
 
 from __future__ import annotations
 
-import re
-
+from gpudoctor import lazy_re
 from gpudoctor.facts import FabricFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.runner import which
@@ -17,7 +16,7 @@ SHOW = ("show", UNIT, "--property=LoadState,ActiveState,SubState,UnitFileState",
 BINARY_PLACES = ("/usr/bin/nv-fabricmanager", "/usr/sbin/nv-fabricmanager")
 LOG = "/var/log/fabricmanager.log"
 TIMEOUT = 5.0
-VERSION = re.compile(r"Fabric Manager version is\s*:\s*(\d+\.\d+(?:\.\d+)?)")
+VERSION = lazy_re.compile(r"Fabric Manager version is\s*:\s*(\d+\.\d+(?:\.\d+)?)")
 
 
 def _nvswitch_pci(ctx: ProbeContext) -> tuple[str, ...]:

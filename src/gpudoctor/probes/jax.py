@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gpudoctor import lazy_re
 from gpudoctor.distributions import JAX
 from gpudoctor.facts import FrameworkGpu, JaxFacts, JaxLibraryCheck
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
@@ -47,21 +48,21 @@ JAX_SIGNALS = (
     "Unable to use CUDA",
 )
 
-_OUTDATED = re.compile(
+_OUTDATED = lazy_re.compile(
     r"Outdated (?P<name>[\w.]+) installation found\.?\s*"
     r"Version JAX was built against:\s*(?P<built>\d+)\s*"
     r"Minimum supported:\s*(?P<minimum>\d+)\s*"
     r"Installed version:\s*(?P<installed>\d+)"
 )
-_CUDNN_LOADED = re.compile(
+_CUDNN_LOADED = lazy_re.compile(
     r"Loaded runtime CuDNN library:\s*(?P<installed>\d+(?:\.\d+)*).*?"
     r"(?:but )?source was compiled with:\s*(?P<built>\d+(?:\.\d+)*)",
     re.IGNORECASE | re.DOTALL,
 )
-_UNABLE_TO_LOAD = re.compile(r"Unable to load (?P<name>[\w.]+)\. Is it installed\?")
+_UNABLE_TO_LOAD = lazy_re.compile(r"Unable to load (?P<name>[\w.]+)\. Is it installed\?")
 # jaxlib 0.4.17-0.4.2x (jax/_src/xla_bridge.py _check_cuda_versions), before "Outdated ... installation found"
 # (hardware, #10.9): "Found cuDNN version 8600, but JAX was built against version 8907, which is newer."
-_FOUND_OLDER = re.compile(
+_FOUND_OLDER = lazy_re.compile(
     r"Found (?P<name>[\w.]+) version (?P<installed>\d+), but JAX was built against version (?P<built>\d+)"
 )
 

@@ -7,9 +7,9 @@ buffer). Both are read-only, bounded in time and in lines. An unprivileged user 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import KernelLogFacts, XidEvent
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
 from gpudoctor.runner import CommandResult, which
@@ -20,31 +20,33 @@ KEEP_LINES = 200
 # What makes a line relevant, case-insensitive: plain substrings of the lowered line (a regex whose
 # alternatives are tried at every position of every line took 10 ms for a 700-line dmesg).
 RELEVANT_WORDS = ("nvrm", "xid", "nvidia", "nouveau", "nvswitch", "key was rejected")
-LOCKDOWN_MODULE = re.compile(r"lockdown: .*module")
+LOCKDOWN_MODULE = lazy_re.compile(r"lockdown: .*module")
 # "[   12.345678] " (dmesg) or "[   12.345678] host kernel: " (journalctl short-monotonic)
-PREFIX = re.compile(r"^\s*\[\s*\d+\.\d+\]\s*(?:\S+\s+kernel:\s*)?")
-XID = re.compile(r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+), (.*)")
-LEGACY = re.compile(
+PREFIX = lazy_re.compile(r"^\s*\[\s*\d+\.\d+\]\s*(?:\S+\s+kernel:\s*)?")
+XID = lazy_re.compile(r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+), (.*)")
+LEGACY = lazy_re.compile(
     r"The NVIDIA ([^.]{1,80}?) GPU installed in this system is supported through the NVIDIA (\S+?)\.?xx Legacy "
     r"drivers\..{0,200}?The (\S+) NVIDIA driver will ignore this GPU"
 )
-FALLEN = re.compile(
+FALLEN = lazy_re.compile(
     r"The NVIDIA GPU ([0-9a-fA-F:.]+) \(PCI ID: [0-9a-fA-F:]+\) installed in this system has fallen off the bus"
 )
-OPEN_UNSUPPORTED = re.compile(
+OPEN_UNSUPPORTED = lazy_re.compile(
     r"The NVIDIA GPU [0-9a-fA-F:.]+ \(PCI ID: ([0-9a-fA-F]{4}:[0-9a-fA-F]{4})\) installed in this system is not "
     r"supported by open nvidia\.ko"
 )
-RM_INIT = re.compile(r"(?:GPU )?([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.\d): RmInitAdapter failed")
-API_MISMATCH = re.compile(
+RM_INIT = lazy_re.compile(
+    r"(?:GPU )?([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.\d): RmInitAdapter failed"
+)
+API_MISMATCH = lazy_re.compile(
     r"API mismatch: the client has the version (\S+), but this kernel module has the version ([^\s.]+(?:\.\d+)*)"
 )
 KEY_REJECTED = "Key was rejected by service"
-REJECTED = re.compile(
+REJECTED = lazy_re.compile(
     r"Lockdown: \S+: unsigned module loading is restricted.*|"
     r"nvidia: Unknown symbol .*|nvidia: disagrees about version of symbol .*"
 )
-BAR = re.compile(r"NVRM: This PCI I/O region assigned to your NVIDIA device is invalid.*")
+BAR = lazy_re.compile(r"NVRM: This PCI I/O region assigned to your NVIDIA device is invalid.*")
 
 
 def strip_prefix(line: str) -> str:

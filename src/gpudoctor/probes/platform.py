@@ -6,18 +6,19 @@ import os
 import platform
 import re
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import PlatformFacts
 from gpudoctor.probes.base import Description, Probe, ProbeContext
 from gpudoctor.runner import which
 
 VERSION = r"\d+\.\d+(?:\.\d+)?"
 NVIDIA_VENDOR = "0x10de"
-TEGRA_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?")
+TEGRA_RELEASE = lazy_re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?")
 TEGRA_LIBCUDA = (
     "/usr/lib/aarch64-linux-gnu/nvidia/libcuda.so.1",
     "/usr/lib/aarch64-linux-gnu/tegra/libcuda.so.1",
 )
-WINDOWS_VERSION = re.compile(r"\[Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\]")
+WINDOWS_VERSION = lazy_re.compile(r"\[Version (\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\]")
 LDCONFIG_ENTRY = r"^\s*{name} \(([^)]*)\) => (\S+)"
 PROGRAM_TIMEOUT = 5.0
 # The Windows driver's files CUDA and NVML need in WSL 2 (NVIDIA Container Toolkit's pkg/nvcdi/driver-wsl.go

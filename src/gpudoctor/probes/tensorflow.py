@@ -14,6 +14,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from gpudoctor import lazy_re
 from gpudoctor.distributions import TENSORFLOW
 from gpudoctor.facts import FrameworkGpu, LoadedLibrary, TensorFlowFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable
@@ -28,21 +29,21 @@ CHILD_ENV = {**VERBOSE_LOGGING, "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 MAX_LOG_LINES = 200
 MAX_LINE = 500
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+ANSI = lazy_re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # TF ≤ 2.10 (W) and the VLOG(1) line of newer ones; Windows names a DLL.
-COULD_NOT_LOAD = re.compile(r"Could not load dynamic library '([^']+)'")
+COULD_NOT_LOAD = lazy_re.compile(r"Could not load dynamic library '([^']+)'")
 # A library hard-linked into the extension (TF 1.x) or a dependency named by dlerror.
-CANNOT_OPEN = re.compile(r"([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file")
+CANNOT_OPEN = lazy_re.compile(r"([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file")
 # TF 2.0's own self-check on Windows: "Could not find 'cudart64_100.dll'".
-COULD_NOT_FIND_DLL = re.compile(r"Could not find '([\w.-]+\.dll)'")
+COULD_NOT_FIND_DLL = lazy_re.compile(r"Could not find '([\w.-]+\.dll)'")
 # TF <= 1.4's dso_loader (hardware, #10.9): "Couldn't open CUDA library libcudnn.so. LD_LIBRARY_PATH: ...",
 # followed by cuda_dnn.cc's "Unable to load cuDNN DSO".
-COULD_NOT_OPEN_CUDA = re.compile(r"Couldn't open CUDA library ([\w+-]+(?:\.so(?:\.\d+)*|\.dll))")
-CUDA_DRIVERS = re.compile(r"Could not find cuda drivers on your machine")
-CANNOT_DLOPEN = re.compile(r"Cannot dlopen some GPU libraries")
-CUINIT = re.compile(r"failed call to cuInit:\s*(.*)$")
-CUDA_ERROR_NAME = re.compile(r"(CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\))")
-CUDNN_MISMATCH = re.compile(
+COULD_NOT_OPEN_CUDA = lazy_re.compile(r"Couldn't open CUDA library ([\w+-]+(?:\.so(?:\.\d+)*|\.dll))")
+CUDA_DRIVERS = lazy_re.compile(r"Could not find cuda drivers on your machine")
+CANNOT_DLOPEN = lazy_re.compile(r"Cannot dlopen some GPU libraries")
+CUINIT = lazy_re.compile(r"failed call to cuInit:\s*(.*)$")
+CUDA_ERROR_NAME = lazy_re.compile(r"(CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\))")
+CUDNN_MISMATCH = lazy_re.compile(
     r"Loaded runtime CuDNN library:\s*([\w.]+)(?:\s*\([^)]*\))?\s*but source was compiled with:?\s*([\w.]+)"
 )
 # gpu_device.cc logs each GPU device it creates, naming the physical GPU (hardware, #10.8). TF >= 2.5:
@@ -51,17 +52,17 @@ CUDNN_MISMATCH = re.compile(
 # TF 1.x-2.4: Created TensorFlow device (/job:localhost/replica:0/task:0/device:GPU:0 with 7543 MB memory)
 #   -> physical GPU (device: 0, name: GeForce GTX 1080, pci bus id: 0000:02:00.0, compute capability: 6.1)
 # ROCm builds and PluggableDevices (tensorflow-metal) end at the PCI bus id ("<undefined>" for Metal).
-CREATED_DEVICE = re.compile(
+CREATED_DEVICE = lazy_re.compile(
     r"Created (?:TensorFlow )?device \(?\S*?/device:GPU:(?P<index>\d+) with (?P<mib>\d+) MB memory\)?:?\s*"
     r"->\s*(?:physical \w+ \()?device: (?P<ordinal>\d+), name: (?P<name>.+?), pci bus id: (?P<pci>[^,)\s]+)"
     r"(?:,\s*compute capability: (?P<cc>\d+\.\d+))?"
 )
-PCI_ADDRESS = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
-RELEVANT = re.compile(
+PCI_ADDRESS = lazy_re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+RELEVANT = lazy_re.compile(
     r"cuda|cudnn|cublas|gpu|dso_loader|dlopen|dlerror|could not|cannot|failed|error|\.so\b|\.dll|numpy",
     re.IGNORECASE,
 )
-NOTABLE = re.compile(
+NOTABLE = lazy_re.compile(
     r"Could not|cannot open|cuInit|Cannot dlopen|CuDNN|kernel driver|Error|Traceback|NumPy", re.IGNORECASE
 )
 

@@ -14,14 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import CudaInstall, ToolkitFacts
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
 from gpudoctor.runner import concurrently
 
 NVCC_TIMEOUT = 5.0
 MAX_INSTALLS = 12
-_NVCC_RELEASE = re.compile(r"release (\d+\.\d+)(?:, V(\d+(?:\.\d+)+))?")
-_VERSION_TXT = re.compile(r"CUDA Version (\d+(?:\.\d+)+)")
+_NVCC_RELEASE = lazy_re.compile(r"release (\d+\.\d+)(?:, V(\d+(?:\.\d+)+))?")
+_VERSION_TXT = lazy_re.compile(r"CUDA Version (\d+(?:\.\d+)+)")
 _WRAPPED_NVCC = re.compile(rb"""(/[^\s'"]+/bin/nvcc)(?![\w.-])""")
 
 

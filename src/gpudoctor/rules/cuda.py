@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath, PureWindowsPath
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import CudaInstall, LibraryFile
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
@@ -999,7 +1000,7 @@ def ld_library_path_shadows_wheels(ctx: RuleContext) -> Iterator[Verdict]:
 # ----------------------------------------------------------------------------------------------
 # GD210: libcuda.so.1 resolves to the toolkit's link-time stub
 
-STUB_SIGNS = re.compile(
+STUB_SIGNS = lazy_re.compile(
     r"stub library|cuda_error_stub_library|cudaerrorstublibrary|\berror\W{0,3}34\b", re.IGNORECASE
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import DevicesFacts, GpuFacts, KernelLogFacts, PciDevice, XidEvent
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules import causes
@@ -14,7 +15,7 @@ from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
 from gpudoctor.versions import major_of
 
-CUDA_NODES = re.compile(r"^/dev/(nvidiactl|nvidia\d+|nvidia-uvm)$")
+CUDA_NODES = lazy_re.compile(r"^/dev/(nvidiactl|nvidia\d+|nvidia-uvm)$")
 
 
 def _devices(ctx: RuleContext) -> DevicesFacts:

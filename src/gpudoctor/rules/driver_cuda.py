@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import LibraryFile
 from gpudoctor.matrix import System, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
@@ -225,22 +226,22 @@ def driver_too_old_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
 # ----------------------------------------------------------------------------------------------
 # GD112: a CUDA forward-compatibility libcuda is loaded instead of the driver's own
 
-COMPAT_UNSUPPORTED = re.compile(
+COMPAT_UNSUPPORTED = lazy_re.compile(
     r"\berror\W{0,3}804\b|forward compatibility was attempted|cuda_error_compat_not_supported_on_device"
     r"|cudaerrorcompatnotsupportedondevice",
     re.IGNORECASE,
 )
-DRIVER_MISMATCH = re.compile(
+DRIVER_MISMATCH = lazy_re.compile(
     r"\berror\W{0,3}803\b|unsupported display driver\s*/\s*cuda driver combination"
     r"|cuda_error_system_driver_mismatch|cudaerrorsystemdrivermismatch",
     re.IGNORECASE,
 )
-DATACENTER_MODEL = re.compile(
+DATACENTER_MODEL = lazy_re.compile(
     r"^(?:[abhlt]\d{1,3}[a-z]?|gh\d{3}|gb\d{3}|[bv]\d{3}s?|[pkm]\d{1,3})$",
     re.IGNORECASE,
 )
 CONSUMER_WORDS = ("geforce", "quadro", "titan", "rtx", "gtx", "nvs")
-COMPAT_CUDA = re.compile(r"cuda-(\d+)\.(\d+)[\\/]compat\b")
+COMPAT_CUDA = lazy_re.compile(r"cuda-(\d+)\.(\d+)[\\/]compat\b")
 
 
 def is_datacenter_gpu(name: str) -> bool | None:

@@ -7,13 +7,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import CudaInstall, EnvironmentFacts, ToolkitFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.recipes import ld_library_path_without
 from gpudoctor.rules.registry import rule
 
-_LEADING_INT = re.compile(r"^[+-]?\d+")
+_LEADING_INT = lazy_re.compile(r"^[+-]?\d+")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import DriverFacts, JaxFacts, JaxLibraryCheck
 from gpudoctor.matrix import JaxCuda
 from gpudoctor.model import Fix, Severity, Verdict
@@ -32,8 +33,8 @@ JAX_CUDA_RELEASES = "https://storage.googleapis.com/jax-releases/jax_cuda_releas
 # its wheels exist for CPython 3.9 to 3.12.
 LAST_CUDA11_JAX = "0.4.25"
 LAST_CUDA11_PYTHON = "3.13"
-_PLUGIN = re.compile(r"^jax-(cuda|rocm)(\d+)-(plugin|pjrt)$")
-_LOCAL_CUDA = re.compile(r"cuda(1\d)")
+_PLUGIN = lazy_re.compile(r"^jax-(cuda|rocm)(\d+)-(plugin|pjrt)$")
+_LOCAL_CUDA = lazy_re.compile(r"cuda(1\d)")
 
 
 def jax_facts(ctx: RuleContext) -> JaxFacts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import PlatformFacts, TorchFacts
 from gpudoctor.matrix import JetsonRelease
 from gpudoctor.model import Fix, Severity, Verdict
@@ -127,7 +128,7 @@ def _torch_fixes(ctx: RuleContext, p: PlatformFacts, release: JetsonRelease | No
 
 
 # A CUDA library the wheel links against and the loader cannot find: "libcudart.so.10.0: cannot open ..."
-MISSING_CUDA_LIBRARY = re.compile(
+MISSING_CUDA_LIBRARY = lazy_re.compile(
     r"(lib(?:cudart|cublas|cublasLt|cudnn|cufft|curand|cusparse|cusolver|nvrtc|nvToolsExt)\.so\.[\d.]+)"
     r": cannot open shared object file"
 )

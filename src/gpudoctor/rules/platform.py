@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import PlatformFacts
 from gpudoctor.model import Fix, Severity, Verdict
 from gpudoctor.rules.context import RuleContext
@@ -12,7 +13,7 @@ from gpudoctor.rules.recipes import host_fix, metal_fix, wsl_host_driver_fix
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import distro_family
 
-GPU_NODE = re.compile(r"^/dev/nvidia\d+$")
+GPU_NODE = lazy_re.compile(r"^/dev/nvidia\d+$")
 
 
 def _platform(ctx: RuleContext) -> PlatformFacts:

@@ -16,6 +16,7 @@ from pathlib import PurePath
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import JaxFacts, PythonFacts, SharedFile, TorchFacts
 from gpudoctor.matrix import cudnn_version_from_int
 from gpudoctor.model import Fix, Severity, Verdict
@@ -35,8 +36,8 @@ from gpudoctor.rules.context import RuleContext
 from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 
-CUDA_WHEEL = re.compile(r"^(nvidia-|cuda-toolkit$|cuda-bindings$)")
-NUMPY_ABI = re.compile(
+CUDA_WHEEL = lazy_re.compile(r"^(nvidia-|cuda-toolkit$|cuda-bindings$)")
+NUMPY_ABI = lazy_re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found", re.IGNORECASE
 )
 MAX_LISTED = 8
@@ -280,9 +281,9 @@ def pins_unmet(ctx: RuleContext) -> Iterator[Verdict]:
 # ml_dtypes' "module 'ml_dtypes' has no attribute 'float8_e4m3b11'" (0.3 removed what TF 2.13/2.14 use);
 # jax's own "jax requires jaxlib to be installed" when jaxlib is missing.
 IMPORT_BLOCKERS = {
-    "protobuf": re.compile(r"google\.protobuf|Descriptors cannot be created directly"),
-    "ml-dtypes": re.compile(r"\bml_dtypes\b"),
-    "jaxlib": re.compile(r"\bjaxlib\b"),
+    "protobuf": lazy_re.compile(r"google\.protobuf|Descriptors cannot be created directly"),
+    "ml-dtypes": lazy_re.compile(r"\bml_dtypes\b"),
+    "jaxlib": lazy_re.compile(r"\bjaxlib\b"),
 }
 
 
@@ -311,7 +312,7 @@ LIBRARY_WHEELS = {
     "nvshmem": "nvshmem",
     "nvtoolsext": "nvtx",
 }
-MISSING_LIBRARY = re.compile(
+MISSING_LIBRARY = lazy_re.compile(
     r"([\w.+-]+\.so(?:\.[\w.]+)?): cannot open shared object file|Could not load dynamic library '([^']+)'"
 )
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.distributions import JAX, TENSORFLOW, TORCH
 from gpudoctor.facts import Distribution, PythonFacts, TorchFacts
 from gpudoctor.model import Fix, Severity, Verdict
@@ -31,12 +32,12 @@ from gpudoctor.rules.registry import rule
 from gpudoctor.rules.views import surveyed_python
 from gpudoctor.versions import local_part, public_version
 
-NUMPY_ABI = re.compile(
+NUMPY_ABI = lazy_re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found"
     r"|numpy\.core\.(?:_?multiarray(?:_umath)?) failed to import|numpy\.dtype size changed",
     re.IGNORECASE,
 )
-METAL_LOAD_FAILED = re.compile(
+METAL_LOAD_FAILED = lazy_re.compile(
     r"libmetal_plugin\.dylib.*?(Symbol not found|Library not loaded|image not found)[^\n]*", re.IGNORECASE
 )
 DIRECTML_PLATFORMS = ("windows", "wsl")

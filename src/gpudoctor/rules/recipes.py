@@ -7,11 +7,11 @@ A recipe returns `Fix`es (or one command line) for *this* machine; it never judg
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.matrix import PluginRelease
 from gpudoctor.model import Fix, Where
 from gpudoctor.rules.context import RuleContext
@@ -501,7 +501,7 @@ TORCH_WHL = "https://download.pytorch.org/whl"
 
 
 # The local parts PyTorch's own index publishes: +cu124, +cpu, +cpu.cxx11.abi, +rocm6.2, +xpu.
-TORCH_INDEX_VARIANT = re.compile(r"^(?:cu\d+|cpu(?:\.cxx11\.abi)?|rocm\d+(?:\.\d+)*|xpu)$")
+TORCH_INDEX_VARIANT = lazy_re.compile(r"^(?:cu\d+|cpu(?:\.cxx11\.abi)?|rocm\d+(?:\.\d+)*|xpu)$")
 
 
 def torch_on_index(version: str) -> bool:

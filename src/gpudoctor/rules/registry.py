@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from gpudoctor import lazy_re
 from gpudoctor.model import Verdict
 from gpudoctor.rules.context import RuleContext
 
-CODE_PATTERN = re.compile(r"^GD\d{3}$")
+CODE_PATTERN = lazy_re.compile(r"^GD\d{3}$")
 
 Check = Callable[[RuleContext], Iterable[Verdict]]
 

@@ -11,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.distributions import FRAMEWORK_DISTRIBUTIONS
 from gpudoctor.facts import Distribution, GpuFacts, TensorFlowFacts
 from gpudoctor.model import Fix, Severity, Verdict
@@ -36,12 +37,14 @@ LAST_REAL_GPU_PACKAGE = Version("2.11.0")  # tensorflow-gpu 2.12.0 is an empty s
 STUB = "tensorflow-gpu"
 VERBOSE_CHECK = "TF_CPP_MAX_VLOG_LEVEL=1 python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\""
 
-NUMPY_ABI = re.compile(
+NUMPY_ABI = lazy_re.compile(
     r"compiled using NumPy 1\.x cannot be run in\s+NumPy 2|_ARRAY_API not found"
     r"|numpy\.core\.(?:_?multiarray(?:_umath)?) failed to import|numpy\.dtype size changed"
 )
-MISSING_SO = re.compile(r"(lib(cudart|cublas|cudnn|cufft|curand|cusolver|cusparse)\.so\.(\d+)(?:\.(\d+))?)")
-MISSING_DLL = re.compile(
+MISSING_SO = lazy_re.compile(
+    r"(lib(cudart|cublas|cudnn|cufft|curand|cusolver|cusparse)\.so\.(\d+)(?:\.(\d+))?)"
+)
+MISSING_DLL = lazy_re.compile(
     r"((cudart|cublas|cudnn|cufft|curand|cusolver|cusparse)64_(\d+)\.dll)", re.IGNORECASE
 )
 CONDA_ACTIVATE_LIBRARY_PATH = "echo 'export LD_LIBRARY_PATH=$CONDA_PREFIX/lib/${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}' > $CONDA_PREFIX/etc/conda/activate.d/env_vars.sh"

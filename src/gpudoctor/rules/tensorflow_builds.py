@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from packaging.specifiers import SpecifierSet
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import Distribution
 from gpudoctor.matrix import (
     System,
@@ -124,7 +125,7 @@ def _python_dists(ctx: RuleContext) -> tuple[Distribution, ...]:
 # GD412: nvidia-* wheels against TensorFlow's own [and-cuda] pins
 
 
-_CRITICAL = re.compile(r"^nvidia-(cudnn|cuda-runtime)")
+_CRITICAL = lazy_re.compile(r"^nvidia-(cudnn|cuda-runtime)")
 
 
 @rule(

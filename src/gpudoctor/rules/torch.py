@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import CondaPackage, DriverFacts, TorchFacts
 from gpudoctor.matrix import TorchRelease, TorchVariant, kernel_support
 from gpudoctor.model import Fix, Severity, Verdict
@@ -533,10 +534,10 @@ def _device_capabilities(t: TorchFacts, driver: DriverFacts | None) -> list[tupl
     return []
 
 
-_TOO_OLD_WARNING = re.compile(
+_TOO_OLD_WARNING = lazy_re.compile(
     r"which is of (?:cuda|compute) capability (?:\(CC\) )?(\d+\.\d+)", re.IGNORECASE
 )
-_MINIMUM_WARNING = re.compile(
+_MINIMUM_WARNING = lazy_re.compile(
     r"minimum cuda capability supported by this library is (\d+\.\d+)", re.IGNORECASE
 )
 
@@ -763,7 +764,7 @@ def torch_no_gpu(ctx: RuleContext) -> Iterator[Verdict]:
     )
 
 
-_CUDNN_TUPLES = re.compile(
+_CUDNN_TUPLES = lazy_re.compile(
     r"compiled\s+against\s+\(([\d, ]+)\)\s+but\s+found\s+runtime\s+version\s+\(([\d, ]+)\)"
 )
 
@@ -841,7 +842,7 @@ def torch_cudnn_incompatible(ctx: RuleContext) -> Iterator[Verdict]:
 # GD608: torchvision and torchaudio are builds of the installed torch
 
 COMPANIONS = ("torchvision", "torchaudio")
-_TORCH_PIN = re.compile(r"^torch\s*==\s*([\w.]+)")
+_TORCH_PIN = lazy_re.compile(r"^torch\s*==\s*([\w.]+)")
 
 
 def build_kind(variant: str | None) -> tuple[str, int | None]:

@@ -18,6 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from gpudoctor import lazy_re
 from gpudoctor.facts import Distribution, DriverFacts, LibraryFile, PlatformFacts, PythonFacts
 from gpudoctor.matrix import System, TensorFlowBuild, TensorFlowRelease, cudnn_version_from_int
 from gpudoctor.probes.libnames import library_kind
@@ -130,8 +131,8 @@ CUDA_ERRORS = (
 BY_CODE = {e.code: e for e in CUDA_ERRORS}
 BY_NAME = {e.name: e for e in CUDA_ERRORS}
 # PyTorch: "Error 802: system not yet initialized"; TensorFlow: "UNKNOWN ERROR (303)"; everyone: the name.
-NUMBERED = re.compile(r"\b[Ee]rror (\d{1,3}): |UNKNOWN ERROR \((\d{1,3})\)")
-NAMED = re.compile(r"\b(CUDA_ERROR_[A-Z_]+)\b")
+NUMBERED = lazy_re.compile(r"\b[Ee]rror (\d{1,3}): |UNKNOWN ERROR \((\d{1,3})\)")
+NAMED = lazy_re.compile(r"\b(CUDA_ERROR_[A-Z_]+)\b")
 # PyTorch's own words for cudaErrorUnknown when it falls back to zero devices.
 TORCH_UNKNOWN = "CUDA unknown error - this may be due to an incorrectly set up environment"
 
@@ -177,7 +178,9 @@ SignCause = Literal[
 class FrameworkSign:
     framework: str  # "TensorFlow", "PyTorch", "JAX"
     cause: SignCause
-    pattern: re.Pattern[str]  # named groups where the line carries them: cc, minimum, loaded, built, library
+    pattern: (
+        lazy_re.LazyPattern
+    )  # named groups where the line carries them: cc, minimum, loaded, built, library
     where: str  # the source that prints it
 
 
@@ -186,13 +189,15 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "TensorFlow",
         "cuda-error",
-        re.compile(r"failed call to cuInit|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "),
+        lazy_re.compile(
+            r"failed call to cuInit|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "
+        ),
         "stream_executor cuda_diagnostics / cuda_driver.cc: 'failed call to cuInit: CUDA_ERROR_...'",
     ),
     FrameworkSign(
         "PyTorch",
         "cuda-error",
-        re.compile(
+        lazy_re.compile(
             r"\b[Ee]rror \d{1,3}: |CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|" + re.escape(TORCH_UNKNOWN)
         ),
         "torch/cuda/__init__.py: 'CUDA initialization: ... Error 802: system not yet initialized'",
@@ -200,14 +205,14 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "JAX",
         "cuda-error",
-        re.compile(r"cuInit\(0\) failed|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "),
+        lazy_re.compile(r"cuInit\(0\) failed|CUDA_ERROR_[A-Z_]+|UNKNOWN ERROR \(\d+\)|\b[Ee]rror \d{1,3}: "),
         "xla/stream_executor/cuda: 'INTERNAL: cuInit(0) failed: CUDA_ERROR_...' (the backend error)",
     ),
     # The GPU is older (or newer) than the build supports.
     FrameworkSign(
         "TensorFlow",
         "gpu-outside-build",
-        re.compile(
+        lazy_re.compile(
             r"Ignoring visible gpu device .*compute capability: (?P<cc>\d+\.\d+)\).*"
             r"minimum required Cuda capability is (?P<minimum>\d+\.\d+)"
         ),
@@ -217,7 +222,7 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "PyTorch",
         "gpu-outside-build",
-        re.compile(
+        lazy_re.compile(
             r"Found GPU\d+ .* which is of cuda capability (?P<cc>\d+\.\d+)\.\s*"
             r"PyTorch no longer supports this GPU because it is too old\.\s*"
             r"The minimum cuda capability supported by this library is (?P<minimum>\d+\.\d+)",
@@ -228,7 +233,7 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "PyTorch",
         "gpu-outside-build",
-        re.compile(
+        lazy_re.compile(
             r"with CUDA capability sm_(?P<sm>\d+) is not compatible with the current PyTorch installation"
         ),
         "torch/cuda/__init__.py _check_cubins: '... with CUDA capability sm_120 is not compatible with the current "
@@ -237,7 +242,7 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "JAX",
         "gpu-outside-build",
-        re.compile(
+        lazy_re.compile(
             r"has CUDA compute capability (?P<cc>\d+\.\d+) which is lower than the minimum supported compute "
             r"capability (?P<minimum>\d+\.\d+)"
         ),
@@ -247,26 +252,30 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "PyTorch",
         "no-kernel-image",
-        re.compile(r"no kernel image is available for execution on the device"),
+        lazy_re.compile(r"no kernel image is available for execution on the device"),
         "CUDA runtime cudaGetErrorString(209), raised as 'CUDA error: no kernel image is available ...'",
     ),
     FrameworkSign(
         "TensorFlow",
         "no-kernel-image",
-        re.compile(r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"),
+        lazy_re.compile(
+            r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"
+        ),
         "stream_executor: 'CUDA_ERROR_NO_BINARY_FOR_GPU' / the runtime's text",
     ),
     FrameworkSign(
         "JAX",
         "no-kernel-image",
-        re.compile(r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"),
+        lazy_re.compile(
+            r"no kernel image is available for execution on the device|CUDA_ERROR_NO_BINARY_FOR_GPU"
+        ),
         "xla/stream_executor/cuda/cuda_driver.cc: 'CUDA_ERROR_NO_BINARY_FOR_GPU: no kernel image is available ...'",
     ),
     # cuDNN not loaded at all.
     FrameworkSign(
         "TensorFlow",
         "cudnn-not-loaded",
-        re.compile(
+        lazy_re.compile(
             r"Could not load dynamic library '(?P<library>(?:lib)?cudnn\w*(?:\.so(?:\.\d+)*|\.dll))'|"
             r"Couldn't open CUDA library (?P<old>libcudnn\w*\.so(?:\.\d+)*)|Unable to load cuDNN DSO"
         ),
@@ -275,20 +284,20 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "PyTorch",
         "cudnn-not-loaded",
-        re.compile(r"Could not load library (?P<library>libcudnn\w*\.so(?:\.\d+)*)"),
+        lazy_re.compile(r"Could not load library (?P<library>libcudnn\w*\.so(?:\.\d+)*)"),
         "cuDNN 8's own loader, on stderr: 'Could not load library libcudnn_cnn_infer.so.8. Error: ...'",
     ),
     FrameworkSign(
         "JAX",
         "cudnn-not-loaded",
-        re.compile(r"Unable to load cuDNN\. Is it installed\?"),
+        lazy_re.compile(r"Unable to load cuDNN\. Is it installed\?"),
         "jax/_src/xla_bridge.py _check_cuda_versions: 'Unable to load cuDNN. Is it installed?'",
     ),
     # cuDNN of another version than the build's.
     FrameworkSign(
         "TensorFlow",
         "cudnn-version",
-        re.compile(
+        lazy_re.compile(
             r"Loaded runtime CuDNN library:\s*(?P<loaded>\d+(?:\.\d+)*).*?but source was compiled with:\s*(?P<built>\d+(?:\.\d+)*)"
         ),
         "xla/stream_executor/cuda/cuda_dnn.cc (shared by TensorFlow and JAX)",
@@ -296,7 +305,7 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "JAX",
         "cudnn-version",
-        re.compile(
+        lazy_re.compile(
             r"Loaded runtime CuDNN library:\s*(?P<loaded>\d+(?:\.\d+)*).*?but source was compiled with:\s*(?P<built>\d+(?:\.\d+)*)|"
             r"Found cuDNN version (?P<found>\d+), but JAX was built against version (?P<jax_built>\d+)|"
             r"Outdated cuDNN installation found"
@@ -307,7 +316,7 @@ FRAMEWORK_SIGNS: tuple[FrameworkSign, ...] = (
     FrameworkSign(
         "PyTorch",
         "cudnn-version",
-        re.compile(
+        lazy_re.compile(
             r"cuDNN version incompatibility: PyTorch was compiled\s+against (?P<built>\(.*?\)) but found "
             r"runtime version (?P<loaded>\(.*?\))"
         ),
