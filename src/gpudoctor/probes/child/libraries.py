@@ -480,24 +480,37 @@ def loaded_path(lib, stem, before):
         except (AttributeError, OSError):
             pass
         return None
-    for libname in (None, "libdl.so.2"):
-        try:
-            dlinfo = ctypes.CDLL(libname).dlinfo
-        except (OSError, AttributeError):
-            continue
-        dlinfo.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    dlinfo = find_dlinfo()
+    if dlinfo is not None:
         link_map = ctypes.POINTER(_LinkMap)()
         if dlinfo(ctypes.c_void_p(lib._handle), 2, ctypes.byref(link_map)) == 0 and link_map:
             name = link_map.contents.l_name
             if name:
                 return os.fsdecode(name)
-        break
     for path in sorted(maps() - before):
         if os.path.basename(path).startswith("lib" + stem + ".so") or os.path.basename(path).startswith(
             "lib" + stem + "-"
         ):
             return path
     return None
+
+
+_DLINFO = []
+
+
+def find_dlinfo():
+    """glibc's dlinfo (in libc, or libdl before glibc 2.34), looked up once; None where there is none."""
+    if not _DLINFO:
+        found = None
+        for libname in (None, "libdl.so.2"):
+            try:
+                found = ctypes.CDLL(libname).dlinfo
+            except (OSError, AttributeError):
+                continue
+            found.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+            break
+        _DLINFO.append(found)
+    return _DLINFO[0]
 
 
 def maps():
@@ -582,7 +595,8 @@ def main(argv):
                 files["skip:" + soname] = entry
                 order.append("skip:" + soname)
                 continue
-            before = maps() if not WINDOWS else set()
+            # what was mapped before: how a loaded library is found where dlinfo cannot say
+            before = maps() if not WINDOWS and find_dlinfo() is None else set()
             step("load " + soname)
             try:
                 lib = load(soname, by_path=False)
