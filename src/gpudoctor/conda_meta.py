@@ -14,9 +14,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # run as a script it needs neither (pathlib alone was a tenth of its start)
+    from collections.abc import Mapping
+    from pathlib import Path
 
 MARKER = "@@GPUDOCTOR@@ "
 
@@ -25,6 +27,8 @@ def choose_prefix(python: str, env: Mapping[str, str], *, windows: bool) -> tupl
     """(prefix, is_target) of the conda environment to read, or None when there is none: $CONDA_PREFIX
     when the interpreter lives in it, else the interpreter's own prefix when it has conda-meta, else an
     active conda env the interpreter does not belong to (a venv on top of it: is_target False)."""
+    from pathlib import Path
+
     python_dir = Path(python).parent
     own = python_dir if windows else python_dir.parent
     active = env.get("CONDA_PREFIX")
@@ -132,16 +136,22 @@ def head_fields(file_name: str, head: str) -> tuple[str, str, str, str] | None:
     return parts[0], parts[1], parts[2], match.group(2)
 
 
-def _fields_of(folder: str, file_name: str) -> tuple[str, str, str, str]:
-    """One record's fields: from its name and first bytes when they suffice, else from all of it."""
-    path = os.path.join(folder, file_name)  # noqa: PTH118 - thousands of records
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+def _fields_of(folder: str, file_name: str, folder_fd: int | None) -> tuple[str, str, str, str]:
+    """One record's fields: from its name and first bytes when they suffice, else from all of it.
+    With `folder_fd` the record is opened relative to its open folder (no path to join and walk)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if folder_fd is not None:
+        fd = os.open(file_name, flags, dir_fd=folder_fd)
+    else:
+        fd = os.open(os.path.join(folder, file_name), flags)  # noqa: PTH118 - thousands of records
     try:
         head = os.read(fd, HEAD_BYTES)
     finally:
         os.close(fd)
     quick = head_fields(file_name, head.decode("utf-8", "replace"))
-    return quick if quick is not None else record_fields(_read(path).decode("utf-8"))
+    if quick is not None:
+        return quick
+    return record_fields(_read(os.path.join(folder, file_name)).decode("utf-8"))  # noqa: PTH118
 
 
 def _read(path: str) -> bytes:
@@ -167,11 +177,21 @@ def read_folder(folder: str) -> dict[str, Any]:
     names.sort(key=str.lower if os.name == "nt" else None)
     records: list[list[str]] = []
     unreadable: list[str] = []
-    for name in names:
+    folder_fd = None
+    if os.open in os.supports_dir_fd:
         try:
-            records.append([name, *_fields_of(folder, name)])
-        except (OSError, ValueError, UnicodeDecodeError):
-            unreadable.append(name)
+            folder_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            folder_fd = None
+    try:
+        for name in names:
+            try:
+                records.append([name, *_fields_of(folder, name, folder_fd)])
+            except (OSError, ValueError, UnicodeDecodeError):
+                unreadable.append(name)
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
     return {"records": records, "unreadable": unreadable}
 
 
