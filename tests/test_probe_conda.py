@@ -94,7 +94,7 @@ def make_prefix(base: Path, records: list[dict[str, object]] = RECORDS) -> Path:
     ],
 )
 def test_short_channel_names(channel: str, short: str) -> None:
-    assert conda.short_channel(channel) == short
+    assert conda_meta.short_channel(channel) == short
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,7 @@ def test_the_records_are_read_by_the_child_prestart_starts(tmp_path: Path) -> No
     prefix = make_prefix(tmp_path / "env")
     python = _conda_python(prefix)
     env = {"PATH": os.defpath, "PYTHONPATH": "/abs"}
-    answer = {"records": [["x.json", "cudnn", "9.1.0", "h1_0", "conda-forge"]], "unreadable": ["bad.json"]}
+    answer = {"records": [["cudnn", "9.1.0", "h1_0", "conda-forge"]], "unreadable": ["bad.json"]}
     answering = _Answering(
         CommandResult(argv=(), returncode=0, stdout="@@GPUDOCTOR@@ " + json.dumps(answer) + "\n")
     )
@@ -402,4 +402,7 @@ def test_a_record_read_from_its_name_and_head_reads_as_the_whole_record(
     folder.mkdir()
     (folder / file_name).write_text(text, encoding="utf-8")
     assert (conda_meta.head_fields(file_name, text[: conda_meta.HEAD_BYTES]) is not None) is quick
-    assert conda_meta.read_folder(str(folder))["records"] == [[file_name, *conda_meta.record_fields(text)]]
+    name, version, build, channel = conda_meta.record_fields(text)
+    assert conda_meta.read_folder(str(folder))["records"] == [
+        [name, version, build, conda_meta.short_channel(channel)]
+    ]

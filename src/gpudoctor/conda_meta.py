@@ -10,6 +10,7 @@ calls `read_folder` itself: one implementation either way. Standard library only
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -167,8 +168,40 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
+_SUBDIRS = re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
+_DEFAULTS = {"main", "r", "free", "msys2", "pro", "mro", "mro-archive"}
+
+
+@functools.lru_cache(maxsize=1024)  # a few channels, thousands of records
+def short_channel(channel: str) -> str:
+    """A channel URL or name as conda shows it: 'conda-forge', 'pytorch', 'nvidia', 'defaults', 'pypi'."""
+    channel = channel.strip()
+    if not channel or channel == "<unknown>":
+        return ""
+    if "://" in channel:
+        from urllib.parse import urlparse  # here: one call per distinct channel
+
+        parsed = urlparse(channel)
+        parts = [p for p in parsed.path.split("/") if p]
+        if parts and parts[-1].endswith((".conda", ".tar.bz2")):
+            parts.pop()
+        if len(parts) >= 2 and parts[0] == "t":  # token-authenticated anaconda.org URL: /t/<token>/<channel>
+            parts = parts[2:]
+    else:
+        parts = [p for p in channel.split("/") if p]
+    if parts and _SUBDIRS.match(parts[-1]):
+        parts.pop()
+    if "pkgs" in parts[:-1] and parts[parts.index("pkgs") + 1] in _DEFAULTS:
+        return "defaults"
+    if "label" in parts:
+        parts = parts[: parts.index("label")]
+    return parts[-1] if parts else ""
+
+
 def read_folder(folder: str) -> dict[str, Any]:
-    """Every *.json record of a conda-meta folder, in file-name order (as pathlib sorts them)."""
+    """Every *.json record of a conda-meta folder, in file-name order (as pathlib sorts them), as
+    [name, version, build, short channel]: what the conda probe keeps (the channel as conda shows
+    it: thousands of records name a few channels, and their full URLs were most of the output)."""
     try:
         with os.scandir(folder) as entries:
             names = [e.name for e in entries if e.name.endswith(".json") and e.name != ".json"]
@@ -186,7 +219,8 @@ def read_folder(folder: str) -> dict[str, Any]:
     try:
         for name in names:
             try:
-                records.append([name, *_fields_of(folder, name, folder_fd)])
+                package, version, build, channel = _fields_of(folder, name, folder_fd)
+                records.append([package, version, build, short_channel(channel)])
             except (OSError, ValueError, UnicodeDecodeError):
                 unreadable.append(name)
     finally:

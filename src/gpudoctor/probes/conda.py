@@ -8,14 +8,13 @@ env that the target does not belong to (a venv on top of it) is reported with is
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from gpudoctor import conda_meta, lazy_re
+from gpudoctor import conda_meta
+from gpudoctor.conda_meta import short_channel
 from gpudoctor.facts import CondaFacts, CondaPackage
 from gpudoctor.prestart import conda_child
 from gpudoctor.probes.base import Description, Mark, Probe, ProbeContext, ProbeUnavailable, load_json
@@ -25,8 +24,6 @@ from gpudoctor.runner import which
 CONDA_LIST_TIMEOUT = 12.0
 CONDA_META_TIMEOUT = 30.0
 MAX_SCRIPT_BYTES = 65536
-_SUBDIRS = lazy_re.compile(r"^(noarch|(linux|osx|win|freebsd|emscripten|wasi|zos)-[a-z0-9_]+)$")
-_DEFAULTS = {"main", "r", "free", "msys2", "pro", "mro", "mro-archive"}
 _SHOWN = (
     "cudatoolkit",
     "cuda-version",
@@ -39,30 +36,6 @@ _SHOWN = (
 )
 
 
-@functools.lru_cache(maxsize=1024)  # a few channels, thousands of records
-def short_channel(channel: str) -> str:
-    """A channel URL or name as conda shows it: 'conda-forge', 'pytorch', 'nvidia', 'defaults', 'pypi'."""
-    channel = channel.strip()
-    if not channel or channel == "<unknown>":
-        return ""
-    if "://" in channel:
-        parsed = urlparse(channel)
-        parts = [p for p in parsed.path.split("/") if p]
-        if parts and parts[-1].endswith((".conda", ".tar.bz2")):
-            parts.pop()
-        if len(parts) >= 2 and parts[0] == "t":  # token-authenticated anaconda.org URL: /t/<token>/<channel>
-            parts = parts[2:]
-    else:
-        parts = [p for p in channel.split("/") if p]
-    if parts and _SUBDIRS.match(parts[-1]):
-        parts.pop()
-    if "pkgs" in parts[:-1] and parts[parts.index("pkgs") + 1] in _DEFAULTS:
-        return "defaults"
-    if "label" in parts:
-        parts = parts[: parts.index("label")]
-    return parts[-1] if parts else ""
-
-
 def parse_record(text: str) -> CondaPackage:
     """One conda-meta/*.json record. Raises ValueError on anything that is not a package record."""
     return _package(*conda_meta.record_fields(text))
@@ -70,6 +43,11 @@ def parse_record(text: str) -> CondaPackage:
 
 def _package(name: str, version: str, build: str, channel: str) -> CondaPackage:
     return CondaPackage(name=name, version=version, build=build, channel=short_channel(channel))
+
+
+def _read_package(name: str, version: str, build: str, channel: str) -> CondaPackage:
+    """A row of `conda_meta.read_folder`: its channel is already short."""
+    return CondaPackage(name=name, version=version, build=build, channel=channel)
 
 
 def parse_conda_list(text: str) -> tuple[CondaPackage, ...]:
@@ -106,7 +84,7 @@ def collect(ctx: ProbeContext) -> CondaFacts:
     listing = _records(ctx, meta)
     if "error" not in listing:
         source = "conda-meta"
-        packages = tuple(_package(*record[1:]) for record in listing["records"])
+        packages = tuple(_read_package(*record) for record in listing["records"])
         unreadable.extend(listing["unreadable"])
     elif not meta.exists() and not conda_exe:
         raise ProbeUnavailable(f"not a conda environment ({prefix} has no conda-meta)")
@@ -160,7 +138,7 @@ def _well_formed(answer: dict[str, Any]) -> bool:
     return (
         isinstance(records, list)
         and isinstance(unreadable, list)
-        and all(isinstance(r, list) and len(r) == 5 and all(isinstance(v, str) for v in r) for r in records)
+        and all(isinstance(r, list) and len(r) == 4 and all(isinstance(v, str) for v in r) for r in records)
         and all(isinstance(u, str) for u in unreadable)
     )
 

@@ -87,7 +87,7 @@ def _headers(text, keys=None):
     """The header block of a METADATA / PKG-INFO file: {lowercased key: [values]} (only `keys`, when given)."""
     headers = {}
     key = None
-    initials = None if keys is None else set(k[:1] for k in keys) | set(k[:1].upper() for k in keys)
+    initials = None if keys is None else {k[:1] for k in keys} | {k[:1].upper() for k in keys}
     for line in text.splitlines():
         if not line or line.isspace():
             break
