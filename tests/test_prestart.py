@@ -15,7 +15,7 @@ from gpudoctor import entry, prestart, runner
 from gpudoctor.probes import driver, jax, tensorflow, torch
 from gpudoctor.probes.base import ProbeUnavailable
 from gpudoctor.runner import CommandResult
-from tests.conftest import make_ctx
+from tests.conftest import load_child, make_ctx
 from tests.standins import install_standin, make_venv, site_packages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,3 +168,19 @@ def test_only_a_live_check_or_collect_starts_early() -> None:
         ["check", "--python"],
     ):
         assert entry.probing_options(argv) is None, argv
+
+
+def test_names_are_canonicalised_as_packaging_does_here_and_in_the_children() -> None:
+    """prestart's and the children's str.replace canonicalisation against packaging's regex."""
+    import random
+
+    from packaging.utils import canonicalize_name
+
+    survey = load_child("python")
+    rng = random.Random(7)
+    names = ["", "-", "a--b", "A_B.c", "Tensorflow_GPU", "nvidia_cudnn_cu12", "x.-_y", "_a_", "İnfo"]
+    names += ["".join(rng.choice("aZ9-_.") for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    for name in names:
+        expected = str(canonicalize_name(name))
+        assert prestart.canonical(name) == expected, name
+        assert survey.canonical(name) == expected, name
