@@ -158,7 +158,8 @@ def run(options: CheckOptions) -> int:
         origin = pipeline.Origin(kind="replay", path=str(options.facts_file))
     else:
         matrix_loader = Background(lambda: pipeline.load_matrix(options.matrix_file))  # while probes run
-        Background(pipeline.warm_up)
+        formats = (delivery.fmt, "text", *(("json",) if options.save_facts else ()))
+        Background(lambda: pipeline.warm_up(formats))
         facts = gather(options.python, options.timeout)
         matrix = matrix_loader.result()
         origin = pipeline.Origin()

@@ -286,8 +286,14 @@ def shared(run: Run, identity: Identity | None = None) -> Run:
     return dataclasses.replace(run, report=report)
 
 
-def warm_up() -> None:
-    """Import rules and renderers; the CLI runs it in a thread while the probes wait on children."""
-    import gpudoctor.engine
-    import gpudoctor.render.json
-    import gpudoctor.render.text  # noqa: F401
+def warm_up(formats: Collection[str] = ("text",)) -> None:
+    """Import the rules and these formats' renderers; the CLI runs it in a thread while the probes
+    wait on children (a renderer not named here is imported when it is used)."""
+    import importlib
+
+    import gpudoctor.engine  # noqa: F401
+    from gpudoctor.render import FORMATS
+
+    for name in dict.fromkeys(formats):
+        if name in FORMATS:
+            importlib.import_module(FORMATS[name].module)
