@@ -33,6 +33,7 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     install_standin(site, "requests", "2.32.0", "requests", "")
     install_standin(site, "speechmetrics", "1.0.0", requires=["numpy", "tensorflow_gpu>=2.0"])
     install_standin(site, "keras", "2.15.0", installer="conda")
+    install_standin(site, "tensorflow_estimator", "2.15.0")  # the wheel's own folder name
     (site / "broken_nometa-1.0.dist-info").mkdir()
     garbage = site / "garbage-1.0.dist-info"
     garbage.mkdir()
@@ -73,6 +74,7 @@ def test_keeps_only_gpu_relevant_distributions_with_canonical_names(facts: Pytho
         "cupy-cuda12x",
         "speechmetrics",  # kept because it requires tensorflow-gpu (case C11)
         "keras",
+        "tensorflow-estimator",  # tf.estimator of TensorFlow 1.13-2.15 (GD813)
     }
     assert [d.name for d in facts.distributions] == sorted(dists)
     tf = dists["tensorflow"]

@@ -1,6 +1,6 @@
-"""GD804–GD809, GD812: the rest of the Python stack around the GPU frameworks — two builds of one
-framework, NumPy's ABI, Keras beside TensorFlow, and the GPU routes that are not CUDA (PyTorch MPS,
-tensorflow-metal, DirectML).
+"""GD804–GD809, GD812, GD813: the rest of the Python stack around the GPU frameworks — two builds of
+one framework, NumPy's ABI, Keras and tensorflow-estimator beside TensorFlow, and the GPU routes that
+are not CUDA (PyTorch MPS, tensorflow-metal, DirectML).
 
 Each rule reads what the environment says about itself first: which distribution's file `import
 tensorflow` really loads, a plugin's own Requires-Dist, the framework's own error text.
@@ -662,3 +662,51 @@ def keras_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
                 ctx.fix("Or use Keras 3 and unset TF_USE_LEGACY_KERAS", "unset TF_USE_LEGACY_KERAS"),
             ),
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# GD813: the tensorflow-estimator TensorFlow's tf.estimator loads
+
+ESTIMATOR_SPLIT = Version("1.13")  # from TensorFlow 1.13, tf.estimator is tensorflow-estimator
+ESTIMATOR_GONE = Version("2.16")  # TensorFlow 2.16 removed tf.estimator
+
+
+@rule(
+    "GD813",
+    "The installed tensorflow-estimator is the release of the installed TensorFlow",
+    needs=("python",),
+    problem="The installed tensorflow-estimator is not the release this TensorFlow's tf.estimator needs",
+    part="python",
+)
+def estimator_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
+    tf = _tensorflow_dist(ctx)
+    tf_version = version_of(tf.version) if tf else None
+    estimator = ctx.distribution("tensorflow-estimator")
+    estimator_version = version_of(estimator.version) if estimator else None
+    if tf is None or tf_version is None or estimator is None or estimator_version is None:
+        return
+    if not ESTIMATOR_SPLIT <= Version(tf_version.base_version) < ESTIMATOR_GONE:
+        return  # before 1.13 it was inside TensorFlow; from 2.16 there is no tf.estimator to break
+    if estimator_version.release[:2] == tf_version.release[:2]:
+        return
+    series = f"{tf_version.major}.{tf_version.minor}"
+    yield Verdict(
+        severity=Severity.WARNING,
+        message=f"{tf.name} {tf.version} needs tensorflow-estimator {series}.x for tf.estimator, but "
+        f"tensorflow-estimator {estimator.version} is installed: `tf.estimator`, and packages built on it "
+        "(tensorflowjs, tensorflow-hub's estimator helpers), fail to load",
+        why=(
+            "tf.estimator is not part of TensorFlow's wheel: from TensorFlow 1.13 to 2.15 it is the "
+            "`tensorflow-estimator` release of TensorFlow's own minor, loaded the first time tf.estimator is "
+            "used. TensorFlow 2.6.0 declared `tensorflow-estimator~=2.6`, which pip also meets with 2.7 "
+            "(tensorflow/tensorflow#52883); later releases pin the minor, but another package can still "
+            "upgrade it, and pip only warns."
+        ),
+        seen=(f"{tf.name}=={tf.version}", f"tensorflow-estimator=={estimator.version}"),
+        fixes=(
+            ctx.fix(
+                f"Install the tensorflow-estimator release of TensorFlow {series}",
+                ctx.pip_install(f"tensorflow-estimator=={series}.*"),
+            ),
+        ),
+    )

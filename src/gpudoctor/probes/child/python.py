@@ -27,6 +27,7 @@ EXACT = {
     "tf-nightly-cpu",
     "tf-keras",
     "keras",
+    "tensorflow-estimator",
     "torch",
     "torchvision",
     "torchaudio",
