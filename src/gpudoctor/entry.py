@@ -16,6 +16,7 @@ first, and the interpreter's teardown (freeing every module and object) is skipp
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ def probing_options(argv: Sequence[str]) -> tuple[str | None, float] | None:
 
 
 def main() -> None:
+    _stand_in_for_closed_streams()
     _leave_at_once_on_signals()  # until the runner's handlers are in place
     from gpudoctor.runner import exit_cleanly_on_signals
 
@@ -96,6 +98,40 @@ def main() -> None:
     except SystemExit as exc:
         code = exc.code
     leave(code)
+
+
+class _ClosedStream(io.TextIOBase):
+    """Stands for a standard stream that was closed before gpudoctor started (`gpudoctor check >&-`),
+    which Python leaves as None: writing to stdout fails with one line on stderr and exit 2, whoever
+    writes (the report, typer's --help), and writing to a closed stderr, where no one reads, does nothing."""
+
+    def __init__(self, *, fail: bool) -> None:
+        super().__init__()
+        self._fail = fail
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if self._fail:
+            from gpudoctor.output import OutputError
+
+            raise OutputError("cannot write to standard output: it was closed when gpudoctor started")
+        return len(text)
+
+
+def _stand_in_for_closed_streams() -> None:
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream(fail=True)
+    if sys.stderr is None:
+        sys.stderr = _ClosedStream(fail=False)
 
 
 def _leave_at_once_on_signals() -> None:

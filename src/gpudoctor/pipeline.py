@@ -116,7 +116,13 @@ def gather(
         if only is None and early.matches(python, timeout):
             return early.result(on_done)
         early.result(None)  # let it finish first: its end ends every child of this process
-    return _gather_now(python, timeout, on_done, env=dict(os.environ), cwd=str(Path.cwd()), only=only)
+    try:
+        cwd = str(Path.cwd())
+    except OSError as exc:  # deleted, or no longer reachable: the children could not start there
+        raise UsageError(
+            "the working directory no longer exists: cd to a folder that does and run gpudoctor again"
+        ) from exc
+    return _gather_now(python, timeout, on_done, env=dict(os.environ), cwd=cwd, only=only)
 
 
 def _gather_now(
