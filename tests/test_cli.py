@@ -17,12 +17,14 @@ from tests.conftest import modules_imported_by
 
 
 def gpudoctor(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, sh_line: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`python -m gpudoctor ARGS`; with `sh_line`, a /bin/sh command line that ends by exec'ing it as "$@"."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **(env or {})}
     full_env.pop("GPUDOCTOR_DEBUG", None)
+    argv = [sys.executable, "-m", "gpudoctor", *args]
     return subprocess.run(
-        [sys.executable, "-m", "gpudoctor", *args],
+        ["/bin/sh", "-c", sh_line, "sh", *argv] if sh_line else argv,
         capture_output=True,
         text=True,
         timeout=120,
@@ -289,27 +291,11 @@ def test_redaction_keeps_paths_usable() -> None:
     assert redact("C:\\Users\\ana\\venv", home="C:\\Users\\ana") == "~\\venv"
 
 
-def _closed(stream: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`gpudoctor ARGS` with stdout (1) or stderr (2) closed before it starts, as `>&-` does."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    env.pop("GPUDOCTOR_DEBUG", None)
-    argv = [sys.executable, "-m", "gpudoctor", *args]
-    return subprocess.run(
-        ["/bin/sh", "-c", f'exec "$@" {stream}>&-', "sh", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell redirection")
 def test_a_closed_stdout_is_one_line_and_exit_2_whoever_writes(tmp_path: Path) -> None:
     facts = write_facts(tmp_path / "facts.json", HEALTHY)
     for args in (("check", "--facts", str(facts)), ("explain", "GD101"), ("--help",)):
-        done = _closed(1, *args, cwd=tmp_path)
+        done = gpudoctor(*args, cwd=tmp_path, sh_line='exec "$@" >&-')
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr == (
             "gpudoctor: error: cannot write to standard output: it was closed when gpudoctor started\n"
@@ -319,7 +305,7 @@ def test_a_closed_stdout_is_one_line_and_exit_2_whoever_writes(tmp_path: Path) -
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell redirection")
 def test_a_closed_stderr_still_gives_the_report_and_its_exit_code(tmp_path: Path) -> None:
     facts = write_facts(tmp_path / "facts.json", HEALTHY)
-    done = _closed(2, "check", "--facts", str(facts), cwd=tmp_path)
+    done = gpudoctor("check", "--facts", str(facts), cwd=tmp_path, sh_line='exec "$@" 2>&-')
     assert done.returncode == 0 and done.stderr == ""
     assert "No errors" in done.stdout
 
@@ -329,19 +315,7 @@ def test_a_deleted_working_directory_is_a_usage_error_not_an_internal_one(tmp_pa
     for args in (("check",), ("collect",)):
         gone = tmp_path / args[0]
         gone.mkdir()
-        script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
-        done = subprocess.run(
-            ["/bin/sh", "-c", script, "sh", sys.executable, "-m", "gpudoctor", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={
-                **os.environ,
-                "NO_COLOR": "1",
-                "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
-            },
-            check=False,
-        )
+        done = gpudoctor(*args, sh_line=f'cd "{gone}" && rmdir "{gone}" && exec "$@"')
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.endswith(
             "gpudoctor: error: the working directory no longer exists: cd to a folder that does and run "
