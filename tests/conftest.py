@@ -15,8 +15,8 @@ import stat
 import subprocess
 import sys
 import types
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ import pytest
 from gpudoctor.facts import TargetFacts
 from gpudoctor.prestart import script_source
 from gpudoctor.probes.base import ProbeContext
-from gpudoctor.runner import SubprocessRunner
+from gpudoctor.runner import CommandResult, SubprocessRunner
 
 # The matrix cache (gpudoctor/matrix_cache.py) goes to a folder of this test session, never the
 # user's ~/.cache; tests of the cache itself point GPUDOCTOR_CACHE_DIR elsewhere.
@@ -35,6 +35,26 @@ if "GPUDOCTOR_CACHE_DIR" not in os.environ:
 
 OUTPUTS = Path(__file__).parent / "outputs"
 MACHINES = Path(__file__).parent / "machines"
+
+
+class RecordingRunner:
+    """A runner that records each call, (argv, env, cwd), and answers every program with one result
+    (by default: exited 1, printed nothing)."""
+
+    def __init__(self, result: CommandResult | None = None) -> None:
+        self.result = result or CommandResult(argv=(), returncode=1)
+        self.asked: list[tuple[tuple[str, ...], dict[str, str] | None, str | None]] = []
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> CommandResult:
+        self.asked.append((tuple(argv), dict(env) if env is not None else None, cwd))
+        return replace(self.result, argv=tuple(argv))
 
 
 def write_executable(

@@ -8,14 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gpudoctor import entry, prestart, runner
 from gpudoctor.probes import driver, jax, tensorflow, torch
 from gpudoctor.probes.base import ProbeUnavailable
-from gpudoctor.runner import CommandResult
-from tests.conftest import load_child, make_ctx
+from tests.conftest import RecordingRunner, load_child, make_ctx
 from tests.standins import install_standin, make_venv, site_packages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,27 +37,16 @@ def test_the_prestarted_framework_children_are_the_ones_the_probes_run(tmp_path:
     python = make_venv(tmp_path)
     for name in ("tensorflow", "torch", "jax"):
         install_standin(site_packages(python), name, "1.0", name, "")
-    asked: dict[str, tuple[tuple[str, ...], dict[str, str] | None, str | None]] = {}
     scripts = {prestart.script_source(name): name for name in ("tensorflow", "torch", "jax")}
-
-    class Recording:
-        def run(
-            self,
-            argv: Sequence[str],
-            *,
-            timeout: float,
-            env: Mapping[str, str] | None = None,
-            cwd: str | None = None,
-        ) -> CommandResult:
-            if len(argv) > 2 and argv[2] in scripts:
-                asked[scripts[argv[2]]] = (tuple(argv), dict(env) if env is not None else None, cwd)
-            return CommandResult(argv=tuple(argv), returncode=1)
-
+    recording = RecordingRunner()
     env = {"PATH": os.defpath, "PYTHONPATH": "/abs"}
-    ctx = dataclasses.replace(make_ctx(python=str(python), env=env, cwd=tmp_path), runner=Recording())
+    ctx = dataclasses.replace(make_ctx(python=str(python), env=env, cwd=tmp_path), runner=recording)
     for probe in (tensorflow, torch, jax):
         with contextlib.suppress(ProbeUnavailable):
             probe.collect(ctx)
+    asked = {
+        scripts[call[0][2]]: call for call in recording.asked if len(call[0]) > 2 and call[0][2] in scripts
+    }
     started = {
         name: ((str(python), "-c", prestart.script_source(name)), child, str(tmp_path))
         for name, child in prestart.frameworks(str(python), ctx.env)
@@ -69,25 +56,12 @@ def test_the_prestarted_framework_children_are_the_ones_the_probes_run(tmp_path:
 
 
 def test_the_prestarted_nvml_query_is_the_one_the_driver_probe_runs() -> None:
-    asked: list[tuple[tuple[str, ...], dict[str, str] | None, str | None]] = []
-
-    class Recording:
-        def run(
-            self,
-            argv: Sequence[str],
-            *,
-            timeout: float,
-            env: Mapping[str, str] | None = None,
-            cwd: str | None = None,
-        ) -> CommandResult:
-            asked.append((tuple(argv), dict(env) if env is not None else None, cwd))
-            return CommandResult(argv=tuple(argv), returncode=1)
-
+    recording = RecordingRunner()
     env = {"PATH": os.defpath, "PYTHONPATH": "/abs", "PYTHONHOME": "/x", "CUDA_VISIBLE_DEVICES": "0"}
-    ctx = dataclasses.replace(make_ctx(env=env, system="Linux"), runner=Recording())
+    ctx = dataclasses.replace(make_ctx(env=env, system="Linux"), runner=recording)
     driver.collect(ctx)
     argv, child = prestart.nvml_child(ctx.env)
-    assert asked[0] == (argv, child, None)  # what prestart.start starts (cwd: none given)
+    assert recording.asked[0] == (argv, child, None)  # what prestart.start starts (cwd: none given)
     assert argv[:3] == (sys.executable, "-I", "-c") and "def query" in argv[3]
     assert not any(k.startswith("PYTHON") for k in child) and child["CUDA_VISIBLE_DEVICES"] == "0"
 

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from gpudoctor.probes import conda
 from gpudoctor.probes.base import ProbeUnavailable
 from gpudoctor.probes.child_process import parse_marker
 from gpudoctor.runner import CommandResult
-from tests.conftest import OUTPUTS, FakeCall, FakeProgram, fake_program, make_ctx
+from tests.conftest import OUTPUTS, FakeCall, FakeProgram, RecordingRunner, fake_program, make_ctx
 
 RECORDS: list[dict[str, object]] = [
     {
@@ -300,25 +299,6 @@ def test_a_record_in_condas_layout_reads_as_the_full_decoder_reads_it(change: di
         assert conda_meta.used_fields(text) is not None  # the quick path was taken
 
 
-class _Answering:
-    """A runner that records what it was asked and answers every program with one result."""
-
-    def __init__(self, result: CommandResult) -> None:
-        self.result = result
-        self.asked: list[tuple[tuple[str, ...], dict[str, str] | None]] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-    ) -> CommandResult:
-        self.asked.append((tuple(argv), dict(env) if env is not None else None))
-        return dataclasses.replace(self.result, argv=tuple(argv))
-
-
 def _conda_python(prefix: Path) -> str:
     (prefix / "bin").mkdir(parents=True, exist_ok=True)
     return str(prefix / "bin" / "python")
@@ -330,7 +310,7 @@ def test_the_records_are_read_by_the_child_prestart_starts(tmp_path: Path) -> No
     python = _conda_python(prefix)
     env = {"PATH": os.defpath, "PYTHONPATH": "/abs"}
     answer = {"records": [["cudnn", "9.1.0", "h1_0", "conda-forge"]], "unreadable": ["bad.json"]}
-    answering = _Answering(
+    answering = RecordingRunner(
         CommandResult(argv=(), returncode=0, stdout="@@GPUDOCTOR@@ " + json.dumps(answer) + "\n")
     )
     ctx = dataclasses.replace(make_ctx(python=python, env=env, system="Linux"), runner=answering)
@@ -341,7 +321,7 @@ def test_the_records_are_read_by_the_child_prestart_starts(tmp_path: Path) -> No
     assert facts.unreadable == ("bad.json",)
     chosen = conda_meta.choose_prefix(python, ctx.env, windows=False)
     assert chosen == (str(prefix), True)
-    assert answering.asked[0] == prestart.conda_child(str(prefix / "conda-meta"), ctx.env)
+    assert answering.asked[0] == (*prestart.conda_child(str(prefix / "conda-meta"), ctx.env), None)
     assert "PYTHONPATH" not in (answering.asked[0][1] or {})
 
 
@@ -351,7 +331,7 @@ def test_the_records_are_read_by_the_child_prestart_starts(tmp_path: Path) -> No
 def test_a_child_without_a_usable_answer_means_the_records_are_read_here(tmp_path: Path, stdout: str) -> None:
     prefix = make_prefix(tmp_path / "env")
     expected = conda.collect(make_ctx(python=_conda_python(prefix), system="Linux"))
-    answering = _Answering(CommandResult(argv=(), returncode=0, stdout=stdout))
+    answering = RecordingRunner(CommandResult(argv=(), returncode=0, stdout=stdout))
     ctx = dataclasses.replace(make_ctx(python=_conda_python(prefix), system="Linux"), runner=answering)
     assert conda.collect(ctx) == expected
     assert len(expected.packages) == len(RECORDS) and answering.asked
