@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from gpudoctor.render import RenderOptions, renderer
 from gpudoctor.render import text as text_renderer
@@ -18,18 +17,6 @@ from gpudoctor.serde import to_data
 from tests.conftest import modules_imported_by
 from tests.test_golden import _run
 from tests.test_machines import load_machine, machine_files
-
-
-def _rich_screen(stream: io.TextIOBase) -> Screen:
-    """What rich itself detects for the stream (Screen.of before it learnt to skip rich)."""
-    console = Console(file=stream, highlight=False)  # type: ignore[arg-type]
-    return Screen(
-        width=console.width,
-        terminal=console.is_terminal,
-        color_system=console.color_system,
-        no_color=console.no_color,
-        encoding=console.encoding,
-    )
 
 
 @pytest.mark.parametrize(
@@ -63,7 +50,7 @@ def test_a_piped_screen_is_what_rich_detects(
         (tmp_path / "f").open("w", encoding=encoding) as file,
     ):
         for stream in (pipe, file, io.StringIO()):
-            assert Screen.of(stream) == _rich_screen(stream)
+            assert Screen.of(stream) == Screen.as_rich_sees(stream)
             if not {"FORCE_COLOR", "TTY_COMPATIBLE"} & set(env) and sys.platform != "win32":
                 assert _plain_screen(stream) is not None  # decided without rich
 

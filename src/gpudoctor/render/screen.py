@@ -46,8 +46,11 @@ class Screen:
         """What rich detects for a stream (stdout by default): terminal or not, width, colour."""
         stream = stream or sys.stdout
         plain = _plain_screen(stream)
-        if plain is not None:
-            return plain
+        return plain if plain is not None else cls.as_rich_sees(stream)
+
+    @classmethod
+    def as_rich_sees(cls, stream: TextIO) -> Screen:
+        """What rich's own Console detects for the stream (imports rich)."""
         from rich.console import Console
 
         console = Console(file=stream, highlight=False)
