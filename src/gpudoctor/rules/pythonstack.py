@@ -557,8 +557,11 @@ KERAS_SPLIT = Version("2.6")  # from TensorFlow 2.6, tf.keras is the separate `k
 KERAS_3 = Version("2.16")  # from TensorFlow 2.16, tf.keras is Keras 3; Keras 2 is `tf-keras`
 
 
-def _tensorflow_dist(ctx: RuleContext) -> Distribution | None:
-    return next((d for d in (ctx.distribution(n) for n in TENSORFLOW) if d is not None and d.version), None)
+def _tensorflow_release(ctx: RuleContext) -> tuple[Distribution, Version] | None:
+    """The installed TensorFlow distribution (any build) and its version, when it has a readable one."""
+    tf = next((d for d in (ctx.distribution(n) for n in TENSORFLOW) if d is not None and d.version), None)
+    version = version_of(tf.version) if tf else None
+    return (tf, version) if tf is not None and version is not None else None
 
 
 @rule(
@@ -569,10 +572,10 @@ def _tensorflow_dist(ctx: RuleContext) -> Distribution | None:
     part="python",
 )
 def keras_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
-    tf = _tensorflow_dist(ctx)
-    tf_version = version_of(tf.version) if tf else None
-    if tf is None or tf_version is None or tf_version.release[:2] < KERAS_SPLIT.release:
+    found = _tensorflow_release(ctx)
+    if found is None or found[1].release[:2] < KERAS_SPLIT.release:
         return
+    tf, tf_version = found
     series = f"{tf_version.major}.{tf_version.minor}"
     keras, tf_keras = ctx.distribution("keras"), ctx.distribution("tf-keras")
     keras_version = version_of(keras.version) if keras else None
@@ -679,13 +682,13 @@ ESTIMATOR_GONE = Version("2.16")  # TensorFlow 2.16 removed tf.estimator
     part="python",
 )
 def estimator_for_tensorflow(ctx: RuleContext) -> Iterator[Verdict]:
-    tf = _tensorflow_dist(ctx)
-    tf_version = version_of(tf.version) if tf else None
+    found = _tensorflow_release(ctx)
     estimator = ctx.distribution("tensorflow-estimator")
     estimator_version = version_of(estimator.version) if estimator else None
-    if tf is None or tf_version is None or estimator is None or estimator_version is None:
+    if found is None or estimator is None or estimator_version is None:
         return
-    if not ESTIMATOR_SPLIT <= Version(tf_version.base_version) < ESTIMATOR_GONE:
+    tf, tf_version = found
+    if not ESTIMATOR_SPLIT.release <= tf_version.release[:2] < ESTIMATOR_GONE.release:
         return  # before 1.13 it was inside TensorFlow; from 2.16 there is no tf.estimator to break
     if estimator_version.release[:2] == tf_version.release[:2]:
         return
