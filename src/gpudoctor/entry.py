@@ -20,6 +20,10 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpudoctor.checking import CheckOptions
 
 # Options of `collect` that take a value, and those that do not (keep in step with
 # commands/collect.py; an option missing here only means no early start). `check` is read by
@@ -33,8 +37,12 @@ def probing_options(argv: Sequence[str]) -> tuple[str | None, float] | None:
     """(--python, --timeout) of a live `check`/`collect` command line; None for anything else."""
     from gpudoctor.checking import options_from_argv
 
+    return _probing(argv, options_from_argv(argv))
+
+
+def _probing(argv: Sequence[str], check: CheckOptions | None) -> tuple[str | None, float] | None:
+    """`probing_options`, given what `checking.options_from_argv` read from the same argv."""
     if argv[:1] == ["check"]:
-        check = options_from_argv(argv)
         if check is None or check.facts_file is not None:  # a replay probes nothing
             return None
         return check.python, check.timeout
@@ -70,7 +78,11 @@ def main() -> None:
 
     exit_cleanly_on_signals()
     try:  # a Ctrl-C while the children start leaves the same way as any other exit
-        options = probing_options(sys.argv[1:])
+        from gpudoctor.checking import options_from_argv
+
+        argv = sys.argv[1:]
+        check = options_from_argv(argv)  # None unless a plain `gpudoctor check`
+        options = _probing(argv, check)
         if options is not None:
             from gpudoctor import prestart
 
@@ -82,9 +94,6 @@ def main() -> None:
             from gpudoctor import pipeline
 
             pipeline.start_early(*options)
-        from gpudoctor.checking import options_from_argv
-
-        check = options_from_argv(sys.argv[1:])
         if check is not None:  # a plain `gpudoctor check`: run without loading typer
             from gpudoctor.checking import run
             from gpudoctor.guard import guarded
